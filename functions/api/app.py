@@ -1,0 +1,201 @@
+"""The HTTP API: goals for API clients, approval pages for approvers, and the OpenAPI document."""
+
+from typing import Annotated, Any
+from urllib.parse import parse_qs
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.params import Header, Query
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
+from aws_lambda_powertools.utilities.idempotency.exceptions import (
+    IdempotencyAlreadyInProgressError,
+    IdempotencyValidationError,
+)
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import ValidationError
+
+from cartpilot import aws, wiring
+from cartpilot.api_models import DecisionRequest, ErrorBody, GoalAccepted
+from cartpilot.approval_desk import ApprovalDesk, DeskError, LinkParams
+from cartpilot.goal_views import audit_view, goal_view
+from cartpilot.goals import GoalRequest
+from cartpilot.idempotency import persistence_layer
+from cartpilot.intake import GoalIntake, IntakeError
+from cartpilot.ledger import ledger_from_env
+from cartpilot.observability import logger, metrics, tracer
+from cartpilot.pages import render_approval_page
+from cartpilot.settings import settings
+
+app = APIGatewayRestResolver(enable_validation=True)
+app.enable_swagger(path="/_docs", title="CartPilot API", version="1")
+
+_SUBMISSION_CONFIG = IdempotencyConfig(
+    event_key_jmespath="[userId, idempotencyKey]",
+    payload_validation_jmespath="fingerprint",
+    raise_on_no_idempotency_key=True,
+    expires_after_seconds=24 * 3600,
+)
+
+
+def _error(status: int, code: str, message: str) -> Response[dict[str, Any]]:
+    return Response(
+        status_code=status, content_type=content_types.APPLICATION_JSON, body={"error": {"code": code, "message": message}}
+    )
+
+
+@app.exception_handler(RequestValidationError)
+def _invalid_request(exc: RequestValidationError) -> Response[dict[str, Any]]:
+    problems = "; ".join(
+        f"{'.'.join(str(part) for part in error.get('loc', ()))}: {error.get('msg')}" for error in exc.errors()
+    )
+    return _error(422, "INVALID_REQUEST", problems or "the request is not valid")
+
+
+def _intake() -> GoalIntake:
+    arn = settings().state_machine_arn or ""
+    return GoalIntake(
+        ledger=ledger_from_env(), sfn=aws.stepfunctions(), state_machine_arn=arn, brand=wiring.brand(), users=wiring.users()
+    )
+
+
+def _json_response(description: str, model: type) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"model": model}}}
+
+
+@app.post(
+    "/goals",
+    responses={
+        202: _json_response("The goal was accepted; its order flow has started", GoalAccepted),
+        400: _json_response("The Idempotency-Key header is missing", ErrorBody),
+        422: _json_response("The body is invalid, or the key was used with another body", ErrorBody),
+    },
+)
+@tracer.capture_method
+def submit_goal(
+    request: GoalRequest, idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None
+) -> Response[dict[str, Any]]:
+    if not idempotency_key or len(idempotency_key) > 255:
+        return _error(400, "IDEMPOTENCY_KEY_REQUIRED", "send an Idempotency-Key header (1-255 characters)")
+
+    @idempotent_function(
+        data_keyword_argument="submission", persistence_store=persistence_layer("goal-submission"), config=_SUBMISSION_CONFIG
+    )
+    def submit_once(submission: dict[str, Any]) -> dict[str, Any]:
+        return _intake().submit(GoalRequest.model_validate(submission["request"]), submission["idempotencyKey"])
+
+    submission = {
+        "userId": request.userId,
+        "idempotencyKey": idempotency_key,
+        "fingerprint": request.fingerprint(),
+        "request": request.model_dump(mode="json"),
+    }
+    try:
+        accepted = submit_once(submission=submission)
+    except IdempotencyValidationError:
+        return _error(422, "IDEMPOTENCY_KEY_REUSED", "this Idempotency-Key was used with a different request")
+    except IdempotencyAlreadyInProgressError:
+        return _error(409, "REQUEST_IN_PROGRESS", "a request with this Idempotency-Key is still being processed")
+    except IntakeError as exc:
+        return _error(exc.status, exc.code, exc.message)
+    return Response(status_code=202, content_type=content_types.APPLICATION_JSON, body=accepted)
+
+
+@app.get("/goals/<goal_id>")
+@tracer.capture_method
+def get_goal(goal_id: str) -> Response[dict[str, Any]]:
+    goal = ledger_from_env().store.get(goal_id)
+    if goal is None:
+        return _error(404, "GOAL_NOT_FOUND", f"no goal {goal_id}")
+    return Response(status_code=200, content_type=content_types.APPLICATION_JSON, body=goal_view(goal))
+
+
+@app.get("/goals/<goal_id>/audit")
+@tracer.capture_method
+def get_audit(goal_id: str) -> Response[dict[str, Any]]:
+    ledger = ledger_from_env()
+    goal = ledger.store.get(goal_id)
+    if goal is None:
+        return _error(404, "GOAL_NOT_FOUND", f"no goal {goal_id}")
+    return Response(status_code=200, content_type=content_types.APPLICATION_JSON, body=audit_view(goal, ledger))
+
+
+def _desk() -> ApprovalDesk:
+    return ApprovalDesk(
+        ledger=ledger_from_env(), approvals=wiring.approvals(), keys=wiring.link_keys(), sfn=aws.stepfunctions()
+    )
+
+
+def _page(status: int, html: str) -> Response[str]:
+    return Response(
+        status_code=status,
+        content_type="text/html; charset=utf-8",
+        body=html,
+        headers={
+            "Cache-Control": "no-store",
+            "Referrer-Policy": "no-referrer",
+            "X-Frame-Options": "DENY",
+            "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'",
+        },
+    )
+
+
+def _error_page(exc: DeskError) -> Response[str]:
+    return _page(exc.status, f"<!doctype html><meta charset=utf-8><title>Approval</title><p>{exc.message}</p>")
+
+
+@app.get("/approvals/<approval_id>")
+@tracer.capture_method
+def open_approval(
+    approval_id: str,
+    exp: Annotated[str, Query()] = "",
+    kid: Annotated[str, Query()] = "",
+    sig: Annotated[str, Query()] = "",
+) -> Response[str]:
+    try:
+        view = _desk().open(approval_id, LinkParams(exp=exp, kid=kid, sig=sig))
+    except DeskError as exc:
+        return _error_page(exc)
+    return _page(200, render_approval_page(view, wiring.brand(), action_url=f"{app.current_event.path}"))
+
+
+@app.post("/approvals/<approval_id>")
+@tracer.capture_method
+def decide_approval(approval_id: str) -> Response[str]:
+    event = app.current_event
+    body = event.decoded_body or ""
+    content_type = (event.headers.get("content-type") or event.headers.get("Content-Type") or "").lower()
+    fields: dict[str, Any] = dict(event.query_string_parameters or {})
+    try:
+        if content_type.startswith("application/json"):
+            fields.update(event.json_body or {})
+        else:
+            fields.update({key: values[-1] for key, values in parse_qs(body, keep_blank_values=True).items()})
+        decision = DecisionRequest.model_validate(fields)
+    except (ValidationError, ValueError) as exc:
+        return _error_page(DeskError(422, "INVALID_DECISION", f"send exp, kid, sig and decision=approve|reject ({exc})"))
+    link = LinkParams(exp=decision.exp, kid=decision.kid, sig=decision.sig)
+    desk = _desk()
+    try:
+        view = desk.decide(approval_id, link, decision.decision, decision.phrase)
+    except DeskError as exc:
+        if exc.status == 422:
+            view = desk.open(approval_id, link)
+            return _page(422, render_approval_page(view, wiring.brand(), action_url=event.path, error=exc.message))
+        return _error_page(exc)
+    return _page(200, render_approval_page(view, wiring.brand(), action_url=event.path))
+
+
+@app.get("/openapi.json")
+def openapi_document() -> Response[str]:
+    return Response(
+        status_code=200, content_type=content_types.APPLICATION_JSON, body=app.get_openapi_json_schema(title="CartPilot API", version="1")
+    )
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    _SUBMISSION_CONFIG.register_lambda_context(context)
+    return app.resolve(event, context)

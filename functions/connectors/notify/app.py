@@ -1,0 +1,34 @@
+"""SendReceipt and the Record* states: ends the goal and tells the shopper how."""
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from cartpilot import wiring
+from cartpilot.flow_events import OutcomeEvent
+from cartpilot.goals import GoalStatus
+from cartpilot.ledger import ledger_from_env
+from cartpilot.observability import logger, metrics, tracer
+from cartpilot.outcomes import record_outcome, send_receipt
+
+
+@logger.inject_lambda_context(correlation_id_path="goalId")
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    request = OutcomeEvent.model_validate(event)
+    if request.kind == "receipt":
+        return send_receipt(
+            request.goalId, request.outputs, ledger=ledger_from_env(), notifier=wiring.notifier(), brand=wiring.brand()
+        )
+    status = GoalStatus(request.status or "FAILED")
+    if status is GoalStatus.NEEDS_ATTENTION:
+        metrics.add_metric(name="NeedsAttention", unit="Count", value=1)
+    return record_outcome(
+        request.goalId,
+        status,
+        error=request.error,
+        ledger=ledger_from_env(),
+        notifier=wiring.notifier(),
+        approvals=wiring.approvals(),
+    )

@@ -1,0 +1,19 @@
+"""ConfirmOrder: the orders connector reads the placed order back and checks it."""
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from cartpilot import wiring
+from cartpilot.flow_events import ConnectorEvent
+from cartpilot.ledger import ledger_from_env
+from cartpilot.observability import logger, metrics, tracer
+from cartpilot.outcomes import confirm_order
+
+
+@logger.inject_lambda_context(correlation_id_path="goalId")
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    request = ConnectorEvent.model_validate(event)
+    return confirm_order(request.goalId, request.outputs, ledger=ledger_from_env(), merchant=wiring.merchant())

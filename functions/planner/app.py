@@ -1,0 +1,21 @@
+"""PlanOrder: turns the goal into a concrete plan with read-only merchant lookups."""
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from cartpilot import wiring
+from cartpilot.flow_events import GoalRef
+from cartpilot.ledger import ledger_from_env
+from cartpilot.observability import logger, metrics, tracer
+from cartpilot.planning.service import plan_goal
+
+
+@logger.inject_lambda_context(correlation_id_path="goalId")
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    ref = GoalRef.model_validate(event)
+    return plan_goal(
+        ref.goalId, ledger=ledger_from_env(), planner=wiring.planner(), users=wiring.users(), brand=wiring.brand()
+    )

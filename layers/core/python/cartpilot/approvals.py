@@ -1,0 +1,127 @@
+"""Approvals: a pending question to a human, decided exactly once.
+
+The task token that resumes the order flow is stored only here, server side,
+looked up by approval id; it never appears in a link, a page or a log.
+"""
+
+from __future__ import annotations
+
+import uuid
+from enum import StrEnum
+from typing import Any
+
+from botocore.exceptions import ClientError
+from pydantic import BaseModel, ConfigDict, Field
+
+from cartpilot.money import Money
+from cartpilot.verdicts import Finding, RiskTier
+
+
+class ApprovalStatus(StrEnum):
+    PENDING = "PENDING"
+    APPROVED = "APPROVED"
+    REJECTED = "REJECTED"
+    EXPIRED = "EXPIRED"
+
+
+class Approval(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    approvalId: str
+    goalId: str
+    planId: str
+    planHash: str
+    tier: RiskTier
+    approver: str
+    total: Money
+    expiresAt: int = Field(description="Epoch seconds after which the link no longer works")
+    status: ApprovalStatus = ApprovalStatus.PENDING
+    reasons: list[Finding] = []
+    createdAt: str
+    decidedAt: str | None = None
+    decidedBy: str | None = None
+
+
+class AlreadyDecided(RuntimeError):
+    def __init__(self, approval: Approval) -> None:
+        super().__init__(f"approval {approval.approvalId} is already {approval.status.value}")
+        self.approval = approval
+
+
+def new_approval_id() -> str:
+    return f"a-{uuid.uuid4().hex}"
+
+
+def confirmation_phrase(total: Money) -> str:
+    """What a strong-tier approver types, e.g. ``CONFIRM BUY 2499.00 CNY``."""
+    return f"CONFIRM BUY {total.format()}"
+
+
+def _key(approval_id: str) -> dict[str, str]:
+    return {"pk": f"APPROVAL#{approval_id}"}
+
+
+class ApprovalStore:
+    """Approval items in the goals table, next to their goal."""
+
+    def __init__(self, table: Any) -> None:
+        self._table = table
+
+    def create(self, approval: Approval, task_token: str) -> None:
+        item = {
+            **_key(approval.approvalId),
+            "doc": approval.model_dump_json(),
+            "status": approval.status.value,
+            "taskToken": task_token,
+            "expiresAt": approval.expiresAt,
+        }
+        self._table.put_item(Item=item, ConditionExpression="attribute_not_exists(pk)")
+
+    def get(self, approval_id: str) -> Approval | None:
+        item = self._table.get_item(Key=_key(approval_id), ConsistentRead=True).get("Item")
+        return _to_approval(item) if item else None
+
+    def task_token(self, approval_id: str) -> str:
+        item = self._table.get_item(Key=_key(approval_id), ConsistentRead=True, ProjectionExpression="taskToken")
+        return str(item["Item"]["taskToken"])
+
+    def decide(self, approval_id: str, status: ApprovalStatus, *, decided_at: str, decided_by: str) -> Approval:
+        """Records the decision if, and only if, none was recorded before (a conditional write)."""
+        current = self.get(approval_id)
+        if current is None:
+            raise LookupError(approval_id)
+        decided = current.model_copy(update={"status": status, "decidedAt": decided_at, "decidedBy": decided_by})
+        try:
+            self._table.update_item(
+                Key=_key(approval_id),
+                UpdateExpression="SET #status = :to, doc = :doc",
+                ConditionExpression="#status = :pending",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={
+                    ":to": status.value,
+                    ":doc": decided.model_dump_json(),
+                    ":pending": ApprovalStatus.PENDING.value,
+                },
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                raise AlreadyDecided(self.get(approval_id) or current) from exc
+            raise
+        return decided
+
+    def mark_expired(self, approval_id: str, *, decided_at: str) -> None:
+        """After the flow has stopped waiting: whatever was recorded, the link is dead."""
+        current = self.get(approval_id)
+        if current is None:
+            return
+        expired = current.model_copy(update={"status": ApprovalStatus.EXPIRED, "decidedAt": decided_at})
+        self._table.update_item(
+            Key=_key(approval_id),
+            UpdateExpression="SET #status = :to, doc = :doc",
+            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeValues={":to": ApprovalStatus.EXPIRED.value, ":doc": expired.model_dump_json()},
+        )
+
+
+def _to_approval(item: dict[str, Any]) -> Approval:
+    return Approval.model_validate_json(item["doc"])

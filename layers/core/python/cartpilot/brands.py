@@ -1,0 +1,101 @@
+"""Brand configuration: limits, currency, planner and merchant, read from ``brands/<brand>/brand.yaml``."""
+
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from cartpilot.money import Money
+
+DEFAULT_LAMBDA_BRANDS_DIR = Path("/opt/brands")
+# In a source checkout the brands live at the repository root, four levels above this package.
+_SOURCE_BRANDS_DIR = Path(__file__).resolve().parents[4] / "brands"
+
+
+class BrandConfigError(ValueError):
+    """The brand's files are missing or invalid; raised at load, never mid-order."""
+
+
+class Limits(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    perOrder: Money
+    perDay: Money
+    confirmationThreshold: Money = Field(description="Orders above this total need the shopper's approval")
+    strongApprovalThreshold: Money = Field(description="Orders above this total need a typed confirmation")
+    maxOrdersPerDay: int = Field(default=5, ge=1)
+
+
+class PlannerConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    provider: Literal["rules", "openai", "bedrock"] = "rules"
+    model: str | None = None
+    baseUrl: str | None = None
+
+
+class BrandConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9\-]{1,40}$")
+    displayName: str
+    currency: str = Field(pattern=r"^[A-Z]{3}$")
+    limits: Limits
+    restrictedCategories: dict[str, Literal["deny", "staff"]] = Field(default_factory=dict)
+    allowedMerchants: list[str] = Field(default_factory=list)
+    approvalTimeoutSeconds: int = Field(default=86400, ge=10, le=7 * 86400)
+    approvalLinkTtlSeconds: int = Field(default=86400, ge=10, le=7 * 86400)
+    undoWindowSeconds: int = Field(default=72 * 3600, ge=0, le=30 * 86400)
+    priceTolerancePercent: int = Field(default=0, ge=0, le=20)
+    planner: PlannerConfig = PlannerConfig()
+    generatedShoppers: int = Field(default=0, ge=0, le=100000)
+    merchant: dict[str, str] = Field(default_factory=dict)
+    notifications: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _limits_in_brand_currency(self) -> BrandConfig:
+        for name, amount in self.limits:
+            if isinstance(amount, Money) and amount.currency != self.currency:
+                raise ValueError(f"limits.{name} is in {amount.currency}, the brand trades in {self.currency}")
+        return self
+
+
+def brands_dir() -> Path:
+    configured = os.environ.get("CARTPILOT_BRANDS_DIR")
+    if configured:
+        return Path(configured)
+    if DEFAULT_LAMBDA_BRANDS_DIR.is_dir():
+        return DEFAULT_LAMBDA_BRANDS_DIR
+    return _SOURCE_BRANDS_DIR
+
+
+def brand_dir(name: str) -> Path:
+    return brands_dir() / name
+
+
+@functools.cache
+def load_brand(name: str) -> BrandConfig:
+    path = brand_dir(name) / "brand.yaml"
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise BrandConfigError(f"brand {name!r}: {path} not found") from exc
+    except yaml.YAMLError as exc:
+        raise BrandConfigError(f"brand {name!r}: {path} is not valid YAML: {exc}") from exc
+    try:
+        return BrandConfig.model_validate(raw)
+    except ValueError as exc:
+        raise BrandConfigError(f"brand {name!r}: {path}: {exc}") from exc
+
+
+def current_brand_name() -> str:
+    return os.environ.get("CARTPILOT_BRAND", "sandbox")
+
+
+def current_brand() -> BrandConfig:
+    return load_brand(current_brand_name())

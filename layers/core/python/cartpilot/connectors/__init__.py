@@ -1,0 +1,1 @@
+"""Connectors: the merchant-facing ports' adapters and the client they share."""

@@ -1,0 +1,43 @@
+"""Connector errors, classified so the state machine can react by name.
+
+A Lambda that raises reports the exception's class name as its error type, and
+the ASL retries or catches on those names. Keep the names stable: they are part
+of the contract with `statemachines/order_flow.asl.json`.
+"""
+
+from __future__ import annotations
+
+
+class ConnectorError(Exception):
+    """Base of every error a connector raises on purpose."""
+
+
+class MerchantUnavailable(ConnectorError):
+    """Transient: connection failure, timeout before sending, 429 or 5xx. Safe to retry."""
+
+
+class MerchantRejected(ConnectorError):
+    """Permanent: the merchant refused the request (4xx). Retrying cannot help."""
+
+    def __init__(self, message: str, status_code: int | None = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.code = code
+
+
+class MerchantOutcomeUnknown(ConnectorError):
+    """Ambiguous: the request may have been committed but no answer arrived.
+
+    Recover by replaying the same Idempotency-Key, never with a fresh one.
+    """
+
+
+class IdempotencyConflict(ConnectorError):
+    """The merchant saw this key with a different body, or is still processing it."""
+
+
+class PlanIntegrityError(ConnectorError):
+    """The plan to execute is not the plan that was approved."""
+
+
+TRANSIENT_ERRORS = (MerchantUnavailable.__name__, MerchantOutcomeUnknown.__name__)

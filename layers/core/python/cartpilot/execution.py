@@ -1,0 +1,173 @@
+"""Running one plan step against the merchant, exactly once in effect.
+
+Before a mutating call the executor re-reads the plan and refuses unless it is
+the plan the flow carries and, where approval was needed, the plan the approver
+saw. Every call carries an Idempotency-Key derived from (goal, step), so a retry
+of the same step can never place a second order or charge twice.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cartpilot.clock import utc_now_iso
+from cartpilot.commerce import Buyer, CartLine, CheckoutSession, Merchant
+from cartpilot.connectors.errors import MerchantRejected, PlanIntegrityError
+from cartpilot.flow_events import ConnectorEvent
+from cartpilot.goal_store import GoalRecord
+from cartpilot.goals import GoalStatus, StepResult
+from cartpilot.idempotency import step_idempotency_key
+from cartpilot.ledger import GoalLedger
+from cartpilot.plans import (
+    CONNECTOR_FOR_ACTION,
+    Action,
+    AddItemsStep,
+    CheckoutCreateStep,
+    FulfillmentSelectStep,
+    PaymentCompleteStep,
+    Plan,
+    Step,
+)
+from cartpilot.users import UserDirectory
+
+
+class PriceChanged(MerchantRejected):
+    """The merchant's total is no longer the total that was approved."""
+
+
+def load_verified_plan(goal: GoalRecord, plan_id: str, plan_hash: str) -> Plan:
+    if goal.plan is None:
+        raise PlanIntegrityError("the goal has no plan")
+    plan = Plan.model_validate(goal.plan)
+    actual = plan.plan_hash()
+    if plan.planId != plan_id or actual != plan_hash or goal.planHash != actual:
+        raise PlanIntegrityError("the stored plan is not the plan this execution carries")
+    verdict_route = (goal.verdict or {}).get("route")
+    if verdict_route == "deny":
+        raise PlanIntegrityError("a denied plan cannot run")
+    if verdict_route == "approve" and goal.approvedPlanHash != actual:
+        raise PlanIntegrityError("the plan differs from the plan the approver approved")
+    return plan
+
+
+def _session_of(outputs: dict[str, Any]) -> str:
+    for output in outputs.values():
+        if isinstance(output, dict) and output.get("checkoutId"):
+            return str(output["checkoutId"])
+    raise PlanIntegrityError("no checkout session has been created yet")
+
+
+def _session_summary(session: CheckoutSession) -> dict[str, Any]:
+    return {"checkoutId": session.id, "status": session.status, "total": session.total.model_dump(mode="json")}
+
+
+class StepExecutor:
+    def __init__(self, *, ledger: GoalLedger, merchant: Merchant, users: UserDirectory) -> None:
+        self._ledger = ledger
+        self._merchant = merchant
+        self._users = users
+
+    def run(self, event: ConnectorEvent) -> dict[str, Any]:
+        goal = self._ledger.store.require(event.goalId)
+        plan = load_verified_plan(goal, event.planId, event.planHash)
+        step = plan.step(event.step.id)
+        if step.action.value != event.step.action:
+            raise PlanIntegrityError(f"step {step.id} is {step.action.value}, not {event.step.action}")
+        if step.id in event.outputs:
+            return event.outputs  # Already ran in this execution: a redelivered event changes nothing.
+        if goal.status is not GoalStatus.EXECUTING:
+            self._ledger.transition(
+                goal.goalId, GoalStatus.EXECUTING, actor="executor", event="execution.started", plan_hash=event.planHash
+            )
+        key = step_idempotency_key(goal.goalId, step.id)
+        output = self._perform(plan, step, event.outputs, key)
+        at = utc_now_iso()
+        self._ledger.store.append_step(
+            goal.goalId,
+            StepResult(stepId=step.id, action=step.action.value, status="DONE", summary=output, at=at),
+            updated_at=at,
+        )
+        self._ledger.note(
+            goal.goalId,
+            actor=f"connector:{step.action.value.split('.')[0]}",
+            event="step.executed",
+            plan_hash=event.planHash,
+            detail={"stepId": step.id, "action": step.action.value, "idempotencyKey": key, "result": output},
+        )
+        return {**event.outputs, step.id: output}
+
+    def _perform(self, plan: Plan, step: Step, outputs: dict[str, Any], key: str) -> dict[str, Any]:
+        merchant = self._merchant
+        if isinstance(step, CheckoutCreateStep):
+            profile = self._users.get(plan.userId)
+            if profile is None:
+                raise PlanIntegrityError("the plan's user has no profile")
+            session = merchant.checkout.create(
+                [CartLine(itemId=line.itemId, quantity=line.quantity) for line in step.args.lines],
+                Buyer(fullName=profile.name, email=profile.email),
+                step.args.currency,
+                key,
+            )
+            return _session_summary(session)
+        if isinstance(step, AddItemsStep):
+            session = merchant.checkout.add_items(
+                _session_of(outputs),
+                [CartLine(itemId=line.itemId, quantity=line.quantity) for line in step.args.lines],
+                key,
+            )
+            return _session_summary(session)
+        if isinstance(step, FulfillmentSelectStep):
+            session = merchant.fulfillment.select(
+                _session_of(outputs), plan.summary.recipient, step.args.optionId, key
+            )
+            return {**_session_summary(session), "optionId": step.args.optionId}
+        if isinstance(step, PaymentCompleteStep):
+            session_id = _session_of(outputs)
+            session = merchant.checkout.get(session_id)
+            if session.orderId is None and session.total != step.args.amount:
+                # Never charge an amount nobody agreed to; compensation cancels the session.
+                raise PriceChanged(
+                    f"the merchant now asks {session.total.format()}, the plan agreed {step.args.amount.format()}"
+                )
+            order = merchant.payments.complete(session_id, step.args.paymentMethodId, key)
+            return {
+                "checkoutId": session_id,
+                "orderId": order.id,
+                "status": order.status,
+                "total": order.total.model_dump(mode="json"),
+            }
+        raise PlanIntegrityError(f"no connector serves {step.action.value}")
+
+
+def run_connector_step(event: dict[str, Any], context: Any, *, connector: str) -> dict[str, Any]:
+    """The mutating connectors' shared entry: Powertools idempotency on (goalId, step.id).
+
+    A duplicate delivery of the same step returns the stored result without calling
+    the merchant again; the same key with a different plan hash is an error, not a replay.
+    """
+    from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
+
+    from cartpilot import wiring
+    from cartpilot.idempotency import persistence_layer
+    from cartpilot.ledger import ledger_from_env
+
+    request = ConnectorEvent.model_validate(event)
+    action = Action(request.step.action) if request.step.action in Action._value2member_map_ else None
+    if action is None or CONNECTOR_FOR_ACTION[action] != connector:
+        raise PlanIntegrityError(f"the {connector} connector does not serve {request.step.action}")
+    config = IdempotencyConfig(
+        event_key_jmespath="[goalId, step.id]",
+        payload_validation_jmespath="planHash",
+        raise_on_no_idempotency_key=True,
+        expires_after_seconds=7 * 24 * 3600,
+    )
+    if context is not None and hasattr(context, "get_remaining_time_in_millis"):
+        config.register_lambda_context(context)
+
+    @idempotent_function(data_keyword_argument="step_event", persistence_store=persistence_layer("connector-step"), config=config)
+    def run_once(step_event: dict[str, Any]) -> dict[str, Any]:
+        executor = StepExecutor(ledger=ledger_from_env(), merchant=wiring.merchant(), users=wiring.users())
+        return executor.run(ConnectorEvent.model_validate(step_event))
+
+    result: dict[str, Any] = run_once(step_event=event)
+    return result

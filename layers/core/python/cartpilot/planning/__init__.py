@@ -1,0 +1,1 @@
+"""Planning: turning a shopper's words into a concrete, grounded plan."""

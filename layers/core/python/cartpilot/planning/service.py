@@ -1,0 +1,52 @@
+"""The planning stage: load the goal, plan it, store the plan, hand the flow a small reference."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from cartpilot.brands import BrandConfig
+from cartpilot.clock import today
+from cartpilot.goals import GoalStatus
+from cartpilot.ledger import GoalLedger
+from cartpilot.planning.rules import PlanningFailed, PlanningRequest
+from cartpilot.plans import Plan
+from cartpilot.users import UserDirectory
+
+
+class Planner(Protocol):
+    kind: str
+
+    def plan(self, request: PlanningRequest) -> Plan: ...
+
+
+def plan_goal(
+    goal_id: str, *, ledger: GoalLedger, planner: Planner, users: UserDirectory, brand: BrandConfig
+) -> dict[str, Any]:
+    goal = ledger.store.require(goal_id)
+    ledger.transition(goal_id, GoalStatus.PLANNING, actor=f"planner:{planner.kind}", event="planning.started")
+    profile = users.get(goal.userId)
+    if profile is None:
+        raise PlanningFailed(f"user {goal.userId} has no profile with this brand")
+    plan = planner.plan(
+        PlanningRequest(
+            goalId=goal_id, goal=goal.goal, context=goal.context, profile=profile, brand=brand, today=today()
+        )
+    )
+    plan_hash = plan.plan_hash()
+    ledger.note(
+        goal_id,
+        actor=f"planner:{planner.kind}",
+        event="plan.created",
+        plan_hash=plan_hash,
+        detail={
+            "planId": plan.planId,
+            "planner": plan.planner.model_dump(mode="json"),
+            "steps": [f"{step.id} {step.action.value}" for step in plan.steps],
+            "total": plan.summary.total.model_dump(mode="json"),
+            "recipientCity": plan.summary.recipient.address.city,
+        },
+    )
+    ledger.store.update(
+        goal_id, updated_at=plan.createdAt, plan=plan.model_dump(mode="json"), planHash=plan_hash
+    )
+    return {"planId": plan.planId, "planHash": plan_hash, "steps": plan.execution_steps()}

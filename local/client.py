@@ -1,0 +1,116 @@
+"""A small HTTP client of the CartPilot API, used by the CLI, the demo and the end-to-end tests."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+
+from cartpilot.goals import SETTLED_STATUSES, GoalStatus
+
+
+class WaitTimedOut(TimeoutError):
+    pass
+
+
+@dataclass(frozen=True)
+class ApprovalLink:
+    url: str
+    approval_id: str
+    exp: str
+    kid: str
+    sig: str
+
+    @classmethod
+    def parse(cls, url: str) -> ApprovalLink:
+        parts = urlsplit(url)
+        query = {name: values[-1] for name, values in parse_qs(parts.query).items()}
+        return cls(
+            url=url,
+            approval_id=parts.path.rstrip("/").split("/")[-1],
+            exp=query.get("exp", ""),
+            kid=query.get("kid", ""),
+            sig=query.get("sig", ""),
+        )
+
+    @property
+    def post_url(self) -> str:
+        parts = urlsplit(self.url)
+        return f"{parts.scheme}://{parts.netloc}{parts.path}"
+
+
+class CartPilotClient:
+    def __init__(self, api_url: str, timeout: float = 30.0) -> None:
+        self.api_url = api_url.rstrip("/")
+        self.http = httpx.Client(base_url=self.api_url, timeout=timeout)
+
+    def close(self) -> None:
+        self.http.close()
+
+    def submit(
+        self, user_id: str, goal: str, context: dict[str, Any] | None = None, key: str | None = None
+    ) -> httpx.Response:
+        body: dict[str, Any] = {"userId": user_id, "goal": goal}
+        if context is not None:
+            body["context"] = context
+        return self.http.post("/goals", json=body, headers={"Idempotency-Key": key or str(uuid.uuid4())})
+
+    def goal(self, goal_id: str) -> dict[str, Any]:
+        response = self.http.get(f"/goals/{goal_id}")
+        response.raise_for_status()
+        result: dict[str, Any] = response.json()
+        return result
+
+    def wait_for(self, goal_id: str, statuses: set[str] | None = None, timeout: float = 60.0) -> dict[str, Any]:
+        """Polls until the goal reaches one of ``statuses`` (default: any settled status)."""
+        wanted = statuses or {status.value for status in SETTLED_STATUSES}
+        deadline = time.monotonic() + timeout
+        delay = 0.05
+        while True:
+            goal = self.goal(goal_id)
+            if goal["status"] in wanted:
+                return goal
+            if goal["status"] in {s.value for s in SETTLED_STATUSES} and goal["status"] not in wanted:
+                return goal
+            if time.monotonic() > deadline:
+                raise WaitTimedOut(f"goal {goal_id} is still {goal['status']} after {timeout:.0f}s")
+            time.sleep(delay)
+            delay = min(delay * 1.5, 0.5)
+
+    def wait_for_approval_link(self, goal_id: str, timeout: float = 60.0) -> ApprovalLink:
+        goal = self.wait_for(goal_id, {GoalStatus.AWAITING_APPROVAL.value}, timeout)
+        if goal["status"] != GoalStatus.AWAITING_APPROVAL.value:
+            raise WaitTimedOut(f"goal {goal_id} ended {goal['status']} without asking for approval")
+        for message in reversed(self.outbox()):
+            if message.get("goalId") == goal_id and message.get("kind") == "approval_request":
+                return ApprovalLink.parse(message["link"])
+        raise WaitTimedOut(f"no approval link was sent for {goal_id}")
+
+    def outbox(self) -> list[dict[str, Any]]:
+        response = self.http.get("/_local/outbox")
+        response.raise_for_status()
+        messages: list[dict[str, Any]] = response.json()["messages"]
+        return messages
+
+    def open_link(self, link: ApprovalLink) -> httpx.Response:
+        return self.http.get(link.url)
+
+    def decide(
+        self, link: ApprovalLink, decision: str, phrase: str | None = None, *, as_json: bool = False
+    ) -> httpx.Response:
+        fields = {"exp": link.exp, "kid": link.kid, "sig": link.sig, "decision": decision}
+        if phrase is not None:
+            fields["phrase"] = phrase
+        if as_json:
+            return self.http.post(link.post_url, json=fields)
+        return self.http.post(link.post_url, data=fields)
+
+    def audit(self, goal_id: str) -> dict[str, Any]:
+        response = self.http.get(f"/goals/{goal_id}/audit")
+        response.raise_for_status()
+        result: dict[str, Any] = response.json()
+        return result

@@ -1,0 +1,232 @@
+"""The local stack: the whole order flow on 127.0.0.1 with no AWS account and no Docker.
+
+moto emulates DynamoDB, Step Functions (executing the real ASL file), Lambda,
+Secrets Manager and SNS in this process; Lambda invocations run the real handlers
+in-process; the sandbox merchant and the API gateway listen on loopback. Only one
+stack can run per process: moto and the functions' environment are process-wide.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import zipfile
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+from cartpilot_local.lambda_runtime import InProcessLambdaRuntime, load_handler
+from cartpilot_local.resources import create_link_secret, create_tables, table_environment
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+FUNCTIONS_DIR = REPO_ROOT / "functions"
+ASL_PATH = REPO_ROOT / "statemachines" / "order_flow.asl.json"
+REGION = "us-east-1"
+ACCOUNT = "123456789012"
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    name: str
+    directory: str
+    asl_variable: str | None
+
+
+FUNCTIONS: tuple[FunctionSpec, ...] = (
+    FunctionSpec("api", "api", None),
+    FunctionSpec("planner", "planner", "PlannerFunctionArn"),
+    FunctionSpec("validator", "validator", "ValidatorFunctionArn"),
+    FunctionSpec("approval", "approval", "ApprovalFunctionArn"),
+    FunctionSpec("compensator", "compensator", "CompensatorFunctionArn"),
+    FunctionSpec("catalog", "connectors/catalog", "CatalogFunctionArn"),
+    FunctionSpec("checkout", "connectors/checkout", "CheckoutFunctionArn"),
+    FunctionSpec("payment", "connectors/payment", "PaymentFunctionArn"),
+    FunctionSpec("fulfillment", "connectors/fulfillment", "FulfillmentFunctionArn"),
+    FunctionSpec("orders", "connectors/orders", "OrdersFunctionArn"),
+    FunctionSpec("notify", "connectors/notify", "NotifyFunctionArn"),
+)
+
+
+def substitute_definition(template: str, substitutions: dict[str, str]) -> str:
+    """What CloudFormation's DefinitionSubstitutions does to the ASL file: ``${Name}`` -> value."""
+    for name, value in substitutions.items():
+        template = template.replace("${" + name + "}", value)
+    if "${" in template:
+        raise ValueError("the state machine definition has a substitution the stack does not provide")
+    return template
+
+
+def _reset_process_caches() -> None:
+    """Cached clients, settings and secrets from an earlier stack must not leak into this one."""
+    from aws_lambda_powertools.utilities import parameters
+
+    from cartpilot import aws, idempotency, ledger, settings, wiring
+    from cartpilot.connectors import ucp
+
+    parameters.clear_caches()
+    settings.reset_settings()
+    aws.reset_clients()
+    wiring.reset_wiring()
+    ledger.ledger_from_env.cache_clear()
+    idempotency.persistence_layer.cache_clear()
+    ucp.reset_merchant_cache()
+
+
+class LocalStack:
+    def __init__(
+        self,
+        *,
+        brand: str = "sandbox",
+        api_port: int = 0,
+        merchant_port: int = 0,
+        log_level: str = "WARNING",
+        merchant_read_timeout: float | None = None,
+    ) -> None:
+        self.brand = brand
+        self._api_port = api_port
+        self._merchant_port = merchant_port
+        self._log_level = log_level
+        self._merchant_read_timeout = merchant_read_timeout
+        self._exit = ExitStack()
+        self.runtime = InProcessLambdaRuntime()
+        self.api_url = ""
+        self.merchant_url = ""
+        self.state_machine_arn = ""
+        self.topic_arn = ""
+        self.link_secret_id = f"cartpilot/{brand}/link-signing"
+
+    def __enter__(self) -> LocalStack:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> LocalStack:
+        from moto import mock_aws
+
+        _quiet_local_noise()
+
+        from cartpilot_local.gateway import create_gateway
+        from cartpilot_local.merchant.app import create_app
+        from cartpilot_local.servers import serve_in_thread
+
+        try:
+            self._set_environment_for_aws()
+            self._exit.enter_context(mock_aws(config={"stepfunctions": {"execute_state_machine": True}}))
+            self._exit.enter_context(self.runtime.installed())
+            merchant = serve_in_thread(create_app(), port=self._merchant_port)
+            self._exit.callback(merchant.stop)
+            self.merchant_url = merchant.url
+            self._create_resources()
+            gateway = serve_in_thread(create_gateway("api", self.outbox), port=self._api_port)
+            self._exit.callback(gateway.stop)
+            self.api_url = gateway.url
+            self._set_environment_for_functions()
+            _reset_process_caches()
+            self._register_functions()
+        except BaseException:
+            self._exit.close()
+            raise
+        return self
+
+    def stop(self) -> None:
+        self._exit.close()
+
+    def _set_environment_for_aws(self) -> None:
+        # Fake credentials: nothing here may ever reach a real AWS account.
+        os.environ.update(
+            {
+                "AWS_ACCESS_KEY_ID": "testing",
+                "AWS_SECRET_ACCESS_KEY": "testing",  # noqa: S105 - moto's placeholder, not a secret
+                "AWS_SESSION_TOKEN": "testing",
+                "AWS_DEFAULT_REGION": REGION,
+                "AWS_REGION": REGION,
+            }
+        )
+
+    def _set_environment_for_functions(self) -> None:
+        env = {
+            "CARTPILOT_BRAND": self.brand,
+            **table_environment(self.brand),
+            "LINK_SIGNING_SECRET_ID": self.link_secret_id,
+            "MERCHANT_URL": self.merchant_url,
+            "NOTIFY_TOPIC_ARN": self.topic_arn,
+            "STATE_MACHINE_ARN": self.state_machine_arn,
+            "APPROVAL_BASE_URL": self.api_url,
+            "POWERTOOLS_SERVICE_NAME": f"cartpilot-{self.brand}",
+            "POWERTOOLS_METRICS_NAMESPACE": "CartPilot",
+            "POWERTOOLS_TRACE_DISABLED": "true",
+            # EMF metrics go to stdout on Lambda, where CloudWatch picks them up; locally they are noise.
+            "POWERTOOLS_METRICS_DISABLED": "true",
+            "POWERTOOLS_LOG_LEVEL": self._log_level,
+            "LOG_LEVEL": self._log_level,
+        }
+        if self._merchant_read_timeout is not None:
+            env["MERCHANT_READ_TIMEOUT"] = str(self._merchant_read_timeout)
+        os.environ.update(env)
+
+    def _create_resources(self) -> None:
+        create_tables(boto3.client("dynamodb", region_name=REGION), self.brand)
+        create_link_secret(boto3.client("secretsmanager", region_name=REGION), self.link_secret_id)
+        self.topic_arn = boto3.client("sns", region_name=REGION).create_topic(Name=f"cartpilot-{self.brand}-notify")[
+            "TopicArn"
+        ]
+
+        iam = boto3.client("iam", region_name=REGION)
+        role_arn = iam.create_role(
+            RoleName="cartpilot-local",
+            AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}),
+        )["Role"]["Arn"]
+        lambda_client = boto3.client("lambda", region_name=REGION)
+        substitutions: dict[str, str] = {}
+        for spec in FUNCTIONS:
+            arn = lambda_client.create_function(
+                FunctionName=spec.name,
+                Runtime="python3.13",
+                Role=role_arn,
+                Handler="app.handler",
+                Code={"ZipFile": _placeholder_zip(spec)},
+                Timeout=60,
+            )["FunctionArn"]
+            if spec.asl_variable:
+                substitutions[spec.asl_variable] = arn
+        definition = substitute_definition(ASL_PATH.read_text(encoding="utf-8"), substitutions)
+        self.state_machine_arn = boto3.client("stepfunctions", region_name=REGION).create_state_machine(
+            name=f"cartpilot-{self.brand}-order-flow", definition=definition, roleArn=role_arn, type="STANDARD"
+        )["stateMachineArn"]
+
+    def _register_functions(self) -> None:
+        for spec in FUNCTIONS:
+            self.runtime.register(spec.name, load_handler(FUNCTIONS_DIR / spec.directory / "app.py"))
+
+    def outbox(self) -> list[dict[str, Any]]:
+        """The notifications that would have been sent (approval links, receipts)."""
+        from moto.sns.models import sns_backends
+
+        topic = sns_backends[ACCOUNT][REGION].topics.get(self.topic_arn)
+        messages: list[dict[str, Any]] = []
+        for notification in topic.sent_notifications if topic else []:
+            _message_id, message, subject, _attributes, _group = notification
+            messages.append({"subject": subject, **json.loads(message)})
+        return messages
+
+
+def _placeholder_zip(spec: FunctionSpec) -> bytes:
+    """moto wants a code package; the code that runs is loaded from functions/ in-process."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("app.py", (FUNCTIONS_DIR / spec.directory / "app.py").read_text(encoding="utf-8"))
+    return buffer.getvalue()
+
+
+def _quiet_local_noise() -> None:
+    """moto logs every handled task failure with its full state; the flow's own audit says it better."""
+    import logging
+    import warnings
+
+    logging.getLogger("moto").setLevel(logging.CRITICAL)
+    warnings.filterwarnings("ignore", message="No application metrics to publish")
