@@ -44,7 +44,7 @@ def _time_once(body: str) -> float:
         "PYTHONPATH": str(ROOT / "layers" / "core" / "python"),
         "PYTHONDONTWRITEBYTECODE": "0",
     }
-    out = subprocess.run(  # noqa: S603 - our own interpreter on our own probe
+    out = subprocess.run(
         [sys.executable, "-c", _PROBE.format(body=body)], capture_output=True, text=True, env=env, check=True
     )
     return float(out.stdout.strip().splitlines()[-1])
@@ -57,7 +57,8 @@ def median_seconds(body: str, runs: int) -> float:
 
 def handler_paths() -> dict[str, Path]:
     return {
-        str(path.parent.relative_to(ROOT / "functions")): path for path in sorted((ROOT / "functions").rglob("app.py"))
+        str(path.parent.relative_to(ROOT / "functions")): path
+        for path in sorted((ROOT / "functions").rglob("app.py"))
     }
 
 

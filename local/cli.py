@@ -19,9 +19,13 @@ def _print_json(value: Any) -> None:
 def cmd_local(args: argparse.Namespace) -> int:
     from cartpilot_local.stack import LocalStack
 
-    with LocalStack(brand=args.brand, api_port=args.port, merchant_port=args.merchant_port, log_level=args.log_level) as stack:
+    with LocalStack(
+        brand=args.brand, api_port=args.port, merchant_port=args.merchant_port, log_level=args.log_level
+    ) as stack:
         print(f"CartPilot local stack ({args.brand})")
-        print(f"  API       {stack.api_url}   (OpenAPI: {stack.api_url}/openapi.json, outbox: {stack.api_url}/_local/outbox)")
+        print(
+            f"  API       {stack.api_url}   (OpenAPI: {stack.api_url}/openapi.json, outbox: {stack.api_url}/_local/outbox)"
+        )
         print(f"  Merchant  {stack.merchant_url}   (ledger: {stack.merchant_url}/_sandbox/ledger)")
         print("Press Ctrl-C to stop.", flush=True)
         try:
@@ -120,7 +124,9 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="cartpilot", description="CartPilot: plan, approve and execute purchases safely.")
+    parser = argparse.ArgumentParser(
+        prog="cartpilot", description="CartPilot: plan, approve and execute purchases safely."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     local = sub.add_parser("local", help="run the whole stack on 127.0.0.1 until interrupted")
@@ -137,7 +143,9 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("goal")
     plan.add_argument("--user", default="user-1")
     plan.add_argument("--brand", default="sandbox")
-    plan.add_argument("--merchant-url", default=None, help="a running UCP merchant; default: the sandbox, in-process")
+    plan.add_argument(
+        "--merchant-url", default=None, help="a running UCP merchant; default: the sandbox, in-process"
+    )
     plan.set_defaults(func=cmd_plan)
 
     for name, func, help_text in (

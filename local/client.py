@@ -65,7 +65,9 @@ class CartPilotClient:
         result: dict[str, Any] = response.json()
         return result
 
-    def wait_for(self, goal_id: str, statuses: set[str] | None = None, timeout: float = 60.0) -> dict[str, Any]:
+    def wait_for(
+        self, goal_id: str, statuses: set[str] | None = None, timeout: float = 60.0
+    ) -> dict[str, Any]:
         """Polls until the goal reaches one of ``statuses`` (default: any settled status)."""
         wanted = statuses or {status.value for status in SETTLED_STATUSES}
         deadline = time.monotonic() + timeout
@@ -82,13 +84,18 @@ class CartPilotClient:
             delay = min(delay * 1.5, 0.5)
 
     def wait_for_approval_link(self, goal_id: str, timeout: float = 60.0) -> ApprovalLink:
+        """Waits for the goal to ask for approval, then for the link to land in the outbox."""
+        deadline = time.monotonic() + timeout
         goal = self.wait_for(goal_id, {GoalStatus.AWAITING_APPROVAL.value}, timeout)
         if goal["status"] != GoalStatus.AWAITING_APPROVAL.value:
             raise WaitTimedOut(f"goal {goal_id} ended {goal['status']} without asking for approval")
-        for message in reversed(self.outbox()):
-            if message.get("goalId") == goal_id and message.get("kind") == "approval_request":
-                return ApprovalLink.parse(message["link"])
-        raise WaitTimedOut(f"no approval link was sent for {goal_id}")
+        while True:
+            for message in reversed(self.outbox()):
+                if message.get("goalId") == goal_id and message.get("kind") == "approval_request":
+                    return ApprovalLink.parse(message["link"])
+            if time.monotonic() > deadline:
+                raise WaitTimedOut(f"no approval link was sent for {goal_id}")
+            time.sleep(0.05)
 
     def outbox(self) -> list[dict[str, Any]]:
         response = self.http.get("/_local/outbox")

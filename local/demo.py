@@ -86,11 +86,15 @@ def run_demo(say: Callable[[str], None] = print, stack: LocalStack | None = None
         for record in audit["records"]:
             say(f"  #{record['seq']:<3} {record['at']}  {record['actor']:<22} {record['event']}")
         verification = audit["verification"]
-        say(f"chain verified: {verification['valid']} ({verification['count']} records) {verification['problems']}")
+        say(
+            f"chain verified: {verification['valid']} ({verification['count']} records) {verification['problems']}"
+        )
 
         _section(say, "10. Merchant ledger")
         ledger = httpx.get(f"{stack.merchant_url}/_sandbox/ledger", timeout=10).json()
-        say(f"orders: {len(ledger['orders'])}, charges: {len(ledger['charges'])}, refunds: {len(ledger['refunds'])}")
+        say(
+            f"orders: {len(ledger['orders'])}, charges: {len(ledger['charges'])}, refunds: {len(ledger['refunds'])}"
+        )
 
         ok = (
             goal["status"] == "COMPLETED"

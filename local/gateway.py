@@ -22,7 +22,9 @@ from starlette.routing import Route
 _TEXT_TYPES = ("application/json", "application/x-www-form-urlencoded", "text/")
 
 
-def proxy_event(method: str, path: str, headers: dict[str, str], query: dict[str, list[str]], body: bytes) -> dict[str, Any]:
+def proxy_event(
+    method: str, path: str, headers: dict[str, str], query: dict[str, list[str]], body: bytes
+) -> dict[str, Any]:
     content_type = headers.get("content-type", "")
     is_text = not body or any(content_type.startswith(kind) for kind in _TEXT_TYPES)
     return {
@@ -69,7 +71,10 @@ def create_gateway(api_function: str, outbox: Callable[[], list[dict[str, Any]]]
         payload = json.loads(response["Payload"].read() or b"{}")
         if response.get("FunctionError"):
             # API Gateway answers a crashed integration with 502 and no details.
-            return {"statusCode": 502, "body": json.dumps({"error": {"code": "INTERNAL", "message": "internal error"}})}
+            return {
+                "statusCode": 502,
+                "body": json.dumps({"error": {"code": "INTERNAL", "message": "internal error"}}),
+            }
         result: dict[str, Any] = payload
         return result
 
@@ -78,7 +83,11 @@ def create_gateway(api_function: str, outbox: Callable[[], list[dict[str, Any]]]
         for name, value in request.query_params.multi_items():
             query.setdefault(name, []).append(value)
         event = proxy_event(
-            request.method, request.url.path, {k.lower(): v for k, v in request.headers.items()}, query, await request.body()
+            request.method,
+            request.url.path,
+            {k.lower(): v for k, v in request.headers.items()},
+            query,
+            await request.body(),
         )
         return _http_response(await run_in_threadpool(invoke, event))
 

@@ -81,7 +81,9 @@ class InProcessLambdaRuntime:
         with self._lock:
             self._duplicates[function_name] = self._duplicates.get(function_name, 0) + times
 
-    def invoke(self, function_name: str, payload: bytes | str | None, response_headers: dict[str, Any]) -> bytes:
+    def invoke(
+        self, function_name: str, payload: bytes | str | None, response_headers: dict[str, Any]
+    ) -> bytes:
         name = function_name.split(":function:")[-1].split(":")[0]
         handler = self._handlers.get(name)
         if handler is None:
@@ -107,7 +109,7 @@ class InProcessLambdaRuntime:
         try:
             result = handler(event, context)
             error_type = None
-        except Exception as exc:  # noqa: BLE001 - a Lambda reports every exception as a function error
+        except Exception as exc:
             error_type = type(exc).__name__
             result = {
                 "errorType": error_type,

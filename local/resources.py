@@ -9,8 +9,14 @@ from cartpilot.signing import KeyRing
 
 _TABLE_KEYS: dict[str, tuple[list[dict[str, str]], list[dict[str, str]]]] = {
     "goals": ([{"AttributeName": "pk", "KeyType": "HASH"}], [{"AttributeName": "pk", "AttributeType": "S"}]),
-    "idempotency": ([{"AttributeName": "id", "KeyType": "HASH"}], [{"AttributeName": "id", "AttributeType": "S"}]),
-    "counters": ([{"AttributeName": "pk", "KeyType": "HASH"}], [{"AttributeName": "pk", "AttributeType": "S"}]),
+    "idempotency": (
+        [{"AttributeName": "id", "KeyType": "HASH"}],
+        [{"AttributeName": "id", "AttributeType": "S"}],
+    ),
+    "counters": (
+        [{"AttributeName": "pk", "KeyType": "HASH"}],
+        [{"AttributeName": "pk", "AttributeType": "S"}],
+    ),
     "audit": (
         [{"AttributeName": "goalId", "KeyType": "HASH"}, {"AttributeName": "seq", "KeyType": "RANGE"}],
         [{"AttributeName": "goalId", "AttributeType": "S"}, {"AttributeName": "seq", "AttributeType": "N"}],
@@ -36,7 +42,10 @@ def create_tables(dynamodb: Any, brand: str) -> None:
     for name, table in table_names(brand).items():
         key_schema, attributes = _TABLE_KEYS[name]
         dynamodb.create_table(
-            TableName=table, KeySchema=key_schema, AttributeDefinitions=attributes, BillingMode="PAY_PER_REQUEST"
+            TableName=table,
+            KeySchema=key_schema,
+            AttributeDefinitions=attributes,
+            BillingMode="PAY_PER_REQUEST",
         )
 
 

@@ -141,7 +141,7 @@ class LocalStack:
         os.environ.update(
             {
                 "AWS_ACCESS_KEY_ID": "testing",
-                "AWS_SECRET_ACCESS_KEY": "testing",  # noqa: S105 - moto's placeholder, not a secret
+                "AWS_SECRET_ACCESS_KEY": "testing",
                 "AWS_SESSION_TOKEN": "testing",
                 "AWS_DEFAULT_REGION": REGION,
                 "AWS_REGION": REGION,
@@ -172,9 +172,9 @@ class LocalStack:
     def _create_resources(self) -> None:
         create_tables(boto3.client("dynamodb", region_name=REGION), self.brand)
         create_link_secret(boto3.client("secretsmanager", region_name=REGION), self.link_secret_id)
-        self.topic_arn = boto3.client("sns", region_name=REGION).create_topic(Name=f"cartpilot-{self.brand}-notify")[
-            "TopicArn"
-        ]
+        self.topic_arn = boto3.client("sns", region_name=REGION).create_topic(
+            Name=f"cartpilot-{self.brand}-notify"
+        )["TopicArn"]
 
         iam = boto3.client("iam", region_name=REGION)
         role_arn = iam.create_role(
@@ -196,7 +196,10 @@ class LocalStack:
                 substitutions[spec.asl_variable] = arn
         definition = substitute_definition(ASL_PATH.read_text(encoding="utf-8"), substitutions)
         self.state_machine_arn = boto3.client("stepfunctions", region_name=REGION).create_state_machine(
-            name=f"cartpilot-{self.brand}-order-flow", definition=definition, roleArn=role_arn, type="STANDARD"
+            name=f"cartpilot-{self.brand}-order-flow",
+            definition=definition,
+            roleArn=role_arn,
+            type="STANDARD",
         )["stateMachineArn"]
 
     def _register_functions(self) -> None:

@@ -32,7 +32,14 @@ def cny(amount: str) -> Money:
 def _variant(vid: str, pid: str, title: str, price: str, category: str, *, size: str | None = None,
              color: str | None = None, stock: int = 10) -> ProductVariant:  # fmt: skip
     return ProductVariant(
-        id=vid, productId=pid, title=title, price=cny(price), size=size, color=color, stock=stock, category=category
+        id=vid,
+        productId=pid,
+        title=title,
+        price=cny(price),
+        size=size,
+        color=color,
+        stock=stock,
+        category=category,
     )
 
 
@@ -43,7 +50,15 @@ def sample_products() -> list[Product]:
         for size in range(39, 46)
     ]  # fmt: skip
     shoes_b = [
-        _variant(f"shoe-b-{size}", "shoe-b", "Cloud Pacer", "899.00", "running-shoes", size=str(size), color="white")
+        _variant(
+            f"shoe-b-{size}",
+            "shoe-b",
+            "Cloud Pacer",
+            "899.00",
+            "running-shoes",
+            size=str(size),
+            color="white",
+        )
         for size in range(40, 46)
     ]
     return [
@@ -59,7 +74,9 @@ def sample_products() -> list[Product]:
             id="gift-wrap",
             title="Gift Wrap",
             category="gift-wrap",
-            variants=[_variant("gift-wrap-standard", "gift-wrap", "Gift Wrap", "20.00", "gift-wrap", stock=9999)],
+            variants=[
+                _variant("gift-wrap-standard", "gift-wrap", "Gift Wrap", "20.00", "gift-wrap", stock=9999)
+            ],
         ),
         Product(
             id="knife-1",
@@ -133,7 +150,9 @@ class FakeFulfillment:
     def quote(self, lines: list[CartLine], destination: Address, currency: str) -> list[ShippingOption]:
         return quote_options()
 
-    def select(self, session_id: str, recipient: Recipient, option_id: str, idempotency_key: str) -> CheckoutSession:
+    def select(
+        self, session_id: str, recipient: Recipient, option_id: str, idempotency_key: str
+    ) -> CheckoutSession:
         session = self.shop.sessions[session_id]
         option = next(o for o in quote_options() if o.id == option_id)
         updated = session.model_copy(
@@ -151,7 +170,9 @@ class FakeCheckout:
     def __init__(self, shop: FakeShop) -> None:
         self.shop = shop
 
-    def create(self, lines: list[CartLine], buyer: Buyer, currency: str, idempotency_key: str) -> CheckoutSession:
+    def create(
+        self, lines: list[CartLine], buyer: Buyer, currency: str, idempotency_key: str
+    ) -> CheckoutSession:
         if idempotency_key in self.shop.keys:
             return self.shop.sessions[self.shop.keys[idempotency_key]]
         session_lines = self.shop.session_lines(lines)
@@ -168,7 +189,9 @@ class FakeCheckout:
         if idempotency_key in self.shop.keys:
             return session
         all_lines = session.lines + self.shop.session_lines(lines)
-        updated = session.model_copy(update={"lines": all_lines, "total": _items_total(all_lines, session.currency)})
+        updated = session.model_copy(
+            update={"lines": all_lines, "total": _items_total(all_lines, session.currency)}
+        )
         self.shop.sessions[session_id] = updated
         self.shop.keys[idempotency_key] = session_id
         return updated

@@ -6,6 +6,7 @@ from urllib.parse import parse_qs
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.params import Header, Query
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
 from aws_lambda_powertools.utilities.idempotency.exceptions import (
@@ -40,14 +41,17 @@ _SUBMISSION_CONFIG = IdempotencyConfig(
 
 def _error(status: int, code: str, message: str) -> Response[dict[str, Any]]:
     return Response(
-        status_code=status, content_type=content_types.APPLICATION_JSON, body={"error": {"code": code, "message": message}}
+        status_code=status,
+        content_type=content_types.APPLICATION_JSON,
+        body={"error": {"code": code, "message": message}},
     )
 
 
 @app.exception_handler(RequestValidationError)
 def _invalid_request(exc: RequestValidationError) -> Response[dict[str, Any]]:
     problems = "; ".join(
-        f"{'.'.join(str(part) for part in error.get('loc', ()))}: {error.get('msg')}" for error in exc.errors()
+        f"{'.'.join(str(part) for part in error.get('loc', ()))}: {error.get('msg')}"
+        for error in exc.errors()
     )
     return _error(422, "INVALID_REQUEST", problems or "the request is not valid")
 
@@ -55,11 +59,15 @@ def _invalid_request(exc: RequestValidationError) -> Response[dict[str, Any]]:
 def _intake() -> GoalIntake:
     arn = settings().state_machine_arn or ""
     return GoalIntake(
-        ledger=ledger_from_env(), sfn=aws.stepfunctions(), state_machine_arn=arn, brand=wiring.brand(), users=wiring.users()
+        ledger=ledger_from_env(),
+        sfn=aws.stepfunctions(),
+        state_machine_arn=arn,
+        brand=wiring.brand(),
+        users=wiring.users(),
     )
 
 
-def _json_response(description: str, model: type) -> dict[str, Any]:
+def _json_response(description: str, model: type) -> OpenAPIResponse:
     return {"description": description, "content": {"application/json": {"model": model}}}
 
 
@@ -79,10 +87,14 @@ def submit_goal(
         return _error(400, "IDEMPOTENCY_KEY_REQUIRED", "send an Idempotency-Key header (1-255 characters)")
 
     @idempotent_function(
-        data_keyword_argument="submission", persistence_store=persistence_layer("goal-submission"), config=_SUBMISSION_CONFIG
+        data_keyword_argument="submission",
+        persistence_store=persistence_layer("goal-submission"),
+        config=_SUBMISSION_CONFIG,
     )
     def submit_once(submission: dict[str, Any]) -> dict[str, Any]:
-        return _intake().submit(GoalRequest.model_validate(submission["request"]), submission["idempotencyKey"])
+        return _intake().submit(
+            GoalRequest.model_validate(submission["request"]), submission["idempotencyKey"]
+        )
 
     submission = {
         "userId": request.userId,
@@ -95,7 +107,9 @@ def submit_goal(
     except IdempotencyValidationError:
         return _error(422, "IDEMPOTENCY_KEY_REUSED", "this Idempotency-Key was used with a different request")
     except IdempotencyAlreadyInProgressError:
-        return _error(409, "REQUEST_IN_PROGRESS", "a request with this Idempotency-Key is still being processed")
+        return _error(
+            409, "REQUEST_IN_PROGRESS", "a request with this Idempotency-Key is still being processed"
+        )
     except IntakeError as exc:
         return _error(exc.status, exc.code, exc.message)
     return Response(status_code=202, content_type=content_types.APPLICATION_JSON, body=accepted)
@@ -117,12 +131,17 @@ def get_audit(goal_id: str) -> Response[dict[str, Any]]:
     goal = ledger.store.get(goal_id)
     if goal is None:
         return _error(404, "GOAL_NOT_FOUND", f"no goal {goal_id}")
-    return Response(status_code=200, content_type=content_types.APPLICATION_JSON, body=audit_view(goal, ledger))
+    return Response(
+        status_code=200, content_type=content_types.APPLICATION_JSON, body=audit_view(goal, ledger)
+    )
 
 
 def _desk() -> ApprovalDesk:
     return ApprovalDesk(
-        ledger=ledger_from_env(), approvals=wiring.approvals(), keys=wiring.link_keys(), sfn=aws.stepfunctions()
+        ledger=ledger_from_env(),
+        approvals=wiring.approvals(),
+        keys=wiring.link_keys(),
+        sfn=aws.stepfunctions(),
     )
 
 
@@ -141,7 +160,9 @@ def _page(status: int, html: str) -> Response[str]:
 
 
 def _error_page(exc: DeskError) -> Response[str]:
-    return _page(exc.status, f"<!doctype html><meta charset=utf-8><title>Approval</title><p>{exc.message}</p>")
+    return _page(
+        exc.status, f"<!doctype html><meta charset=utf-8><title>Approval</title><p>{exc.message}</p>"
+    )
 
 
 @app.get("/approvals/<approval_id>")
@@ -173,7 +194,9 @@ def decide_approval(approval_id: str) -> Response[str]:
             fields.update({key: values[-1] for key, values in parse_qs(body, keep_blank_values=True).items()})
         decision = DecisionRequest.model_validate(fields)
     except (ValidationError, ValueError) as exc:
-        return _error_page(DeskError(422, "INVALID_DECISION", f"send exp, kid, sig and decision=approve|reject ({exc})"))
+        return _error_page(
+            DeskError(422, "INVALID_DECISION", f"send exp, kid, sig and decision=approve|reject ({exc})")
+        )
     link = LinkParams(exp=decision.exp, kid=decision.kid, sig=decision.sig)
     desk = _desk()
     try:
@@ -181,7 +204,9 @@ def decide_approval(approval_id: str) -> Response[str]:
     except DeskError as exc:
         if exc.status == 422:
             view = desk.open(approval_id, link)
-            return _page(422, render_approval_page(view, wiring.brand(), action_url=event.path, error=exc.message))
+            return _page(
+                422, render_approval_page(view, wiring.brand(), action_url=event.path, error=exc.message)
+            )
         return _error_page(exc)
     return _page(200, render_approval_page(view, wiring.brand(), action_url=event.path))
 
@@ -189,7 +214,9 @@ def decide_approval(approval_id: str) -> Response[str]:
 @app.get("/openapi.json")
 def openapi_document() -> Response[str]:
     return Response(
-        status_code=200, content_type=content_types.APPLICATION_JSON, body=app.get_openapi_json_schema(title="CartPilot API", version="1")
+        status_code=200,
+        content_type=content_types.APPLICATION_JSON,
+        body=app.get_openapi_json_schema(title="CartPilot API", version="1"),
     )
 
 

@@ -17,5 +17,9 @@ from cartpilot.planning.service import plan_goal
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     ref = GoalRef.model_validate(event)
     return plan_goal(
-        ref.goalId, ledger=ledger_from_env(), planner=wiring.planner(), users=wiring.users(), brand=wiring.brand()
+        ref.goalId,
+        ledger=ledger_from_env(),
+        planner=wiring.planner(),
+        users=wiring.users(),
+        brand=wiring.brand(),
     )

@@ -8,6 +8,12 @@ from collections.abc import Callable
 from datetime import datetime
 from html import escape
 
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.routing import APIRoute
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
 from cartpilot_local.merchant.faults import IMMEDIATE_ERRORS, Fault, FaultMode, FaultOrder, normalise_route
 from cartpilot_local.merchant.idempotency import ClaimKind, StoredResponse, request_fingerprint, valid_key
 from cartpilot_local.merchant.payloads import (
@@ -27,11 +33,6 @@ from cartpilot_local.merchant.protocol import (
     error_body,
 )
 from cartpilot_local.merchant.state import MerchantState
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, Response
-from fastapi.routing import APIRoute
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
 ADMIN_PREFIX = "/_sandbox"
 

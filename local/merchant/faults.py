@@ -19,8 +19,9 @@ import enum
 import threading
 from dataclasses import asdict, dataclass
 
-from cartpilot_local.merchant.protocol import JsonObject
 from pydantic import BaseModel, ConfigDict, Field
+
+from cartpilot_local.merchant.protocol import JsonObject
 
 
 class FaultMode(enum.StrEnum):

@@ -19,7 +19,12 @@ def make_plan(
     profile = users.get(user)
     assert profile is not None
     request = PlanningRequest(
-        goalId="g-test", goal=goal, context=context or GoalContext(), profile=profile, brand=brand, today=TODAY
+        goalId="g-test",
+        goal=goal,
+        context=context or GoalContext(),
+        profile=profile,
+        brand=brand,
+        today=TODAY,
     )
     return RulesPlanner(merchant.catalog, merchant.fulfillment).plan(request)
 

@@ -37,5 +37,7 @@ def test_unknown_currency_and_floats_are_refused():
 
 def test_arithmetic():
     price = Money(amount_minor=69900, currency="CNY")
-    assert price.times(2) + Money(amount_minor=2000, currency="CNY") == Money(amount_minor=141800, currency="CNY")
+    assert price.times(2) + Money(amount_minor=2000, currency="CNY") == Money(
+        amount_minor=141800, currency="CNY"
+    )
     assert price.exceeds(Money(amount_minor=50000, currency="CNY"))

@@ -8,9 +8,11 @@ from cartpilot.plans import Plan, plan_json_schema
 
 SCHEMA_FILE = Path(__file__).resolve().parents[2] / "schemas" / "plan.schema.json"
 
+
 def test_exported_schema_matches_the_model():
     exported = json.loads(SCHEMA_FILE.read_text(encoding="utf-8"))
     assert exported == plan_json_schema(), "schemas/plan.schema.json is stale: run `make schema`"
+
 
 def test_plan_round_trips_and_hash_is_stable(seed_plan):
     document = seed_plan.model_dump(mode="json")
@@ -18,10 +20,12 @@ def test_plan_round_trips_and_hash_is_stable(seed_plan):
     assert again.plan_hash() == seed_plan.plan_hash()
     assert seed_plan.plan_hash().startswith("sha256:")
 
+
 def test_any_change_changes_the_hash(seed_plan):
     document = seed_plan.model_dump(mode="json")
     document["summary"]["total"]["amount_minor"] += 1
     assert Plan.model_validate(document).plan_hash() != seed_plan.plan_hash()
+
 
 def test_unknown_actions_and_extra_fields_are_refused(seed_plan):
     document = seed_plan.model_dump(mode="json")
@@ -32,6 +36,7 @@ def test_unknown_actions_and_extra_fields_are_refused(seed_plan):
     document["steps"][0]["args"]["shipTo"] = "somewhere else"
     with pytest.raises(ValidationError):
         Plan.model_validate(document)
+
 
 def test_execution_steps_are_small_references(seed_plan):
     steps = seed_plan.execution_steps()

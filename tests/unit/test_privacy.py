@@ -3,8 +3,18 @@ from cartpilot.privacy import describe_recipient, mask_pii, scrub_text
 
 
 def test_known_fields_are_erased_wherever_they_are():
-    masked = mask_pii({"recipient": {"name": "Zhang Min", "phone": "+86 139", "address": {"line1": "7 Road", "city": "Beijing"}}})
-    assert masked == {"recipient": {"name": "*****", "phone": "*****", "address": {"line1": "*****", "city": "Beijing"}}}
+    masked = mask_pii(
+        {
+            "recipient": {
+                "name": "Zhang Min",
+                "phone": "+86 139",
+                "address": {"line1": "7 Road", "city": "Beijing"},
+            }
+        }
+    )
+    assert masked == {
+        "recipient": {"name": "*****", "phone": "*****", "address": {"line1": "*****", "city": "Beijing"}}
+    }
 
 
 def test_free_text_loses_phones_emails_and_cards_but_keeps_dates_and_prices():

@@ -49,7 +49,11 @@ def test_context_recipient_and_payment_method_win(merchant, brand, users):
         address=Address(line1="1 Test Street", city="Hangzhou", country="CN"),
     )  # fmt: skip
     plan = make_plan(
-        merchant, brand, users, "running socks", context=GoalContext(recipient=recipient, paymentMethodId="pm_other")
+        merchant,
+        brand,
+        users,
+        "running socks",
+        context=GoalContext(recipient=recipient, paymentMethodId="pm_other"),
     )
     assert plan.summary.recipientId == "context" and plan.summary.recipient == recipient
     assert plan.steps[-1].args.paymentMethodId == "pm_other"

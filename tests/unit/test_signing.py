@@ -2,10 +2,19 @@ import base64
 
 import pytest
 
-from cartpilot.signing import KeyRing, LinkClaims, LinkExpired, LinkInvalid, sign_approval_link, verify_approval_link
+from cartpilot.signing import (
+    KeyRing,
+    LinkClaims,
+    LinkExpired,
+    LinkInvalid,
+    sign_approval_link,
+    verify_approval_link,
+)
 from cartpilot_local.client import ApprovalLink
 
-CLAIMS = LinkClaims(approval_id="a-1", expires_at=2_000, plan_hash="sha256:abc", approver="user-1", tier="APPROVAL")
+CLAIMS = LinkClaims(
+    approval_id="a-1", expires_at=2_000, plan_hash="sha256:abc", approver="user-1", tier="APPROVAL"
+)
 
 
 def ring(current: str = "k1", **keys: bytes) -> KeyRing:

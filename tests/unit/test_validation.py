@@ -9,10 +9,14 @@ from tests.fakes import TODAY, FakeMerchant
 from tests.unit.conftest import make_plan
 
 
-def verdict_for(plan: Plan, merchant: FakeMerchant, brand: BrandConfig, users: UserDirectory, *, today: date = TODAY):
+def verdict_for(
+    plan: Plan, merchant: FakeMerchant, brand: BrandConfig, users: UserDirectory, *, today: date = TODAY
+):
     profile = users.get(plan.userId)
     current = merchant.catalog.lookup([item.itemId for item in plan.summary.items], plan.currency)
-    return validate_plan(ValidationInput(plan=plan, brand=brand, profile=profile, current_items=current, today=today))
+    return validate_plan(
+        ValidationInput(plan=plan, brand=brand, profile=profile, current_items=current, today=today)
+    )
 
 
 def policies(verdict) -> set[str]:
@@ -33,7 +37,9 @@ def test_seed_plan_needs_the_shoppers_approval(seed_plan, merchant, brand, users
 
 
 def test_small_order_to_home_runs_without_approval(merchant, brand, users):
-    plan = make_plan(merchant, brand, users, "Buy me a pair of running socks and ship them to my home address")
+    plan = make_plan(
+        merchant, brand, users, "Buy me a pair of running socks and ship them to my home address"
+    )
     verdict = verdict_for(plan, merchant, brand, users)
     assert (verdict.tier, verdict.route, verdict.reasons) == (RiskTier.AUTO, "auto", [])
 
@@ -92,8 +98,12 @@ def test_totals_that_do_not_add_up_are_denied(seed_plan, merchant, brand, users)
     def wrong_total(document):
         document["summary"]["total"]["amount_minor"] = 100
 
-    assert "plan.payment-amount" in policies(verdict_for(tampered(seed_plan, pay_less), merchant, brand, users))
-    assert "plan.arithmetic" in policies(verdict_for(tampered(seed_plan, wrong_total), merchant, brand, users))
+    assert "plan.payment-amount" in policies(
+        verdict_for(tampered(seed_plan, pay_less), merchant, brand, users)
+    )
+    assert "plan.arithmetic" in policies(
+        verdict_for(tampered(seed_plan, wrong_total), merchant, brand, users)
+    )
 
 
 def test_recipient_and_payment_method_must_be_the_users(seed_plan, merchant, brand, users):
@@ -103,8 +113,12 @@ def test_recipient_and_payment_method_must_be_the_users(seed_plan, merchant, bra
     def other_card(document):
         document["steps"][-1]["args"]["paymentMethodId"] = "pm_user2_unionpay"
 
-    assert "plan.recipient" in policies(verdict_for(tampered(seed_plan, other_address), merchant, brand, users))
-    assert "plan.payment-method" in policies(verdict_for(tampered(seed_plan, other_card), merchant, brand, users))
+    assert "plan.recipient" in policies(
+        verdict_for(tampered(seed_plan, other_address), merchant, brand, users)
+    )
+    assert "plan.payment-method" in policies(
+        verdict_for(tampered(seed_plan, other_card), merchant, brand, users)
+    )
 
 
 def test_steps_out_of_order_or_smuggled_items_are_denied(seed_plan, merchant, brand, users):

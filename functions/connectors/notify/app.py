@@ -19,7 +19,11 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request = OutcomeEvent.model_validate(event)
     if request.kind == "receipt":
         return send_receipt(
-            request.goalId, request.outputs, ledger=ledger_from_env(), notifier=wiring.notifier(), brand=wiring.brand()
+            request.goalId,
+            request.outputs,
+            ledger=ledger_from_env(),
+            notifier=wiring.notifier(),
+            brand=wiring.brand(),
         )
     status = GoalStatus(request.status or "FAILED")
     if status is GoalStatus.NEEDS_ATTENTION:

@@ -16,4 +16,6 @@ from cartpilot.outcomes import confirm_order
 @tracer.capture_lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request = ConnectorEvent.model_validate(event)
-    return confirm_order(request.goalId, request.outputs, ledger=ledger_from_env(), merchant=wiring.merchant())
+    return confirm_order(
+        request.goalId, request.outputs, ledger=ledger_from_env(), merchant=wiring.merchant()
+    )

@@ -87,7 +87,9 @@ class ApprovalDesk:
                 plan_hash=decided.planHash,
                 detail={"approvalId": approval_id},
             )
-            raise DeskError(410, "APPROVAL_EXPIRED", "this approval is no longer waiting for a decision") from exc
+            raise DeskError(
+                410, "APPROVAL_EXPIRED", "this approval is no longer waiting for a decision"
+            ) from exc
         return self._view(decided, link, outcome=decided.status.value.lower())
 
     def _resume_flow(self, approval: Approval) -> None:
@@ -102,7 +104,11 @@ class ApprovalDesk:
                 updated_at=utc_now_iso(),
                 condition_plan_hash=approval.planHash,
                 approvedPlanHash=approval.planHash,
-                approval={"approvalId": approval.approvalId, "status": "APPROVED", "tier": approval.tier.value},
+                approval={
+                    "approvalId": approval.approvalId,
+                    "status": "APPROVED",
+                    "tier": approval.tier.value,
+                },
             )
             self._ledger.note(
                 goal_id, actor=actor, event="approval.approved", plan_hash=approval.planHash,
@@ -114,13 +120,19 @@ class ApprovalDesk:
             self._ledger.store.update(
                 goal_id,
                 updated_at=utc_now_iso(),
-                approval={"approvalId": approval.approvalId, "status": "REJECTED", "tier": approval.tier.value},
+                approval={
+                    "approvalId": approval.approvalId,
+                    "status": "REJECTED",
+                    "tier": approval.tier.value,
+                },
             )
             self._ledger.note(
                 goal_id, actor=actor, event="approval.rejected", plan_hash=approval.planHash,
                 detail={"approvalId": approval.approvalId},
             )  # fmt: skip
-            self._sfn.send_task_failure(taskToken=token, error="ApprovalRejected", cause="The approver said no.")
+            self._sfn.send_task_failure(
+                taskToken=token, error="ApprovalRejected", cause="The approver said no."
+            )
 
     def _verified(self, approval_id: str, link: LinkParams) -> Approval:
         approval = self._approvals.get(approval_id)
@@ -136,7 +148,11 @@ class ApprovalDesk:
         )
         try:
             verify_approval_link(
-                claims, kid=link.kid, sig=link.sig, keyring=self._keys.keyring(), now=int(utc_now().timestamp())
+                claims,
+                kid=link.kid,
+                sig=link.sig,
+                keyring=self._keys.keyring(),
+                now=int(utc_now().timestamp()),
             )
         except LinkInvalid as exc:
             raise DeskError(403, "LINK_INVALID", "this approval link is not valid") from exc
@@ -150,4 +166,6 @@ class ApprovalDesk:
             raise DeskError(409, "NO_PLAN", "the goal has no plan")
         plan = Plan.model_validate(goal.plan)
         phrase = confirmation_phrase(approval.total) if approval.tier is RiskTier.STRONG_APPROVAL else None
-        return ApprovalView(approval=approval, goal=goal, plan=plan, phrase=phrase, link=link, outcome=outcome)
+        return ApprovalView(
+            approval=approval, goal=goal, plan=plan, phrase=phrase, link=link, outcome=outcome
+        )

@@ -65,8 +65,16 @@ def request_approval(
         actor="approval",
         event="approval.requested",
         plan_hash=plan_hash,
-        detail={"approvalId": approval.approvalId, "tier": approval.tier.value, "approver": approval.approver},
-        approval={"approvalId": approval.approvalId, "status": approval.status.value, "tier": approval.tier.value},
+        detail={
+            "approvalId": approval.approvalId,
+            "tier": approval.tier.value,
+            "approver": approval.approver,
+        },
+        approval={
+            "approvalId": approval.approvalId,
+            "status": approval.status.value,
+            "tier": approval.tier.value,
+        },
     )
     body: dict[str, Any] = {"link": link, "total": plan.summary.total.format(), "tier": approval.tier.value}
     if approval.tier is RiskTier.STRONG_APPROVAL:

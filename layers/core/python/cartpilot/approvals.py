@@ -82,15 +82,21 @@ class ApprovalStore:
         return _to_approval(item) if item else None
 
     def task_token(self, approval_id: str) -> str:
-        item = self._table.get_item(Key=_key(approval_id), ConsistentRead=True, ProjectionExpression="taskToken")
+        item = self._table.get_item(
+            Key=_key(approval_id), ConsistentRead=True, ProjectionExpression="taskToken"
+        )
         return str(item["Item"]["taskToken"])
 
-    def decide(self, approval_id: str, status: ApprovalStatus, *, decided_at: str, decided_by: str) -> Approval:
+    def decide(
+        self, approval_id: str, status: ApprovalStatus, *, decided_at: str, decided_by: str
+    ) -> Approval:
         """Records the decision if, and only if, none was recorded before (a conditional write)."""
         current = self.get(approval_id)
         if current is None:
             raise LookupError(approval_id)
-        decided = current.model_copy(update={"status": status, "decidedAt": decided_at, "decidedBy": decided_by})
+        decided = current.model_copy(
+            update={"status": status, "decidedAt": decided_at, "decidedBy": decided_by}
+        )
         try:
             self._table.update_item(
                 Key=_key(approval_id),
@@ -119,7 +125,10 @@ class ApprovalStore:
             Key=_key(approval_id),
             UpdateExpression="SET #status = :to, doc = :doc",
             ExpressionAttributeNames={"#status": "status"},
-            ExpressionAttributeValues={":to": ApprovalStatus.EXPIRED.value, ":doc": expired.model_dump_json()},
+            ExpressionAttributeValues={
+                ":to": ApprovalStatus.EXPIRED.value,
+                ":doc": expired.model_dump_json(),
+            },
         )
 
 

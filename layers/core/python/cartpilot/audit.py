@@ -60,7 +60,9 @@ def verify_chain(records: list[AuditRecord], expected_head: str | None = None) -
     previous_hash = GENESIS_HASH
     for position, record in enumerate(records, start=1):
         if record.seq != position:
-            problems.append(f"record at position {position} has seq {record.seq}: a record is missing or moved")
+            problems.append(
+                f"record at position {position} has seq {record.seq}: a record is missing or moved"
+            )
         if record.prevHash != previous_hash:
             problems.append(f"record {record.seq} does not link to the record before it")
         if hash_record_body(record.body()) != record.hash:
@@ -129,7 +131,10 @@ class AuditTrail:
 
     def _last(self, goal_id: str) -> AuditRecord | None:
         page = self._table.query(
-            KeyConditionExpression=Key("goalId").eq(goal_id), ScanIndexForward=False, Limit=1, ConsistentRead=True
+            KeyConditionExpression=Key("goalId").eq(goal_id),
+            ScanIndexForward=False,
+            Limit=1,
+            ConsistentRead=True,
         )
         return _to_record(page["Items"][0]) if page["Items"] else None
 

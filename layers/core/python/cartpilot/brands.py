@@ -61,7 +61,9 @@ class BrandConfig(BaseModel):
     def _limits_in_brand_currency(self) -> BrandConfig:
         for name, amount in self.limits:
             if isinstance(amount, Money) and amount.currency != self.currency:
-                raise ValueError(f"limits.{name} is in {amount.currency}, the brand trades in {self.currency}")
+                raise ValueError(
+                    f"limits.{name} is in {amount.currency}, the brand trades in {self.currency}"
+                )
         return self
 
 

@@ -50,7 +50,9 @@ def undo_executed_steps(
         try:
             session = merchant.checkout.get(session_id)
             if session.orderId:
-                order = merchant.orders.cancel(session.orderId, step_idempotency_key(goal_id, session.orderId, "undo"))
+                order = merchant.orders.cancel(
+                    session.orderId, step_idempotency_key(goal_id, session.orderId, "undo")
+                )
                 undone.append(f"order {order.id} {order.status}")
             elif session.status not in _SETTLED_SESSION:
                 merchant.checkout.cancel(session_id, step_idempotency_key(goal_id, session_id, "undo"))

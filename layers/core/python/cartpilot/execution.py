@@ -58,7 +58,11 @@ def _session_of(outputs: dict[str, Any]) -> str:
 
 
 def _session_summary(session: CheckoutSession) -> dict[str, Any]:
-    return {"checkoutId": session.id, "status": session.status, "total": session.total.model_dump(mode="json")}
+    return {
+        "checkoutId": session.id,
+        "status": session.status,
+        "total": session.total.model_dump(mode="json"),
+    }
 
 
 class StepExecutor:
@@ -77,7 +81,11 @@ class StepExecutor:
             return event.outputs  # Already ran in this execution: a redelivered event changes nothing.
         if goal.status is not GoalStatus.EXECUTING:
             self._ledger.transition(
-                goal.goalId, GoalStatus.EXECUTING, actor="executor", event="execution.started", plan_hash=event.planHash
+                goal.goalId,
+                GoalStatus.EXECUTING,
+                actor="executor",
+                event="execution.started",
+                plan_hash=event.planHash,
             )
         key = step_idempotency_key(goal.goalId, step.id)
         output = self._perform(plan, step, event.outputs, key)
@@ -164,7 +172,11 @@ def run_connector_step(event: dict[str, Any], context: Any, *, connector: str) -
     if context is not None and hasattr(context, "get_remaining_time_in_millis"):
         config.register_lambda_context(context)
 
-    @idempotent_function(data_keyword_argument="step_event", persistence_store=persistence_layer("connector-step"), config=config)
+    @idempotent_function(
+        data_keyword_argument="step_event",
+        persistence_store=persistence_layer("connector-step"),
+        config=config,
+    )
     def run_once(step_event: dict[str, Any]) -> dict[str, Any]:
         executor = StepExecutor(ledger=ledger_from_env(), merchant=wiring.merchant(), users=wiring.users())
         return executor.run(ConnectorEvent.model_validate(step_event))

@@ -20,9 +20,13 @@ _JSON_FIELDS = ("context", "plan", "verdict", "approval", "steps", "receipt", "p
 # allowed so a retried Lambda invocation is harmless.
 ALLOWED_FROM: dict[GoalStatus, frozenset[GoalStatus]] = {
     GoalStatus.PLANNING: frozenset({GoalStatus.RECEIVED, GoalStatus.PLANNING}),
-    GoalStatus.VALIDATING: frozenset({GoalStatus.PLANNING, GoalStatus.VALIDATING, GoalStatus.AWAITING_APPROVAL}),
+    GoalStatus.VALIDATING: frozenset(
+        {GoalStatus.PLANNING, GoalStatus.VALIDATING, GoalStatus.AWAITING_APPROVAL}
+    ),
     GoalStatus.AWAITING_APPROVAL: frozenset({GoalStatus.VALIDATING, GoalStatus.AWAITING_APPROVAL}),
-    GoalStatus.EXECUTING: frozenset({GoalStatus.VALIDATING, GoalStatus.AWAITING_APPROVAL, GoalStatus.EXECUTING}),
+    GoalStatus.EXECUTING: frozenset(
+        {GoalStatus.VALIDATING, GoalStatus.AWAITING_APPROVAL, GoalStatus.EXECUTING}
+    ),
     GoalStatus.COMPLETED: frozenset({GoalStatus.EXECUTING, GoalStatus.COMPLETED}),
     GoalStatus.DENIED: frozenset({GoalStatus.VALIDATING, GoalStatus.DENIED}),
     GoalStatus.REJECTED: frozenset({GoalStatus.AWAITING_APPROVAL, GoalStatus.REJECTED}),
@@ -33,7 +37,13 @@ ALLOWED_FROM: dict[GoalStatus, frozenset[GoalStatus]] = {
     ),
     GoalStatus.UNDONE: frozenset({GoalStatus.COMPLETED, GoalStatus.UNDONE}),
     GoalStatus.FAILED: frozenset(
-        {GoalStatus.RECEIVED, GoalStatus.PLANNING, GoalStatus.VALIDATING, GoalStatus.AWAITING_APPROVAL, GoalStatus.FAILED}
+        {
+            GoalStatus.RECEIVED,
+            GoalStatus.PLANNING,
+            GoalStatus.VALIDATING,
+            GoalStatus.AWAITING_APPROVAL,
+            GoalStatus.FAILED,
+        }
     ),
     # Anything not yet final can need a human.
     GoalStatus.NEEDS_ATTENTION: frozenset(

@@ -35,7 +35,13 @@ def goal_links(goal_id: str) -> dict[str, str]:
 
 class GoalIntake:
     def __init__(
-        self, *, ledger: GoalLedger, sfn: Any, state_machine_arn: str, brand: BrandConfig, users: UserDirectory
+        self,
+        *,
+        ledger: GoalLedger,
+        sfn: Any,
+        state_machine_arn: str,
+        brand: BrandConfig,
+        users: UserDirectory,
     ) -> None:
         self._ledger = ledger
         self._sfn = sfn
@@ -75,7 +81,10 @@ class GoalIntake:
             actor=f"user:{request.userId}",
             event="goal.received",
             status=GoalStatus.RECEIVED,
-            detail={"goal": request.goal, "context": request.context.model_dump(mode="json", exclude_none=True)},
+            detail={
+                "goal": request.goal,
+                "context": request.context.model_dump(mode="json", exclude_none=True),
+            },
         )
         execution_arn = self._start_flow(goal_id)
         self._ledger.store.update(goal_id, updated_at=utc_now_iso(), executionArn=execution_arn)

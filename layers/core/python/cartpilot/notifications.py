@@ -26,7 +26,9 @@ class SnsNotifier:
         response = client.publish(
             TopicArn=self._topic_arn,
             Subject=subject[:100],
-            Message=json.dumps({"kind": kind, "goalId": goal_id, "userId": user_id, **body}, ensure_ascii=False),
+            Message=json.dumps(
+                {"kind": kind, "goalId": goal_id, "userId": user_id, **body}, ensure_ascii=False
+            ),
             MessageAttributes={
                 "kind": {"DataType": "String", "StringValue": kind},
                 "goalId": {"DataType": "String", "StringValue": goal_id},

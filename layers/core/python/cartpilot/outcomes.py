@@ -33,16 +33,26 @@ def _order_output(outputs: dict[str, Any]) -> dict[str, Any]:
     raise PlanIntegrityError("no order was placed")
 
 
-def confirm_order(goal_id: str, outputs: dict[str, Any], *, ledger: GoalLedger, merchant: Merchant) -> dict[str, Any]:
+def confirm_order(
+    goal_id: str, outputs: dict[str, Any], *, ledger: GoalLedger, merchant: Merchant
+) -> dict[str, Any]:
     """Reads the order back from the merchant and checks it is what the plan bought."""
     goal = ledger.store.require(goal_id)
     plan = Plan.model_validate(goal.plan)
     placed = _order_output(outputs)
     order = merchant.orders.get(str(placed["orderId"]))
     if order.total != plan.summary.total:
-        raise PlanIntegrityError(f"order {order.id} totals {order.total.format()}, not {plan.summary.total.format()}")
+        raise PlanIntegrityError(
+            f"order {order.id} totals {order.total.format()}, not {plan.summary.total.format()}"
+        )
     confirmation = {"orderId": order.id, "checkoutId": order.checkoutId, "status": order.status}
-    ledger.note(goal_id, actor="connector:orders", event="order.confirmed", plan_hash=goal.planHash, detail=confirmation)
+    ledger.note(
+        goal_id,
+        actor="connector:orders",
+        event="order.confirmed",
+        plan_hash=goal.planHash,
+        detail=confirmation,
+    )
     return {**outputs, "confirm": confirmation}
 
 
@@ -58,7 +68,11 @@ def send_receipt(
         checkoutId=str(order["checkoutId"]),
         total=summary.total,
         items=[
-            {"title": item.title, "quantity": item.quantity, "unitPrice": item.unitPrice.model_dump(mode="json")}
+            {
+                "title": item.title,
+                "quantity": item.quantity,
+                "unitPrice": item.unitPrice.model_dump(mode="json"),
+            }
             for item in summary.items
         ],
         recipient=describe_recipient(summary.recipient),

@@ -21,20 +21,26 @@ def _environment() -> Environment:
     )
 
 
-def render_approval_page(view: ApprovalView, brand: BrandConfig, *, action_url: str, error: str | None = None) -> str:
+def render_approval_page(
+    view: ApprovalView, brand: BrandConfig, *, action_url: str, error: str | None = None
+) -> str:
     summary = view.plan.summary
     undo_hours = brand.undoWindowSeconds // 3600
-    return _environment().get_template("approval.html.j2").render(
-        brand=brand,
-        approval=view.approval,
-        plan=view.plan,
-        summary=summary,
-        recipient=describe_recipient(summary.recipient),
-        meets_deadline=summary.deliverBy is None or summary.shipping.latestDelivery <= summary.deliverBy,
-        phrase=view.phrase,
-        link=view.link,
-        outcome=view.outcome,
-        action_url=action_url,
-        undo_hours=undo_hours,
-        error=error,
+    return (
+        _environment()
+        .get_template("approval.html.j2")
+        .render(
+            brand=brand,
+            approval=view.approval,
+            plan=view.plan,
+            summary=summary,
+            recipient=describe_recipient(summary.recipient),
+            meets_deadline=summary.deliverBy is None or summary.shipping.latestDelivery <= summary.deliverBy,
+            phrase=view.phrase,
+            link=view.link,
+            outcome=view.outcome,
+            action_url=action_url,
+            undo_hours=undo_hours,
+            error=error,
+        )
     )

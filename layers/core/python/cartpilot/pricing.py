@@ -14,7 +14,9 @@ from cartpilot.goal_store import GoalStore
 from cartpilot.plans import Plan
 
 
-def snapshot_current_prices(goal_id: str, plan_id: str, *, store: GoalStore, catalog: Catalog) -> dict[str, Any]:
+def snapshot_current_prices(
+    goal_id: str, plan_id: str, *, store: GoalStore, catalog: Catalog
+) -> dict[str, Any]:
     goal = store.require(goal_id)
     if goal.plan is None or goal.plan.get("planId") != plan_id:
         raise LookupError(f"goal {goal_id} has no plan {plan_id}")
@@ -25,6 +27,10 @@ def snapshot_current_prices(goal_id: str, plan_id: str, *, store: GoalStore, cat
     store.update(
         goal_id,
         updated_at=checked_at,
-        priceCheck={"planId": plan_id, "checkedAt": checked_at, "items": [v.model_dump(mode="json") for v in current]},
+        priceCheck={
+            "planId": plan_id,
+            "checkedAt": checked_at,
+            "items": [v.model_dump(mode="json") for v in current],
+        },
     )
     return {"checkedAt": checked_at, "items": len(current)}

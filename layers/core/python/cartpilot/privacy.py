@@ -27,6 +27,10 @@ _NUMBER_RUN = re.compile(r"\+?\d[\d \-().]{6,}\d")
 _MIN_PERSONAL_DIGITS = 10
 MASK = "*****"
 
+# Most records hold only some of the PII fields; a missing one is expected, not news.
+# (A process-wide filter: warnings.catch_warnings is not safe across threads.)
+warnings.filterwarnings("ignore", message=r"Field or expression .* not found", category=UserWarning)
+
 
 @functools.cache
 def _masker() -> DataMasking:
@@ -57,10 +61,7 @@ def mask_pii(data: dict[str, Any]) -> dict[str, Any]:
     """A copy of ``data`` fit for an audit record or a log line."""
     if not data:
         return {}
-    with warnings.catch_warnings():
-        # Most records hold only some of the PII fields; a missing one is expected, not news.
-        warnings.simplefilter("ignore", UserWarning)
-        erased = _masker().erase(data, fields=_FIELD_PATHS)
+    erased = _masker().erase(data, fields=_FIELD_PATHS)
     scrubbed: dict[str, Any] = _scrub_strings(erased)
     return scrubbed
 
@@ -83,4 +84,6 @@ def describe_address(address: Address) -> str:
 
 
 def describe_recipient(recipient: Recipient) -> str:
-    return f"{mask_name(recipient.name)}, {describe_address(recipient.address)} ({mask_phone(recipient.phone)})"
+    return (
+        f"{mask_name(recipient.name)}, {describe_address(recipient.address)} ({mask_phone(recipient.phone)})"
+    )

@@ -40,7 +40,9 @@ class KeyRing:
         current = secret.get("current")
         if not isinstance(raw_keys, dict) or not isinstance(current, str) or current not in raw_keys:
             raise ValueError("the link-signing secret must hold 'current' and a 'keys' map containing it")
-        return cls(current=current, keys={kid: base64.b64decode(str(value)) for kid, value in raw_keys.items()})
+        return cls(
+            current=current, keys={kid: base64.b64decode(str(value)) for kid, value in raw_keys.items()}
+        )
 
     @staticmethod
     def new_secret(key_id: str = "k1") -> dict[str, object]:
@@ -85,7 +87,11 @@ def _sign(key: bytes, claims: LinkClaims) -> str:
 
 def sign_approval_link(base_url: str, claims: LinkClaims, keyring: KeyRing) -> str:
     query = urlencode(
-        {"exp": claims.expires_at, "kid": keyring.current, "sig": _sign(keyring.keys[keyring.current], claims)}
+        {
+            "exp": claims.expires_at,
+            "kid": keyring.current,
+            "sig": _sign(keyring.keys[keyring.current], claims),
+        }
     )
     return f"{base_url.rstrip('/')}/approvals/{claims.approval_id}?{query}"
 

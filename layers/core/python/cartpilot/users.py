@@ -82,14 +82,18 @@ def generated_shopper(number: int) -> UserProfile:
     home = Recipient(
         name=f"Shopper {number:04d}",
         phone=f"+86 139 {number:04d} {(number * 7919) % 10000:04d}",
-        address=Address(line1=f"{number} Test Road", city=city, region=region, postalCode=postal, country="CN"),
+        address=Address(
+            line1=f"{number} Test Road", city=city, region=region, postalCode=postal, country="CN"
+        ),
     )
     return UserProfile(
         userId=user_id,
         name=home.name,
         email=f"{user_id}@example.com",
         trustLevel=1,
-        paymentMethods=[PaymentMethod(id=f"pm_{user_id.replace('-', '_')}", label="Test card", addedOn=date(2025, 1, 1))],
+        paymentMethods=[
+            PaymentMethod(id=f"pm_{user_id.replace('-', '_')}", label="Test card", addedOn=date(2025, 1, 1))
+        ],
         recipients=[SavedRecipient(id="home", relation="self", recipient=home)],
     )
 

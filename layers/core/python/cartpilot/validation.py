@@ -15,11 +15,11 @@ from datetime import date
 from cartpilot.brands import BrandConfig
 from cartpilot.clock import today, utc_now_iso
 from cartpilot.commerce import ProductVariant
-from cartpilot.money import Money, total_of
-from cartpilot.plans import ACTION_ORDER, Action, AddItemsStep, CheckoutCreateStep, Plan
 from cartpilot.connectors.errors import PlanIntegrityError
 from cartpilot.goals import GoalStatus
 from cartpilot.ledger import GoalLedger
+from cartpilot.money import total_of
+from cartpilot.plans import ACTION_ORDER, Action, AddItemsStep, CheckoutCreateStep, Plan
 from cartpilot.users import UserDirectory, UserProfile
 from cartpilot.verdicts import Finding, RiskTier, Verdict, route_for, stricter
 
@@ -125,7 +125,12 @@ def check_policies(plan: Plan, brand: BrandConfig, profile: UserProfile, today: 
     if total.currency != brand.currency:
         return [_deny("brand.currency", f"the brand trades in {brand.currency}")]
     if total.exceeds(limits.perOrder):
-        findings.append(_deny("limit.per-order", f"{total.format()} is above the per-order limit of {limits.perOrder.format()}"))
+        findings.append(
+            _deny(
+                "limit.per-order",
+                f"{total.format()} is above the per-order limit of {limits.perOrder.format()}",
+            )
+        )
     elif total.exceeds(limits.strongApprovalThreshold):
         findings.append(
             Finding(
@@ -142,8 +147,14 @@ def check_policies(plan: Plan, brand: BrandConfig, profile: UserProfile, today: 
                 message=f"{total.format()} is above {limits.confirmationThreshold.format()}",
             )
         )
-    if summary.budget is not None and total.currency == summary.budget.currency and total.exceeds(summary.budget):
-        findings.append(_deny("goal.budget", f"{total.format()} is over the budget of {summary.budget.format()}"))
+    if (
+        summary.budget is not None
+        and total.currency == summary.budget.currency
+        and total.exceeds(summary.budget)
+    ):
+        findings.append(
+            _deny("goal.budget", f"{total.format()} is over the budget of {summary.budget.format()}")
+        )
     if summary.deliverBy is not None:
         if summary.shipping.latestDelivery > summary.deliverBy:
             findings.append(
@@ -158,14 +169,27 @@ def check_policies(plan: Plan, brand: BrandConfig, profile: UserProfile, today: 
     for item in summary.items:
         rule = brand.restrictedCategories.get(item.category)
         if rule == "deny":
-            findings.append(_deny("category.restricted", f"{item.title} is in a category this brand does not sell through its assistant"))
+            findings.append(
+                _deny(
+                    "category.restricted",
+                    f"{item.title} is in a category this brand does not sell through its assistant",
+                )
+            )
         elif rule == "staff":
             findings.append(
-                Finding(policyId="category.staff-approval", tier=RiskTier.APPROVAL, message=f"{item.title} needs staff approval")
+                Finding(
+                    policyId="category.staff-approval",
+                    tier=RiskTier.APPROVAL,
+                    message=f"{item.title} needs staff approval",
+                )
             )
     if summary.recipientId == "context":
         findings.append(
-            Finding(policyId="recipient.new", tier=RiskTier.APPROVAL, message="ships to a recipient the user has not saved")
+            Finding(
+                policyId="recipient.new",
+                tier=RiskTier.APPROVAL,
+                message="ships to a recipient the user has not saved",
+            )
         )
     elif summary.recipientId != profile.home.id:
         findings.append(
@@ -176,7 +200,9 @@ def check_policies(plan: Plan, brand: BrandConfig, profile: UserProfile, today: 
             )
         )
     if profile.trustLevel == 0:
-        findings.append(Finding(policyId="user.new-account", tier=RiskTier.APPROVAL, message="the account is new"))
+        findings.append(
+            Finding(policyId="user.new-account", tier=RiskTier.APPROVAL, message="the account is new")
+        )
     return findings
 
 
@@ -200,9 +226,9 @@ def validate_plan(given: ValidationInput) -> Verdict:
     )
 
 
-
-
-def validate_goal(goal_id: str, plan_hash: str, *, ledger: GoalLedger, brand: BrandConfig, users: UserDirectory) -> Verdict:
+def validate_goal(
+    goal_id: str, plan_hash: str, *, ledger: GoalLedger, brand: BrandConfig, users: UserDirectory
+) -> Verdict:
     """The validation stage: checks the stored plan against the stored price snapshot and records the verdict."""
     goal = ledger.store.require(goal_id)
     ledger.transition(goal_id, GoalStatus.VALIDATING, actor="validator", event="validation.started")
@@ -228,7 +254,10 @@ def validate_goal(goal_id: str, plan_hash: str, *, ledger: GoalLedger, brand: Br
         actor="validator",
         event="plan.validated",
         plan_hash=plan_hash,
-        detail={"tier": verdict.tier.value, "reasons": [reason.model_dump(mode="json") for reason in verdict.reasons]},
+        detail={
+            "tier": verdict.tier.value,
+            "reasons": [reason.model_dump(mode="json") for reason in verdict.reasons],
+        },
     )
     ledger.store.update(goal_id, updated_at=verdict.checkedAt, verdict=verdict.model_dump(mode="json"))
     return verdict

@@ -15,7 +15,11 @@ from cartpilot.money import Money
 
 _PRODUCTS: tuple[tuple[tuple[str, ...], str, str | None], ...] = (
     # (words that name it, search text, category)
-    (("running shoes", "running shoe", "running sneakers", "跑鞋", "跑步鞋", "运动鞋"), "running shoes", "running-shoes"),
+    (
+        ("running shoes", "running shoe", "running sneakers", "跑鞋", "跑步鞋", "运动鞋"),
+        "running shoes",
+        "running-shoes",
+    ),
     (("running socks", "sport socks", "跑步袜", "运动袜"), "running socks", "socks"),
     (("socks", "袜子"), "socks", "socks"),
     (("backpack", "双肩包", "背包"), "backpack", "bags"),
@@ -66,8 +70,12 @@ _BUDGET_EN = re.compile(
     r"(¥|\$|cny|rmb|usd)?\s*(\d+(?:[.,]\d{1,2})?)\s*(cny|rmb|yuan|usd|dollars|元)?",
     re.IGNORECASE,
 )
-_BUDGET_ZH = re.compile(r"(?:预算|不超过|不要超过|最多)\s*(\d+(?:\.\d{1,2})?)\s*(元|块)?|(\d+(?:\.\d{1,2})?)\s*(?:元|块)以(?:内|下)")
-_DATE_ISO = re.compile(r"(before|by|until|no later than|之前|前)?\s*(\d{4})-(\d{2})-(\d{2})\s*(之前|前)?", re.IGNORECASE)
+_BUDGET_ZH = re.compile(
+    r"(?:预算|不超过|不要超过|最多)\s*(\d+(?:\.\d{1,2})?)\s*(元|块)?|(\d+(?:\.\d{1,2})?)\s*(?:元|块)以(?:内|下)"
+)
+_DATE_ISO = re.compile(
+    r"(before|by|until|no later than|之前|前)?\s*(\d{4})-(\d{2})-(\d{2})\s*(之前|前)?", re.IGNORECASE
+)
 _DATE_EN = re.compile(
     r"\b(before|by|until|no later than)\s+(?:the\s+)?"
     r"(?:(jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?\s+(\d{1,2})(?:st|nd|rd|th)?"
@@ -106,7 +114,9 @@ def _next_occurrence(month: int, day: int, today: date) -> date:
 def _deadline(text: str, today: date) -> date | None:
     """The last acceptable delivery day; "before Feb 5" means Feb 4 at the latest."""
     if match := _DATE_ISO.search(text):
-        strict = bool(match.group(1) and match.group(1).lower() in {"before", "之前", "前"}) or bool(match.group(5))
+        strict = bool(match.group(1) and match.group(1).lower() in {"before", "之前", "前"}) or bool(
+            match.group(5)
+        )
         day = date(int(match.group(2)), int(match.group(3)), int(match.group(4)))
         return day - timedelta(days=1) if strict else day
     if match := _DATE_EN.search(text):
@@ -149,7 +159,8 @@ def _first(text: str, table: dict[str, str]) -> str | None:
 def parse_goal(goal: str, *, today: date, currency: str) -> ShoppingIntent:
     text = goal.lower()
     product = next(
-        ((query, category) for names, query, category in _PRODUCTS if any(name in text for name in names)), None
+        ((query, category) for names, query, category in _PRODUCTS if any(name in text for name in names)),
+        None,
     )
     if product is None:
         raise GoalNotUnderstood("the goal does not name a product this planner knows how to find")

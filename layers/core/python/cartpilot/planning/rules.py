@@ -12,7 +12,15 @@ from datetime import date
 
 from cartpilot.brands import BrandConfig
 from cartpilot.clock import utc_now_iso
-from cartpilot.commerce import Catalog, CartLine, Fulfillment, ProductVariant, Recipient, SearchQuery, ShippingOption
+from cartpilot.commerce import (
+    CartLine,
+    Catalog,
+    Fulfillment,
+    ProductVariant,
+    Recipient,
+    SearchQuery,
+    ShippingOption,
+)
 from cartpilot.goals import GoalContext
 from cartpilot.money import Money, total_of
 from cartpilot.planning.intent import GoalNotUnderstood, ShoppingIntent, parse_goal
@@ -77,7 +85,9 @@ def resolve_recipient(request: PlanningRequest, intent: ShoppingIntent) -> tuple
         and (intent.city is None or saved.recipient.address.city == intent.city)
     ]
     if not candidates:
-        wanted = " ".join(part for part in (intent.relation, f"in {intent.city}" if intent.city else None) if part)
+        wanted = " ".join(
+            part for part in (intent.relation, f"in {intent.city}" if intent.city else None) if part
+        )
         raise PlanningFailed(
             f"no saved recipient matches '{wanted or 'home'}'; add the recipient to the request's context"
         )
@@ -123,9 +133,8 @@ class RulesPlanner:
         lookups.calls.append(f"fulfillment.quote {recipient.address.city}, {recipient.address.country}")
         shipping = choose_shipping(options, deliver_by)
 
-        payment_method = request.context.paymentMethodId or (
-            request.profile.default_payment_method().id if request.profile.default_payment_method() else None
-        )
+        saved_method = request.profile.default_payment_method()
+        payment_method = request.context.paymentMethodId or (saved_method.id if saved_method else None)
         if payment_method is None:
             raise PlanningFailed("the shopper has no saved payment method and none was given")
 
@@ -140,7 +149,9 @@ class RulesPlanner:
                     currency=currency,
                 ),
                 permissions=["checkout:create"],
-                estimatedCost=total_of([item.unitPrice.times(item.quantity) for item in main_items], currency),
+                estimatedCost=total_of(
+                    [item.unitPrice.times(item.quantity) for item in main_items], currency
+                ),
                 justification=f"Open a checkout for {main.title} ({_describe(main)}) at {main.price.format()}.",
             )
         ]
@@ -206,11 +217,17 @@ class RulesPlanner:
         self, intent: ShoppingIntent, currency: str, budget: Money | None, lookups: _Lookups
     ) -> ProductVariant:
         query = SearchQuery(
-            text=intent.query, currency=currency, category=intent.category, size=intent.size, color=intent.color
+            text=intent.query,
+            currency=currency,
+            category=intent.category,
+            size=intent.size,
+            color=intent.color,
         )
         products = self._catalog.search(query)
         lookups.calls.append(f"catalog.search {intent.query!r}")
-        candidates = [variant for product in products for variant in product.variants if _matches(variant, intent)]
+        candidates = [
+            variant for product in products for variant in product.variants if _matches(variant, intent)
+        ]
         if not candidates and intent.category:
             # The category guess may be narrower than the merchant's; search the words alone.
             products = self._catalog.search(query.model_copy(update={"category": None}))
@@ -224,7 +241,9 @@ class RulesPlanner:
             )
             raise PlanningFailed(f"nothing in stock matches {wanted}")
         if budget is not None and budget.currency == currency:
-            affordable = [v for v in candidates if v.price.times(intent.quantity).amount_minor <= budget.amount_minor]
+            affordable = [
+                v for v in candidates if v.price.times(intent.quantity).amount_minor <= budget.amount_minor
+            ]
             candidates = affordable or candidates
         chosen = min(candidates, key=lambda variant: (variant.price.amount_minor, variant.id))
         # Re-read the chosen item: search results may be cached, the lookup is the price of record.
@@ -235,7 +254,9 @@ class RulesPlanner:
         return fresh[0]
 
     def _gift_wrap(self, currency: str, lookups: _Lookups) -> ProductVariant:
-        products = self._catalog.search(SearchQuery(text="gift wrap", currency=currency, category=GIFT_WRAP_CATEGORY))
+        products = self._catalog.search(
+            SearchQuery(text="gift wrap", currency=currency, category=GIFT_WRAP_CATEGORY)
+        )
         lookups.calls.append("catalog.search 'gift wrap'")
         variants = [variant for product in products for variant in product.variants if variant.in_stock]
         if not variants:
@@ -259,7 +280,10 @@ class RulesPlanner:
 
 
 def _describe(variant: ProductVariant) -> str:
-    return ", ".join(part for part in (f"size {variant.size}" if variant.size else None, variant.color) if part) or "as listed"
+    return (
+        ", ".join(part for part in (f"size {variant.size}" if variant.size else None, variant.color) if part)
+        or "as listed"
+    )
 
 
 def _shipping_reason(option: ShippingOption, deliver_by: date | None) -> str:

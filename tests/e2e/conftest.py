@@ -1,0 +1,61 @@
+"""One local stack per test process; every test starts from an empty merchant ledger."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from cartpilot_local.client import CartPilotClient
+from cartpilot_local.stack import LocalStack
+
+SEED_GOAL = "Get my friend running shoes, size 42, gift-wrap them and ship to Beijing before Feb 5"
+LOW_RISK_GOAL = "Buy me a pair of running socks and ship them to my home address"
+
+
+class Stack:
+    """The running stack as a client sees it: the API, the outbox and the merchant's ledger."""
+
+    def __init__(self, local: LocalStack) -> None:
+        self.local = local
+        self.api = CartPilotClient(local.api_url)
+        self.merchant = httpx.Client(base_url=local.merchant_url, timeout=10)
+
+    def ledger(self) -> dict[str, list[dict[str, Any]]]:
+        ledger: dict[str, list[dict[str, Any]]] = self.merchant.get("/_sandbox/ledger").json()
+        return ledger
+
+    def inject_fault(self, route: str, mode: str, times: int = 1, **extra: Any) -> None:
+        response = self.merchant.post(
+            "/_sandbox/faults", json={"route": route, "mode": mode, "times": times, **extra}
+        )
+        response.raise_for_status()
+
+    def reset_merchant(self) -> None:
+        self.merchant.post("/_sandbox/reset").raise_for_status()
+
+    def executions_named(self, name: str) -> list[dict[str, Any]]:
+        import boto3
+
+        sfn = boto3.client("stepfunctions")
+        executions: list[dict[str, Any]] = sfn.list_executions(stateMachineArn=self.local.state_machine_arn)[
+            "executions"
+        ]
+        return [execution for execution in executions if execution["name"] == name]
+
+
+@pytest.fixture(scope="session")
+def local_stack() -> Iterator[LocalStack]:
+    with LocalStack() as local:
+        yield local
+
+
+@pytest.fixture
+def stack(local_stack: LocalStack) -> Iterator[Stack]:
+    running = Stack(local_stack)
+    running.reset_merchant()
+    yield running
+    running.api.close()
+    running.merchant.close()

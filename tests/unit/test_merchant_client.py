@@ -1,0 +1,357 @@
+"""MerchantClient against scripted merchants (httpx.MockTransport): headers, retries and error mapping."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+
+import httpx
+import pytest
+
+from cartpilot.connectors.errors import (
+    IdempotencyConflict,
+    MerchantOutcomeUnknown,
+    MerchantRejected,
+    MerchantUnavailable,
+)
+from cartpilot.connectors.http import MerchantClient, RetryPolicy, Timeouts
+
+Reply = httpx.Response | Exception
+
+
+def ucp_error(status: int, code: str, headers: dict[str, str] | None = None) -> httpx.Response:
+    body = {
+        "ucp": {"version": "2026-04-08", "status": "error"},
+        "messages": [{"type": "error", "code": code, "content": "no", "severity": "recoverable"}],
+    }
+    return httpx.Response(status, json=body, headers=headers)
+
+
+class ScriptedMerchant:
+    """Answers requests from a script, one reply per request, and keeps what it was sent."""
+
+    def __init__(self, *replies: Reply) -> None:
+        self.replies = list(replies)
+        self.requests: list[httpx.Request] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        reply = self.replies.pop(0) if len(self.replies) > 1 else self.replies[0]
+        if isinstance(reply, Exception):
+            raise reply
+        return reply
+
+    @property
+    def keys(self) -> list[str | None]:
+        return [r.headers.get("Idempotency-Key") for r in self.requests]
+
+
+def ok(body: dict[str, object] | None = None) -> httpx.Response:
+    return httpx.Response(200, json=body if body is not None else {"id": "chk_1", "status": "incomplete"})
+
+
+def make_client(
+    merchant: ScriptedMerchant,
+    *,
+    attempts: int = 3,
+    random: Callable[[], float] = lambda: 1.0,
+    sleeps: list[float] | None = None,
+    timeouts: Timeouts | None = None,
+) -> MerchantClient:
+    recorded = sleeps if sleeps is not None else []
+    return MerchantClient(
+        "http://merchant.test/ucp",
+        agent_profile="https://agent.test/.well-known/ucp",
+        transport=httpx.MockTransport(merchant),
+        retry=RetryPolicy(attempts=attempts, base_delay=0.2, max_delay=2.0, max_retry_after=10.0),
+        timeouts=timeouts,
+        sleep=recorded.append,
+        random=random,
+        new_request_id=lambda: "req-1",
+    )
+
+
+def read_timeout(request_url: str = "http://merchant.test/ucp/checkout-sessions") -> httpx.ReadTimeout:
+    return httpx.ReadTimeout("timed out", request=httpx.Request("POST", request_url))
+
+
+# --- what every call carries ---------------------------------------------------------------------
+
+
+def test_a_read_carries_the_ucp_headers_but_no_idempotency_key() -> None:
+    merchant = ScriptedMerchant(ok({"id": "chk 1/2"}))
+    body = make_client(merchant).get("/checkout-sessions/{id}", path={"id": "chk 1/2"})
+
+    assert body == {"id": "chk 1/2"}
+    (request,) = merchant.requests
+    assert request.method == "GET"
+    assert request.url.raw_path == b"/ucp/checkout-sessions/chk%201%2F2"
+    assert request.headers["UCP-Agent"] == 'profile="https://agent.test/.well-known/ucp"'
+    assert request.headers["Request-Id"] == "req-1"
+    assert "Idempotency-Key" not in request.headers
+
+
+def test_a_mutation_sends_the_callers_key_and_a_json_body() -> None:
+    merchant = ScriptedMerchant(ok())
+    make_client(merchant).mutate(
+        "POST",
+        "/checkout-sessions",
+        {"line_items": [{"item": {"id": "sku-1"}, "quantity": 1}]},
+        idempotency_key="cp-1",
+    )
+
+    (request,) = merchant.requests
+    assert request.headers["Idempotency-Key"] == "cp-1"
+    assert request.headers["Content-Type"] == "application/json"
+    assert json.loads(request.content) == {"line_items": [{"item": {"id": "sku-1"}, "quantity": 1}]}
+
+
+def test_a_mutation_without_a_key_is_refused_before_sending() -> None:
+    merchant = ScriptedMerchant(ok())
+    with pytest.raises(ValueError, match="Idempotency-Key"):
+        make_client(merchant).mutate("POST", "/checkout-sessions", {}, idempotency_key="")
+    assert merchant.requests == []
+
+
+def test_every_request_has_explicit_timeouts() -> None:
+    merchant = ScriptedMerchant(ok())
+    client = make_client(merchant, timeouts=Timeouts(connect=1.5, read=4.0, write=3.0, pool=0.5))
+    client.query("/catalog/search", {"query": "socks"})
+
+    assert merchant.requests[0].extensions["timeout"] == {
+        "connect": 1.5,
+        "read": 4.0,
+        "write": 3.0,
+        "pool": 0.5,
+    }
+
+
+def test_default_timeouts_are_two_seconds_to_connect_and_five_to_read() -> None:
+    merchant = ScriptedMerchant(ok())
+    make_client(merchant).get("/orders/{id}", path={"id": "ord_1"})
+
+    timeout = merchant.requests[0].extensions["timeout"]
+    assert (timeout["connect"], timeout["read"]) == (2.0, 5.0)
+
+
+# --- retries -------------------------------------------------------------------------------------
+
+
+def test_5xx_is_retried_with_the_same_key_and_bytes_until_it_succeeds() -> None:
+    merchant = ScriptedMerchant(ucp_error(500, "internal_error"), ucp_error(503, "unavailable"), ok())
+    sleeps: list[float] = []
+    body = make_client(merchant, sleeps=sleeps).mutate(
+        "POST",
+        "/checkout-sessions/{id}/complete",
+        {"payment": {}},
+        idempotency_key="cp-pay",
+        path={"id": "chk_1"},
+    )
+
+    assert body["id"] == "chk_1"
+    assert merchant.keys == ["cp-pay"] * 3
+    assert len({r.content for r in merchant.requests}) == 1
+    assert {r.headers["Request-Id"] for r in merchant.requests} == {"req-1"}
+    assert len(sleeps) == 2
+
+
+def test_backoff_doubles_and_is_fully_jittered() -> None:
+    merchant = ScriptedMerchant(ucp_error(500, "internal_error"))
+    sleeps: list[float] = []
+    with pytest.raises(MerchantUnavailable):
+        make_client(merchant, attempts=5, sleeps=sleeps, random=lambda: 1.0).get(
+            "/orders/{id}", path={"id": "o"}
+        )
+    # base 0.2 doubling, capped at max_delay 2.0; random()=1.0 takes the whole window
+    assert sleeps == pytest.approx([0.2, 0.4, 0.8, 1.6])
+
+    jittered: list[float] = []
+    with pytest.raises(MerchantUnavailable):
+        make_client(merchant, attempts=3, sleeps=jittered, random=lambda: 0.25).get(
+            "/orders/{id}", path={"id": "o"}
+        )
+    assert jittered == pytest.approx([0.05, 0.1])
+
+
+def test_5xx_that_never_clears_raises_unavailable_after_the_attempts() -> None:
+    merchant = ScriptedMerchant(ucp_error(502, "bad_gateway"))
+    with pytest.raises(MerchantUnavailable):
+        make_client(merchant, attempts=3).get("/orders/{id}", path={"id": "ord_1"})
+    assert len(merchant.requests) == 3
+
+
+def test_429_waits_at_least_as_long_as_retry_after_says() -> None:
+    merchant = ScriptedMerchant(ucp_error(429, "rate_limited", {"Retry-After": "3"}), ok({"products": []}))
+    sleeps: list[float] = []
+    body = make_client(merchant, sleeps=sleeps, random=lambda: 0.5).query(
+        "/catalog/search", {"query": "socks"}
+    )
+
+    assert body == {"products": []}
+    assert sleeps == [3.0]
+
+
+def test_retry_after_as_an_http_date_is_honoured() -> None:
+    later = format_datetime(datetime.now(UTC) + timedelta(seconds=30), usegmt=True)
+    merchant = ScriptedMerchant(ucp_error(503, "unavailable", {"Retry-After": later}), ok())
+    sleeps: list[float] = []
+    client = MerchantClient(
+        "http://merchant.test",
+        transport=httpx.MockTransport(merchant),
+        retry=RetryPolicy(attempts=2, max_retry_after=60.0),
+        sleep=sleeps.append,
+        random=lambda: 0.0,
+    )
+    client.get("/orders/{id}", path={"id": "o"})
+    assert 20.0 < sleeps[0] <= 30.0
+
+
+def test_a_retry_after_longer_than_we_wait_gives_up_at_once() -> None:
+    merchant = ScriptedMerchant(ucp_error(429, "rate_limited", {"Retry-After": "120"}), ok())
+    sleeps: list[float] = []
+    with pytest.raises(MerchantUnavailable):
+        make_client(merchant, sleeps=sleeps).query("/catalog/search", {"query": "socks"})
+    assert len(merchant.requests) == 1
+    assert sleeps == []
+
+
+def test_a_connection_that_never_opened_is_retried_and_is_not_ambiguous() -> None:
+    refused = httpx.ConnectError("refused", request=httpx.Request("POST", "http://merchant.test"))
+    merchant = ScriptedMerchant(refused)
+    with pytest.raises(MerchantUnavailable) as raised:
+        make_client(merchant).mutate("POST", "/checkout-sessions", {}, idempotency_key="cp-create")
+    assert not isinstance(raised.value, MerchantOutcomeUnknown)
+    assert merchant.keys == ["cp-create"] * 3
+
+
+def test_a_read_timeout_on_a_mutation_is_replayed_with_the_same_key() -> None:
+    merchant = ScriptedMerchant(read_timeout(), ok({"id": "chk_1", "status": "completed"}))
+    body = make_client(merchant).mutate(
+        "POST",
+        "/checkout-sessions/{id}/complete",
+        {"payment": {}},
+        idempotency_key="cp-pay",
+        path={"id": "chk_1"},
+    )
+    assert body["status"] == "completed"
+    assert merchant.keys == ["cp-pay", "cp-pay"]
+
+
+def test_a_mutation_that_never_gets_an_answer_has_an_unknown_outcome() -> None:
+    merchant = ScriptedMerchant(read_timeout())
+    with pytest.raises(MerchantOutcomeUnknown, match="replay the same Idempotency-Key"):
+        make_client(merchant).mutate(
+            "POST", "/checkout-sessions/{id}/complete", {}, idempotency_key="cp-pay", path={"id": "chk_1"}
+        )
+    assert merchant.keys == ["cp-pay"] * 3
+
+
+def test_a_dropped_connection_after_sending_a_mutation_is_ambiguous_too() -> None:
+    dropped = httpx.RemoteProtocolError("server disconnected", request=httpx.Request("POST", "http://m.test"))
+    merchant = ScriptedMerchant(dropped, ucp_error(503, "unavailable"), ucp_error(503, "unavailable"))
+    with pytest.raises(MerchantOutcomeUnknown):
+        make_client(merchant).mutate(
+            "PUT", "/checkout-sessions/{id}", {}, idempotency_key="k", path={"id": "c"}
+        )
+    assert len(merchant.requests) == 3
+
+
+def test_a_read_timeout_on_a_read_is_just_unavailable() -> None:
+    merchant = ScriptedMerchant(read_timeout())
+    with pytest.raises(MerchantUnavailable) as raised:
+        make_client(merchant).query("/catalog/search", {"query": "socks"})
+    assert not isinstance(raised.value, MerchantOutcomeUnknown)
+    assert len(merchant.requests) == 3
+
+
+# --- idempotency answers -------------------------------------------------------------------------
+
+
+def test_an_in_flight_duplicate_is_retried_until_the_first_finishes() -> None:
+    merchant = ScriptedMerchant(
+        ucp_error(409, "idempotency_in_flight"), ok({"id": "chk_1", "status": "completed"})
+    )
+    body = make_client(merchant).mutate(
+        "POST", "/checkout-sessions/{id}/complete", {}, idempotency_key="cp-pay", path={"id": "chk_1"}
+    )
+    assert body["status"] == "completed"
+    assert merchant.keys == ["cp-pay", "cp-pay"]
+
+
+def test_a_key_still_in_flight_after_every_attempt_is_a_conflict() -> None:
+    merchant = ScriptedMerchant(ucp_error(409, "idempotency_in_flight"))
+    with pytest.raises(IdempotencyConflict, match="in flight"):
+        make_client(merchant).mutate("POST", "/checkout-sessions", {}, idempotency_key="cp-create")
+    assert len(merchant.requests) == 3
+
+
+def test_the_same_key_with_a_different_body_is_a_conflict_at_once() -> None:
+    merchant = ScriptedMerchant(ucp_error(422, "idempotency_conflict"), ok())
+    with pytest.raises(IdempotencyConflict, match="different request"):
+        make_client(merchant).mutate("POST", "/checkout-sessions", {}, idempotency_key="cp-create")
+    assert len(merchant.requests) == 1
+
+
+# --- refusals ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("status", "code"),
+    [(400, "invalid_request"), (402, "payment_failed"), (404, "not_found"), (422, "out_of_stock")],
+)
+def test_a_refusal_is_final_and_keeps_its_status_and_ucp_code(status: int, code: str) -> None:
+    merchant = ScriptedMerchant(ucp_error(status, code), ok())
+    sleeps: list[float] = []
+    with pytest.raises(MerchantRejected) as raised:
+        make_client(merchant, sleeps=sleeps).mutate(
+            "POST", "/checkout-sessions/{id}/complete", {}, idempotency_key="cp-pay", path={"id": "chk_1"}
+        )
+    assert (raised.value.status_code, raised.value.code) == (status, code)
+    assert len(merchant.requests) == 1
+    assert sleeps == []
+
+
+def test_a_refusal_without_a_ucp_body_still_maps_to_rejected() -> None:
+    merchant = ScriptedMerchant(httpx.Response(403, text="forbidden"))
+    with pytest.raises(MerchantRejected) as raised:
+        make_client(merchant).get("/orders/{id}", path={"id": "ord_1"})
+    assert (raised.value.status_code, raised.value.code) == (403, None)
+
+
+def test_a_success_without_json_after_a_mutation_has_an_unknown_outcome() -> None:
+    merchant = ScriptedMerchant(httpx.Response(200, text="<html>ok</html>"))
+    with pytest.raises(MerchantOutcomeUnknown):
+        make_client(merchant).mutate("POST", "/checkout-sessions", {}, idempotency_key="cp-create")
+
+
+# --- what reaches the logs -----------------------------------------------------------------------
+
+
+def test_logs_name_the_route_and_status_but_never_the_body(caplog: pytest.LogCaptureFixture) -> None:
+    merchant = ScriptedMerchant(ucp_error(503, "unavailable"), ok())
+    secret_phone = "+86 139 1088 2266"
+    with caplog.at_level(logging.INFO, logger="cartpilot.connectors.http"):
+        make_client(merchant).mutate(
+            "PUT",
+            "/checkout-sessions/{id}",
+            {"fulfillment": {"methods": [{"destinations": [{"phone_number": secret_phone}]}]}},
+            idempotency_key="cp-select",
+            path={"id": "chk_secret_id"},
+        )
+    text = caplog.text
+    assert "PUT /checkout-sessions/{id} -> 503 (attempt 1" in text
+    assert "PUT /checkout-sessions/{id} -> 200 (attempt 2" in text
+    assert secret_phone not in text
+    assert "chk_secret_id" not in text
+
+
+def test_nothing_is_opened_until_the_first_call() -> None:
+    merchant = ScriptedMerchant(ok())
+    client = make_client(merchant)
+    assert merchant.requests == []
+    client.close()  # closing an unused client is harmless
+    client.get("/orders/{id}", path={"id": "ord_1"})
+    assert len(merchant.requests) == 1
