@@ -27,6 +27,7 @@ from cartpilot.ledger import ledger_from_env
 from cartpilot.observability import logger, metrics, tracer
 from cartpilot.pages import render_approval_page
 from cartpilot.settings import settings
+from cartpilot.undo import UndoRefused, request_undo
 
 app = APIGatewayRestResolver(enable_validation=True)
 app.enable_swagger(path="/_docs", title="CartPilot API", version="1")
@@ -134,6 +135,17 @@ def get_audit(goal_id: str) -> Response[dict[str, Any]]:
     return Response(
         status_code=200, content_type=content_types.APPLICATION_JSON, body=audit_view(goal, ledger)
     )
+
+
+@app.post("/goals/<goal_id>/undo")
+@tracer.capture_method
+def undo_goal(goal_id: str) -> Response[dict[str, Any]]:
+    """Inside the undo window: cancel and refund the order; the goal ends UNDONE. Twice is harmless."""
+    try:
+        result = request_undo(goal_id, ledger=ledger_from_env(), sfn=aws.stepfunctions(), actor="client")
+    except UndoRefused as exc:
+        return _error(exc.status, exc.code, exc.message)
+    return Response(status_code=202, content_type=content_types.APPLICATION_JSON, body=result)
 
 
 def _desk() -> ApprovalDesk:

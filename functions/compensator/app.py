@@ -7,6 +7,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from cartpilot import wiring
 from cartpilot.compensation import undo_executed_steps
 from cartpilot.flow_events import CompensationEvent
+from cartpilot.goals import GoalStatus
 from cartpilot.ledger import ledger_from_env
 from cartpilot.observability import logger, metrics, tracer
 from cartpilot.outcomes import failure_reason
@@ -22,5 +23,8 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         request.outputs,
         ledger=ledger_from_env(),
         merchant=wiring.merchant(),
+        final_status=GoalStatus(request.finalStatus),
         reason=failure_reason(request.error),
+        attempt=request.attempt,
+        max_attempts=request.maxAttempts,
     )

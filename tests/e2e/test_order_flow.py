@@ -37,8 +37,8 @@ def test_seed_scenario_completes_after_approval(stack: Stack):
     audit = stack.api.audit(goal_id)
     assert audit["verification"]["valid"] is True
     events = [record["event"] for record in audit["records"]]
-    assert events[0] == "goal.received" and events[-1] == "order.completed"
-    assert "approval.approved" in events
+    assert events[0] == "goal.received"
+    assert events.index("approval.approved") < events.index("step.executed") < events.index("order.completed")
 
 
 def test_rejected_plan_places_nothing(stack: Stack):

@@ -355,3 +355,97 @@ def test_nothing_is_opened_until_the_first_call() -> None:
     client.close()  # closing an unused client is harmless
     client.get("/orders/{id}", path={"id": "ord_1"})
     assert len(merchant.requests) == 1
+
+
+def test_circuit_opens_after_repeated_failures_and_fails_fast() -> None:
+    from cartpilot.connectors.breaker import BreakerPolicy
+
+    sent: list[str] = []
+
+    def down(request: httpx.Request) -> httpx.Response:
+        sent.append(request.url.path)
+        return httpx.Response(503)
+
+    client = MerchantClient(
+        "http://merchant.test",
+        transport=httpx.MockTransport(down),
+        sleep=lambda _: None,
+        retry=RetryPolicy(attempts=1),
+        breakers=BreakerPolicy(fail_max=3, reset_timeout=60),
+    )
+    for _ in range(3):
+        with pytest.raises(MerchantUnavailable):
+            client.get("/orders/{id}", path={"id": "o-1"})
+    assert client.breakers.state("GET", "/orders/{id}") == "open"
+    with pytest.raises(MerchantUnavailable, match="circuit open"):
+        client.get("/orders/{id}", path={"id": "o-2"})
+    assert len(sent) == 3, "an open circuit must not send"
+    # Other endpoints of the same merchant keep their own breaker.
+    with pytest.raises(MerchantUnavailable, match="503"):
+        client.get("/checkout-sessions/{id}", path={"id": "cs-1"})
+
+
+def test_half_open_circuit_closes_on_a_successful_trial() -> None:
+    from cartpilot.connectors.breaker import BreakerPolicy
+
+    healthy = {"up": False}
+
+    def flaky(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"id": "o-1"}) if healthy["up"] else httpx.Response(500)
+
+    client = MerchantClient(
+        "http://merchant.test",
+        transport=httpx.MockTransport(flaky),
+        sleep=lambda _: None,
+        retry=RetryPolicy(attempts=1),
+        breakers=BreakerPolicy(fail_max=2, reset_timeout=0),
+    )
+    for _ in range(2):
+        with pytest.raises(MerchantUnavailable):
+            client.get("/orders/{id}", path={"id": "o-1"})
+    healthy["up"] = True
+    # reset_timeout=0: the next call is the half-open trial, and it succeeds.
+    assert client.get("/orders/{id}", path={"id": "o-1"}) == {"id": "o-1"}
+    assert client.breakers.state("GET", "/orders/{id}") == "closed"
+
+
+def test_rejections_do_not_open_the_circuit() -> None:
+    from cartpilot.connectors.breaker import BreakerPolicy
+
+    client = MerchantClient(
+        "http://merchant.test",
+        transport=httpx.MockTransport(
+            lambda request: httpx.Response(400, json={"messages": [{"code": "bad"}]})
+        ),
+        sleep=lambda _: None,
+        breakers=BreakerPolicy(fail_max=2, reset_timeout=60),
+    )
+    for _ in range(4):
+        with pytest.raises(MerchantRejected):
+            client.get("/orders/{id}", path={"id": "o-1"})
+    assert client.breakers.state("GET", "/orders/{id}") == "closed"
+
+
+def test_retry_budget_caps_retries_across_calls() -> None:
+    from cartpilot.connectors.breaker import BreakerPolicy, RetryBudget
+
+    sent: list[int] = []
+
+    def down(request: httpx.Request) -> httpx.Response:
+        sent.append(1)
+        return httpx.Response(503)
+
+    budget = RetryBudget(capacity=10)  # two retries' worth
+    client = MerchantClient(
+        "http://merchant.test",
+        transport=httpx.MockTransport(down),
+        sleep=lambda _: None,
+        retry=RetryPolicy(attempts=3),
+        breakers=BreakerPolicy(fail_max=100),
+        retry_budget=budget,
+    )
+    for _ in range(3):
+        with pytest.raises(MerchantUnavailable):
+            client.get("/orders/{id}", path={"id": "o-1"})
+    # 3 first attempts + only 2 retries the budget paid for.
+    assert len(sent) == 5 and budget.available == 0

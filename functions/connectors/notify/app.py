@@ -10,6 +10,7 @@ from cartpilot.goals import GoalStatus
 from cartpilot.ledger import ledger_from_env
 from cartpilot.observability import logger, metrics, tracer
 from cartpilot.outcomes import record_outcome, send_receipt
+from cartpilot.undo import close_undo_window, open_undo_window
 
 
 @logger.inject_lambda_context(correlation_id_path="goalId")
@@ -17,6 +18,10 @@ from cartpilot.outcomes import record_outcome, send_receipt
 @tracer.capture_lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request = OutcomeEvent.model_validate(event)
+    if request.kind == "undo_window" and request.taskToken:
+        return open_undo_window(request.goalId, request.taskToken, ledger=ledger_from_env())
+    if request.kind == "undo_closed":
+        return close_undo_window(request.goalId, ledger=ledger_from_env())
     if request.kind == "receipt":
         return send_receipt(
             request.goalId,

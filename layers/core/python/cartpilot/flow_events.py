@@ -49,6 +49,7 @@ class ApprovalRequestEvent(_Event):
 class OutcomeEvent(_Event):
     goalId: str
     kind: str
+    taskToken: str | None = None
     status: str | None = None
     outputs: dict[str, Any] = Field(default_factory=dict)
     error: dict[str, Any] | None = None
@@ -59,3 +60,6 @@ class CompensationEvent(_Event):
     planId: str | None = None
     outputs: dict[str, Any] = Field(default_factory=dict)
     error: dict[str, Any] | None = None
+    finalStatus: str = "COMPENSATED"
+    attempt: int = 0
+    maxAttempts: int = 1

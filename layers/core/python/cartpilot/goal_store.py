@@ -19,7 +19,8 @@ _JSON_FIELDS = ("context", "plan", "verdict", "approval", "steps", "receipt", "p
 # Which statuses a goal may move to from where. Re-entering the same status is
 # allowed so a retried Lambda invocation is harmless.
 ALLOWED_FROM: dict[GoalStatus, frozenset[GoalStatus]] = {
-    GoalStatus.PLANNING: frozenset({GoalStatus.RECEIVED, GoalStatus.PLANNING}),
+    # EXECUTING -> PLANNING: a price moved after approval, the session was undone, and the goal is planned again.
+    GoalStatus.PLANNING: frozenset({GoalStatus.RECEIVED, GoalStatus.PLANNING, GoalStatus.EXECUTING}),
     GoalStatus.VALIDATING: frozenset(
         {GoalStatus.PLANNING, GoalStatus.VALIDATING, GoalStatus.AWAITING_APPROVAL}
     ),
@@ -217,3 +218,28 @@ class GoalStore:
         except ClientError as exc:
             if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
                 raise
+
+    def undo_token(self, goal_id: str) -> str | None:
+        """The task token of the open undo window; kept off GoalRecord so no view can leak it."""
+        item = self._table.get_item(
+            Key=_goal_key(goal_id), ConsistentRead=True, ProjectionExpression="undoToken"
+        ).get("Item")
+        return str(item["undoToken"]) if item and item.get("undoToken") else None
+
+    def claim_undo(self, goal_id: str, requested_at: str) -> bool:
+        """Records the first undo request; False when one was already recorded."""
+        try:
+            self._table.update_item(
+                Key=_goal_key(goal_id),
+                UpdateExpression="SET undoRequestedAt = :at",
+                ConditionExpression="attribute_exists(pk) AND attribute_not_exists(undoRequestedAt)",
+                ExpressionAttributeValues={":at": requested_at},
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def release_undo_claim(self, goal_id: str) -> None:
+        self._table.update_item(Key=_goal_key(goal_id), UpdateExpression="REMOVE undoRequestedAt")

@@ -40,4 +40,8 @@ class PlanIntegrityError(ConnectorError):
     """The plan to execute is not the plan that was approved."""
 
 
+class CompensationIncomplete(ConnectorError):
+    """Some undo could not be done yet; the state machine retries the compensation."""
+
+
 TRANSIENT_ERRORS = (MerchantUnavailable.__name__, MerchantOutcomeUnknown.__name__)

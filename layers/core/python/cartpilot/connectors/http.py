@@ -33,8 +33,10 @@ from typing import Any, Literal
 from urllib.parse import quote
 
 import httpx
+import pybreaker
 
 from cartpilot import __version__
+from cartpilot.connectors.breaker import BreakerPolicy, EndpointBreakers, RetryBudget, TransientFailure
 from cartpilot.connectors.errors import (
     ConnectorError,
     IdempotencyConflict,
@@ -94,6 +96,7 @@ class _Retry:
     error: ConnectorError
     retry_after: float | None = None
     maybe_committed: bool = False
+    fail_fast: bool = False
 
 
 class MerchantClient:
@@ -110,6 +113,8 @@ class MerchantClient:
         sleep: Callable[[float], None] = time.sleep,
         random: Callable[[], float] = _random.random,
         new_request_id: Callable[[], str] = lambda: str(uuid.uuid4()),
+        breakers: BreakerPolicy | None = None,
+        retry_budget: RetryBudget | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.agent_profile = agent_profile
@@ -121,6 +126,8 @@ class MerchantClient:
         self._new_request_id = new_request_id
         self._client: httpx.Client | None = None
         self._lock = threading.Lock()
+        self.breakers = EndpointBreakers(breakers)
+        self.retry_budget = retry_budget or RetryBudget()
 
     # --- the three kinds of call -------------------------------------------------------------
 
@@ -216,9 +223,14 @@ class MerchantClient:
                 return outcome
             last = outcome
             maybe_committed = maybe_committed or outcome.maybe_committed
+            if outcome.fail_fast:
+                break
             if outcome.retry_after is not None and outcome.retry_after > self.retry.max_retry_after:
                 break
             if attempt < self.retry.attempts:
+                if not self.retry_budget.spend(after_timeout=outcome.maybe_committed):
+                    log.warning("merchant %s %s: retry budget exhausted, not retrying", method, route)
+                    break
                 self._sleep(self._backoff(attempt, outcome.retry_after))
 
         assert last is not None
@@ -240,11 +252,37 @@ class MerchantClient:
         attempt: int,
         mutating: bool,
     ) -> JsonObject | _Retry:
-        """One try. Returns the body, returns a `_Retry`, or raises a final error.
+        """One try through the endpoint's circuit breaker. Returns the body, a `_Retry`, or raises a final error."""
+        breaker = self.breakers.for_endpoint(method, route)
+        try:
+            with breaker.calling():
+                outcome = self._send(method, route, url, content, headers, attempt, mutating)
+                # A key still in flight (409) says nothing about the endpoint's health.
+                if isinstance(outcome, _Retry) and isinstance(outcome.error, MerchantUnavailable):
+                    raise TransientFailure(outcome)
+        except TransientFailure as failure:
+            retry: _Retry = failure.outcome  # type: ignore[assignment]
+            return retry
+        except pybreaker.CircuitBreakerError:
+            self._log(method, route, "circuit open", attempt, time.monotonic())
+            return _Retry(
+                MerchantUnavailable(f"{method} {route}: circuit open after repeated failures; failing fast"),
+                fail_fast=True,
+            )
+        if not isinstance(outcome, _Retry):
+            self.retry_budget.refund()
+        return outcome
 
-        A per-endpoint circuit breaker belongs here: keyed by (method, route), consulted before
-        sending and fed with each outcome.
-        """
+    def _send(
+        self,
+        method: str,
+        route: str,
+        url: str,
+        content: bytes | None,
+        headers: dict[str, str],
+        attempt: int,
+        mutating: bool,
+    ) -> JsonObject | _Retry:
         started = time.monotonic()
         try:
             response = self._http().request(method, url, content=content, headers=headers)

@@ -1,0 +1,79 @@
+"""Per-endpoint circuit breakers and a shared retry budget for one merchant.
+
+Breakers are pybreaker's; the budget is botocore's ``RetryQuota`` (the token
+bucket behind the AWS SDKs' standard retry mode), so neither is hand-rolled.
+A breaker opens after consecutive transient failures of one endpoint and then
+fails fast, instead of adding load to a merchant that is already down; after
+its reset timeout one trial call goes through (half-open). The budget caps
+retries across all calls so a brown-out cannot multiply our traffic.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import pybreaker
+from botocore.retries.quota import RetryQuota
+
+
+class TransientFailure(Exception):
+    """Raised inside a breaker's guard so the failure counts; carries what the caller should see."""
+
+    def __init__(self, outcome: object) -> None:
+        super().__init__("transient merchant failure")
+        self.outcome = outcome
+
+
+@dataclass(frozen=True)
+class BreakerPolicy:
+    fail_max: int = 5
+    reset_timeout: float = 30.0
+
+
+class EndpointBreakers:
+    """One pybreaker per (method, route template), created on first use."""
+
+    def __init__(self, policy: BreakerPolicy | None = None) -> None:
+        self.policy = policy or BreakerPolicy()
+        self._breakers: dict[tuple[str, str], pybreaker.CircuitBreaker] = {}
+        self._lock = threading.Lock()
+
+    def for_endpoint(self, method: str, route: str) -> pybreaker.CircuitBreaker:
+        key = (method, route)
+        with self._lock:
+            breaker = self._breakers.get(key)
+            if breaker is None:
+                breaker = self._breakers[key] = pybreaker.CircuitBreaker(
+                    fail_max=self.policy.fail_max,
+                    reset_timeout=self.policy.reset_timeout,
+                    # Only transient failures say the endpoint is unhealthy; a 4xx is the caller's problem.
+                    exclude=[lambda error: not isinstance(error, TransientFailure)],
+                    name=f"{method} {route}",
+                    throw_new_error_on_trip=False,
+                )
+            return breaker
+
+    def state(self, method: str, route: str) -> str:
+        return str(self.for_endpoint(method, route).current_state)
+
+
+class RetryBudget:
+    """Retries spend tokens (timeouts cost more); successes earn them back."""
+
+    RETRY_COST = 5
+    TIMEOUT_RETRY_COST = 10
+    SUCCESS_REFUND = 1
+
+    def __init__(self, capacity: int = RetryQuota.INITIAL_CAPACITY) -> None:
+        self._quota = RetryQuota(initial_capacity=capacity)
+
+    def spend(self, *, after_timeout: bool) -> bool:
+        return bool(self._quota.acquire(self.TIMEOUT_RETRY_COST if after_timeout else self.RETRY_COST))
+
+    def refund(self) -> None:
+        self._quota.release(self.SUCCESS_REFUND)
+
+    @property
+    def available(self) -> int:
+        return int(self._quota.available_capacity)
