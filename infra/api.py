@@ -1,0 +1,294 @@
+"""The REST API: IAM-signed goal routes, public signed-link approval routes, and their guard rails.
+
+``/goals*`` and ``/openapi.json`` need SigV4 (the callers are brand backends with AWS credentials).
+``/approvals/{approvalId}`` is public because shoppers open it from an email; the link itself is the
+credential (HMAC signature with an expiry, checked by the API function), GET never changes anything,
+and the approval routes get a tighter throttle plus a per-IP WAF rate limit against link guessing.
+Requests are validated before they reach Lambda, errors keep the API's ``{"error": {...}}`` shape,
+and the stage is traced, throttled, execution-logged (errors only, no bodies) and access-logged.
+"""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_wafv2 as wafv2
+from constructs import Construct
+
+from infra.nag import acknowledge
+
+STAGE_NAME = "v1"
+ACCESS_LOG_RETENTION = logs.RetentionDays.THREE_MONTHS
+STAGE_RATE_LIMIT = 50  # requests per second, steady state
+STAGE_BURST_LIMIT = 100
+APPROVAL_RATE_LIMIT = 5
+APPROVAL_BURST_LIMIT = 10
+APPROVAL_REQUESTS_PER_IP = 300  # per 5-minute window, enforced by WAF
+APPROVAL_ROUTES = ("/approvals/{approvalId}/GET", "/approvals/{approvalId}/POST")
+
+# Mirrors the top level of the application's GoalRequest; the function still validates the rest.
+GOAL_REQUEST_SCHEMA = apigw.JsonSchema(
+    schema=apigw.JsonSchemaVersion.DRAFT4,
+    title="GoalRequest",
+    type=apigw.JsonSchemaType.OBJECT,
+    required=["userId", "goal"],
+    additional_properties=False,
+    properties={
+        "userId": apigw.JsonSchema(type=apigw.JsonSchemaType.STRING, pattern=r"^[A-Za-z0-9_\-]{1,64}$"),
+        "goal": apigw.JsonSchema(type=apigw.JsonSchemaType.STRING, min_length=3, max_length=2000),
+        "context": apigw.JsonSchema(type=apigw.JsonSchemaType.OBJECT),
+    },
+)
+
+
+def _error_body(code: str, message: str) -> dict[str, str]:
+    """The API's error shape for responses the gateway makes itself; ``message`` is a JSON string."""
+    return {"application/json": f'{{"error": {{"code": "{code}", "message": {message}}}}}'}
+
+
+class Api(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        brand: str,
+        key: kms.IKey,
+        account_cloudwatch_role: bool,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        stack = cdk.Stack.of(self)
+        self.access_logs = logs.LogGroup(
+            self, "AccessLogs", retention=ACCESS_LOG_RETENTION, encryption_key=key
+        )
+        self.rest_api = apigw.RestApi(
+            self,
+            "RestApi",
+            rest_api_name=f"cartpilot-{brand}",
+            description=f"CartPilot {brand}: goals, approvals and audit",
+            endpoint_types=[apigw.EndpointType.REGIONAL],
+            cloud_watch_role=account_cloudwatch_role,
+            deploy_options=apigw.StageOptions(
+                stage_name=STAGE_NAME,
+                tracing_enabled=True,
+                metrics_enabled=True,
+                logging_level=apigw.MethodLoggingLevel.ERROR,
+                # Bodies hold recipients and addresses: execution logs record errors, never payloads.
+                data_trace_enabled=False,
+                throttling_rate_limit=STAGE_RATE_LIMIT,
+                throttling_burst_limit=STAGE_BURST_LIMIT,
+                method_options={
+                    route: apigw.MethodDeploymentOptions(
+                        throttling_rate_limit=APPROVAL_RATE_LIMIT,
+                        throttling_burst_limit=APPROVAL_BURST_LIMIT,
+                    )
+                    for route in APPROVAL_ROUTES
+                },
+                access_log_destination=apigw.LogGroupLogDestination(self.access_logs),
+                access_log_format=apigw.AccessLogFormat.json_with_standard_fields(
+                    caller=True,
+                    http_method=True,
+                    ip=True,
+                    protocol=True,
+                    request_time=True,
+                    resource_path=True,
+                    response_length=True,
+                    status=True,
+                    user=True,
+                ),
+            ),
+        )
+        cloudwatch_role = self.rest_api.node.try_find_child("CloudWatchRole")
+        if cloudwatch_role is not None:
+            acknowledge(
+                cloudwatch_role,
+                "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+                "AmazonAPIGatewayPushToCloudWatchLogs]",
+                "The account-level role API Gateway needs to write this stage's access and execution logs; "
+                "AWS maintains this managed policy for exactly that purpose and it grants logs actions only. "
+                "Accounts that already have the role deploy with -c apiGatewayAccountRole=false.",
+            )
+        # Built from the API id, not from the stage: the stage depends on the methods, the methods on
+        # the API function, and the API function on this URL, which would be a cycle.
+        self.base_url = (
+            f"https://{self.rest_api.rest_api_id}.execute-api.{stack.region}.{stack.url_suffix}/{STAGE_NAME}"
+        )
+        self.validator = self.rest_api.add_request_validator(
+            "Validator", validate_request_body=True, validate_request_parameters=True
+        )
+        self.goal_request = self.rest_api.add_model(
+            "GoalRequest",
+            content_type="application/json",
+            model_name="GoalRequest",
+            schema=GOAL_REQUEST_SCHEMA,
+        )
+        self._error_responses()
+        self._web_acl(brand)
+
+    def add_routes(self, handler: lambda_.IFunction) -> None:
+        integration = apigw.LambdaIntegration(handler, allow_test_invoke=False)
+        root = self.rest_api.root
+
+        goals = root.add_resource("goals")
+        self._signed(
+            goals,
+            "POST",
+            integration,
+            parameters={"method.request.header.Idempotency-Key": True},
+            models={"application/json": self.goal_request},
+        )
+        goal = goals.add_resource("{goalId}")
+        goal_id = {"method.request.path.goalId": True}
+        self._signed(goal, "GET", integration, parameters=goal_id)
+        self._signed(goal.add_resource("undo"), "POST", integration, parameters=goal_id)
+        self._signed(goal.add_resource("audit"), "GET", integration, parameters=goal_id)
+        self._signed(root.add_resource("openapi.json"), "GET", integration)
+
+        # A link with missing or mangled parameters gets the function's HTML error page, not JSON.
+        approval = root.add_resource("approvals").add_resource("{approvalId}")
+        approval_id = {"method.request.path.approvalId": True}
+        self._public(approval, "GET", integration, parameters=approval_id)
+        self._public(approval, "POST", integration, parameters=approval_id)
+
+    def _signed(
+        self,
+        resource: apigw.IResource,
+        http_method: str,
+        integration: apigw.Integration,
+        *,
+        parameters: dict[str, bool] | None = None,
+        models: dict[str, apigw.IModel] | None = None,
+    ) -> apigw.Method:
+        method = resource.add_method(
+            http_method,
+            integration,
+            authorization_type=apigw.AuthorizationType.IAM,
+            request_validator=self.validator,
+            request_parameters=parameters,
+            request_models=models,
+        )
+        acknowledge(
+            method.node.default_child or method,
+            "AwsSolutions-COG4",
+            "Goal routes are called by the brand's backend, which holds AWS credentials and signs with "
+            "SigV4 (IAM authorization); shoppers never call them directly, so a Cognito user pool would "
+            "add a second identity store without protecting anything more.",
+        )
+        return method
+
+    def _public(
+        self,
+        resource: apigw.IResource,
+        http_method: str,
+        integration: apigw.Integration,
+        *,
+        parameters: dict[str, bool],
+    ) -> apigw.Method:
+        method = resource.add_method(
+            http_method,
+            integration,
+            authorization_type=apigw.AuthorizationType.NONE,
+            request_validator=self.validator,
+            request_parameters=parameters,
+        )
+        reason = (
+            "Approval links are opened by shoppers from an email or chat, without AWS credentials or an "
+            "account: the link is the credential (HMAC-SHA256 over approval id, expiry, plan hash, tier and "
+            "approver, verified in constant time by the API function), GET changes nothing, a decision is "
+            "recorded once, and the route has its own throttle and a per-IP WAF rate limit."
+        )
+        resource_node = method.node.default_child or method
+        acknowledge(resource_node, "AwsSolutions-APIG4", reason)
+        acknowledge(resource_node, "AwsSolutions-COG4", reason)
+        return method
+
+    def _error_responses(self) -> None:
+        """Requests the gateway refuses get the status and code the API function would have given."""
+        self.rest_api.add_gateway_response(
+            "InvalidBody",
+            type=apigw.ResponseType.BAD_REQUEST_BODY,
+            status_code="422",
+            templates=_error_body("INVALID_REQUEST", "$context.error.messageString"),
+        )
+        # Path parameters are always present once a route matches, so the one required parameter a
+        # request can lack is POST /goals' Idempotency-Key header.
+        self.rest_api.add_gateway_response(
+            "MissingIdempotencyKey",
+            type=apigw.ResponseType.BAD_REQUEST_PARAMETERS,
+            status_code="400",
+            templates=_error_body(
+                "IDEMPOTENCY_KEY_REQUIRED", '"send an Idempotency-Key header (1-255 characters)"'
+            ),
+        )
+        gateway_error = _error_body("$context.error.responseType", "$context.error.messageString")
+        self.rest_api.add_gateway_response(
+            "Default4xx", type=apigw.ResponseType.DEFAULT_4_XX, templates=gateway_error
+        )
+        self.rest_api.add_gateway_response(
+            "Default5xx", type=apigw.ResponseType.DEFAULT_5_XX, templates=gateway_error
+        )
+
+    def _web_acl(self, brand: str) -> None:
+        def visibility(name: str) -> wafv2.CfnWebACL.VisibilityConfigProperty:
+            return wafv2.CfnWebACL.VisibilityConfigProperty(
+                cloud_watch_metrics_enabled=True, metric_name=name, sampled_requests_enabled=True
+            )
+
+        def managed(name: str, priority: int) -> wafv2.CfnWebACL.RuleProperty:
+            return wafv2.CfnWebACL.RuleProperty(
+                name=name,
+                priority=priority,
+                statement=wafv2.CfnWebACL.StatementProperty(
+                    managed_rule_group_statement=wafv2.CfnWebACL.ManagedRuleGroupStatementProperty(
+                        vendor_name="AWS", name=name
+                    )
+                ),
+                override_action=wafv2.CfnWebACL.OverrideActionProperty(none={}),
+                visibility_config=visibility(name),
+            )
+
+        approval_rate_limit = wafv2.CfnWebACL.RuleProperty(
+            name="ApprovalLinksPerIp",
+            priority=0,
+            action=wafv2.CfnWebACL.RuleActionProperty(block={}),
+            statement=wafv2.CfnWebACL.StatementProperty(
+                rate_based_statement=wafv2.CfnWebACL.RateBasedStatementProperty(
+                    limit=APPROVAL_REQUESTS_PER_IP,
+                    aggregate_key_type="IP",
+                    evaluation_window_sec=300,
+                    scope_down_statement=wafv2.CfnWebACL.StatementProperty(
+                        byte_match_statement=wafv2.CfnWebACL.ByteMatchStatementProperty(
+                            field_to_match=wafv2.CfnWebACL.FieldToMatchProperty(uri_path={}),
+                            positional_constraint="CONTAINS",
+                            search_string="/approvals/",
+                            text_transformations=[
+                                wafv2.CfnWebACL.TextTransformationProperty(priority=0, type="LOWERCASE")
+                            ],
+                        )
+                    ),
+                )
+            ),
+            visibility_config=visibility("ApprovalLinksPerIp"),
+        )
+        self.web_acl = wafv2.CfnWebACL(
+            self,
+            "WebAcl",
+            scope="REGIONAL",
+            description=f"CartPilot {brand}: common exploits, known bad inputs, approval-link guessing",
+            default_action=wafv2.CfnWebACL.DefaultActionProperty(allow={}),
+            visibility_config=visibility(f"cartpilot-{brand}"),
+            rules=[
+                approval_rate_limit,
+                managed("AWSManagedRulesCommonRuleSet", 1),
+                managed("AWSManagedRulesKnownBadInputsRuleSet", 2),
+            ],
+        )
+        wafv2.CfnWebACLAssociation(
+            self,
+            "WebAclAssociation",
+            resource_arn=self.rest_api.deployment_stage.stage_arn,
+            web_acl_arn=self.web_acl.attr_arn,
+        )

@@ -1,0 +1,87 @@
+"""The DynamoDB tables: goals (single-table: goals and approvals), audit, idempotency and counters.
+
+All on-demand (no capacity to pay for at rest), with point-in-time recovery and the brand's KMS key.
+Goals and audit are the business record: deletion protection on, and kept when the stack goes.
+Idempotency and counters expire by TTL and are rebuilt by use, so they go with the stack.
+"""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from constructs import Construct
+
+# Written by the functions, read here only to name the TTL attributes.
+IDEMPOTENCY_TTL_ATTRIBUTE = "expiration"  # Powertools idempotency's default
+COUNTERS_TTL_ATTRIBUTE = "expiresAt"
+
+# The audit trail is append-only: a function may add and read records, never change or remove one.
+AUDIT_APPEND_ACTIONS = ("dynamodb:PutItem",)
+
+
+class DataTables(Construct):
+    def __init__(self, scope: Construct, construct_id: str, *, key: kms.IKey) -> None:
+        super().__init__(scope, construct_id)
+        string = dynamodb.AttributeType.STRING
+        self.goals = self._table(
+            "Goals",
+            key=key,
+            partition_key=dynamodb.Attribute(name="pk", type=string),
+            keep=True,
+        )
+        self.audit = self._table(
+            "Audit",
+            key=key,
+            partition_key=dynamodb.Attribute(name="goalId", type=string),
+            sort_key=dynamodb.Attribute(name="seq", type=dynamodb.AttributeType.NUMBER),
+            keep=True,
+        )
+        self.idempotency = self._table(
+            "Idempotency",
+            key=key,
+            partition_key=dynamodb.Attribute(name="id", type=string),
+            time_to_live_attribute=IDEMPOTENCY_TTL_ATTRIBUTE,
+            keep=False,
+        )
+        self.counters = self._table(
+            "Counters",
+            key=key,
+            partition_key=dynamodb.Attribute(name="pk", type=string),
+            time_to_live_attribute=COUNTERS_TTL_ATTRIBUTE,
+            keep=False,
+        )
+
+    def grant_audit_append(self, grantee: iam.IGrantable) -> None:
+        """Read and add audit records; no UpdateItem, DeleteItem or BatchWriteItem."""
+        self.audit.grant_read_data(grantee)
+        self.audit.grant(grantee, *AUDIT_APPEND_ACTIONS)
+        if self.audit.encryption_key is not None:
+            self.audit.encryption_key.grant_encrypt(grantee)
+
+    def _table(
+        self,
+        construct_id: str,
+        *,
+        key: kms.IKey,
+        partition_key: dynamodb.Attribute,
+        keep: bool,
+        sort_key: dynamodb.Attribute | None = None,
+        time_to_live_attribute: str | None = None,
+    ) -> dynamodb.Table:
+        return dynamodb.Table(
+            self,
+            construct_id,
+            partition_key=partition_key,
+            sort_key=sort_key,
+            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            encryption=dynamodb.TableEncryption.CUSTOMER_MANAGED,
+            encryption_key=key,
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True
+            ),
+            time_to_live_attribute=time_to_live_attribute,
+            deletion_protection=keep,
+            removal_policy=cdk.RemovalPolicy.RETAIN if keep else cdk.RemovalPolicy.DESTROY,
+        )

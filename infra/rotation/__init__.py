@@ -1,0 +1,1 @@
+"""Secrets Manager rotation functions owned by the infrastructure."""

@@ -1,0 +1,93 @@
+"""One brand's CartPilot: data, secrets, notifications, functions, order flow, API and monitoring."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aws_cdk as cdk
+from constructs import Construct
+
+from infra.api import Api
+from infra.brands import Brand
+from infra.data import DataTables
+from infra.encryption import BrandKey
+from infra.functions import Functions
+from infra.monitoring import Monitoring
+from infra.notifications import Notifications
+from infra.orchestration import OrderFlow
+from infra.secrets import BrandSecrets
+from infra.settings import DeploySettings
+
+
+class CartPilotStack(cdk.Stack):
+    def __init__(
+        self, scope: Construct, construct_id: str, *, brand: Brand, settings: DeploySettings, **kwargs: Any
+    ) -> None:
+        super().__init__(
+            scope,
+            construct_id,
+            stack_name=brand.stack_name,
+            description=f"CartPilot for brand {brand.name}: plan, approve and execute purchases",
+            **kwargs,
+        )
+        self.brand = brand
+        cdk.Tags.of(self).add("Application", "CartPilot")
+        cdk.Tags.of(self).add("Brand", brand.name)
+
+        key = BrandKey(self, "Encryption", brand=brand.name).key
+        self.data = DataTables(self, "Data", key=key)
+        self.secrets = BrandSecrets(self, "Secrets", brand=brand.name, key=key)
+        self.notifications = Notifications(
+            self, "Notifications", brand=brand.name, key=key, ses_identity=brand.ses_identity
+        )
+        self.api = Api(
+            self, "Api", brand=brand.name, key=key, account_cloudwatch_role=settings.api_gateway_account_role
+        )
+        self.functions = Functions(
+            self,
+            "Functions",
+            brand=brand,
+            settings=settings,
+            key=key,
+            tables=self.data,
+            secrets=self.secrets,
+            notifications=self.notifications,
+            approval_base_url=self.api.base_url,
+        )
+        self.order_flow = OrderFlow(
+            self,
+            "OrderFlow",
+            brand=brand.name,
+            definition_file=settings.paths.state_machine_file,
+            functions=self.functions.by_asl_variable,
+            key=key,
+        )
+        self.functions.connect_state_machine(
+            self.order_flow.state_machine,
+            execution_arn_pattern=self.order_flow.execution_arn_pattern,
+            execution_arn_finding=self.order_flow.execution_arn_finding,
+        )
+        self.api.add_routes(self.functions.api)
+        self.monitoring = Monitoring(
+            self,
+            "Monitoring",
+            brand=brand.name,
+            key=key,
+            metrics_namespace=brand.metrics_namespace,
+            service_name=brand.service_name,
+            state_machine=self.order_flow.state_machine,
+            functions=self.functions.everything,
+            rest_api=self.api.rest_api,
+            alarm_email=settings.alarm_email,
+        )
+
+        cdk.CfnOutput(self, "ApiUrl", value=self.api.rest_api.url, description="Base URL of the REST API")
+        cdk.CfnOutput(self, "ApprovalBaseUrl", value=self.api.base_url)
+        cdk.CfnOutput(self, "StateMachineArn", value=self.order_flow.state_machine.state_machine_arn)
+        cdk.CfnOutput(self, "NotificationTopicArn", value=self.notifications.topic.topic_arn)
+        cdk.CfnOutput(self, "AlarmTopicArn", value=self.monitoring.alarm_topic.topic_arn)
+        cdk.CfnOutput(self, "LinkSigningSecretArn", value=self.secrets.link_signing_key.secret_arn)
+        cdk.CfnOutput(
+            self, "MerchantCredentialsSecretArn", value=self.secrets.merchant_credentials.secret_arn
+        )
+        cdk.CfnOutput(self, "LlmApiKeySecretArn", value=self.secrets.llm_api_key.secret_arn)

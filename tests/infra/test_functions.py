@@ -1,0 +1,305 @@
+"""The functions: runtime, tracing, logs, environment, concurrency, and least privilege per role."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from aws_cdk.assertions import Template
+
+from infra.functions import FUNCTIONS
+from tests.infra.conftest import Synthesis, iter_refs, of_type, resource_refs, statements_of_role
+
+pytestmark = pytest.mark.xdist_group("infra")
+
+MUTATING = {"checkout", "payment", "fulfillment", "orders", "compensator"}
+WRITES = {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"}
+READS = {"dynamodb:GetItem", "dynamodb:Query"}
+
+# The contract with the application, written out independently of infra/functions.py.
+EXPECTED_TABLES: dict[str, dict[str, str]] = {
+    "api": {"goals": "read-write", "audit": "append", "idempotency": "read-write"},
+    "planner": {"goals": "read-write", "audit": "append"},
+    "catalog": {"goals": "read"},
+    "validator": {"goals": "read-write", "audit": "append", "counters": "read-write"},
+    "approval": {"goals": "read-write", "audit": "append"},
+    "notify": {"goals": "read-write", "audit": "append"},
+    **{
+        name: {"goals": "read-write", "audit": "append", "idempotency": "read-write"}
+        for name in ("checkout", "payment", "fulfillment", "orders", "compensator")
+    },
+}
+EXPECTED_SECRETS: dict[str, set[str]] = {
+    "api": {"link_signing_key"},
+    "planner": {"llm_api_key"},
+    "approval": {"link_signing_key"},
+    **{name: {"merchant_credentials"} for name in MUTATING},
+}
+PUBLISHERS = {"approval", "notify"}
+
+
+def _function_ids(synthesis: Synthesis, brand: str) -> dict[str, str]:
+    functions = synthesis.stacks[brand].functions.by_name
+    return {name: synthesis.logical_id(brand, function) for name, function in functions.items()}
+
+
+def _role_of(resources: dict[str, dict[str, Any]], function_id: str) -> str:
+    role_id: str = resources[function_id]["Properties"]["Role"]["Fn::GetAtt"][0]
+    return role_id
+
+
+def _access(resources: dict[str, dict[str, Any]], role_id: str) -> dict[str, set[str]]:
+    """Resource logical id -> actions the role may perform on it."""
+    access: dict[str, set[str]] = {}
+    for statement in statements_of_role(resources, role_id):
+        assert statement["Effect"] == "Allow"
+        for resource in resource_refs(statement):
+            for ref in set(iter_refs(resource)) or {str(resource)}:
+                access.setdefault(ref, set()).update(statement["Action"])
+    return access
+
+
+def _table_mode(actions: set[str]) -> str:
+    if actions >= WRITES:
+        return "read-write"
+    if "dynamodb:PutItem" in actions:
+        assert not actions & (WRITES - {"dynamodb:PutItem"}), actions
+        return "append"
+    assert not actions & WRITES, actions
+    return "read"
+
+
+def test_every_function_is_python_on_graviton_with_the_core_layer_and_active_tracing(
+    template: Template,
+    resources: dict[str, dict[str, Any]],
+    stack: Any,
+    synthesis: Synthesis,
+    brand_name: str,
+) -> None:
+    template.all_resources_properties(
+        "AWS::Lambda::Function",
+        {"Runtime": "python3.14", "Architectures": ["arm64"], "TracingConfig": {"Mode": "Active"}},
+    )
+    functions = of_type(resources, "AWS::Lambda::Function")
+    assert len(functions) == len(FUNCTIONS) + 1  # and the link-key rotation
+    layer_id = synthesis.logical_id(brand_name, stack.functions.layer)
+    for function in functions.values():
+        properties = function["Properties"]
+        assert properties["Runtime"] == "python3.14"
+        assert properties["Architectures"] == ["arm64"]
+        assert properties["Handler"] == "app.handler"
+        assert properties["Layers"] == [{"Ref": layer_id}]
+        assert properties["TracingConfig"] == {"Mode": "Active"}
+    layer = resources[layer_id]["Properties"]
+    assert layer["CompatibleRuntimes"] == ["python3.14"]
+    assert layer["CompatibleArchitectures"] == ["arm64"]
+
+
+def test_each_function_has_its_own_role_and_no_managed_policy(resources: dict[str, dict[str, Any]]) -> None:
+    functions = of_type(resources, "AWS::Lambda::Function")
+    roles = [_role_of(resources, function_id) for function_id in functions]
+    assert len(set(roles)) == len(roles)
+    for role_id in roles:
+        role = resources[role_id]["Properties"]
+        assert "ManagedPolicyArns" not in role
+        assert role["AssumeRolePolicyDocument"]["Statement"] == [
+            {"Action": "sts:AssumeRole", "Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}}
+        ]
+
+
+def test_each_function_logs_to_its_own_encrypted_log_group_with_retention(
+    resources: dict[str, dict[str, Any]],
+) -> None:
+    functions = of_type(resources, "AWS::Lambda::Function")
+    log_groups = [f["Properties"]["LoggingConfig"]["LogGroup"]["Ref"] for f in functions.values()]
+    assert len(set(log_groups)) == len(functions)
+    for function_id, log_group_id in zip(functions, log_groups, strict=True):
+        log_group = resources[log_group_id]["Properties"]
+        assert log_group["RetentionInDays"] == 30
+        assert "KmsKeyId" in log_group
+        writes = [
+            s
+            for s in statements_of_role(resources, _role_of(resources, function_id))
+            if "logs:PutLogEvents" in s["Action"]
+        ]
+        assert [resource_refs(s) for s in writes] == [[{"Fn::GetAtt": [log_group_id, "Arn"]}]]
+
+
+def test_powertools_and_brand_environment(synthesis: Synthesis, brand_name: str) -> None:
+    resources = synthesis.template_json(brand_name)["Resources"]
+    data = synthesis.stacks[brand_name].data
+    tables = {
+        name: synthesis.logical_id(brand_name, getattr(data, name))
+        for name in ("goals", "audit", "idempotency", "counters")
+    }
+    for name, function_id in _function_ids(synthesis, brand_name).items():
+        environment = resources[function_id]["Properties"]["Environment"]["Variables"]
+        assert environment["POWERTOOLS_SERVICE_NAME"] == f"cartpilot-{brand_name}", name
+        assert environment["POWERTOOLS_METRICS_NAMESPACE"] == f"CartPilot/{brand_name}"
+        assert environment["LOG_LEVEL"] == "INFO"
+        assert environment["CARTPILOT_BRAND"] == brand_name
+        assert environment["CARTPILOT_BRANDS_DIR"] == "/opt/brands"
+        assert environment["GOALS_TABLE"] == {"Ref": tables["goals"]}
+        assert environment["AUDIT_TABLE"] == {"Ref": tables["audit"]}
+        assert environment["IDEMPOTENCY_TABLE"] == {"Ref": tables["idempotency"]}
+        assert environment["COUNTERS_TABLE"] == {"Ref": tables["counters"]}
+
+
+def test_each_function_is_told_only_about_the_secrets_topics_and_machines_it_may_use(
+    synthesis: Synthesis, brand_name: str
+) -> None:
+    resources = synthesis.template_json(brand_name)["Resources"]
+    for name, function_id in _function_ids(synthesis, brand_name).items():
+        environment = resources[function_id]["Properties"]["Environment"]["Variables"]
+        secrets = {
+            variable
+            for variable in (
+                "LINK_SIGNING_SECRET_ID",
+                "MERCHANT_CREDENTIALS_SECRET_ID",
+                "LLM_API_KEY_SECRET_ID",
+            )
+            if variable in environment
+        }
+        expected = {
+            {
+                "link_signing_key": "LINK_SIGNING_SECRET_ID",
+                "merchant_credentials": "MERCHANT_CREDENTIALS_SECRET_ID",
+                "llm_api_key": "LLM_API_KEY_SECRET_ID",
+            }[s]
+            for s in EXPECTED_SECRETS.get(name, set())
+        }
+        assert secrets == expected, name
+        assert ("NOTIFY_TOPIC_ARN" in environment) == (name in PUBLISHERS), name
+        assert ("STATE_MACHINE_ARN" in environment) == (name == "api"), name
+        assert ("APPROVAL_BASE_URL" in environment) == (name in {"api", "approval"}), name
+        talks_to_merchant = name in MUTATING | {"planner", "catalog"}
+        assert ("MERCHANT_URL" in environment) == talks_to_merchant, name
+
+
+def test_merchant_url_comes_from_the_brand_file(synthesis: Synthesis) -> None:
+    resources = synthesis.template_json("harbor")["Resources"]
+    checkout = _function_ids(synthesis, "harbor")["checkout"]
+    assert (
+        resources[checkout]["Properties"]["Environment"]["Variables"]["MERCHANT_URL"]
+        == "https://commerce.harbor.example"
+    )
+
+
+def test_mutating_connectors_have_bounded_concurrency(synthesis: Synthesis, brand_name: str) -> None:
+    resources = synthesis.template_json(brand_name)["Resources"]
+    for name, function_id in _function_ids(synthesis, brand_name).items():
+        reserved = resources[function_id]["Properties"].get("ReservedConcurrentExecutions")
+        assert reserved == (5 if name in MUTATING else None), name
+
+
+def test_table_access_is_exactly_the_contract_and_audit_is_append_only(
+    synthesis: Synthesis, brand_name: str
+) -> None:
+    resources = synthesis.template_json(brand_name)["Resources"]
+    data = synthesis.stacks[brand_name].data
+    tables = {
+        synthesis.logical_id(brand_name, getattr(data, t)): t
+        for t in ("goals", "audit", "idempotency", "counters")
+    }
+    for name, function_id in _function_ids(synthesis, brand_name).items():
+        access = _access(resources, _role_of(resources, function_id))
+        granted = {tables[ref]: _table_mode(actions) for ref, actions in access.items() if ref in tables}
+        assert granted == EXPECTED_TABLES[name], name
+        for ref, actions in access.items():
+            if ref in tables:
+                assert actions >= READS, (name, tables[ref])
+
+
+def test_secrets_are_readable_only_by_the_functions_that_need_them(
+    synthesis: Synthesis, brand_name: str
+) -> None:
+    resources = synthesis.template_json(brand_name)["Resources"]
+    secrets = synthesis.stacks[brand_name].secrets
+    secret_ids = {
+        synthesis.logical_id(brand_name, getattr(secrets, name)): name
+        for name in ("link_signing_key", "merchant_credentials", "llm_api_key")
+    }
+    for name, function_id in _function_ids(synthesis, brand_name).items():
+        access = _access(resources, _role_of(resources, function_id))
+        readable = {secret_ids[ref] for ref in access if ref in secret_ids}
+        assert readable == EXPECTED_SECRETS.get(name, set()), name
+        for ref in readable & access.keys():
+            assert access[ref] == {"secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"}
+        assert not any(
+            action.startswith("secretsmanager:")
+            for ref, actions in access.items()
+            if ref not in secret_ids
+            for action in actions
+        ), name
+
+
+def test_the_read_only_catalog_connector_can_change_nothing(synthesis: Synthesis, brand_name: str) -> None:
+    resources = synthesis.template_json(brand_name)["Resources"]
+    catalog = _function_ids(synthesis, brand_name)["catalog"]
+    actions = {
+        action for actions in _access(resources, _role_of(resources, catalog)).values() for action in actions
+    }
+    assert not actions & WRITES
+    assert not {a for a in actions if a.split(":")[0] in {"secretsmanager", "sns", "ses", "states", "lambda"}}
+    assert not {"kms:Encrypt", "kms:GenerateDataKey*", "kms:ReEncrypt*"} & actions
+
+
+def test_only_the_notifying_functions_publish(synthesis: Synthesis, brand_name: str) -> None:
+    resources = synthesis.template_json(brand_name)["Resources"]
+    topic = synthesis.logical_id(brand_name, synthesis.stacks[brand_name].notifications.topic)
+    for name, function_id in _function_ids(synthesis, brand_name).items():
+        access = _access(resources, _role_of(resources, function_id))
+        publishes = any("sns:Publish" in actions for actions in access.values())
+        assert publishes == (name in PUBLISHERS), name
+        if publishes:
+            assert [ref for ref, actions in access.items() if "sns:Publish" in actions] == [topic]
+
+
+def test_only_the_api_drives_the_order_flow(synthesis: Synthesis, brand_name: str) -> None:
+    resources = synthesis.template_json(brand_name)["Resources"]
+    machine = synthesis.logical_id(brand_name, synthesis.stacks[brand_name].order_flow.state_machine)
+    for name, function_id in _function_ids(synthesis, brand_name).items():
+        statements = [
+            s
+            for s in statements_of_role(resources, _role_of(resources, function_id))
+            if any(a.startswith("states:") for a in s["Action"])
+        ]
+        if name != "api":
+            assert statements == [], name
+            continue
+        on_machine = {a for s in statements if resource_refs(s) == [{"Ref": machine}] for a in s["Action"]}
+        assert on_machine == {
+            "states:StartExecution",
+            "states:SendTaskSuccess",
+            "states:SendTaskFailure",
+            "states:SendTaskHeartbeat",
+        }
+        (describe,) = [s for s in statements if s["Action"] == ["states:DescribeExecution"]]
+        assert describe["Resource"]["Fn::Join"][1][-1] == f":execution:CartPilot-{brand_name}-OrderFlow:*"
+
+
+def test_wildcard_resources_are_only_the_actions_aws_cannot_scope(
+    resources: dict[str, dict[str, Any]],
+) -> None:
+    unscopable = {
+        "xray:PutTraceSegments",
+        "xray:PutTelemetryRecords",
+        "xray:GetSamplingRules",
+        "xray:GetSamplingTargets",
+        "secretsmanager:GetRandomPassword",
+        "logs:CreateLogDelivery",
+        "logs:DeleteLogDelivery",
+        "logs:DescribeLogGroups",
+        "logs:DescribeResourcePolicies",
+        "logs:GetLogDelivery",
+        "logs:ListLogDeliveries",
+        "logs:PutResourcePolicy",
+        "logs:UpdateLogDelivery",
+    }
+    for policy in of_type(resources, "AWS::IAM::Policy").values():
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+            if statement["Resource"] == "*":
+                actions = (
+                    statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+                )
+                assert set(actions) <= unscopable, actions
