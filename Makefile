@@ -34,8 +34,11 @@ lint: install
 typecheck: install
 	$(BIN)/mypy layers/core/python/cartpilot local infra functions
 
+# Two runs: the end-to-end tests share one local stack per process, which owns the emulated
+# AWS account; the other tests build their own throwaway accounts and must not meet it.
 test: install browser lint typecheck
-	$(BIN)/pytest -n 2 --dist loadgroup -q
+	$(BIN)/pytest -n 2 --dist loadgroup -q tests/unit tests/integration tests/infra
+	$(BIN)/pytest -n 2 -q tests/e2e
 
 unit: install
 	$(BIN)/pytest -q tests/unit

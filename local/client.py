@@ -10,7 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
-from cartpilot.goals import SETTLED_STATUSES, GoalStatus
+from cartpilot.goals import FINAL_STATUSES, SETTLED_STATUSES, GoalStatus
 
 
 class WaitTimedOut(TimeoutError):
@@ -76,8 +76,8 @@ class CartPilotClient:
             goal = self.goal(goal_id)
             if goal["status"] in wanted:
                 return goal
-            if goal["status"] in {s.value for s in SETTLED_STATUSES} and goal["status"] not in wanted:
-                return goal
+            if goal["status"] in {s.value for s in FINAL_STATUSES}:
+                return goal  # it will never reach what was wanted
             if time.monotonic() > deadline:
                 raise WaitTimedOut(f"goal {goal_id} is still {goal['status']} after {timeout:.0f}s")
             time.sleep(delay)
@@ -95,6 +95,16 @@ class CartPilotClient:
                     return ApprovalLink.parse(message["link"])
             if time.monotonic() > deadline:
                 raise WaitTimedOut(f"no approval link was sent for {goal_id}")
+            time.sleep(0.05)
+
+    def undo(self, goal_id: str, timeout: float = 30.0) -> httpx.Response:
+        """POST /goals/{id}/undo, waiting while the just-completed order is still opening its undo window."""
+        deadline = time.monotonic() + timeout
+        while True:
+            response = self.http.post(f"/goals/{goal_id}/undo")
+            not_ready = response.status_code == 409 and response.json()["error"]["code"] == "UNDO_NOT_READY"
+            if not not_ready or time.monotonic() > deadline:
+                return response
             time.sleep(0.05)
 
     def outbox(self) -> list[dict[str, Any]]:

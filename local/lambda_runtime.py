@@ -12,7 +12,9 @@ Catch match on.
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import json
+import queue
 import threading
 import traceback
 import uuid
@@ -53,9 +55,13 @@ class Invocation:
     error_type: str | None
 
 
-def load_handler(path: Path, attribute: str = "handler", module_name: str | None = None) -> Handler:
-    """Imports ``functions/<name>/app.py`` under a unique module name (every handler file is ``app.py``)."""
-    name = module_name or "cartpilot_fn_" + "_".join(path.parent.relative_to(path.parents[2]).parts)
+_module_numbers = itertools.count(1)
+
+
+def load_handler(path: Path, attribute: str = "handler") -> Handler:
+    """Imports ``functions/<name>/app.py`` as a fresh module (every handler file is ``app.py``,
+    and every container gets its own copy)."""
+    name = f"cartpilot_fn_{path.parent.name}_{next(_module_numbers)}"
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
         raise ImportError(f"cannot load {path}")
@@ -65,16 +71,52 @@ def load_handler(path: Path, attribute: str = "handler", module_name: str | None
     return handler
 
 
+class _Containers:
+    """A function's warm execution environments; each serves one invocation at a time, as on Lambda.
+
+    Each container loads its own copy of the handler module, so per-invocation state kept
+    in module globals (Powertools' resolver holds the current event) is never shared.
+    """
+
+    def __init__(self, load: Callable[[], Handler], size: int) -> None:
+        self._load = load
+        self._idle: queue.LifoQueue[Handler] = queue.LifoQueue()
+        self._created = 0
+        self._size = size
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def acquire(self) -> Iterator[Handler]:
+        handler = self._take()
+        try:
+            yield handler
+        finally:
+            self._idle.put(handler)
+
+    def _take(self) -> Handler:
+        try:
+            return self._idle.get_nowait()
+        except queue.Empty:
+            pass
+        with self._lock:
+            if self._created < self._size:
+                self._created += 1
+                return self._load()
+        return self._idle.get()  # every container is busy: wait for one, as a throttled function would
+
+
 class InProcessLambdaRuntime:
-    def __init__(self) -> None:
-        self._handlers: dict[str, Handler] = {}
+    def __init__(self, containers_per_function: int = 4) -> None:
+        self._functions: dict[str, _Containers] = {}
+        self._containers_per_function = containers_per_function
         self._lock = threading.Lock()
         self.invocations: list[Invocation] = []
         # Test hook: function name -> number of extra deliveries of its next invocations.
         self._duplicates: dict[str, int] = {}
 
-    def register(self, function_name: str, handler: Handler) -> None:
-        self._handlers[function_name] = handler
+    def register(self, function_name: str, load: Callable[[], Handler]) -> None:
+        """``load`` builds one container's handler; it is called at most containers_per_function times."""
+        self._functions[function_name] = _Containers(load, self._containers_per_function)
 
     def deliver_twice(self, function_name: str, times: int = 1) -> None:
         """Makes the next ``times`` invocations of a function run twice, as Lambda's at-least-once delivery may."""
@@ -85,17 +127,19 @@ class InProcessLambdaRuntime:
         self, function_name: str, payload: bytes | str | None, response_headers: dict[str, Any]
     ) -> bytes:
         name = function_name.split(":function:")[-1].split(":")[0]
-        handler = self._handlers.get(name)
-        if handler is None:
+        containers = self._functions.get(name)
+        if containers is None:
             raise KeyError(f"no in-process handler registered for {name}")
         event = json.loads(payload) if payload else {}
         with self._lock:
             extra = 1 if self._duplicates.get(name, 0) > 0 else 0
             if extra:
                 self._duplicates[name] -= 1
-        result, error_type = self._run(name, handler, event)
-        if extra:
+        with containers.acquire() as handler:
             result, error_type = self._run(name, handler, event)
+        if extra:
+            with containers.acquire() as handler:
+                result, error_type = self._run(name, handler, event)
         if error_type is not None:
             response_headers["x-amz-function-error"] = "Unhandled"
         body = json.dumps(result, default=str).encode()

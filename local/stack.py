@@ -8,14 +8,18 @@ stack can run per process: moto and the functions' environment are process-wide.
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import os
+import threading
 import zipfile
-from contextlib import ExitStack
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import boto3
 
@@ -118,6 +122,7 @@ class LocalStack:
             self._set_environment_for_aws()
             self._exit.enter_context(mock_aws(config={"stepfunctions": {"execute_state_machine": True}}))
             self._exit.enter_context(self.runtime.installed())
+            self._exit.enter_context(atomic_dynamodb())
             merchant = serve_in_thread(create_app(), port=self._merchant_port)
             self._exit.callback(merchant.stop)
             self.merchant_url = merchant.url
@@ -204,7 +209,8 @@ class LocalStack:
 
     def _register_functions(self) -> None:
         for spec in FUNCTIONS:
-            self.runtime.register(spec.name, load_handler(FUNCTIONS_DIR / spec.directory / "app.py"))
+            path = FUNCTIONS_DIR / spec.directory / "app.py"
+            self.runtime.register(spec.name, functools.partial(load_handler, path))
 
     def outbox(self) -> list[dict[str, Any]]:
         """The notifications that would have been sent (approval links, receipts)."""
@@ -224,6 +230,28 @@ def _placeholder_zip(spec: FunctionSpec) -> bytes:
     with zipfile.ZipFile(buffer, "w") as archive:
         archive.writestr("app.py", (FUNCTIONS_DIR / spec.directory / "app.py").read_text(encoding="utf-8"))
     return buffer.getvalue()
+
+
+@contextmanager
+def atomic_dynamodb() -> Iterator[None]:
+    """Makes each emulated DynamoDB request atomic, as the real service is per item.
+
+    moto evaluates a ConditionExpression and then writes, with nothing in between held;
+    under the local stack's threads two conditional writes could both pass. Our
+    exactly-once guarantees (audit chain places, one approval decision, one goal per key)
+    rest on conditional writes, so the emulator must not be weaker than DynamoDB here.
+    """
+    from moto.dynamodb.responses import DynamoHandler
+
+    lock = threading.RLock()
+    original = DynamoHandler.call_action
+
+    def call_action(handler: DynamoHandler) -> Any:
+        with lock:
+            return original(handler)
+
+    with mock.patch.object(DynamoHandler, "call_action", call_action):
+        yield
 
 
 def _quiet_local_noise() -> None:

@@ -44,7 +44,7 @@ def aws_tables(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
     from moto import mock_aws
 
     from cartpilot_local.resources import create_link_secret, create_tables, table_environment
-    from cartpilot_local.stack import _reset_process_caches
+    from cartpilot_local.stack import _reset_process_caches, atomic_dynamodb
 
     for name, value in {
         "AWS_ACCESS_KEY_ID": "testing",
@@ -58,7 +58,7 @@ def aws_tables(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
         **table_environment("sandbox"),
     }.items():
         monkeypatch.setenv(name, value)
-    with mock_aws():
+    with mock_aws(), atomic_dynamodb():
         create_tables(boto3.client("dynamodb"), "sandbox")
         create_link_secret(boto3.client("secretsmanager"), os.environ["LINK_SIGNING_SECRET_ID"])
         _reset_process_caches()

@@ -41,6 +41,9 @@ class Stack:
         self.merchant.post("/_sandbox/reset").raise_for_status()
         reset_merchant_cache()
 
+    def events(self, goal_id: str) -> list[str]:
+        return [record["event"] for record in self.api.audit(goal_id)["records"]]
+
     def executions_named(self, name: str) -> list[dict[str, Any]]:
         import boto3
 
@@ -51,9 +54,14 @@ class Stack:
         return [execution for execution in executions if execution["name"] == name]
 
 
+# Short merchant timeouts keep the timeout cases of the fault matrix quick; every
+# merchant call on loopback answers in milliseconds when no fault is injected.
+MERCHANT_READ_TIMEOUT = 1.0
+
+
 @pytest.fixture(scope="session")
 def local_stack() -> Iterator[LocalStack]:
-    with LocalStack() as local:
+    with LocalStack(merchant_read_timeout=MERCHANT_READ_TIMEOUT) as local:
         yield local
 
 

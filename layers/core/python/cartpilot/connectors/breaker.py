@@ -27,8 +27,15 @@ class TransientFailure(Exception):
 
 @dataclass(frozen=True)
 class BreakerPolicy:
-    fail_max: int = 5
-    reset_timeout: float = 30.0
+    """Ten failures in a row open an endpoint; five seconds later one trial call may close it.
+
+    The reset is short on purpose: the state machine retries a failed step after 2, 4 and 8
+    seconds, so a brief brown-out heals inside the retries while a merchant that stays down
+    still fails fast and gets compensated.
+    """
+
+    fail_max: int = 10
+    reset_timeout: float = 5.0
 
 
 class EndpointBreakers:

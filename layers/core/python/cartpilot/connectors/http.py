@@ -8,7 +8,8 @@ Retry rules, in one place:
   a mutating call with the same Idempotency-Key, so the merchant replays instead of repeating. If the
   attempts run out, the outcome is unknown: `MerchantOutcomeUnknown`.
 - 429 and 5xx are retried, waiting at least as long as `Retry-After` asks.
-- 409 means a request with this key is still in flight: retried, then `IdempotencyConflict`.
+- 409 means a request with this key is still in flight: retried; if it never settles, the outcome
+  is unknown (`MerchantOutcomeUnknown`, caused by `IdempotencyConflict`).
 - 422 with an idempotency-conflict code means the key was used with another body: `IdempotencyConflict`.
 - Any other 4xx is final: `MerchantRejected` with the status and the UCP error code.
 
@@ -309,11 +310,14 @@ class MerchantClient:
                 retry_after=_retry_after(response),
             )
         if status == 409:
+            # The first request with this key is still running and may yet commit: if the attempts
+            # run out, the outcome is unknown and the state machine retries with the same key.
             return _Retry(
                 IdempotencyConflict(
                     f"{method} {route}: a request with this Idempotency-Key is still in flight"
                 ),
                 retry_after=_retry_after(response),
+                maybe_committed=mutating,
             )
         if status == 422 and code in IDEMPOTENCY_CONFLICT_CODES:
             raise IdempotencyConflict(
