@@ -83,16 +83,25 @@ class CartPilotClient:
             time.sleep(delay)
             delay = min(delay * 1.5, 0.5)
 
-    def wait_for_approval_link(self, goal_id: str, timeout: float = 60.0) -> ApprovalLink:
-        """Waits for the goal to ask for approval, then for the link to land in the outbox."""
+    def wait_for_approval_link(
+        self, goal_id: str, timeout: float = 60.0, *, newer_than: ApprovalLink | None = None
+    ) -> ApprovalLink:
+        """Waits until the goal asks for approval and its link is in the outbox.
+
+        With ``newer_than``, waits for a link to a different approval (the goal asked again).
+        """
         deadline = time.monotonic() + timeout
-        goal = self.wait_for(goal_id, {GoalStatus.AWAITING_APPROVAL.value}, timeout)
-        if goal["status"] != GoalStatus.AWAITING_APPROVAL.value:
-            raise WaitTimedOut(f"goal {goal_id} ended {goal['status']} without asking for approval")
         while True:
-            for message in reversed(self.outbox()):
-                if message.get("goalId") == goal_id and message.get("kind") == "approval_request":
-                    return ApprovalLink.parse(message["link"])
+            goal = self.goal(goal_id)
+            if goal["status"] in {s.value for s in SETTLED_STATUSES}:
+                raise WaitTimedOut(f"goal {goal_id} ended {goal['status']} without asking for approval")
+            if goal["status"] == GoalStatus.AWAITING_APPROVAL.value:
+                for message in reversed(self.outbox()):
+                    if message.get("goalId") == goal_id and message.get("kind") == "approval_request":
+                        link = ApprovalLink.parse(message["link"])
+                        if newer_than is None or link.approval_id != newer_than.approval_id:
+                            return link
+                        break
             if time.monotonic() > deadline:
                 raise WaitTimedOut(f"no approval link was sent for {goal_id}")
             time.sleep(0.05)

@@ -12,6 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.routing import APIRoute
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cartpilot_local.merchant.faults import IMMEDIATE_ERRORS, Fault, FaultMode, FaultOrder, normalise_route
@@ -245,9 +246,26 @@ def create_app(state: MerchantState | None = None, clock: Callable[[], datetime]
     async def sandbox_faults() -> JsonObject:
         return {"faults": merchant.faults.pending()}
 
+    @app.post(f"{ADMIN_PREFIX}/prices")
+    async def sandbox_reprice(order: RepriceOrder) -> Response:
+        """Test-only: the merchant changes an item's shelf price (undone by reset)."""
+        try:
+            merchant.reprice(order.item_id, order.currency, order.amount)
+        except KeyError:
+            return _error(404, "not_found", f"no item {order.item_id!r}")
+        return JSONResponse({"item_id": order.item_id, "currency": order.currency, "amount": order.amount})
+
     @app.post(f"{ADMIN_PREFIX}/reset")
     async def sandbox_reset() -> JsonObject:
         merchant.reset()
         return {"reset": True}
 
     return app
+
+
+class RepriceOrder(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    item_id: str = Field(min_length=1, max_length=80)
+    currency: str = Field(pattern=r"^[A-Z]{3}$")
+    amount: int = Field(ge=0, description="minor units")

@@ -8,6 +8,7 @@ or change the state and return the UCP body to send.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -118,6 +119,7 @@ class CheckoutSession:
 class MerchantState:
     def __init__(self, *, catalog: Catalog | None = None, clock: Clock | None = None) -> None:
         self.catalog = catalog or build_catalog()
+        self._shelf_catalog = self.catalog
         self.clock: Clock = clock or utc_now
         self.lock = threading.RLock()
         self.sessions: dict[str, CheckoutSession] = {}
@@ -128,10 +130,26 @@ class MerchantState:
     def reset(self) -> None:
         """Forgets sessions, orders, charges, refunds, idempotency keys and faults; the catalog stays."""
         with self.lock:
+            self.catalog = self._shelf_catalog
             self.sessions.clear()
             self.ledger = Ledger()
             self.idempotency.clear()
             self.faults.clear()
+
+    def reprice(self, item_id: str, currency: str, amount_minor: int) -> None:
+        """Sets one variant's price; the catalog is immutable, so a new one replaces it."""
+        with self.lock:
+            found = self.catalog.purchasable(item_id)
+            if found is None:
+                raise KeyError(item_id)
+            product, variant = found
+            repriced = dataclasses.replace(variant, prices={**variant.prices, currency: amount_minor})
+            new_product = dataclasses.replace(
+                product, variants=tuple(repriced if v.id == variant.id else v for v in product.variants)
+            )
+            self.catalog = Catalog(
+                products=tuple(new_product if p.id == product.id else p for p in self.catalog.products)
+            )
 
     def ledger_json(self) -> JsonObject:
         with self.lock:

@@ -33,6 +33,10 @@ class Stack:
         )
         response.raise_for_status()
 
+    def reprice(self, item_id: str, amount_minor: int, currency: str = "CNY") -> None:
+        body = {"item_id": item_id, "currency": currency, "amount": amount_minor}
+        self.merchant.post("/_sandbox/prices", json=body).raise_for_status()
+
     def reset_merchant(self) -> None:
         """An empty ledger, no faults, and fresh connector clients (as if every container were new),
         so one test's open circuit breaker does not fail the next test fast."""

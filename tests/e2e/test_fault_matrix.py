@@ -150,3 +150,34 @@ def test_undo_of_a_goal_that_did_not_complete_is_refused(stack: Stack):
     assert refused.status_code == 409 and refused.json()["error"]["code"] == "NOT_UNDOABLE"
     assert stack.api.goal(goal_id)["status"] == "AWAITING_APPROVAL"
     assert_nothing_charged(stack)
+
+
+def test_a_price_that_moves_after_approval_stops_and_asks_again(stack: Stack):
+    goal_id = stack.api.submit("user-1", SEED_GOAL).json()["goalId"]
+    first_link = stack.api.wait_for_approval_link(goal_id)
+    shoe = stack.api.goal(goal_id)["plan"]["summary"]["items"][0]
+    stack.reprice(
+        shoe["itemId"], shoe["unitPrice"]["amount_minor"] + 10000
+    )  # +100.00 CNY, beyond the 2% tolerance
+
+    assert stack.api.decide(first_link, "approve").status_code == 200
+    # Nothing is charged at the old price: the session is undone and a new plan goes to the approver.
+    second_link = stack.api.wait_for_approval_link(goal_id, newer_than=first_link)
+    replanned = stack.api.goal(goal_id)["plan"]["summary"]["items"][0]
+    # The new plan is priced as the merchant prices now: the repriced variant, or a cheaper equal one.
+    assert (replanned["itemId"], replanned["unitPrice"]["amount_minor"]) != (
+        shoe["itemId"],
+        shoe["unitPrice"]["amount_minor"],
+    )
+    assert stack.ledger()["charges"] == []
+    events = stack.events(goal_id)
+    assert "execution.price-drift" in events and "compensation.before-replanning" in events
+
+    assert stack.api.decide(second_link, "approve").status_code == 200
+    done = stack.api.wait_for(goal_id)
+    assert done["status"] == "COMPLETED"
+    ledger = stack.ledger()
+    assert (
+        len(ledger["charges"]) == 1
+        and ledger["charges"][0]["amount"] == done["plan"]["summary"]["total"]["amount_minor"]
+    )

@@ -5,31 +5,41 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-import boto3
-from botocore.config import Config
 
-# Every AWS call has a deadline; standard retry mode backs off on throttling.
-_CONFIG = Config(connect_timeout=3, read_timeout=10, retries={"mode": "standard", "max_attempts": 3})
+@functools.cache
+def _config() -> Any:
+    # Every AWS call has a deadline; standard retry mode backs off on throttling.
+    from botocore.config import Config
+
+    return Config(connect_timeout=3, read_timeout=10, retries={"mode": "standard", "max_attempts": 3})
+
+
+def _boto3() -> Any:
+    # boto3 is imported with the first client, not with this module: most of a cold start's
+    # import time is boto3, and a handler module should not pay it before it needs AWS.
+    import boto3
+
+    return boto3
 
 
 @functools.cache
 def dynamodb() -> Any:
-    return boto3.resource("dynamodb", config=_CONFIG)
+    return _boto3().resource("dynamodb", config=_config())
 
 
 @functools.cache
 def stepfunctions() -> Any:
-    return boto3.client("stepfunctions", config=_CONFIG)
+    return _boto3().client("stepfunctions", config=_config())
 
 
 @functools.cache
 def sns() -> Any:
-    return boto3.client("sns", config=_CONFIG)
+    return _boto3().client("sns", config=_config())
 
 
 @functools.cache
 def secretsmanager() -> Any:
-    return boto3.client("secretsmanager", config=_CONFIG)
+    return _boto3().client("secretsmanager", config=_config())
 
 
 def reset_clients() -> None:

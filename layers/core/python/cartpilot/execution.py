@@ -12,7 +12,8 @@ from typing import Any
 
 from cartpilot.clock import utc_now_iso
 from cartpilot.commerce import Buyer, CartLine, CheckoutSession, Merchant
-from cartpilot.connectors.errors import MerchantRejected, PlanIntegrityError
+from cartpilot.connectors.errors import MerchantRejected, PlanIntegrityError, PlanNeedsReapproval
+from cartpilot.drift import check_price_drift
 from cartpilot.flow_events import ConnectorEvent
 from cartpilot.goal_store import GoalRecord
 from cartpilot.goals import GoalStatus, StepResult
@@ -66,10 +67,18 @@ def _session_summary(session: CheckoutSession) -> dict[str, Any]:
 
 
 class StepExecutor:
-    def __init__(self, *, ledger: GoalLedger, merchant: Merchant, users: UserDirectory) -> None:
+    def __init__(
+        self,
+        *,
+        ledger: GoalLedger,
+        merchant: Merchant,
+        users: UserDirectory,
+        price_tolerance_percent: int = 0,
+    ) -> None:
         self._ledger = ledger
         self._merchant = merchant
         self._users = users
+        self._tolerance = price_tolerance_percent
 
     def run(self, event: ConnectorEvent) -> dict[str, Any]:
         goal = self._ledger.store.require(event.goalId)
@@ -87,6 +96,7 @@ class StepExecutor:
                 event="execution.started",
                 plan_hash=event.planHash,
             )
+        self._stop_if_prices_moved(goal.goalId, plan, event.planHash)
         key = step_idempotency_key(goal.goalId, step.id)
         output = self._perform(plan, step, event.outputs, key)
         at = utc_now_iso()
@@ -103,6 +113,20 @@ class StepExecutor:
             detail={"stepId": step.id, "action": step.action.value, "idempotencyKey": key, "result": output},
         )
         return {**event.outputs, step.id: output}
+
+    def _stop_if_prices_moved(self, goal_id: str, plan: Plan, plan_hash: str) -> None:
+        """Hours may pass between approval and execution: nobody is charged a price they did not see."""
+        try:
+            check_price_drift(plan, self._merchant.catalog, tolerance_percent=self._tolerance)
+        except PlanNeedsReapproval as drift:
+            self._ledger.note(
+                goal_id,
+                actor="executor",
+                event="execution.price-drift",
+                plan_hash=plan_hash,
+                detail={"drifts": drift.drifts, "tolerancePercent": self._tolerance},
+            )
+            raise
 
     def _perform(self, plan: Plan, step: Step, outputs: dict[str, Any], key: str) -> dict[str, Any]:
         merchant = self._merchant
@@ -178,7 +202,12 @@ def run_connector_step(event: dict[str, Any], context: Any, *, connector: str) -
         config=config,
     )
     def run_once(step_event: dict[str, Any]) -> dict[str, Any]:
-        executor = StepExecutor(ledger=ledger_from_env(), merchant=wiring.merchant(), users=wiring.users())
+        executor = StepExecutor(
+            ledger=ledger_from_env(),
+            merchant=wiring.merchant(),
+            users=wiring.users(),
+            price_tolerance_percent=wiring.brand().priceTolerancePercent,
+        )
         return executor.run(ConnectorEvent.model_validate(step_event))
 
     result: dict[str, Any] = run_once(step_event=event)

@@ -40,6 +40,14 @@ class PlanIntegrityError(ConnectorError):
     """The plan to execute is not the plan that was approved."""
 
 
+class PlanNeedsReapproval(ConnectorError):
+    """The merchant's prices moved beyond the brand's tolerance since approval: ask again, run nothing."""
+
+    def __init__(self, message: str, drifts: list[dict[str, object]] | None = None) -> None:
+        super().__init__(message)
+        self.drifts = drifts or []
+
+
 class CompensationIncomplete(ConnectorError):
     """Some undo could not be done yet; the state machine retries the compensation."""
 
