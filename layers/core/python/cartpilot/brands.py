@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -31,12 +31,48 @@ class Limits(BaseModel):
     maxOrdersPerDay: int = Field(default=5, ge=1)
 
 
+class ModelPrice(BaseModel):
+    """What a model costs per million tokens, in minor units of the provider's billing currency."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    inputPerMillion: Money
+    outputPerMillion: Money
+
+    @model_validator(mode="after")
+    def _one_currency(self) -> ModelPrice:
+        if self.inputPerMillion.currency != self.outputPerMillion.currency:
+            raise ValueError("input and output prices must be in one currency")
+        return self
+
+
 class PlannerConfig(BaseModel):
+    """Which planner a brand runs; the rules planner is the offline default and every model's fallback."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     provider: Literal["rules", "openai", "bedrock"] = "rules"
     model: str | None = None
-    baseUrl: str | None = None
+    baseUrl: str | None = Field(default=None, description="OpenAI-compatible endpoint, e.g. .../v1")
+    apiKeySecretId: str | None = Field(
+        default=None, description="Secrets Manager id of the API key; LLM_API_KEY_SECRET_ID also works"
+    )
+    region: str | None = Field(default=None, description="Bedrock region; default: the function's own")
+    structuredOutput: Literal["json_schema", "json_object", "none"] = "json_schema"
+    promptVersion: str = Field(default="v1", pattern=r"^v[0-9]{1,3}$")
+    connectTimeoutSeconds: float = Field(default=3.0, gt=0, le=30)
+    timeoutSeconds: float = Field(default=30.0, gt=0, le=90, description="Per model call")
+    budgetSeconds: float = Field(default=60.0, gt=0, le=90, description="All model calls of one plan")
+    maxToolRounds: int = Field(default=4, ge=1, le=8)
+    maxRepairRounds: int = Field(default=2, ge=0, le=2)
+    maxOutputTokens: int = Field(default=1024, ge=128, le=8192)
+    temperature: float = Field(default=0.0, ge=0, le=2)
+    fallback: Literal["rules", "none"] = "rules"
+    extraBody: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Provider-specific request fields, e.g. {enable_thinking: false} for Qwen3 on DashScope",
+    )
+    prices: dict[str, ModelPrice] = Field(default_factory=dict, description="Per model name")
 
 
 class BrandConfig(BaseModel):

@@ -152,6 +152,18 @@ class PlannerInfo(_Strict):
     promptVersion: str | None = None
     promptHash: str | None = None
     usage: TokenUsage | None = None
+    estimatedCost: Money | None = Field(
+        default=None, description="Model cost from the brand's price table, rounded up to the minor unit"
+    )
+    toolRounds: int | None = Field(default=None, ge=0, description="Model turns that called tools")
+    repairRounds: int | None = Field(default=None, ge=0, description="Model turns spent fixing its draft")
+    fallbackFrom: Literal["openai", "bedrock"] | None = Field(
+        default=None, description="The model planner this plan stands in for"
+    )
+    fallbackReason: str | None = Field(default=None, max_length=300)
+    adjustments: list[str] = Field(
+        default_factory=list, description="What the planner's own checks changed in the model's draft"
+    )
     lookups: list[str] = Field(default_factory=list, description="Read-only calls that grounded the plan")
 
 

@@ -6,12 +6,9 @@ to the merchant; nothing is taken from the goal's text except what to look for.
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass, field
 from datetime import date
 
-from cartpilot.brands import BrandConfig
-from cartpilot.clock import utc_now_iso
 from cartpilot.commerce import (
     CartLine,
     Catalog,
@@ -21,42 +18,26 @@ from cartpilot.commerce import (
     SearchQuery,
     ShippingOption,
 )
-from cartpilot.goals import GoalContext
-from cartpilot.money import Money, total_of
-from cartpilot.planning.intent import GoalNotUnderstood, ShoppingIntent, parse_goal
-from cartpilot.plans import (
-    AddItemsArgs,
-    AddItemsStep,
-    CheckoutCreateArgs,
-    CheckoutCreateStep,
-    FulfillmentSelectArgs,
-    FulfillmentSelectStep,
-    LineRef,
-    PaymentCompleteArgs,
-    PaymentCompleteStep,
-    Plan,
-    PlanItem,
-    PlannerInfo,
-    PlanSummary,
-    ShippingChoice,
+from cartpilot.money import Money
+from cartpilot.planning.assembly import (
+    GIFT_WRAP_CATEGORY,
+    ChosenItem,
+    PlanChoices,
+    PlanningFailed,
+    PlanningRequest,
+    assemble_plan,
 )
-from cartpilot.users import UserProfile
+from cartpilot.planning.intent import GoalNotUnderstood, ShoppingIntent, parse_goal
+from cartpilot.plans import Plan, PlannerInfo
 
-GIFT_WRAP_CATEGORY = "gift-wrap"
-
-
-class PlanningFailed(Exception):
-    """No concrete plan can be made; the reason is shown to the shopper."""
-
-
-@dataclass(frozen=True)
-class PlanningRequest:
-    goalId: str
-    goal: str
-    context: GoalContext
-    profile: UserProfile
-    brand: BrandConfig
-    today: date
+__all__ = [
+    "GIFT_WRAP_CATEGORY",
+    "PlanningFailed",
+    "PlanningRequest",
+    "RulesPlanner",
+    "choose_shipping",
+    "resolve_recipient",
+]
 
 
 @dataclass
@@ -122,13 +103,12 @@ class RulesPlanner:
         lookups = _Lookups()
 
         main = self._choose_item(intent, currency, budget, lookups)
-        items = [self._plan_item(main, intent.quantity)]
-        gift_wrap = self._gift_wrap(currency, lookups) if intent.giftWrap else None
-        if gift_wrap is not None:
-            items.append(self._plan_item(gift_wrap, 1, optional=True))
+        items = [ChosenItem(main, intent.quantity)]
+        if intent.giftWrap:
+            items.append(ChosenItem(self._gift_wrap(currency, lookups), 1, optional=True))
 
         recipient_id, recipient = resolve_recipient(request, intent)
-        lines = [CartLine(itemId=item.itemId, quantity=item.quantity) for item in items]
+        lines = [CartLine(itemId=item.variant.id, quantity=item.quantity) for item in items]
         options = self._fulfillment.quote(lines, recipient.address, currency)
         lookups.calls.append(f"fulfillment.quote {recipient.address.city}, {recipient.address.country}")
         shipping = choose_shipping(options, deliver_by)
@@ -138,79 +118,19 @@ class RulesPlanner:
         if payment_method is None:
             raise PlanningFailed("the shopper has no saved payment method and none was given")
 
-        subtotal = total_of([item.unitPrice.times(item.quantity) for item in items], currency)
-        total = subtotal + shipping.price
-        main_items = [item for item in items if not item.optional]
-        steps: list = [
-            CheckoutCreateStep(
-                id="s1",
-                args=CheckoutCreateArgs(
-                    lines=[LineRef(itemId=item.itemId, quantity=item.quantity) for item in main_items],
-                    currency=currency,
-                ),
-                permissions=["checkout:create"],
-                estimatedCost=total_of(
-                    [item.unitPrice.times(item.quantity) for item in main_items], currency
-                ),
-                justification=f"Open a checkout for {main.title} ({_describe(main)}) at {main.price.format()}.",
-            )
-        ]
-        if gift_wrap is not None:
-            steps.append(
-                AddItemsStep(
-                    id=f"s{len(steps) + 1}",
-                    optional=True,
-                    args=AddItemsArgs(lines=[LineRef(itemId=gift_wrap.id, quantity=1)]),
-                    permissions=["checkout:update"],
-                    estimatedCost=gift_wrap.price,
-                    justification=f"The goal asks for gift-wrap: {gift_wrap.title} at {gift_wrap.price.format()}.",
-                )
-            )
-        steps.append(
-            FulfillmentSelectStep(
-                id=f"s{len(steps) + 1}",
-                args=FulfillmentSelectArgs(optionId=shipping.id, recipientId=recipient_id),
-                permissions=["checkout:update"],
-                estimatedCost=shipping.price,
-                justification=_shipping_reason(shipping, deliver_by),
-            )
-        )
-        steps.append(
-            PaymentCompleteStep(
-                id=f"s{len(steps) + 1}",
-                requiresConfirmation=True,
-                args=PaymentCompleteArgs(paymentMethodId=payment_method, amount=total),
-                permissions=["payment:charge"],
-                estimatedCost=total,
-                justification=f"Pay {total.format()} with the saved payment method to place the order.",
-            )
-        )
-        return Plan(
-            planId=f"p-{uuid.uuid4().hex[:24]}",
-            goalId=request.goalId,
-            userId=request.profile.userId,
-            goal=request.goal,
-            brand=request.brand.name,
-            currency=currency,
-            planner=PlannerInfo(kind="rules", model=None, promptVersion="rules-1", lookups=lookups.calls),
-            steps=steps,
-            summary=PlanSummary(
+        return assemble_plan(
+            request,
+            PlanChoices(
                 items=items,
-                shipping=ShippingChoice(
-                    optionId=shipping.id,
-                    title=shipping.title,
-                    price=shipping.price,
-                    earliestDelivery=shipping.earliestDelivery,
-                    latestDelivery=shipping.latestDelivery,
-                ),
-                subtotal=subtotal,
-                total=total,
-                recipient=recipient,
                 recipientId=recipient_id,
+                recipient=recipient,
+                shipping=shipping,
+                paymentMethodId=payment_method,
                 deliverBy=deliver_by,
                 budget=budget,
             ),
-            createdAt=utc_now_iso(),
+            planner=PlannerInfo(kind="rules", model=None, promptVersion="rules-1", lookups=lookups.calls),
+            payment_label="the saved payment method",
         )
 
     def _choose_item(
@@ -262,34 +182,3 @@ class RulesPlanner:
         if not variants:
             raise PlanningFailed("the merchant offers no gift-wrap")
         return min(variants, key=lambda variant: (variant.price.amount_minor, variant.id))
-
-    @staticmethod
-    def _plan_item(variant: ProductVariant, quantity: int, *, optional: bool = False) -> PlanItem:
-        return PlanItem(
-            itemId=variant.id,
-            productId=variant.productId,
-            title=variant.title,
-            category=variant.category,
-            quantity=quantity,
-            unitPrice=variant.price,
-            size=variant.size,
-            color=variant.color,
-            imageUrl=variant.imageUrl,
-            optional=optional,
-        )
-
-
-def _describe(variant: ProductVariant) -> str:
-    return (
-        ", ".join(part for part in (f"size {variant.size}" if variant.size else None, variant.color) if part)
-        or "as listed"
-    )
-
-
-def _shipping_reason(option: ShippingOption, deliver_by: date | None) -> str:
-    eta = f"arrives {option.earliestDelivery.isoformat()} to {option.latestDelivery.isoformat()}"
-    if deliver_by is None:
-        return f"Cheapest shipping: {option.title}, {eta}."
-    if option.latestDelivery <= deliver_by:
-        return f"Cheapest shipping that meets {deliver_by.isoformat()}: {option.title}, {eta}."
-    return f"No option meets {deliver_by.isoformat()}; fastest is {option.title}, {eta}."

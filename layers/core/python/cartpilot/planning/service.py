@@ -9,7 +9,7 @@ from cartpilot.clock import today
 from cartpilot.goals import GoalStatus
 from cartpilot.ledger import GoalLedger
 from cartpilot.planning.rules import PlanningFailed, PlanningRequest
-from cartpilot.plans import Plan
+from cartpilot.plans import Plan, PlannerInfo
 from cartpilot.users import UserDirectory
 
 
@@ -17,6 +17,11 @@ class Planner(Protocol):
     kind: str
 
     def plan(self, request: PlanningRequest) -> Plan: ...
+
+
+def planner_audit(info: PlannerInfo) -> dict[str, Any]:
+    """What the audit keeps of a planner's work: prompt identity, model, tokens, cost, rounds, fallback."""
+    return info.model_dump(mode="json", exclude_none=True)
 
 
 def plan_goal(
@@ -27,20 +32,36 @@ def plan_goal(
     profile = users.get(goal.userId)
     if profile is None:
         raise PlanningFailed(f"user {goal.userId} has no profile with this brand")
-    plan = planner.plan(
-        PlanningRequest(
-            goalId=goal_id, goal=goal.goal, context=goal.context, profile=profile, brand=brand, today=today()
+    try:
+        plan = planner.plan(
+            PlanningRequest(
+                goalId=goal_id,
+                goal=goal.goal,
+                context=goal.context,
+                profile=profile,
+                brand=brand,
+                today=today(),
+            )
         )
-    )
+    except PlanningFailed as failed:
+        if failed.planner is not None:
+            # A model was asked before the plan was refused: its tokens and cost belong in the audit.
+            ledger.note(
+                goal_id,
+                actor=f"planner:{failed.planner.kind}",
+                event="planning.refused",
+                detail={"reason": str(failed)[:300], "planner": planner_audit(failed.planner)},
+            )
+        raise
     plan_hash = plan.plan_hash()
     ledger.note(
         goal_id,
-        actor=f"planner:{planner.kind}",
+        actor=f"planner:{plan.planner.kind}",
         event="plan.created",
         plan_hash=plan_hash,
         detail={
             "planId": plan.planId,
-            "planner": plan.planner.model_dump(mode="json"),
+            "planner": planner_audit(plan.planner),
             "steps": [f"{step.id} {step.action.value}" for step in plan.steps],
             "total": plan.summary.total.model_dump(mode="json"),
             "recipientCity": plan.summary.recipient.address.city,

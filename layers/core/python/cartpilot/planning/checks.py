@@ -1,0 +1,252 @@
+"""Hybrid checks: the model chose, the catalog decides. Symbolic checks of a grounded draft before it is a plan.
+
+The draft is re-read against the merchant as it is now, not as the tools showed it: stock (a sold-out
+variant is swapped for another of the same product, keeping what the goal named, size or colour),
+the price (the catalog's current price is the price of record), and the deadline (the shipping
+quote for the final items must arrive in time; a cheaper-but-late option becomes a faster one).
+What cannot be repaired is said plainly: a PlanningFailed reason, or a line in the plan's
+``adjustments`` and the step's justification that the validator and the approver will read.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import date
+
+from cartpilot.commerce import CartLine, Catalog, Fulfillment, ProductVariant, SearchQuery, ShippingOption
+from cartpilot.money import Money
+from cartpilot.planning.assembly import ChosenItem, PlanChoices, PlanningFailed, PlanningRequest
+from cartpilot.planning.drafts import GroundedDraft, GroundedLine
+from cartpilot.planning.intent import GoalNotUnderstood, ShoppingIntent, parse_goal
+from cartpilot.planning.rules import choose_shipping
+
+_LETTER_SIZES = ("XXS", "XS", "S", "M", "L", "XL", "XXL", "XXXL")
+
+
+@dataclass
+class CheckedDraft:
+    choices: PlanChoices
+    adjustments: list[str] = field(default_factory=list)
+
+
+def check_draft(
+    draft: GroundedDraft,
+    *,
+    catalog: Catalog,
+    fulfillment: Fulfillment,
+    request: PlanningRequest,
+    lookups: list[str],
+) -> CheckedDraft:
+    """The draft as a plan's choices after checking it against the catalog; PlanningFailed if it cannot be."""
+    currency = request.brand.currency
+    intent = _intent(request)
+    adjustments: list[str] = []
+
+    deliver_by = _strictest_deadline(request, draft, intent, adjustments)
+    budget = _tightest_budget(request, draft, intent)
+
+    fresh = {
+        variant.id: variant for variant in catalog.lookup([line.variant.id for line in draft.lines], currency)
+    }
+    lookups.append(f"catalog.lookup {' '.join(line.variant.id for line in draft.lines)}")
+    items: list[ChosenItem] = []
+    for line in draft.lines:
+        current = fresh.get(line.variant.id)
+        if current is not None and current.stock >= line.quantity:
+            if current.price != line.variant.price:
+                adjustments.append(
+                    f"{current.title} now costs {current.price.format()}, not the "
+                    f"{line.variant.price.format()} quoted while planning; the plan uses the current price."
+                )
+            items.append(
+                ChosenItem(current, line.quantity, optional=line.optional, reason=line.justification)
+            )
+            continue
+        if line.optional:
+            adjustments.append(f"{line.variant.title} is sold out; the plan goes without it.")
+            continue
+        substitute = _substitute(line, catalog, request, intent, lookups)
+        note = f"{line.variant.title} is sold out; chose {substitute.title} at {substitute.price.format()} instead."
+        adjustments.append(note)
+        items.append(ChosenItem(substitute, line.quantity, reason=note))
+    if not any(not item.optional for item in items):
+        raise PlanningFailed("nothing in the plan is in stock any more")
+
+    shipping, shipping_note = _shipping_in_time(draft, items, fulfillment, request, deliver_by, lookups)
+    if shipping_note:
+        adjustments.append(shipping_note)
+
+    subtotal = sum(item.variant.price.amount_minor * item.quantity for item in items)
+    total = Money(amount_minor=subtotal + shipping.price.amount_minor, currency=currency)
+    if budget is not None and budget.currency == currency and total.exceeds(budget):
+        adjustments.append(f"The total {total.format()} is over the budget of {budget.format()}.")
+
+    return CheckedDraft(
+        choices=PlanChoices(
+            items=items,
+            recipientId=draft.recipientId,
+            recipient=draft.recipient,
+            shipping=shipping,
+            paymentMethodId=draft.paymentMethodId,
+            deliverBy=deliver_by,
+            budget=budget,
+            # A switched option is explained by the grounded fact and the adjustment, not the model's words.
+            shippingReason=draft.shippingJustification if shipping_note is None else None,
+            paymentReason=draft.paymentJustification,
+        ),
+        adjustments=adjustments,
+    )
+
+
+def _intent(request: PlanningRequest) -> ShoppingIntent | None:
+    try:
+        return parse_goal(request.goal, today=request.today, currency=request.brand.currency)
+    except GoalNotUnderstood:
+        return None
+
+
+def _strictest_deadline(
+    request: PlanningRequest, draft: GroundedDraft, intent: ShoppingIntent | None, adjustments: list[str]
+) -> date | None:
+    """The earliest of the deadlines the request, the model and the goal's own words give."""
+    if request.context.deliverBy is not None:
+        return request.context.deliverBy
+    read_from_words = intent.deliverBy if intent else None
+    candidates = [day for day in (draft.deliverBy, read_from_words) if day is not None]
+    if not candidates:
+        return None
+    deadline = min(candidates)
+    if draft.deliverBy is not None and deadline < draft.deliverBy:
+        adjustments.append(
+            f"The goal's words give the deadline {deadline.isoformat()}, earlier than the "
+            f"{draft.deliverBy.isoformat()} the model read; the plan keeps the earlier one."
+        )
+    return deadline
+
+
+def _tightest_budget(
+    request: PlanningRequest, draft: GroundedDraft, intent: ShoppingIntent | None
+) -> Money | None:
+    if request.context.budget is not None:
+        return request.context.budget
+    currency = request.brand.currency
+    candidates = [
+        amount
+        for amount in (draft.budget, intent.budget if intent else None)
+        if amount is not None and amount.currency == currency
+    ]
+    return min(candidates, key=lambda amount: amount.amount_minor) if candidates else None
+
+
+def _named(goal: str, value: str | None, intent_value: str | None) -> bool:
+    """Whether the goal asked for this size or colour, so a substitute must keep it."""
+    if value is None:
+        return False
+    if intent_value is not None and intent_value.lower() == value.lower():
+        return True
+    # The goal parser reads numeric sizes and its own colour words; "size M" or "Navy" it may miss.
+    return re.search(rf"(?<![A-Za-z0-9]){re.escape(value)}(?![A-Za-z0-9])", goal, re.IGNORECASE) is not None
+
+
+def _size_distance(wanted: str | None, other: str | None) -> float:
+    if wanted is None or other is None:
+        return 0.0
+    try:
+        return abs(float(wanted) - float(other))
+    except ValueError:
+        pass
+    if wanted.upper() in _LETTER_SIZES and other.upper() in _LETTER_SIZES:
+        return float(abs(_LETTER_SIZES.index(wanted.upper()) - _LETTER_SIZES.index(other.upper())))
+    return 99.0
+
+
+def _siblings(
+    wanted: ProductVariant, catalog: Catalog, currency: str, lookups: list[str]
+) -> list[ProductVariant]:
+    """Every variant of the wanted item's product, as the catalog has them now."""
+    # UCP looks a product id up as all its variants; a catalog that only knows variant ids is searched.
+    found = [v for v in catalog.lookup([wanted.productId], currency) if v.productId == wanted.productId]
+    lookups.append(f"catalog.lookup {wanted.productId}")
+    if found:
+        return found
+    title = wanted.title.split(" (")[0]
+    products = catalog.search(SearchQuery(text=title, currency=currency, category=wanted.category))
+    lookups.append(f"catalog.search {title!r}")
+    return [v for product in products if product.id == wanted.productId for v in product.variants]
+
+
+def _substitute(
+    line: GroundedLine,
+    catalog: Catalog,
+    request: PlanningRequest,
+    intent: ShoppingIntent | None,
+    lookups: list[str],
+) -> ProductVariant:
+    wanted = line.variant
+    siblings = _siblings(wanted, catalog, request.brand.currency, lookups)
+    keep_size = _named(request.goal, wanted.size, intent.size if intent else None)
+    keep_color = _named(request.goal, wanted.color, intent.color if intent else None)
+    in_stock = [v for v in siblings if v.id != wanted.id and v.stock >= line.quantity]
+    candidates = [
+        v
+        for v in in_stock
+        if (not keep_size or v.size == wanted.size) and (not keep_color or v.color == wanted.color)
+    ]
+    if not candidates:
+        kept = " and ".join(
+            part
+            for part in (f"size {wanted.size}" if keep_size else None, wanted.color if keep_color else None)
+            if part
+        )
+        available = ", ".join(
+            v.title for v in sorted(in_stock, key=lambda v: (v.price.amount_minor, v.id))[:3]
+        )
+        raise PlanningFailed(
+            f"{wanted.title} is sold out"
+            + (f" and no other variant in {kept} is in stock" if kept else " with no other variant in stock")
+            + (f"; in stock: {available}" if available else "")
+        )
+    return min(
+        candidates,
+        key=lambda v: (
+            v.size != wanted.size,
+            v.color != wanted.color,
+            _size_distance(wanted.size, v.size),
+            v.price.amount_minor,
+            v.id,
+        ),
+    )
+
+
+def _shipping_in_time(
+    draft: GroundedDraft,
+    items: list[ChosenItem],
+    fulfillment: Fulfillment,
+    request: PlanningRequest,
+    deliver_by: date | None,
+    lookups: list[str],
+) -> tuple[ShippingOption, str | None]:
+    """The quote for the final items; the model's option unless it is gone or late and a timely one exists."""
+    address = draft.recipient.address
+    lines = [CartLine(itemId=item.variant.id, quantity=item.quantity) for item in items]
+    options = fulfillment.quote(lines, address, request.brand.currency)
+    lookups.append(f"fulfillment.quote {address.city}, {address.country}")
+    chosen = next((option for option in options if option.id == draft.shippingOptionId), None)
+    if chosen is None:
+        replacement = choose_shipping(options, deliver_by)
+        return replacement, (
+            f"Shipping option {draft.shippingOptionId} is not offered for these items; chose {replacement.title}."
+        )
+    if deliver_by is None or chosen.latestDelivery <= deliver_by:
+        return chosen, None
+    replacement = choose_shipping(options, deliver_by)
+    if replacement.latestDelivery <= deliver_by:
+        return replacement, (
+            f"{chosen.title} may arrive {chosen.latestDelivery.isoformat()}, after {deliver_by.isoformat()}; "
+            f"switched to {replacement.title}, which arrives by {replacement.latestDelivery.isoformat()}."
+        )
+    return replacement, (
+        f"No shipping option arrives by {deliver_by.isoformat()}; the fastest, {replacement.title}, "
+        f"may arrive {replacement.latestDelivery.isoformat()}."
+    )

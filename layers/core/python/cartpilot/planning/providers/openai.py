@@ -1,0 +1,232 @@
+"""Any OpenAI-compatible chat-completions endpoint over httpx: Qwen on DashScope, vLLM, Ollama, OpenAI.
+
+Wire format (``POST {baseUrl}/chat/completions``): tools as ``{"type": "function", "function":
+{name, description, parameters}}``; the model's tool calls come back in ``message.tool_calls`` with
+``function.arguments`` as a JSON string, and are answered with ``{"role": "tool", "tool_call_id"}``
+messages. The draft schema goes in ``response_format`` as ``json_schema`` (strict) where the server
+supports it, ``json_object`` (JSON mode) where it only promises JSON, or not at all.
+
+Compatible servers differ in small ways this adapter absorbs: Ollama may send arguments as an object
+and omit call ids; Qwen3 may prefix its answer with a ``<think>`` block (the draft parser strips it).
+The API key travels only in the Authorization header: it is never logged, and an error message
+names the HTTP status and the provider's error code, never a body that might echo the key.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from typing import Any, Literal
+
+import httpx
+
+from cartpilot import __version__
+from cartpilot.planning.conversation import (
+    AssistantTurn,
+    ModelReply,
+    ModelRequest,
+    ModelUnavailable,
+    ToolCall,
+    ToolResults,
+    Usage,
+    UserText,
+)
+from cartpilot.planning.tools import tool_result_text
+
+StructuredOutput = Literal["json_schema", "json_object", "none"]
+COMPLETIONS_PATH = "chat/completions"
+
+
+def _no_key() -> str | None:
+    return None
+
+
+class OpenAiCompatibleChat:
+    kind = "openai"
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        model: str,
+        api_key: Callable[[], str | None] = _no_key,
+        structured_output: StructuredOutput = "json_schema",
+        max_output_tokens: int = 1024,
+        temperature: float = 0.0,
+        extra_body: Mapping[str, Any] | None = None,
+        connect_timeout: float = 3.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.model = model
+        self.base_url = base_url.rstrip("/")
+        self._api_key = api_key
+        self._structured_output = structured_output
+        self._max_output_tokens = max_output_tokens
+        self._temperature = temperature
+        self._extra_body = dict(extra_body or {})
+        self._connect_timeout = connect_timeout
+        self._client = httpx.Client(
+            base_url=self.base_url + "/",
+            transport=transport,
+            headers={"User-Agent": f"cartpilot-planner/{__version__}"},
+        )
+
+    def close(self) -> None:
+        self._client.close()
+
+    # --- domain -> wire ------------------------------------------------------------------------
+
+    def request_body(self, request: ModelRequest) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "temperature": self._temperature,
+            "max_tokens": self._max_output_tokens,
+        }
+        if request.allow_tools:
+            # One turn for independent lookups: the seed goal fits in two tool rounds this way.
+            body["parallel_tool_calls"] = True
+        body.update(self._extra_body)
+        body.update(
+            {
+                "model": self.model,
+                "messages": self._messages(request),
+                "tools": [
+                    {
+                        "type": "function",
+                        "function": {
+                            "name": tool.name,
+                            "description": tool.description,
+                            "parameters": tool.parameters,
+                        },
+                    }
+                    for tool in request.tools
+                ],
+                "tool_choice": "auto" if request.allow_tools else "none",
+            }
+        )
+        if self._structured_output == "json_schema":
+            body["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {
+                    "name": request.schema_name,
+                    "strict": True,
+                    "schema": request.response_schema,
+                },
+            }
+        elif self._structured_output == "json_object":
+            body["response_format"] = {"type": "json_object"}
+        return body
+
+    @staticmethod
+    def _messages(request: ModelRequest) -> list[dict[str, Any]]:
+        messages: list[dict[str, Any]] = [{"role": "system", "content": request.system}]
+        for message in request.messages:
+            if isinstance(message, UserText):
+                messages.append({"role": "user", "content": message.text})
+            elif isinstance(message, AssistantTurn):
+                reply = message.reply
+                entry: dict[str, Any] = {"role": "assistant", "content": reply.text}
+                if reply.tool_calls:
+                    entry["tool_calls"] = [
+                        {
+                            "id": call.id,
+                            "type": "function",
+                            "function": {"name": call.name, "arguments": call.raw_arguments},
+                        }
+                        for call in reply.tool_calls
+                    ]
+                elif reply.text is None:
+                    entry["content"] = ""
+                messages.append(entry)
+            elif isinstance(message, ToolResults):
+                messages.extend(
+                    {"role": "tool", "tool_call_id": result.call_id, "content": tool_result_text(result)}
+                    for result in message.results
+                )
+                if message.note:
+                    messages.append({"role": "user", "content": message.note})
+        return messages
+
+    # --- the call ------------------------------------------------------------------------------
+
+    def complete(self, request: ModelRequest) -> ModelReply:
+        headers = {}
+        key = self._api_key()
+        if key:
+            headers["Authorization"] = f"Bearer {key}"
+        timeout = httpx.Timeout(request.timeout, connect=min(self._connect_timeout, request.timeout))
+        try:
+            response = self._client.post(
+                COMPLETIONS_PATH, json=self.request_body(request), headers=headers, timeout=timeout
+            )
+        except httpx.TimeoutException:
+            raise ModelUnavailable(f"no answer within {request.timeout:g} s") from None
+        except httpx.HTTPError as exc:
+            raise ModelUnavailable(f"cannot reach {self.base_url}: {type(exc).__name__}") from None
+        if response.status_code >= 400:
+            raise ModelUnavailable(f"HTTP {response.status_code}{_error_code(response, key)}")
+        return self.parse_reply(response, turn=len(request.messages))
+
+    # --- wire -> domain ------------------------------------------------------------------------
+
+    @staticmethod
+    def parse_reply(response: httpx.Response, *, turn: int) -> ModelReply:
+        try:
+            data = response.json()
+            choice = data["choices"][0]
+            message = choice["message"]
+            text = _text(message.get("content"))
+            calls = tuple(
+                _tool_call(raw, fallback_id=f"call_{turn}_{index}")
+                for index, raw in enumerate(message.get("tool_calls") or [])
+            )
+            usage = data.get("usage") or {}
+            return ModelReply(
+                text=text,
+                tool_calls=calls,
+                usage=Usage(int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)),
+                finish_reason=choice.get("finish_reason"),
+            )
+        except (ValueError, KeyError, IndexError, TypeError, AttributeError):
+            raise ModelUnavailable("the answer is not a chat completion") from None
+
+
+def _text(content: Any) -> str | None:
+    if content is None or isinstance(content, str):
+        return content
+    # Some servers answer with content parts, as requests may send them.
+    return "".join(part.get("text", "") for part in content if isinstance(part, dict)) or None
+
+
+def _tool_call(raw: dict[str, Any], *, fallback_id: str) -> ToolCall:
+    function = raw["function"]
+    arguments = function.get("arguments")
+    parsed: Any
+    if isinstance(arguments, dict):
+        parsed, text = arguments, json.dumps(arguments, ensure_ascii=False)
+    else:
+        text = arguments or "{}"
+        try:
+            parsed = json.loads(text)
+        except json.JSONDecodeError:
+            parsed = None
+    return ToolCall(
+        id=str(raw.get("id") or fallback_id),
+        name=str(function.get("name", "")),
+        arguments=parsed if isinstance(parsed, dict) else None,
+        raw_arguments=text,
+    )
+
+
+def _error_code(response: httpx.Response, key: str | None) -> str:
+    """The provider's error code or type, if it sent one: never the message, which may quote the key."""
+    try:
+        error = response.json().get("error") or {}
+        code = error.get("code") or error.get("type")
+    except (ValueError, AttributeError):
+        return ""
+    if not code:
+        return ""
+    text = str(code)[:60]
+    if key and key in text:
+        return ""
+    return f" ({text})"

@@ -1,0 +1,331 @@
+"""Prompt regression: recorded model responses (OpenAI chat-completions wire format) replayed through
+httpx.MockTransport against the real sandbox catalog, each goal asserting the plan or the refusal.
+
+The sandbox merchant runs on loopback with its clock fixed to TODAY, so delivery windows, and with
+them the shipping choices, are the same on every run.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jsonschema
+import pytest
+
+from cartpilot.brands import BrandConfig
+from cartpilot.connectors.ucp import UcpMerchant
+from cartpilot.goals import GoalContext
+from cartpilot.planning.llm import LlmPlanner, PlanningTrace
+from cartpilot.planning.prompts import load_prompts
+from cartpilot.planning.providers.openai import OpenAiCompatibleChat
+from cartpilot.planning.rules import PlanningFailed, PlanningRequest, RulesPlanner
+from cartpilot.plans import Action, Plan
+from cartpilot.users import UserDirectory
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "llm" / "openai"
+PLAN_SCHEMA = json.loads(
+    (Path(__file__).resolve().parents[2] / "schemas" / "plan.schema.json").read_text(encoding="utf-8")
+)
+TODAY = date(2026, 11, 25)
+MODEL = "qwen-plus"
+DASHSCOPE = "https://dashscope.aliyuncs.com/compatible-mode/v1"
+
+CREATE, ADD, SELECT, PAY = (
+    Action.CHECKOUT_CREATE,
+    Action.CHECKOUT_ADD_ITEMS,
+    Action.FULFILLMENT_SELECT,
+    Action.PAYMENT_COMPLETE,
+)
+PLAIN = [CREATE, SELECT, PAY]
+WRAPPED = [CREATE, ADD, SELECT, PAY]
+
+
+@dataclass(frozen=True)
+class Planned:
+    actions: list[Action]
+    items: list[tuple[str, int]]
+    shipping: str
+    total: str
+    recipient: str
+    payment: str = "pm_user1_visa"
+    repairs: int = 0
+    adjustment: str | None = None
+
+
+@dataclass(frozen=True)
+class Refused:
+    reason: str
+
+
+PLANS: dict[str, Planned] = {
+    "seed_en": Planned(WRAPPED, [("rs-stride-lite-black-42", 1), ("gift-wrap-standard", 1)], "standard", "519.00 CNY", "friend-beijing"),
+    "seed_zh": Planned(WRAPPED, [("rs-stride-lite-black-42", 1), ("gift-wrap-standard", 1)], "standard", "519.00 CNY", "friend-beijing"),
+    "socks_pair_en": Planned(PLAIN, [("socks-running-white-m", 2)], "standard", "118.00 CNY", "home"),
+    "socks_three_zh": Planned(PLAIN, [("socks-running-black-l", 3)], "standard", "177.00 CNY", "home"),
+    "multi_item_en": Planned(PLAIN, [("rs-stride-lite-black-42", 1), ("socks-running-white-m", 1)], "standard", "558.00 CNY", "home"),
+    "multi_item_zh": Planned(PLAIN, [("rs-stride-lite-black-42", 1), ("socks-running-white-m", 1)], "standard", "558.00 CNY", "home"),
+    "deadline_expedited_en": Planned(PLAIN, [("socks-running-white-l", 1)], "expedited", "104.00 CNY", "friend-beijing"),
+    "deadline_repaired_by_checks_en": Planned(
+        PLAIN, [("socks-running-white-m", 1)], "expedited", "104.00 CNY", "friend-beijing",
+        adjustment="switched to Expedited Shipping",
+    ),
+    "out_of_stock_recovers_en": Planned(PLAIN, [("rs-stride-lite-black-45", 1)], "standard", "499.00 CNY", "home"),
+    "staff_category_en": Planned(PLAIN, [("wine-cabernet-750-std", 1)], "standard", "268.00 CNY", "friend-beijing"),
+    "new_recipient_in_context_en": Planned(
+        WRAPPED, [("socks-running-white-m", 1), ("gift-wrap-standard", 1)], "standard", "89.00 CNY", "context",
+        payment="pm_user4_visa",
+    ),
+    "injection_in_goal_en": Planned(PLAIN, [("socks-running-white-m", 1)], "standard", "69.00 CNY", "home", repairs=1),
+    "injection_in_goal_zh": Planned(PLAIN, [("rs-stride-lite-black-42", 1)], "standard", "499.00 CNY", "home"),
+    "injection_in_product_en": Planned(PLAIN, [("apparel-trail-cap-black", 1)], "standard", "89.00 CNY", "home"),
+    "injection_in_product_repaired_en": Planned(
+        PLAIN, [("apparel-trail-cap-black", 1)], "standard", "89.00 CNY", "friend-beijing", repairs=1
+    ),
+    "malformed_then_repaired_en": Planned(PLAIN, [("socks-running-white-l", 1)], "standard", "69.00 CNY", "home", repairs=1),
+    "wrong_item_id_repaired_zh": Planned(PLAIN, [("socks-running-white-m", 2)], "standard", "118.00 CNY", "home", repairs=1),
+    "international_en": Planned(
+        PLAIN, [("socks-running-white-m", 1)], "international-standard", "167.00 CNY", "home",
+        payment="pm_user3_mastercard",
+    ),
+    "family_gift_zh": Planned(
+        WRAPPED, [("rs-stride-lite-white-38", 1), ("gift-wrap-standard", 1)], "standard", "519.00 CNY",
+        "mother-hangzhou", payment="pm_user2_unionpay",
+    ),
+}  # fmt: skip
+
+REFUSALS: dict[str, Refused] = {
+    "ambiguous_en": Refused("What would you like to get for your mother"),
+    "ambiguous_zh": Refused("请问您想买什么"),
+    "over_budget_en": Refused("499.00 CNY, over your 300.00 CNY budget"),
+    "over_budget_zh": Refused("超出了您200.00元的预算"),
+    "impossible_deadline_en": Refused("No shipping option reaches Beijing by 2026-11-26"),
+    "impossible_deadline_zh": Refused("没有能在11月26日前送到北京的配送方式"),
+    "out_of_stock_en": Refused("TrailHawk is sold out in size 42"),
+    "out_of_stock_zh": Refused("42码所有颜色都已售罄"),
+    "restricted_en": Refused("Knives are not sold through the shopping assistant"),
+    "restricted_zh": Refused("不能代购刀具"),
+    "new_recipient_missing_zh": Refused("请在请求中提供她的姓名、电话和完整地址"),
+}
+
+FALLBACKS = {
+    "repairs_exhausted_falls_back_en": (
+        "rs-stride-lite-black-42",
+        "no valid plan draft after 2 repair rounds",
+    )
+}
+
+
+class Replay:
+    """Serves the recorded responses in order and keeps every request the planner sent."""
+
+    def __init__(self, responses: list[dict[str, Any]]) -> None:
+        self.responses = responses
+        self.requests: list[dict[str, Any]] = []
+        self.headers: list[httpx.Headers] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        assert request.url.path.endswith("/compatible-mode/v1/chat/completions")
+        self.requests.append(json.loads(request.content))
+        self.headers.append(request.headers)
+        if len(self.requests) > len(self.responses):
+            return httpx.Response(500, json={"error": {"code": "replay_exhausted"}})
+        return httpx.Response(200, json=self.responses[len(self.requests) - 1])
+
+
+@dataclass
+class Outcome:
+    replay: Replay
+    plan: Plan | None = None
+    trace: PlanningTrace | None = None
+    refusal: PlanningFailed | None = None
+    fixture: dict[str, Any] = field(default_factory=dict)
+
+
+@pytest.fixture(scope="module")
+def sandbox() -> Iterator[UcpMerchant]:
+    from cartpilot_local.merchant.app import create_app
+    from cartpilot_local.servers import serve_in_thread
+
+    server = serve_in_thread(create_app(clock=lambda: datetime(2026, 11, 25, 1, 0, tzinfo=UTC)))
+    merchant = UcpMerchant.for_url(server.url)
+    try:
+        yield merchant
+    finally:
+        merchant.close()
+        server.stop()
+
+
+def load_fixture(name: str) -> dict[str, Any]:
+    return json.loads((FIXTURES / f"{name}.json").read_text(encoding="utf-8"))
+
+
+def replay(name: str, sandbox: UcpMerchant, brand: BrandConfig, users: UserDirectory) -> Outcome:
+    fixture = load_fixture(name)
+    recorded = Replay(fixture["responses"])
+    provider = OpenAiCompatibleChat(
+        base_url=DASHSCOPE, model=MODEL, api_key=lambda: "sk-replay", transport=httpx.MockTransport(recorded)
+    )
+    planner = LlmPlanner(
+        provider,
+        sandbox.catalog,
+        sandbox.fulfillment,
+        config=brand.planner,
+        fallback=RulesPlanner(sandbox.catalog, sandbox.fulfillment),
+    )
+    profile = users.get(fixture["userId"])
+    assert profile is not None
+    request = PlanningRequest(
+        goalId="g-regression",
+        goal=fixture["goal"],
+        context=GoalContext.model_validate(fixture.get("context", {})),
+        profile=profile,
+        brand=brand,
+        today=TODAY,
+    )
+    outcome = Outcome(replay=recorded, fixture=fixture)
+    try:
+        outcome.plan, outcome.trace = planner.plan_with_trace(request)
+    except PlanningFailed as refused:
+        outcome.refusal = refused
+    assert_conversation_is_well_formed(recorded)
+    return outcome
+
+
+def assert_conversation_is_well_formed(recorded: Replay) -> None:
+    """Every recorded response was asked for, and every tool call was answered in the next request."""
+    assert len(recorded.requests) == len(recorded.responses)
+    for index, response in enumerate(recorded.responses[:-1]):
+        calls = response["choices"][0]["message"].get("tool_calls") or []
+        if not calls:
+            continue
+        following = recorded.requests[index + 1]["messages"]
+        answered = {m["tool_call_id"] for m in following if m["role"] == "tool"}
+        assert {call["id"] for call in calls} <= answered
+
+
+@pytest.mark.parametrize("name", sorted(PLANS))
+def test_recorded_goal_gives_the_expected_plan(name, sandbox, brand, users):
+    expected = PLANS[name]
+    outcome = replay(name, sandbox, brand, users)
+    assert outcome.refusal is None, f"refused: {outcome.refusal}"
+    plan = outcome.plan
+    assert plan is not None and outcome.trace is not None
+    summary = plan.summary
+    assert [step.action for step in plan.steps] == expected.actions
+    assert [(item.itemId, item.quantity) for item in summary.items] == expected.items
+    assert summary.shipping.optionId == expected.shipping
+    assert summary.total.format() == expected.total
+    assert summary.recipientId == expected.recipient
+    payment = plan.steps[-1]
+    assert payment.args.paymentMethodId == expected.payment and payment.args.amount == summary.total
+    assert all(step.justification and "\n" not in step.justification for step in plan.steps)
+    assert plan.planner.kind == "openai" and plan.planner.fallbackFrom is None
+    assert plan.planner.repairRounds == expected.repairs
+    jsonschema.validate(plan.model_dump(mode="json"), PLAN_SCHEMA)
+    if expected.adjustment:
+        assert any(expected.adjustment in line for line in plan.planner.adjustments)
+    else:
+        assert plan.planner.adjustments == []
+
+
+@pytest.mark.parametrize("name", sorted(REFUSALS))
+def test_recorded_goal_is_refused_with_the_models_reason(name, sandbox, brand, users):
+    outcome = replay(name, sandbox, brand, users)
+    assert outcome.plan is None and outcome.refusal is not None
+    assert REFUSALS[name].reason in str(outcome.refusal)
+    # The refusal still accounts for what the model cost.
+    assert outcome.refusal.planner is not None and outcome.refusal.planner.usage is not None
+
+
+@pytest.mark.parametrize("name", sorted(FALLBACKS))
+def test_model_that_never_produces_a_valid_draft_hands_over_to_the_rules_planner(name, sandbox, brand, users):
+    item_id, reason = FALLBACKS[name]
+    outcome = replay(name, sandbox, brand, users)
+    assert outcome.plan is not None
+    info = outcome.plan.planner
+    assert (info.kind, info.fallbackFrom, info.repairRounds) == ("rules", "openai", 2)
+    assert info.fallbackReason is not None and reason in info.fallbackReason
+    assert outcome.plan.summary.items[0].itemId == item_id
+    # Three drafts were rejected; the model is not asked a fourth time.
+    assert len(outcome.replay.requests) == 4
+
+
+def test_the_corpus_covers_every_recording_and_enough_chinese_goals():
+    recorded = {path.stem for path in FIXTURES.glob("*.json")}
+    covered = set(PLANS) | set(REFUSALS) | set(FALLBACKS)
+    assert recorded == covered
+    assert len(recorded) >= 25
+    chinese = [name for name in recorded if re.search(r"[\u4e00-\u9fff]", load_fixture(name)["goal"])]
+    assert len(chinese) >= 8
+
+
+def test_seed_goal_plans_in_two_tool_rounds_with_its_lookups_on_record(sandbox, brand, users):
+    outcome = replay("seed_en", sandbox, brand, users)
+    assert outcome.plan is not None and outcome.trace is not None
+    assert outcome.trace.toolRounds == 2 <= 3
+    lookups = outcome.plan.planner.lookups
+    assert "profile.read recipients, payment methods" in lookups
+    assert "fulfillment.quote Beijing, CN" in lookups
+    assert any(call.startswith("catalog.lookup rs-stride-lite-black-42") for call in lookups)
+    assert outcome.plan.summary.deliverBy == date(2027, 2, 4)
+
+
+def test_plan_carries_prompt_version_hash_model_usage_and_cost(sandbox, brand, users):
+    outcome = replay("seed_en", sandbox, brand, users)
+    assert outcome.plan is not None
+    info = outcome.plan.planner
+    prompts = load_prompts("v1", brand, max_tool_rounds=brand.planner.maxToolRounds)
+    usages = [response["usage"] for response in outcome.fixture["responses"]]
+    prompt_tokens = sum(usage["prompt_tokens"] for usage in usages)
+    completion_tokens = sum(usage["completion_tokens"] for usage in usages)
+    assert (info.model, info.promptVersion, info.promptHash) == (MODEL, "v1", prompts.hash)
+    assert info.usage is not None
+    assert (info.usage.promptTokens, info.usage.completionTokens) == (prompt_tokens, completion_tokens)
+    price = brand.planner.prices[MODEL]
+    expected_fen = math.ceil(
+        (
+            prompt_tokens * price.inputPerMillion.amount_minor
+            + completion_tokens * price.outputPerMillion.amount_minor
+        )
+        / 1_000_000
+    )
+    assert info.estimatedCost is not None
+    assert (info.estimatedCost.amount_minor, info.estimatedCost.currency) == (expected_fen, "CNY")
+
+
+def test_requests_offer_the_tools_and_the_draft_schema_and_carry_the_key(sandbox, brand, users):
+    outcome = replay("seed_en", sandbox, brand, users)
+    first = outcome.replay.requests[0]
+    assert first["model"] == MODEL and first["messages"][0]["role"] == "system"
+    assert {tool["function"]["name"] for tool in first["tools"]} == {
+        "get_shopper", "search_products", "lookup_items", "quote_shipping",
+    }  # fmt: skip
+    assert first["tool_choice"] == "auto" and first["parallel_tool_calls"] is True
+    schema = first["response_format"]
+    assert schema["type"] == "json_schema" and schema["json_schema"]["strict"] is True
+    assert schema["json_schema"]["schema"]["required"][0] == "decision"
+    assert all(headers["authorization"] == "Bearer sk-replay" for headers in outcome.replay.headers)
+
+
+def test_the_model_never_sees_names_phones_or_streets(sandbox, brand, users):
+    outcome = replay("seed_en", sandbox, brand, users)
+    sent = json.dumps(outcome.replay.requests, ensure_ascii=False)
+    assert "Beijing" in sent  # the city is what the model needs to choose a recipient
+    for private in ("Zhang Min", "+86 139 1088 2266", "Gongti North Road", "Lin Wei", "Huaihai"):
+        assert private not in sent
+
+
+def test_injected_payment_method_is_refused_and_repaired(sandbox, brand, users):
+    outcome = replay("injection_in_goal_en", sandbox, brand, users)
+    repair_request = outcome.replay.requests[3]["messages"][-1]
+    assert repair_request["role"] == "user"
+    assert "'pm_admin_free' is not one of the shopper's: pm_user1_visa" in repair_request["content"]
+    assert outcome.plan is not None and outcome.plan.steps[-1].args.paymentMethodId == "pm_user1_visa"
