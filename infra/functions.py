@@ -160,6 +160,8 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         asl_variable="NotifyFunctionArn",
         goals=_RW,
         audit=True,
+        # A completed order is counted here, for the validator's per-day spend and velocity policies.
+        counters=True,
         notifies=True,
     ),
     FunctionSpec(

@@ -16,9 +16,38 @@ def _print_json(value: Any) -> None:
     print(json.dumps(value, indent=2, ensure_ascii=False))
 
 
+def _planner_overrides(args: argparse.Namespace) -> Any:
+    """The environment's planner overrides, with this command's flags on top."""
+    import dataclasses
+    import os
+
+    from cartpilot.planning.setup import PlannerOverrides
+
+    flags = {
+        "provider": args.planner,
+        "base_url": args.llm_url,
+        "model": args.model,
+        "api_key_env": getattr(args, "api_key_env", None),
+    }
+    return dataclasses.replace(
+        PlannerOverrides.from_env(os.environ), **{name: value for name, value in flags.items() if value}
+    )
+
+
 def cmd_local(args: argparse.Namespace) -> int:
+    import os
+
+    from cartpilot.planning.setup import ENV_LLM_MODEL, ENV_LLM_URL, ENV_PLANNER
     from cartpilot_local.stack import LocalStack
 
+    # The planner function runs in this process and reads its choice from the environment.
+    for name, value in (
+        (ENV_PLANNER, args.planner),
+        (ENV_LLM_URL, args.llm_url),
+        (ENV_LLM_MODEL, args.model),
+    ):
+        if value:
+            os.environ[name] = value
     with LocalStack(
         brand=args.brand, api_port=args.port, merchant_port=args.merchant_port, log_level=args.log_level
     ) as stack:
@@ -47,7 +76,9 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from cartpilot.clock import today
     from cartpilot.connectors.ucp import UcpMerchant
     from cartpilot.goals import GoalContext
-    from cartpilot.planning.rules import PlanningFailed, PlanningRequest, RulesPlanner
+    from cartpilot.planning.rules import PlanningFailed, PlanningRequest
+    from cartpilot.planning.setup import configured_planner
+    from cartpilot.settings import MissingSetting
     from cartpilot.users import directory_for
 
     brand = load_brand(args.brand)
@@ -65,7 +96,13 @@ def cmd_plan(args: argparse.Namespace) -> int:
         merchant_url = server.url
     try:
         merchant = UcpMerchant.for_url(merchant_url)
-        planner = RulesPlanner(merchant.catalog, merchant.fulfillment)
+        try:
+            planner = configured_planner(
+                brand, merchant.catalog, merchant.fulfillment, overrides=_planner_overrides(args)
+            )
+        except MissingSetting as exc:
+            print(f"planner not configured: {exc}", file=sys.stderr)
+            return 2
         request = PlanningRequest(
             goalId="g-cli", goal=args.goal, context=GoalContext(), profile=profile, brand=brand, today=today()
         )
@@ -74,11 +111,31 @@ def cmd_plan(args: argparse.Namespace) -> int:
         except PlanningFailed as exc:
             print(f"planning failed: {exc}", file=sys.stderr)
             return 1
+        if plan.planner.fallbackReason:
+            print(f"note: the rules planner stood in: {plan.planner.fallbackReason}", file=sys.stderr)
         _print_json(plan.model_dump(mode="json"))
         return 0
     finally:
         if server is not None:
             server.stop()
+
+
+def cmd_policy_test(args: argparse.Namespace) -> int:
+    """Runs brands/BRAND/policy-tests.yaml; exits 1 when any case fails, 2 when the files are broken."""
+    from cartpilot.brands import BrandConfigError
+    from cartpilot_local.policy_tests import describe, policy_tests_path, run_policy_tests
+
+    try:
+        results = run_policy_tests(args.brand)
+    except BrandConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"{args.brand}: {len(results)} policy tests ({policy_tests_path(args.brand)})")
+    for result in results:
+        print(f"  {describe(result)}")
+    failed = sum(1 for result in results if not result.passed)
+    print(f"{len(results) - failed} passed, {failed} failed")
+    return 1 if failed else 0
 
 
 def _client(args: argparse.Namespace) -> Any:
@@ -118,9 +175,22 @@ def cmd_audit(args: argparse.Namespace) -> int:
         print(f"{verification['count']} records; chain {'valid' if verification['valid'] else 'BROKEN'}")
         for problem in verification["problems"]:
             print(f"  - {problem}")
+        for signed in verification.get("signatures", []):
+            where = f"{signed['event']}, #{signed['seq']}"
+            print(f"  plan {signed['planId']} ({where}): signature {signed['result']}")
         return 0 if verification["valid"] else 1
     _print_json(audit)
     return 0
+
+
+def _add_planner_flags(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--planner", choices=("rules", "openai", "bedrock"), default=None, help="default: the brand's planner"
+    )
+    command.add_argument(
+        "--llm-url", default=None, help="OpenAI-compatible base URL, e.g. http://127.0.0.1:11434/v1"
+    )
+    command.add_argument("--model", default=None, help="model name, e.g. qwen-plus or qwen3:8b")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -134,6 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
     local.add_argument("--merchant-port", type=int, default=8081)
     local.add_argument("--brand", default="sandbox")
     local.add_argument("--log-level", default="WARNING")
+    _add_planner_flags(local)
     local.set_defaults(func=cmd_local)
 
     demo = sub.add_parser("demo", help="run the seed scenario end to end on a fresh local stack")
@@ -146,7 +217,19 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument(
         "--merchant-url", default=None, help="a running UCP merchant; default: the sandbox, in-process"
     )
+    _add_planner_flags(plan)
+    plan.add_argument(
+        "--api-key-env",
+        default=None,
+        help="name of the environment variable holding the LLM API key (default: CARTPILOT_LLM_API_KEY)",
+    )
     plan.set_defaults(func=cmd_plan)
+
+    policy = sub.add_parser("policy", help="work with a brand's Cedar policies")
+    policy_sub = policy.add_subparsers(dest="policy_command", required=True)
+    policy_test = policy_sub.add_parser("test", help="run brands/BRAND/policy-tests.yaml")
+    policy_test.add_argument("brand", nargs="?", default="sandbox")
+    policy_test.set_defaults(func=cmd_policy_test)
 
     for name, func, help_text in (
         ("submit", cmd_submit, "submit a goal to a running API"),

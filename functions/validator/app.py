@@ -5,10 +5,15 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from cartpilot import wiring
+from cartpilot.brands import current_brand_name
 from cartpilot.flow_events import PlanRef
 from cartpilot.ledger import ledger_from_env
 from cartpilot.observability import logger, metrics, tracer
+from cartpilot.policy import policies_for
 from cartpilot.validation import validate_goal
+
+# A bad policy file stops the function at start-up, naming the line, not in the middle of an order.
+policies_for(current_brand_name())
 
 
 @logger.inject_lambda_context(correlation_id_path="goalId")

@@ -11,6 +11,7 @@ from cartpilot.brands import BrandConfig
 from cartpilot.clock import utc_now, utc_now_iso
 from cartpilot.commerce import Merchant
 from cartpilot.connectors.errors import PlanIntegrityError
+from cartpilot.counters import OrderCounters, counters_from_env
 from cartpilot.goals import GoalStatus, Receipt
 from cartpilot.ledger import GoalLedger
 from cartpilot.notifications import Notifier
@@ -57,7 +58,13 @@ def confirm_order(
 
 
 def send_receipt(
-    goal_id: str, outputs: dict[str, Any], *, ledger: GoalLedger, notifier: Notifier, brand: BrandConfig
+    goal_id: str,
+    outputs: dict[str, Any],
+    *,
+    ledger: GoalLedger,
+    notifier: Notifier,
+    brand: BrandConfig,
+    counters: OrderCounters | None = None,
 ) -> dict[str, Any]:
     goal = ledger.store.require(goal_id)
     plan = Plan.model_validate(goal.plan)
@@ -80,6 +87,9 @@ def send_receipt(
         merchantStatus=str(order.get("status", "")),
     )
     undo_until = (utc_now() + timedelta(seconds=brand.undoWindowSeconds)).isoformat(timespec="seconds")
+    # Counted before the goal is marked complete (the order exists either way); a retried
+    # receipt counts it once. The spend and velocity policies read these counters.
+    (counters or counters_from_env()).record_order(goal_id, goal.userId, summary.total, at=utc_now())
     ledger.transition(
         goal_id,
         GoalStatus.COMPLETED,

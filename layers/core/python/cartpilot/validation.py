@@ -2,26 +2,54 @@
 
 A plan is untrusted input (a model or a shopper's words may have shaped it), so
 the validator re-derives every number and checks every reference it can against
-the user's profile and the merchant's current prices. Policy limits then decide
+the user's profile, the shopper's structured request and the merchant's current
+prices. The brand's Cedar policies (``brands/<brand>/policies.cedar``) then decide
 the risk tier: run it, ask the shopper, ask harder, ask staff, or refuse.
+
+No free text has a say: the goal's words, product titles and step justifications
+never reach the policies, so words can make a verdict stricter (a different plan)
+but never more lenient.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
+from typing import Any
+
+from pydantic import ValidationError
 
 from cartpilot.brands import BrandConfig
-from cartpilot.clock import today, utc_now_iso
+from cartpilot.clock import today, utc_now, utc_now_iso
 from cartpilot.commerce import ProductVariant
 from cartpilot.connectors.errors import PlanIntegrityError
-from cartpilot.goals import GoalStatus
+from cartpilot.counters import OrderCounters, RecentActivity, counters_from_env
+from cartpilot.goals import GoalContext, GoalStatus
 from cartpilot.ledger import GoalLedger
 from cartpilot.money import total_of
-from cartpilot.plans import ACTION_ORDER, Action, AddItemsStep, CheckoutCreateStep, Plan
+from cartpilot.plans import (
+    ACTION_ORDER,
+    Action,
+    AddItemsStep,
+    CheckoutCreateStep,
+    PaymentCompleteStep,
+    Plan,
+    hash_plan_document,
+)
+from cartpilot.policy import PolicyDecision, evaluate_plan
 from cartpilot.users import UserDirectory, UserProfile
 from cartpilot.verdicts import Finding, RiskTier, Verdict, route_for, stricter
+
+# What each action may be granted; a step claiming more is refused.
+STEP_PERMISSIONS: dict[Action, frozenset[str]] = {
+    Action.CHECKOUT_CREATE: frozenset({"checkout:create"}),
+    Action.CHECKOUT_ADD_ITEMS: frozenset({"checkout:update"}),
+    Action.FULFILLMENT_SELECT: frozenset({"checkout:update"}),
+    Action.PAYMENT_COMPLETE: frozenset({"payment:charge"}),
+}
+# Only extras may be dropped by an approver; the order itself cannot lose its checkout or payment.
+OPTIONAL_ACTIONS = frozenset({Action.CHECKOUT_ADD_ITEMS})
 
 
 @dataclass(frozen=True)
@@ -31,6 +59,10 @@ class ValidationInput:
     profile: UserProfile
     current_items: list[ProductVariant]
     today: date
+    # Orders the user completed in the last 24 hours; validate_goal reads them from the counters.
+    recent: RecentActivity = field(default_factory=RecentActivity)
+    # The shopper's structured request, when known: the plan may not stray from it.
+    context: GoalContext | None = None
 
 
 def _deny(policy: str, message: str) -> Finding:
@@ -52,6 +84,19 @@ def check_structure(plan: Plan, profile: UserProfile) -> list[Finding]:
             findings.append(_deny("plan.step-missing", f"the plan has no {required.value} step"))
     if plan.userId != profile.userId:
         findings.append(_deny("plan.user", "the plan was made for another user"))
+    for step in plan.steps:
+        # The executor runs only mutating steps: a payment marked otherwise would be skipped unseen.
+        if not step.mutates:
+            findings.append(
+                _deny("plan.step-flags", f"step {step.id} ({step.action.value}) claims not to mutate")
+            )
+        if step.optional and step.action not in OPTIONAL_ACTIONS:
+            findings.append(
+                _deny("plan.step-flags", f"step {step.id} ({step.action.value}) cannot be optional")
+            )
+        extra = set(step.permissions) - STEP_PERMISSIONS[step.action]
+        if extra:
+            findings.append(_deny("plan.permissions", f"step {step.id} asks for {', '.join(sorted(extra))}"))
 
     summary = plan.summary
     currencies = {plan.currency, summary.total.currency, summary.shipping.price.currency}
@@ -111,42 +156,50 @@ def check_prices(plan: Plan, current_items: list[ProductVariant], tolerance_perc
                     f"{variant.title} costs {variant.price.format()}, the plan says {item.unitPrice.format()}",
                 )
             )
+        if variant.title != item.title:
+            # The approver reads the title: it must be the merchant's, not words a planner chose.
+            findings.append(_deny("merchant.title", f"{item.itemId} is not called what the plan says"))
         if variant.category != item.category:
             findings.append(_deny("merchant.category", f"{variant.title} is not in category {item.category}"))
     return findings
 
 
-def check_policies(plan: Plan, brand: BrandConfig, profile: UserProfile, today: date) -> list[Finding]:
-    """The brand's limits and thresholds: these decide who must approve."""
+def check_request(plan: Plan, brand: BrandConfig, context: GoalContext | None) -> list[Finding]:
+    """The plan serves this brand and keeps to what the shopper asked for in structured fields.
+
+    A recipient the user has not saved may only come from the request's ``context``: an
+    address a planner lifted from the goal's words (or a product description) is refused.
+    """
     findings: list[Finding] = []
-    limits = brand.limits
+    summary = plan.summary
+    if plan.brand != brand.name:
+        findings.append(_deny("plan.brand", "the plan was made for another brand"))
+    if context is None:
+        return findings
+    if context.recipient is not None:
+        if summary.recipient != context.recipient:
+            findings.append(
+                _deny("plan.recipient", "the plan does not ship to the recipient the shopper gave")
+            )
+    elif summary.recipientId == "context":
+        findings.append(_deny("plan.recipient", "the plan ships to an address the shopper did not give"))
+    payment = next((step for step in plan.steps if isinstance(step, PaymentCompleteStep)), None)
+    if context.paymentMethodId is not None and (
+        payment is None or payment.args.paymentMethodId != context.paymentMethodId
+    ):
+        findings.append(_deny("plan.payment-method", "the plan does not pay the way the shopper asked"))
+    if context.budget is not None and summary.budget != context.budget:
+        findings.append(_deny("plan.budget", "the plan dropped or changed the shopper's budget"))
+    if context.deliverBy is not None and summary.deliverBy != context.deliverBy:
+        findings.append(_deny("plan.deliver-by", "the plan dropped or changed the shopper's deadline"))
+    return findings
+
+
+def check_goal_constraints(plan: Plan, today: date) -> list[Finding]:
+    """The shopper's own limits: the budget and the delivery deadline."""
+    findings: list[Finding] = []
     summary = plan.summary
     total = summary.total
-    if total.currency != brand.currency:
-        return [_deny("brand.currency", f"the brand trades in {brand.currency}")]
-    if total.exceeds(limits.perOrder):
-        findings.append(
-            _deny(
-                "limit.per-order",
-                f"{total.format()} is above the per-order limit of {limits.perOrder.format()}",
-            )
-        )
-    elif total.exceeds(limits.strongApprovalThreshold):
-        findings.append(
-            Finding(
-                policyId="threshold.strong-approval",
-                tier=RiskTier.STRONG_APPROVAL,
-                message=f"{total.format()} is above {limits.strongApprovalThreshold.format()}: confirm by typing",
-            )
-        )
-    elif total.exceeds(limits.confirmationThreshold):
-        findings.append(
-            Finding(
-                policyId="threshold.confirmation",
-                tier=RiskTier.APPROVAL,
-                message=f"{total.format()} is above {limits.confirmationThreshold.format()}",
-            )
-        )
     if (
         summary.budget is not None
         and total.currency == summary.budget.currency
@@ -154,6 +207,10 @@ def check_policies(plan: Plan, brand: BrandConfig, profile: UserProfile, today: 
     ):
         findings.append(
             _deny("goal.budget", f"{total.format()} is over the budget of {summary.budget.format()}")
+        )
+    if summary.budget is not None and total.currency != summary.budget.currency:
+        findings.append(
+            _deny("goal.budget", f"the budget is in {summary.budget.currency}, the plan in {total.currency}")
         )
     if summary.deliverBy is not None:
         if summary.shipping.latestDelivery > summary.deliverBy:
@@ -166,89 +223,104 @@ def check_policies(plan: Plan, brand: BrandConfig, profile: UserProfile, today: 
             )
         if summary.deliverBy < today:
             findings.append(_deny("goal.deliver-by", "the delivery deadline is in the past"))
-    for item in summary.items:
-        rule = brand.restrictedCategories.get(item.category)
-        if rule == "deny":
-            findings.append(
-                _deny(
-                    "category.restricted",
-                    f"{item.title} is in a category this brand does not sell through its assistant",
-                )
-            )
-        elif rule == "staff":
-            findings.append(
-                Finding(
-                    policyId="category.staff-approval",
-                    tier=RiskTier.APPROVAL,
-                    message=f"{item.title} needs staff approval",
-                )
-            )
-    if summary.recipientId == "context":
-        findings.append(
-            Finding(
-                policyId="recipient.new",
-                tier=RiskTier.APPROVAL,
-                message="ships to a recipient the user has not saved",
-            )
-        )
-    elif summary.recipientId != profile.home.id:
-        findings.append(
-            Finding(
-                policyId="recipient.not-home",
-                tier=RiskTier.APPROVAL,
-                message=f"ships to {summary.recipient.address.city}, not to the user's own address",
-            )
-        )
-    if profile.trustLevel == 0:
-        findings.append(
-            Finding(policyId="user.new-account", tier=RiskTier.APPROVAL, message="the account is new")
-        )
     return findings
+
+
+def check_policies(
+    plan: Plan, brand: BrandConfig, profile: UserProfile, today: date, recent: RecentActivity | None = None
+) -> PolicyDecision:
+    """The brand's Cedar policies: limits, thresholds, categories, recipients, velocity, merchants."""
+    return evaluate_plan(plan, profile, brand, recent or RecentActivity(), today)
 
 
 def validate_plan(given: ValidationInput) -> Verdict:
     plan = given.plan
     findings = check_structure(plan, given.profile)
+    findings += check_request(plan, given.brand, given.context)
     findings += check_prices(plan, given.current_items, given.brand.priceTolerancePercent)
-    findings += check_policies(plan, given.brand, given.profile, given.today)
-    tier = RiskTier.AUTO
+    findings += check_goal_constraints(plan, given.today)
+    decision = check_policies(plan, given.brand, given.profile, given.today, given.recent)
+    findings += decision.findings
+    tier = decision.tier
     for finding in findings:
         tier = stricter(tier, finding.tier)
-    staff = any(finding.policyId == "category.staff-approval" for finding in findings)
+    if tier is not RiskTier.AUTO:
+        # The permit that would have let it run is no reason once something else spoke.
+        findings = [finding for finding in findings if finding.tier is not RiskTier.AUTO]
     return Verdict(
         planId=plan.planId,
         planHash=plan.plan_hash(),
         tier=tier,
         route=route_for(tier),
-        approver=None if tier in (RiskTier.AUTO, RiskTier.DENY) else ("staff" if staff else "user"),
+        approver=None if tier in (RiskTier.AUTO, RiskTier.DENY) else decision.approver,
         reasons=findings,
         checkedAt=utc_now_iso(),
     )
 
 
+def refuse_plan_document(document: dict[str, Any], plan_hash: str, error: ValidationError) -> Verdict:
+    """A plan that does not fit the plan schema (an unknown action, arguments out of range, extra
+    fields) is denied with the places it broke, never with the values in them."""
+    places = [
+        # The error type, not its message: a message may quote the offending input back.
+        f"{'.'.join(str(part) for part in problem['loc']) or 'plan'}: {problem['type']}"
+        for problem in error.errors(include_input=False, include_url=False)[:5]
+    ]
+    return Verdict(
+        planId=str(document.get("planId", "unknown")),
+        planHash=plan_hash,
+        tier=RiskTier.DENY,
+        route="deny",
+        reasons=[_deny("plan.schema", "the plan does not fit the plan schema: " + "; ".join(places))],
+        checkedAt=utc_now_iso(),
+    )
+
+
 def validate_goal(
-    goal_id: str, plan_hash: str, *, ledger: GoalLedger, brand: BrandConfig, users: UserDirectory
+    goal_id: str,
+    plan_hash: str,
+    *,
+    ledger: GoalLedger,
+    brand: BrandConfig,
+    users: UserDirectory,
+    counters: OrderCounters | None = None,
 ) -> Verdict:
-    """The validation stage: checks the stored plan against the stored price snapshot and records the verdict."""
+    """The validation stage: checks the stored plan against the stored price snapshot, the
+    shopper's request and their orders in the last 24 hours, and records the verdict."""
     goal = ledger.store.require(goal_id)
     ledger.transition(goal_id, GoalStatus.VALIDATING, actor="validator", event="validation.started")
     if goal.plan is None:
         raise LookupError(f"goal {goal_id} has no plan")
-    plan = Plan.model_validate(goal.plan)
-    if plan.plan_hash() != plan_hash or goal.planHash != plan_hash:
-        raise PlanIntegrityError("the stored plan is not the plan the flow is validating")
-    profile = users.get(goal.userId)
-    if profile is None:
-        raise LookupError(f"user {goal.userId} has no profile")
-    snapshot = goal.priceCheck or {}
-    current_items = (
-        [ProductVariant.model_validate(item) for item in snapshot.get("items", [])]
-        if snapshot.get("planId") == plan.planId
-        else []
-    )
-    verdict = validate_plan(
-        ValidationInput(plan=plan, brand=brand, profile=profile, current_items=current_items, today=today())
-    )
+    try:
+        plan = Plan.model_validate(goal.plan)
+    except ValidationError as exc:
+        if hash_plan_document(goal.plan) != plan_hash or goal.planHash != plan_hash:
+            raise PlanIntegrityError("the stored plan is not the plan the flow is validating") from exc
+        verdict = refuse_plan_document(goal.plan, plan_hash, exc)
+    else:
+        if plan.plan_hash() != plan_hash or goal.planHash != plan_hash:
+            raise PlanIntegrityError("the stored plan is not the plan the flow is validating")
+        profile = users.get(goal.userId)
+        if profile is None:
+            raise LookupError(f"user {goal.userId} has no profile")
+        snapshot = goal.priceCheck or {}
+        current_items = (
+            [ProductVariant.model_validate(item) for item in snapshot.get("items", [])]
+            if snapshot.get("planId") == plan.planId
+            else []
+        )
+        recent = (counters or counters_from_env()).recent_activity(goal.userId, now=utc_now())
+        verdict = validate_plan(
+            ValidationInput(
+                plan=plan,
+                brand=brand,
+                profile=profile,
+                current_items=current_items,
+                today=today(),
+                recent=recent,
+                context=goal.context,
+            )
+        )
     ledger.note(
         goal_id,
         actor="validator",

@@ -1,0 +1,325 @@
+"""The Cedar policy engine: loading a brand's policies, and what each sandbox policy decides."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from cartpilot.brands import BrandConfigError, brands_dir, load_brand
+from cartpilot.counters import RecentActivity
+from cartpilot.money import Money
+from cartpilot.policy import (
+    OrderLine,
+    PolicyFacts,
+    PolicyFileError,
+    decide,
+    load_policies_from,
+    policies_for,
+    reset_policy_cache,
+)
+from cartpilot.verdicts import RiskTier
+
+SANDBOX = brands_dir() / "sandbox"
+POLICY_TEXT = (SANDBOX / "policies.cedar").read_text(encoding="utf-8")
+SCHEMA_TEXT = (SANDBOX / "policies.cedarschema").read_text(encoding="utf-8")
+REPO = Path(__file__).resolve().parents[2]
+
+
+def cny(amount_minor: int) -> Money:
+    return Money(amount_minor=amount_minor, currency="CNY")
+
+
+def brand_files(tmp_path: Path, policies: str = POLICY_TEXT, schema: str = SCHEMA_TEXT) -> Path:
+    directory = tmp_path / "brand"
+    directory.mkdir()
+    (directory / "policies.cedar").write_text(policies, encoding="utf-8")
+    (directory / "policies.cedarschema").write_text(schema, encoding="utf-8")
+    return directory
+
+
+def line_of(text: str, needle: str) -> int:
+    return text[: text.index(needle)].count("\n") + 1
+
+
+def load_error(tmp_path: Path, policies: str = POLICY_TEXT, schema: str = SCHEMA_TEXT) -> PolicyFileError:
+    with pytest.raises(PolicyFileError) as caught:
+        load_policies_from(brand_files(tmp_path, policies, schema))
+    return caught.value
+
+
+# ---- Loading ----------------------------------------------------------------------------
+
+
+def test_sandbox_policies_load_with_an_id_and_a_reason_each():
+    policies = load_policies_from(SANDBOX)
+    ids = [policy.id for policy in policies]
+    assert len(ids) == len(set(ids)) >= 13
+    assert all(policy.reason for policy in policies)
+    assert policies.named("category.staff-approval").approver == "staff"
+
+
+def test_an_attribute_the_schema_does_not_know_is_an_error_naming_its_line(tmp_path):
+    broken = POLICY_TEXT.replace(
+        "resource.total > principal.limits.perOrder", "resource.totl > principal.limits.perOrder"
+    )
+    error = load_error(tmp_path, broken)
+    assert error.line == line_of(broken, "resource.totl")
+    assert error.path.name == "policies.cedar"
+    assert f"line {error.line}" in str(error) and "totl" in str(error) and "limit.per-order" in str(error)
+
+
+def test_a_type_error_names_the_policy_it_is_in(tmp_path):
+    broken = POLICY_TEXT.replace("principal.trustLevel == 0", 'principal.trustLevel == "zero"')
+    error = load_error(tmp_path, broken)
+    assert error.line == line_of(broken, '@id("user.new-account")')
+
+
+def test_a_syntax_error_names_its_line(tmp_path):
+    broken = POLICY_TEXT.replace(
+        'forbid (principal, action == CartPilot::Action::"AutoExecute", resource)\n'
+        "when { principal.trustLevel == 0 };",
+        'forbid (principal, action == CartPilot::Action::"AutoExecute" resource)\n'
+        "when { principal.trustLevel == 0 };",
+    )
+    assert broken != POLICY_TEXT
+    error = load_error(tmp_path, broken)
+    assert error.line == line_of(broken, '"AutoExecute" resource)')
+    assert "does not parse" in str(error)
+
+
+def test_a_policy_without_its_semicolon_names_where_it_starts(tmp_path):
+    broken = POLICY_TEXT + '\n@id("late")\n@reason("r")\nforbid (principal, action, resource)\n'
+    assert load_error(tmp_path, broken).line == line_of(broken, '@id("late")')
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda text: text.replace('@id("recipient.new")\n', ""), "no @id"),
+        (lambda text: text.replace('@id("payment.new-method")', '@id("user.new-account")'), "already used"),
+        (lambda text: text.replace('@reason("the account is new")\n', ""), "no @reason"),
+        (lambda text: text.replace("the account is new", "the account is {age}"), "unknown values age"),
+        (lambda text: text.replace('@approver("staff")', '@approver("manager")'), "@approver"),
+    ],
+    ids=["missing-id", "duplicate-id", "missing-reason", "unknown-placeholder", "unknown-approver"],
+)
+def test_annotations_the_validator_relies_on_are_checked(
+    tmp_path, change: Callable[[str], str], message: str
+):
+    broken = change(POLICY_TEXT)
+    assert broken != POLICY_TEXT
+    error = load_error(tmp_path, broken)
+    assert message in str(error) and error.line is not None
+
+
+def test_a_forbid_that_could_never_raise_the_tier_is_refused(tmp_path):
+    # Forbidding plain approval while still allowing auto-execution would change nothing.
+    broken = POLICY_TEXT.replace(
+        'action == CartPilot::Action::"AutoExecute", resource)\nwhen { principal.trustLevel == 0 }',
+        'action == CartPilot::Action::"ExecuteWithApproval", resource)\nwhen { principal.trustLevel == 0 }',
+    )
+    assert broken != POLICY_TEXT
+    error = load_error(tmp_path, broken)
+    assert error.line == line_of(broken, '@id("user.new-account")') and "less strict" in str(error)
+
+
+def test_a_schema_that_does_not_parse_names_the_schema_file_and_line(tmp_path):
+    broken = SCHEMA_TEXT.replace("itemCount: Long", "itemCount: Lng")
+    error = load_error(tmp_path, schema=broken)
+    assert error.path.name == "policies.cedarschema" and error.line == line_of(broken, "Lng")
+
+
+def test_missing_policy_file_is_a_brand_config_error(tmp_path):
+    directory = brand_files(tmp_path)
+    (directory / "policies.cedar").unlink()
+    with pytest.raises(BrandConfigError, match=r"policies\.cedar"):
+        load_policies_from(directory)
+
+
+def test_the_validator_refuses_to_start_with_a_bad_policy_file(tmp_path, monkeypatch):
+    brands = tmp_path / "brands"
+    shutil.copytree(SANDBOX, brands / "sandbox")
+    (brands / "sandbox" / "policies.cedar").write_text(
+        POLICY_TEXT.replace("resource.total > principal.limits.perOrder", "resource.totl > 1"),
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("CARTPILOT_BRANDS_DIR", str(brands))
+    monkeypatch.setenv("CARTPILOT_BRAND", "sandbox")
+    reset_policy_cache()
+    spec = importlib.util.spec_from_file_location("validator_app_start", REPO / "functions/validator/app.py")
+    assert spec is not None and spec.loader is not None
+    try:
+        with pytest.raises(PolicyFileError, match="line"):
+            spec.loader.exec_module(importlib.util.module_from_spec(spec))
+    finally:
+        reset_policy_cache()
+
+
+# ---- Deciding ---------------------------------------------------------------------------
+
+
+def facts(**changes: object) -> PolicyFacts:
+    """A small order from a trusted user to their own saved home: every rule is silent."""
+    brand = load_brand("sandbox")
+    limits = brand.limits
+    base = PolicyFacts(
+        user_id="user-1",
+        trust_level=2,
+        payment_method_age_days=400,
+        order_id="p-test",
+        total=cny(5900),
+        lines=(OrderLine(item_id="socks-1-m", category="socks", unit_price_minor=5900, quantity=1),),
+        recipient_known=True,
+        recipient_is_self=True,
+        recipient_country="CN",
+        category_restrictions={"socks": "none"},
+        merchant_id="sandbox-merchant",
+        merchant_allowed=True,
+        limits={
+            "perOrder": limits.perOrder,
+            "perDay": limits.perDay,
+            "confirmationThreshold": limits.confirmationThreshold,
+            "strongApprovalThreshold": limits.strongApprovalThreshold,
+            "maxOrdersPerDay": limits.maxOrdersPerDay,
+        },
+        recent=RecentActivity(),
+        brand_currency="CNY",
+    )
+    return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
+
+
+TIERS = [RiskTier.AUTO, RiskTier.APPROVAL, RiskTier.STRONG_APPROVAL, RiskTier.DENY]
+
+
+def ids(decision) -> set[str]:
+    return {finding.policyId for finding in decision.findings}
+
+
+def test_an_order_no_rule_speaks_against_runs_by_itself():
+    decision = decide(policies_for("sandbox"), facts())
+    assert (decision.tier, decision.approver, ids(decision)) == (RiskTier.AUTO, None, {"order.permitted"})
+    assert decision.findings[0].message == "within every limit of the brand"
+
+
+# Each sandbox rule: the change that makes it speak, the tier it then forces, and the nearest
+# change that leaves it silent.
+RULES = [
+    (
+        "brand.currency",
+        {"total": Money(amount_minor=5900, currency="USD")},
+        RiskTier.DENY,
+        {"total": cny(5900)},
+    ),
+    ("limit.per-order", {"total": cny(300001)}, RiskTier.DENY, {"total": cny(300000)}),
+    (
+        "limit.per-day",
+        {"recent": RecentActivity(orders=1, spend_minor={"CNY": 494101})},
+        RiskTier.DENY,
+        {"recent": RecentActivity(orders=1, spend_minor={"CNY": 494100})},
+    ),
+    (
+        "velocity.orders-per-day",
+        {"recent": RecentActivity(orders=5)},
+        RiskTier.DENY,
+        {"recent": RecentActivity(orders=4)},
+    ),
+    (
+        "category.restricted",
+        {"category_restrictions": {"socks": "none", "knives": "deny"}},
+        RiskTier.DENY,
+        {"category_restrictions": {"socks": "none", "kitchen": "none"}},
+    ),
+    ("merchant.not-allowed", {"merchant_allowed": False}, RiskTier.DENY, {"merchant_allowed": True}),
+    ("threshold.strong-approval", {"total": cny(200001)}, RiskTier.STRONG_APPROVAL, {"total": cny(200000)}),
+    ("threshold.confirmation", {"total": cny(50001)}, RiskTier.APPROVAL, {"total": cny(50000)}),
+    (
+        "category.staff-approval",
+        {"category_restrictions": {"alcohol": "staff"}},
+        RiskTier.APPROVAL,
+        {"category_restrictions": {"drinks": "none"}},
+    ),
+    ("recipient.new", {"recipient_known": False, "recipient_is_self": False}, RiskTier.APPROVAL, {}),
+    ("recipient.not-home", {"recipient_is_self": False}, RiskTier.APPROVAL, {"recipient_is_self": True}),
+    ("user.new-account", {"trust_level": 0}, RiskTier.APPROVAL, {"trust_level": 1}),
+    (
+        "payment.new-method",
+        {"payment_method_age_days": 13},
+        RiskTier.APPROVAL,
+        {"payment_method_age_days": 14},
+    ),
+]
+
+
+@pytest.mark.parametrize(("policy_id", "fail", "tier", "passing"), RULES, ids=[rule[0] for rule in RULES])
+def test_each_sandbox_rule_speaks_when_broken_and_is_silent_otherwise(policy_id, fail, tier, passing):
+    policies = policies_for("sandbox")
+    broken = decide(policies, facts(**fail))
+    assert broken.tier is tier
+    assert policy_id in ids(broken)
+    assert next(f for f in broken.findings if f.policyId == policy_id).tier is tier
+    kept = decide(policies, facts(**passing))
+    assert policy_id not in ids(kept)
+    assert TIERS.index(kept.tier) < TIERS.index(tier)
+
+
+def test_every_sandbox_rule_has_an_engine_test():
+    rules = {policy.id for policy in policies_for("sandbox") if policy.effect == "forbid"}
+    assert rules == {rule[0] for rule in RULES}
+
+
+def test_the_strictest_rule_sets_the_tier_and_every_rule_that_spoke_is_a_reason():
+    decision = decide(
+        policies_for("sandbox"),
+        facts(total=cny(350000), recipient_is_self=False, category_restrictions={"knives": "deny"}),
+    )
+    by_id = {finding.policyId: finding.tier for finding in decision.findings}
+    assert decision.tier is RiskTier.DENY and decision.approver is None
+    assert by_id == {
+        "limit.per-order": RiskTier.DENY,
+        "category.restricted": RiskTier.DENY,
+        "threshold.strong-approval": RiskTier.STRONG_APPROVAL,
+        "threshold.confirmation": RiskTier.APPROVAL,
+        "recipient.not-home": RiskTier.APPROVAL,
+    }
+
+
+def test_staff_approve_what_a_staff_rule_flagged_at_any_tier():
+    policies = policies_for("sandbox")
+    alcohol = {"category_restrictions": {"alcohol": "staff"}}
+    assert decide(policies, facts(**alcohol)).approver == "staff"
+    strong = decide(policies, facts(total=cny(250000), **alcohol))
+    assert (strong.tier, strong.approver) == (RiskTier.STRONG_APPROVAL, "staff")
+    assert decide(policies, facts(total=cny(250000))).approver == "user"
+
+
+def test_reasons_show_the_amounts_involved():
+    decision = decide(policies_for("sandbox"), facts(total=cny(310000)))
+    message = next(f.message for f in decision.findings if f.policyId == "limit.per-order")
+    assert message == f"{cny(310000).format()} is above the per-order limit of {cny(300000).format()}"
+
+
+def test_a_policy_cedar_cannot_evaluate_denies_the_order():
+    # An overflowing sum makes Cedar skip the daily-limit forbid; skipping must not let the order through.
+    decision = decide(
+        policies_for("sandbox"), facts(recent=RecentActivity(orders=1, spend_minor={"CNY": 2**63 - 1}))
+    )
+    assert decision.tier is RiskTier.DENY and ids(decision) == {"policy.error"}
+
+
+def test_a_brand_whose_permits_leave_out_auto_execution_gets_approval_with_a_reason(tmp_path):
+    policies = POLICY_TEXT.replace(
+        "permit (principal, action, resource);",
+        'permit (principal, action in [CartPilot::Action::"ExecuteWithApproval", '
+        'CartPilot::Action::"ExecuteWithStrongApproval"], resource);',
+    )
+    decision = decide(load_policies_from(brand_files(tmp_path, policies)), facts())
+    assert (decision.tier, ids(decision), decision.approver) == (
+        RiskTier.APPROVAL,
+        {"policy.not-permitted"},
+        "user",
+    )
