@@ -131,6 +131,7 @@ class LocalStack:
             self._exit.callback(gateway.stop)
             self.api_url = gateway.url
             self._set_environment_for_functions()
+            self._exit.enter_context(_product_logs_to_stdout(self._log_level))
             _reset_process_caches()
             self._register_functions()
         except BaseException:
@@ -173,6 +174,10 @@ class LocalStack:
         if self._merchant_read_timeout is not None:
             env["MERCHANT_READ_TIMEOUT"] = str(self._merchant_read_timeout)
         os.environ.update(env)
+        from cartpilot.observability import logger
+
+        # The functions share one Logger, which may predate this environment: apply the level now.
+        logger.setLevel(self._log_level)
 
     def _create_resources(self) -> None:
         create_tables(boto3.client("dynamodb", region_name=REGION), self.brand)
@@ -252,6 +257,27 @@ def atomic_dynamodb() -> Iterator[None]:
 
     with mock.patch.object(DynamoHandler, "call_action", call_action):
         yield
+
+
+@contextmanager
+def _product_logs_to_stdout(level: str) -> Iterator[None]:
+    """Prints the library's own stdlib loggers (``cartpilot.*``) as Lambda's runtime would, at the stack's level."""
+    import logging
+    import sys
+
+    product = logging.getLogger("cartpilot")
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s %(message)s"))
+    handler.setLevel(level)
+    previous = product.level
+    product.addHandler(handler)
+    if product.getEffectiveLevel() > handler.level:
+        product.setLevel(level)  # only ever more verbose: never hide records others listen for
+    try:
+        yield
+    finally:
+        product.removeHandler(handler)
+        product.setLevel(previous)
 
 
 def _quiet_local_noise() -> None:

@@ -1,5 +1,7 @@
 """The HTTP API: goals for API clients, approval pages for approvers, and the OpenAPI document."""
 
+import re
+from html import escape
 from typing import Annotated, Any
 from urllib.parse import parse_qs
 
@@ -18,14 +20,14 @@ from pydantic import ValidationError
 
 from cartpilot import aws, wiring
 from cartpilot.api_models import DecisionRequest, ErrorBody, GoalAccepted
-from cartpilot.approval_desk import ApprovalDesk, DeskError, LinkParams
+from cartpilot.approval_desk import ApprovalDesk, ApprovalView, DeskError, LinkParams
 from cartpilot.goal_views import audit_view, goal_view
 from cartpilot.goals import GoalRequest
 from cartpilot.idempotency import persistence_layer
 from cartpilot.intake import GoalIntake, IntakeError
 from cartpilot.ledger import ledger_from_env
 from cartpilot.observability import logger, metrics, tracer
-from cartpilot.pages import render_approval_page
+from cartpilot.pages import image_origins, render_approval_page
 from cartpilot.settings import settings
 from cartpilot.undo import UndoRefused, request_undo
 
@@ -154,10 +156,14 @@ def _desk() -> ApprovalDesk:
         approvals=wiring.approvals(),
         keys=wiring.link_keys(),
         sfn=aws.stepfunctions(),
+        brand=wiring.brand(),
+        users=wiring.users(),
     )
 
 
-def _page(status: int, html: str) -> Response[str]:
+def _page(status: int, html: str, images_from: list[str] | None = None) -> Response[str]:
+    # No scripts at all; images only from the merchant origins the plan's items name.
+    images = " ".join(["'self'", "data:", *(images_from or [])])
     return Response(
         status_code=status,
         content_type="text/html; charset=utf-8",
@@ -166,14 +172,26 @@ def _page(status: int, html: str) -> Response[str]:
             "Cache-Control": "no-store",
             "Referrer-Policy": "no-referrer",
             "X-Frame-Options": "DENY",
-            "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'",
+            "X-Content-Type-Options": "nosniff",
+            "Content-Security-Policy": f"default-src 'none'; style-src 'unsafe-inline'; img-src {images}; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
         },
     )
 
 
+def _approval_page(
+    status: int, view: ApprovalView, error: str | None = None, dropped: list[str] | None = None
+) -> Response[str]:
+    page = render_approval_page(
+        view, wiring.brand(), action_url=app.current_event.path, error=error, dropped=dropped or []
+    )
+    return _page(status, page, image_origins(view))
+
+
 def _error_page(exc: DeskError) -> Response[str]:
     return _page(
-        exc.status, f"<!doctype html><meta charset=utf-8><title>Approval</title><p>{exc.message}</p>"
+        exc.status,
+        f"<!doctype html><meta charset=utf-8><meta name=viewport content='width=device-width, initial-scale=1'>"
+        f"<title>Approval</title><p data-code='{exc.code}'>{escape(exc.message)}</p>",
     )
 
 
@@ -189,38 +207,68 @@ def open_approval(
         view = _desk().open(approval_id, LinkParams(exp=exp, kid=kid, sig=sig))
     except DeskError as exc:
         return _error_page(exc)
-    return _page(200, render_approval_page(view, wiring.brand(), action_url=f"{app.current_event.path}"))
+    return _approval_page(200, view)
+
+
+# Fields a decision may repeat: steps to leave out (API clients), or, from the page's form,
+# the optional steps offered and the ones still ticked (an unticked box sends nothing).
+_STEP_LISTS = ("drop", "offered", "keep")
+_STEP_ID = re.compile(r"s[0-9]{1,2}")
+
+
+def _decision_fields(event: Any) -> tuple[dict[str, Any], dict[str, list[str]]]:
+    content_type = (event.headers.get("content-type") or event.headers.get("Content-Type") or "").lower()
+    fields: dict[str, Any] = {}
+    lists: dict[str, list[str]] = {name: [] for name in _STEP_LISTS}
+    if content_type.startswith("application/json"):
+        body = event.json_body or {}
+        if not isinstance(body, dict):
+            raise ValueError("the body must be a JSON object")
+        for name, value in body.items():
+            if name in _STEP_LISTS:
+                lists[name] = [str(v) for v in value] if isinstance(value, list) else [str(value)]
+            else:
+                fields[name] = value
+    else:
+        for name, values in parse_qs(event.decoded_body or "", keep_blank_values=True).items():
+            if name in _STEP_LISTS:
+                lists[name] = values
+            else:
+                fields[name] = values[-1]
+    for name, value in (event.query_string_parameters or {}).items():
+        fields.setdefault(name, value)
+    if any(len(values) > 10 or not all(_STEP_ID.fullmatch(v) for v in values) for values in lists.values()):
+        raise ValueError("step ids look like s1, s2, …")
+    return fields, lists
 
 
 @app.post("/approvals/<approval_id>")
 @tracer.capture_method
 def decide_approval(approval_id: str) -> Response[str]:
-    event = app.current_event
-    body = event.decoded_body or ""
-    content_type = (event.headers.get("content-type") or event.headers.get("Content-Type") or "").lower()
-    fields: dict[str, Any] = dict(event.query_string_parameters or {})
     try:
-        if content_type.startswith("application/json"):
-            fields.update(event.json_body or {})
-        else:
-            fields.update({key: values[-1] for key, values in parse_qs(body, keep_blank_values=True).items()})
+        fields, lists = _decision_fields(app.current_event)
         decision = DecisionRequest.model_validate(fields)
-    except (ValidationError, ValueError) as exc:
+    except (ValidationError, ValueError):
         return _error_page(
-            DeskError(422, "INVALID_DECISION", f"send exp, kid, sig and decision=approve|reject ({exc})")
+            DeskError(
+                422,
+                "INVALID_DECISION",
+                "send exp, kid, sig and decision=approve|reject (and phrase, drop=<step id> when needed)",
+            )
         )
+    drop = sorted(set(lists["drop"]) | (set(lists["offered"]) - set(lists["keep"])))
     link = LinkParams(exp=decision.exp, kid=decision.kid, sig=decision.sig)
     desk = _desk()
     try:
-        view = desk.decide(approval_id, link, decision.decision, decision.phrase)
+        view = desk.decide(approval_id, link, decision.decision, decision.phrase, drop)
     except DeskError as exc:
-        if exc.status == 422:
-            view = desk.open(approval_id, link)
-            return _page(
-                422, render_approval_page(view, wiring.brand(), action_url=event.path, error=exc.message)
-            )
-        return _error_page(exc)
-    return _page(200, render_approval_page(view, wiring.brand(), action_url=event.path))
+        if exc.status != 422:
+            return _error_page(exc)
+        try:
+            return _approval_page(422, desk.open(approval_id, link), error=exc.message, dropped=drop)
+        except DeskError as reopened:
+            return _error_page(reopened)
+    return _approval_page(200, view)
 
 
 @app.get("/openapi.json")

@@ -6,7 +6,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from cartpilot import wiring
 from cartpilot.brands import current_brand_name
-from cartpilot.flow_events import PlanRef
+from cartpilot.flow_events import ValidationEvent
 from cartpilot.ledger import ledger_from_env
 from cartpilot.observability import logger, metrics, tracer
 from cartpilot.policy import policies_for
@@ -20,9 +20,14 @@ policies_for(current_brand_name())
 @metrics.log_metrics
 @tracer.capture_lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    ref = PlanRef.model_validate(event)
+    ref = ValidationEvent.model_validate(event)
     verdict = validate_goal(
-        ref.goalId, ref.planHash, ledger=ledger_from_env(), brand=wiring.brand(), users=wiring.users()
+        ref.goalId,
+        ref.planHash,
+        ledger=ledger_from_env(),
+        brand=wiring.brand(),
+        users=wiring.users(),
+        price_check=ref.priceCheck,
     )
     metrics.add_metric(name=f"Verdict{verdict.tier.value.title().replace('_', '')}", unit="Count", value=1)
     return {"route": verdict.route, "tier": verdict.tier.value, "planHash": verdict.planHash}

@@ -101,9 +101,10 @@ def test_concurrent_duplicate_posts_make_one_goal(stack: Stack):
         thread.start()
     for thread in threads:
         thread.join()
+    seen = [(answer.status_code, answer.text[:200]) for answer in answers]
     goal_ids = {answer.json()["goalId"] for answer in answers if answer.status_code == 202}
-    assert len(goal_ids) == 1
-    assert all(answer.status_code in (202, 409) for answer in answers)
+    assert len(goal_ids) == 1, seen
+    assert all(answer.status_code in (202, 409) for answer in answers), seen
     (goal_id,) = goal_ids
     assert len(stack.executions_named(goal_id)) == 1
     assert_one_order_one_charge(stack, stack.api.wait_for(goal_id, timeout=90))

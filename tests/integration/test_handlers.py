@@ -74,8 +74,8 @@ def planned_and_checked(
 ) -> tuple[str, dict[str, Any], dict[str, Any]]:
     goal_id = new_goal(store, goal)
     ref = fn.planner({"goalId": goal_id})
-    fn.catalog({"goalId": goal_id, **ref})
-    verdict = fn.validator({"goalId": goal_id, **ref})
+    snapshot = fn.catalog({"goalId": goal_id, **ref})
+    verdict = fn.validator({"goalId": goal_id, **ref, "priceCheck": snapshot})
     return goal_id, ref, verdict
 
 
@@ -112,9 +112,16 @@ def test_validator_refuses_a_plan_changed_behind_its_back(env):
     fn, store = Functions(), env["store"]
     goal_id = new_goal(store, SEED_GOAL)
     ref = fn.planner({"goalId": goal_id})
-    fn.catalog({"goalId": goal_id, **ref})
+    snapshot = fn.catalog({"goalId": goal_id, **ref})
     with pytest.raises(Exception, match="not the plan"):
-        fn.validator({"goalId": goal_id, "planId": ref["planId"], "planHash": "sha256:" + "0" * 64})
+        fn.validator(
+            {
+                "goalId": goal_id,
+                "planId": ref["planId"],
+                "planHash": "sha256:" + "0" * 64,
+                "priceCheck": snapshot,
+            }
+        )
 
 
 def test_approval_parks_the_token_and_sends_a_signed_link(env):

@@ -2,7 +2,9 @@ import threading
 
 import pytest
 
-from cartpilot.audit import AuditRecord, AuditTrail, hash_record_body, verify_chain
+from cartpilot.audit import AuditRecord, AuditTrail, hash_record_body, signed_plan_detail, verify_chain
+from cartpilot.plans import Plan
+from cartpilot.signing import KeyRing
 
 
 @pytest.fixture
@@ -68,3 +70,63 @@ def test_personal_data_is_masked_before_it_is_written(trail):
                  detail={"goal": "ship to +86 139 1088 2266", "recipient": {"phone": "+86 139 1088 2266"}})  # fmt: skip
     (record,) = trail.records("g-pii")
     assert "2266" not in str(record.detail)
+
+
+def signed_trail(trail: AuditTrail, plan: Plan, keyring: KeyRing) -> list[AuditRecord]:
+    trail.append("g-test", actor="planner:rules", event="plan.created", plan_hash=plan.plan_hash())
+    trail.append("g-test", actor="approver:user-1", event="approval.approved", plan_hash=plan.plan_hash(),
+                 detail={"approvalId": "a-1", **signed_plan_detail("g-test", plan, keyring)})  # fmt: skip
+    trail.append("g-test", actor="executor", event="execution.started", plan_hash=plan.plan_hash())
+    return trail.records("g-test")
+
+
+def test_a_signed_plan_snapshot_verifies_with_the_key_ring(trail, seed_plan):
+    keyring = KeyRing(current="k1", keys={"k1": b"1" * 32})
+    records = signed_trail(trail, seed_plan, keyring)
+    result = verify_chain(records, expected_head=records[-1].hash, keyring=keyring)
+    assert result.valid
+    (check,) = result.signatures
+    assert (check.event, check.planId, check.planHash, check.kid, check.result) == (
+        "approval.approved", seed_plan.planId, seed_plan.plan_hash(), "k1", "verified",
+    )  # fmt: skip
+    # The record says which plan, in words an auditor reads, and nothing personal.
+    detail = records[1].detail
+    assert detail["total"] == seed_plan.summary.total.model_dump(mode="json")
+    assert "Gongti" not in str(detail) and "2266" not in str(detail)
+
+
+def test_a_rebuilt_chain_cannot_vouch_for_a_plan_the_backend_never_signed(trail, seed_plan):
+    keyring = KeyRing(current="k1", keys={"k1": b"1" * 32})
+    records = signed_trail(trail, seed_plan, keyring)
+    forged: list[AuditRecord] = []
+    for record in records:
+        changes = {"prevHash": forged[-1].hash} if forged else {}
+        if record.event == "approval.approved":
+            changes["planHash"] = "sha256:" + "f" * 64
+        body = record.model_copy(update=changes).body()
+        forged.append(AuditRecord(**body, hash=hash_record_body(body)))
+    assert verify_chain(forged).valid
+    result = verify_chain(forged, keyring=keyring)
+    assert not result.valid and result.signatures[0].result == "invalid"
+    assert any("never signed" in problem for problem in result.problems)
+
+
+def test_a_signature_by_a_retired_key_is_unverifiable_not_forged(trail, seed_plan):
+    records = signed_trail(trail, seed_plan, KeyRing(current="k1", keys={"k1": b"1" * 32}))
+    rotated = KeyRing(current="k2", keys={"k2": b"2" * 32})
+    result = verify_chain(records, keyring=rotated)
+    assert result.valid and [s.result for s in result.signatures] == ["unknown-key"]
+    assert [s.result for s in verify_chain(records).signatures] == ["not-checked"]
+
+
+def test_identifiers_and_hashes_survive_masking_byte_for_byte(trail):
+    digits_hash = "sha256:" + "1234567890" * 6 + "abcd"
+    goal_like = "g-1234567890123456789012345a"
+    trail.append("g-ids", actor="executor", event="step.executed", plan_hash=digits_hash,
+                 detail={"fromPlanHash": digits_hash, "idempotencyKey": f"{goal_like}:s1", "orderId": "1234567890",
+                         "note": "call 13910882266 now"})  # fmt: skip
+    (record,) = trail.records("g-ids")
+    assert record.planHash == digits_hash and record.detail["fromPlanHash"] == digits_hash
+    assert record.detail["idempotencyKey"] == f"{goal_like}:s1"
+    # A bare ten-digit value is indistinguishable from a phone number: masked.
+    assert record.detail["orderId"] == "*****" and record.detail["note"] == "call ***** now"

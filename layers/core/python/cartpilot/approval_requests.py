@@ -6,12 +6,14 @@ from datetime import timedelta
 from typing import Any
 
 from cartpilot.approvals import Approval, ApprovalStore, confirmation_phrase, new_approval_id
+from cartpilot.audit import signed_plan_detail
 from cartpilot.brands import BrandConfig
 from cartpilot.clock import utc_now, utc_now_iso
 from cartpilot.connectors.errors import PlanIntegrityError
 from cartpilot.goals import GoalStatus
 from cartpilot.ledger import GoalLedger
 from cartpilot.notifications import Notifier
+from cartpilot.observability import logger
 from cartpilot.plans import Plan
 from cartpilot.signing import KeySource, LinkClaims, sign_approval_link
 from cartpilot.verdicts import RiskTier, Verdict
@@ -48,6 +50,7 @@ def request_approval(
         createdAt=utc_now_iso(),
     )
     approvals.create(approval, task_token)
+    keyring = keys.keyring()
     link = sign_approval_link(
         base_url,
         LinkClaims(
@@ -57,7 +60,7 @@ def request_approval(
             approver=approval.approver,
             tier=approval.tier.value,
         ),
-        keys.keyring(),
+        keyring,
     )
     ledger.transition(
         goal_id,
@@ -69,6 +72,9 @@ def request_approval(
             "approvalId": approval.approvalId,
             "tier": approval.tier.value,
             "approver": approval.approver,
+            "linkExpiresAt": approval.expiresAt,
+            # The plan the approver is about to see, vouched for with the link-signing key.
+            **signed_plan_detail(goal_id, plan, keyring),
         },
         approval={
             "approvalId": approval.approvalId,
@@ -85,5 +91,9 @@ def request_approval(
         user_id=goal.userId,
         subject=f"Approve your order of {plan.summary.total.format()}",
         body=body,
+    )
+    logger.info(
+        "approval requested",
+        extra={"approvalId": approval.approvalId, "goalId": goal_id, "tier": approval.tier.value},
     )
     return {"approvalId": approval.approvalId}

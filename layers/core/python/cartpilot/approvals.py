@@ -6,6 +6,7 @@ looked up by approval id; it never appears in a link, a page or a log.
 
 from __future__ import annotations
 
+import hmac
 import uuid
 from enum import StrEnum
 from typing import Any
@@ -24,6 +25,16 @@ class ApprovalStatus(StrEnum):
     EXPIRED = "EXPIRED"
 
 
+class DroppedStep(BaseModel):
+    """An optional step the approver left out, and what it would have bought."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    stepId: str
+    items: list[str] = []
+    cost: Money
+
+
 class Approval(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
@@ -40,6 +51,11 @@ class Approval(BaseModel):
     createdAt: str
     decidedAt: str | None = None
     decidedBy: str | None = None
+    approvedPlanHash: str | None = Field(
+        default=None,
+        description="The plan approved: planHash, or the hash of the plan reduced by the approver",
+    )
+    dropped: list[DroppedStep] = []
 
 
 class AlreadyDecided(RuntimeError):
@@ -55,6 +71,12 @@ def new_approval_id() -> str:
 def confirmation_phrase(total: Money) -> str:
     """What a strong-tier approver types, e.g. ``CONFIRM BUY 2499.00 CNY``."""
     return f"CONFIRM BUY {total.format()}"
+
+
+def phrase_matches(expected: str, typed: str | None) -> bool:
+    """Forgiving of case and spacing (phones capitalise and double-space), strict on every digit."""
+    normalised = " ".join((typed or "").split()).upper()
+    return hmac.compare_digest(normalised.encode(), " ".join(expected.split()).upper().encode())
 
 
 def _key(approval_id: str) -> dict[str, str]:
@@ -88,14 +110,27 @@ class ApprovalStore:
         return str(item["Item"]["taskToken"])
 
     def decide(
-        self, approval_id: str, status: ApprovalStatus, *, decided_at: str, decided_by: str
+        self,
+        approval_id: str,
+        status: ApprovalStatus,
+        *,
+        decided_at: str,
+        decided_by: str,
+        approved_plan_hash: str | None = None,
+        dropped: list[DroppedStep] | None = None,
     ) -> Approval:
         """Records the decision if, and only if, none was recorded before (a conditional write)."""
         current = self.get(approval_id)
         if current is None:
             raise LookupError(approval_id)
         decided = current.model_copy(
-            update={"status": status, "decidedAt": decided_at, "decidedBy": decided_by}
+            update={
+                "status": status,
+                "decidedAt": decided_at,
+                "decidedBy": decided_by,
+                "approvedPlanHash": approved_plan_hash,
+                "dropped": dropped or [],
+            }
         )
         try:
             self._table.update_item(

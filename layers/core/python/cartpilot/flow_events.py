@@ -21,6 +21,12 @@ class PlanRef(_Event):
     planHash: str
 
 
+class ValidationEvent(PlanRef):
+    """CheckPolicies gets the plan reference and the catalog's price snapshot."""
+
+    priceCheck: dict[str, Any] | None = None
+
+
 class StepRef(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

@@ -1,7 +1,8 @@
 """The price-check stage: what the merchant charges right now for the plan's items.
 
-Runs in the read-only catalog function; the snapshot is stored on the goal and
-travels to the validator by reference, keeping the flow's payload small.
+Runs in the read-only catalog function, which may read the goal but write nothing: the
+snapshot (a few items) travels to the validator in the flow, and the validator stores it
+on the goal beside its verdict.
 """
 
 from __future__ import annotations
@@ -23,14 +24,8 @@ def snapshot_current_prices(
     plan = Plan.model_validate(goal.plan)
     item_ids = sorted({item.itemId for item in plan.summary.items})
     current = catalog.lookup(item_ids, plan.currency)
-    checked_at = utc_now_iso()
-    store.update(
-        goal_id,
-        updated_at=checked_at,
-        priceCheck={
-            "planId": plan_id,
-            "checkedAt": checked_at,
-            "items": [v.model_dump(mode="json") for v in current],
-        },
-    )
-    return {"checkedAt": checked_at, "items": len(current)}
+    return {
+        "planId": plan_id,
+        "checkedAt": utc_now_iso(),
+        "items": [v.model_dump(mode="json") for v in current],
+    }

@@ -22,10 +22,16 @@ _FIELD_PATHS = [f"$..{field}" for field in PII_FIELDS]
 
 _EMAIL = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}")
 # Runs of digits and separators; with ten or more digits it is a phone or card number,
-# with fewer it is a date, a size or a price and stays readable.
-_NUMBER_RUN = re.compile(r"\+?\d[\d \-().]{6,}\d")
+# with fewer it is a date, a size or a price and stays readable. A run glued to ASCII
+# letters or digits is part of an identifier (a hex goal id, a hash), not a number.
+_NUMBER_RUN = re.compile(r"(?<![A-Za-z0-9_])\+?\d[\d \-().]{6,}\d(?![A-Za-z0-9_])")
 _MIN_PERSONAL_DIGITS = 10
 MASK = "*****"
+# Machine values that are never personal and must survive byte for byte (a signature
+# or a hash that lost a digit run to the scrubber could no longer be verified).
+MACHINE_FIELDS = frozenset(
+    {"hash", "prevHash", "planHash", "promptHash", "fromPlanHash", "sig", "kid", "alg"}
+)
 
 # Most records hold only some of the PII fields; a missing one is expected, not news.
 # (A process-wide filter: warnings.catch_warnings is not safe across threads.)
@@ -51,7 +57,10 @@ def _scrub_strings(value: Any) -> Any:
     if isinstance(value, str):
         return scrub_text(value)
     if isinstance(value, dict):
-        return {key: _scrub_strings(item) for key, item in value.items()}
+        return {
+            key: item if key in MACHINE_FIELDS and isinstance(item, str) else _scrub_strings(item)
+            for key, item in value.items()
+        }
     if isinstance(value, list):
         return [_scrub_strings(item) for item in value]
     return value

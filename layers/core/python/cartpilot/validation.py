@@ -284,11 +284,15 @@ def validate_goal(
     brand: BrandConfig,
     users: UserDirectory,
     counters: OrderCounters | None = None,
+    price_check: dict[str, Any] | None = None,
 ) -> Verdict:
-    """The validation stage: checks the stored plan against the stored price snapshot, the
-    shopper's request and their orders in the last 24 hours, and records the verdict."""
-    goal = ledger.store.require(goal_id)
+    """The validation stage: checks the stored plan against the merchant's current prices (the
+    catalog function's snapshot, stored here on the goal), the shopper's request and their orders
+    in the last 24 hours, and records the verdict."""
     ledger.transition(goal_id, GoalStatus.VALIDATING, actor="validator", event="validation.started")
+    if price_check is not None:
+        ledger.store.update(goal_id, updated_at=utc_now_iso(), priceCheck=price_check)
+    goal = ledger.store.require(goal_id)
     if goal.plan is None:
         raise LookupError(f"goal {goal_id} has no plan")
     try:

@@ -1,0 +1,97 @@
+"""Before a mutating step: a price that moved beyond the brand's tolerance since approval stops the order."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from cartpilot.connectors.errors import PlanNeedsReapproval
+from cartpilot.drift import check_price_drift, find_price_drifts, within_tolerance
+from cartpilot.money import Money
+from cartpilot.plans import Plan
+from tests.fakes import FakeMerchant, cny
+
+
+def reprice(merchant: FakeMerchant, item_id: str, price: Money) -> None:
+    shop = merchant.shop
+    shop.products = [
+        product.model_copy(
+            update={
+                "variants": [
+                    variant.model_copy(update={"price": price}) if variant.id == item_id else variant
+                    for variant in product.variants
+                ]
+            }
+        )
+        for product in shop.products
+    ]
+
+
+def main_item(plan: Plan) -> tuple[str, Money]:
+    item = plan.summary.items[0]
+    return item.itemId, item.unitPrice
+
+
+def test_unchanged_prices_pass_and_return_what_the_merchant_says(seed_plan: Plan, merchant: FakeMerchant):
+    current = check_price_drift(seed_plan, merchant.catalog, tolerance_percent=2)
+    assert {variant.id for variant in current} == {item.itemId for item in seed_plan.summary.items}
+
+
+@pytest.mark.parametrize("delta_minor", [+1398, -1398, +1, 0])
+def test_a_move_within_tolerance_passes(seed_plan: Plan, merchant: FakeMerchant, delta_minor: int):
+    item_id, approved = main_item(seed_plan)  # 699.00 CNY: 2% is 13.98
+    reprice(merchant, item_id, Money(amount_minor=approved.amount_minor + delta_minor, currency="CNY"))
+    check_price_drift(seed_plan, merchant.catalog, tolerance_percent=2)
+
+
+@pytest.mark.parametrize("delta_minor", [+1399, -1399, +10000])
+def test_a_move_beyond_tolerance_asks_again(seed_plan: Plan, merchant: FakeMerchant, delta_minor: int):
+    item_id, approved = main_item(seed_plan)
+    now = Money(amount_minor=approved.amount_minor + delta_minor, currency="CNY")
+    reprice(merchant, item_id, now)
+    with pytest.raises(
+        PlanNeedsReapproval, match=re.escape(f"now costs {now.format()}, approved at 699.00 CNY")
+    ) as raised:
+        check_price_drift(seed_plan, merchant.catalog, tolerance_percent=2)
+    assert raised.value.drifts == [
+        {
+            "itemId": item_id,
+            "approved": approved.model_dump(mode="json"),
+            "current": now.model_dump(mode="json"),
+        }
+    ]
+
+
+def test_zero_tolerance_refuses_any_change(seed_plan: Plan, merchant: FakeMerchant):
+    item_id, approved = main_item(seed_plan)
+    reprice(merchant, item_id, Money(amount_minor=approved.amount_minor + 1, currency="CNY"))
+    with pytest.raises(PlanNeedsReapproval):
+        check_price_drift(seed_plan, merchant.catalog, tolerance_percent=0)
+
+
+def test_an_optional_item_counts_too(seed_plan: Plan, merchant: FakeMerchant):
+    wrap = next(item for item in seed_plan.summary.items if item.optional)
+    reprice(merchant, wrap.itemId, cny("35.00"))
+    with pytest.raises(PlanNeedsReapproval, match=re.escape("Gift Wrap now costs 35.00 CNY")):
+        check_price_drift(seed_plan, merchant.catalog, tolerance_percent=2)
+
+
+def test_an_item_no_longer_sold_asks_again(seed_plan: Plan, merchant: FakeMerchant):
+    item_id, _ = main_item(seed_plan)
+    merchant.shop.products = [
+        product.model_copy(update={"variants": [v for v in product.variants if v.id != item_id]})
+        for product in merchant.shop.products
+    ]
+    with pytest.raises(PlanNeedsReapproval, match="is no longer sold") as raised:
+        check_price_drift(seed_plan, merchant.catalog, tolerance_percent=20)
+    assert raised.value.drifts[0]["current"] is None
+
+
+def test_a_price_in_another_currency_is_a_drift(seed_plan: Plan, merchant: FakeMerchant):
+    item_id, approved = main_item(seed_plan)
+    usd = Money(amount_minor=approved.amount_minor, currency="USD")
+    reprice(merchant, item_id, usd)
+    current = merchant.catalog.lookup([item.itemId for item in seed_plan.summary.items], "CNY")
+    assert [drift.item_id for drift in find_price_drifts(seed_plan, current, 20)] == [item_id]
+    assert not within_tolerance(approved, usd, 20)
