@@ -103,6 +103,8 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         asl_variable="PlannerFunctionArn",
         goals=_RW,
         audit=True,
+        # Reads the link-signing key ring to sign the plan snapshot in its audit record.
+        link_signing_key=True,
         llm_api_key=True,
         merchant=True,
         timeout_seconds=100,

@@ -135,7 +135,9 @@ def get_audit(goal_id: str) -> Response[dict[str, Any]]:
     if goal is None:
         return _error(404, "GOAL_NOT_FOUND", f"no goal {goal_id}")
     return Response(
-        status_code=200, content_type=content_types.APPLICATION_JSON, body=audit_view(goal, ledger)
+        status_code=200,
+        content_type=content_types.APPLICATION_JSON,
+        body=audit_view(goal, ledger, wiring.link_keys().keyring()),
     )
 
 
@@ -181,8 +183,10 @@ def _page(status: int, html: str, images_from: list[str] | None = None) -> Respo
 def _approval_page(
     status: int, view: ApprovalView, error: str | None = None, dropped: list[str] | None = None
 ) -> Response[str]:
+    # Relative to the page's own URL: behind API Gateway that URL carries the stage ("/v1/..."),
+    # which the event's path does not, so an absolute path would post past the API.
     page = render_approval_page(
-        view, wiring.brand(), action_url=app.current_event.path, error=error, dropped=dropped or []
+        view, wiring.brand(), action_url=view.approval.approvalId, error=error, dropped=dropped or []
     )
     return _page(status, page, image_origins(view))
 

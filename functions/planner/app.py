@@ -22,4 +22,5 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         planner=wiring.planner(),
         users=wiring.users(),
         brand=wiring.brand(),
+        keys=wiring.link_keys(),
     )

@@ -23,7 +23,7 @@ EXPECTED_TABLES: dict[str, dict[str, str]] = {
     "catalog": {"goals": "read"},
     "validator": {"goals": "read-write", "audit": "append", "counters": "read-write"},
     "approval": {"goals": "read-write", "audit": "append"},
-    "notify": {"goals": "read-write", "audit": "append"},
+    "notify": {"goals": "read-write", "audit": "append", "counters": "read-write"},
     **{
         name: {"goals": "read-write", "audit": "append", "idempotency": "read-write"}
         for name in ("checkout", "payment", "fulfillment", "orders", "compensator")
@@ -31,7 +31,7 @@ EXPECTED_TABLES: dict[str, dict[str, str]] = {
 }
 EXPECTED_SECRETS: dict[str, set[str]] = {
     "api": {"link_signing_key"},
-    "planner": {"llm_api_key"},
+    "planner": {"llm_api_key", "link_signing_key"},
     "approval": {"link_signing_key"},
     **{name: {"merchant_credentials"} for name in MUTATING},
 }

@@ -7,6 +7,7 @@ from typing import Any
 from cartpilot.audit import verify_chain
 from cartpilot.goal_store import GoalRecord
 from cartpilot.ledger import GoalLedger
+from cartpilot.signing import KeyRing
 
 
 def goal_view(goal: GoalRecord) -> dict[str, Any]:
@@ -28,9 +29,10 @@ def goal_view(goal: GoalRecord) -> dict[str, Any]:
     }
 
 
-def audit_view(goal: GoalRecord, ledger: GoalLedger) -> dict[str, Any]:
+def audit_view(goal: GoalRecord, ledger: GoalLedger, keyring: KeyRing | None = None) -> dict[str, Any]:
+    """The records in order and the verification: chain, head, and (given the key ring) plan signatures."""
     records = ledger.audit.records(goal.goalId)
-    verification = verify_chain(records, expected_head=goal.auditHead)
+    verification = verify_chain(records, expected_head=goal.auditHead, keyring=keyring)
     return {
         "goalId": goal.goalId,
         "records": [record.model_dump(mode="json") for record in records],

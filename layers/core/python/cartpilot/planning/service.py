@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from cartpilot.audit import signed_plan_detail
 from cartpilot.brands import BrandConfig
 from cartpilot.clock import today
 from cartpilot.goals import GoalStatus
 from cartpilot.ledger import GoalLedger
 from cartpilot.planning.rules import PlanningFailed, PlanningRequest
 from cartpilot.plans import Plan, PlannerInfo
+from cartpilot.signing import KeySource
 from cartpilot.users import UserDirectory
 
 
@@ -25,8 +27,15 @@ def planner_audit(info: PlannerInfo) -> dict[str, Any]:
 
 
 def plan_goal(
-    goal_id: str, *, ledger: GoalLedger, planner: Planner, users: UserDirectory, brand: BrandConfig
+    goal_id: str,
+    *,
+    ledger: GoalLedger,
+    planner: Planner,
+    users: UserDirectory,
+    brand: BrandConfig,
+    keys: KeySource | None = None,
 ) -> dict[str, Any]:
+    """Plans the goal and records the plan; with ``keys``, the audit record signs the plan snapshot."""
     goal = ledger.store.require(goal_id)
     ledger.transition(goal_id, GoalStatus.PLANNING, actor=f"planner:{planner.kind}", event="planning.started")
     profile = users.get(goal.userId)
@@ -65,6 +74,7 @@ def plan_goal(
             "steps": [f"{step.id} {step.action.value}" for step in plan.steps],
             "total": plan.summary.total.model_dump(mode="json"),
             "recipientCity": plan.summary.recipient.address.city,
+            **(signed_plan_detail(goal_id, plan, keys.keyring()) if keys is not None else {}),
         },
     )
     ledger.store.update(
