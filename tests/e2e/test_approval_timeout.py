@@ -9,119 +9,16 @@ approval timeout is the minimum.
 
 from __future__ import annotations
 
-import os
-import re
-import shutil
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
-import yaml
 
-from cartpilot.brands import brand_dir
 from cartpilot_local.client import CartPilotClient
-from cartpilot_local.stack import REPO_ROOT
 from tests.e2e.conftest import SEED_GOAL
+from tests.e2e.stack_process import StackProcess, brand_variant, running_stack_process
 
 APPROVAL_TIMEOUT_SECONDS = 10
-_STACK_VARIABLES = frozenset({
-    "CARTPILOT_BRAND", "CARTPILOT_BRANDS_DIR", "GOALS_TABLE", "AUDIT_TABLE", "IDEMPOTENCY_TABLE", "COUNTERS_TABLE",
-    "LINK_SIGNING_SECRET_ID", "MERCHANT_URL", "MERCHANT_READ_TIMEOUT", "NOTIFY_TOPIC_ARN", "STATE_MACHINE_ARN",
-    "APPROVAL_BASE_URL", "LOG_LEVEL",
-})  # fmt: skip
-
-
-@dataclass
-class StackProcess:
-    """A local stack running in its own process, everything it prints captured in ``output``."""
-
-    api_url: str
-    merchant_url: str
-    output: Path
-
-    def output_text(self) -> str:
-        return self.output.read_text(encoding="utf-8", errors="replace")
-
-    def ledger(self) -> dict[str, list[dict[str, Any]]]:
-        ledger: dict[str, list[dict[str, Any]]] = httpx.get(
-            f"{self.merchant_url}/_sandbox/ledger", timeout=10
-        ).json()
-        return ledger
-
-    def inject_fault(self, route: str, mode: str, times: int = 1) -> None:
-        httpx.post(
-            f"{self.merchant_url}/_sandbox/faults",
-            json={"route": route, "mode": mode, "times": times},
-            timeout=10,
-        ).raise_for_status()
-
-
-def brand_variant(root: Path, name: str, **settings: Any) -> Path:
-    """A copy of the sandbox brand (policies, users and all) with some brand.yaml settings changed.
-
-    Returns the brands directory to point CARTPILOT_BRANDS_DIR at.
-    """
-    target = root / "brands" / name
-    shutil.copytree(brand_dir("sandbox"), target)
-    config = yaml.safe_load((target / "brand.yaml").read_text(encoding="utf-8"))
-    config.update(name=name, **settings)
-    (target / "brand.yaml").write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
-    return root / "brands"
-
-
-def _serving_urls(process: subprocess.Popen[bytes], output: Path, timeout: float) -> tuple[str, str]:
-    deadline = time.monotonic() + timeout
-    while True:
-        text = output.read_text(encoding="utf-8", errors="replace")
-        api = re.search(r"API\s+(http://127\.0\.0\.1:\d+)", text)
-        merchant = re.search(r"Merchant\s+(http://127\.0\.0\.1:\d+)", text)
-        if api and merchant and "Press Ctrl-C to stop." in text:
-            return api.group(1), merchant.group(1)
-        if process.poll() is not None:
-            raise RuntimeError(f"the local stack exited with {process.returncode}:\n{text[-3000:]}")
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"the local stack did not start within {timeout:.0f} s:\n{text[-3000:]}")
-        time.sleep(0.1)
-
-
-@contextmanager
-def running_stack_process(
-    output: Path,
-    *,
-    brand: str = "sandbox",
-    brands_dir: Path | None = None,
-    log_level: str = "WARNING",
-    startup_timeout: float = 60.0,
-) -> Iterator[StackProcess]:
-    """``cartpilot local`` on free loopback ports, stopped with Ctrl-C (SIGINT) as a developer would."""
-    # A developer's shell, not this process: an in-process stack here has set AWS and function variables.
-    env = {name: value for name, value in os.environ.items() if name not in _STACK_VARIABLES}
-    env = {name: value for name, value in env.items() if not name.startswith(("AWS_", "POWERTOOLS_"))}
-    env["PYTHONUNBUFFERED"] = "1"
-    if brands_dir is not None:
-        env["CARTPILOT_BRANDS_DIR"] = str(brands_dir)
-    command = [sys.executable, "-m", "cartpilot_local.cli", "local", "--port", "0", "--merchant-port", "0",
-               "--brand", brand, "--log-level", log_level]  # fmt: skip
-    with output.open("wb") as sink:
-        process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, env=env, cwd=REPO_ROOT)
-    try:
-        api_url, merchant_url = _serving_urls(process, output, startup_timeout)
-        yield StackProcess(api_url=api_url, merchant_url=merchant_url, output=output)
-    finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
 
 
 @pytest.fixture(scope="module")

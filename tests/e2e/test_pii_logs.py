@@ -20,7 +20,7 @@ import yaml
 from cartpilot.brands import brand_dir
 from cartpilot_local.client import CartPilotClient
 from tests.e2e.conftest import LOW_RISK_GOAL, SEED_GOAL
-from tests.e2e.test_approval_timeout import StackProcess, running_stack_process
+from tests.e2e.stack_process import StackProcess, running_stack_process
 
 STRONG_GOAL = (
     "Get my friend 5 pairs of running shoes, size 42, gift-wrap them and ship to Beijing before Feb 5"
