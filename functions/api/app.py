@@ -2,7 +2,7 @@
 
 import re
 from html import escape
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import parse_qs
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
@@ -20,16 +20,20 @@ from pydantic import ValidationError
 
 from cartpilot import aws, wiring
 from cartpilot.api_models import DecisionRequest, ErrorBody, GoalAccepted
-from cartpilot.approval_desk import ApprovalDesk, ApprovalView, DeskError, LinkParams
 from cartpilot.goal_views import audit_view, goal_view
 from cartpilot.goals import GoalRequest
 from cartpilot.idempotency import persistence_layer
 from cartpilot.intake import GoalIntake, IntakeError
 from cartpilot.ledger import ledger_from_env
 from cartpilot.observability import logger, metrics, tracer
-from cartpilot.pages import image_origins, render_approval_page
 from cartpilot.settings import settings
 from cartpilot.undo import UndoRefused, request_undo
+
+if TYPE_CHECKING:
+    from cartpilot.approval_desk import ApprovalDesk, ApprovalView, DeskError
+
+# The approval desk and the page templates (Jinja2) load with the first approval request:
+# goal requests, the bulk of this function's traffic, never need them.
 
 app = APIGatewayRestResolver(enable_validation=True)
 app.enable_swagger(path="/_docs", title="CartPilot API", version="1")
@@ -152,7 +156,9 @@ def undo_goal(goal_id: str) -> Response[dict[str, Any]]:
     return Response(status_code=202, content_type=content_types.APPLICATION_JSON, body=result)
 
 
-def _desk() -> ApprovalDesk:
+def _desk() -> "ApprovalDesk":
+    from cartpilot.approval_desk import ApprovalDesk
+
     return ApprovalDesk(
         ledger=ledger_from_env(),
         approvals=wiring.approvals(),
@@ -181,8 +187,10 @@ def _page(status: int, html: str, images_from: list[str] | None = None) -> Respo
 
 
 def _approval_page(
-    status: int, view: ApprovalView, error: str | None = None, dropped: list[str] | None = None
+    status: int, view: "ApprovalView", error: str | None = None, dropped: list[str] | None = None
 ) -> Response[str]:
+    from cartpilot.pages import image_origins, render_approval_page
+
     # Relative to the page's own URL: behind API Gateway that URL carries the stage ("/v1/..."),
     # which the event's path does not, so an absolute path would post past the API.
     page = render_approval_page(
@@ -191,7 +199,7 @@ def _approval_page(
     return _page(status, page, image_origins(view))
 
 
-def _error_page(exc: DeskError) -> Response[str]:
+def _error_page(exc: "DeskError") -> Response[str]:
     return _page(
         exc.status,
         f"<!doctype html><meta charset=utf-8><meta name=viewport content='width=device-width, initial-scale=1'>"
@@ -207,6 +215,8 @@ def open_approval(
     kid: Annotated[str, Query()] = "",
     sig: Annotated[str, Query()] = "",
 ) -> Response[str]:
+    from cartpilot.approval_desk import DeskError, LinkParams
+
     try:
         view = _desk().open(approval_id, LinkParams(exp=exp, kid=kid, sig=sig))
     except DeskError as exc:
@@ -249,6 +259,8 @@ def _decision_fields(event: Any) -> tuple[dict[str, Any], dict[str, list[str]]]:
 @app.post("/approvals/<approval_id>")
 @tracer.capture_method
 def decide_approval(approval_id: str) -> Response[str]:
+    from cartpilot.approval_desk import DeskError, LinkParams
+
     try:
         fields, lists = _decision_fields(app.current_event)
         decision = DecisionRequest.model_validate(fields)

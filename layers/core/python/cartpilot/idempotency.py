@@ -5,9 +5,12 @@ from __future__ import annotations
 import functools
 import hashlib
 
-from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+from typing import TYPE_CHECKING
 
 from cartpilot.settings import settings
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 
 
 def step_idempotency_key(goal_id: str, step_id: str, purpose: str = "execute") -> str:
@@ -23,4 +26,6 @@ def persistence_layer(purpose: str) -> DynamoDBPersistenceLayer:
     Powertools configures a persistence layer once, with the first config it sees;
     functions that share a process (the local stack) must not share one across configs.
     """
+    from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+
     return DynamoDBPersistenceLayer(table_name=settings().idempotency_table)
