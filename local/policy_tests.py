@@ -13,10 +13,9 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from cartpilot.brands import BrandConfig, BrandConfigError, brand_dir, load_brand
+from cartpilot.brands import BrandConfig, BrandConfigError, brand_dir, load_brand, load_yaml_model
 from cartpilot.commerce import Address, ProductVariant, Recipient
 from cartpilot.counters import RecentActivity
 from cartpilot.goals import GoalContext
@@ -107,16 +106,7 @@ def policy_tests_path(brand: str) -> Path:
 
 
 def load_policy_tests(path: Path) -> PolicyTestFile:
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise BrandConfigError(f"{path} not found") from exc
-    except yaml.YAMLError as exc:
-        raise BrandConfigError(f"{path} is not valid YAML: {exc}") from exc
-    try:
-        return PolicyTestFile.model_validate(raw)
-    except ValidationError as exc:
-        raise BrandConfigError(f"{path}: {exc}") from exc
+    return load_yaml_model(path, PolicyTestFile)
 
 
 def plan_for_case(case: PolicyTestCase, brand: BrandConfig, profile: UserProfile, today: date) -> Plan:

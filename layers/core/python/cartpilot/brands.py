@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -116,19 +116,27 @@ def brand_dir(name: str) -> Path:
     return brands_dir() / name
 
 
-@functools.cache
-def load_brand(name: str) -> BrandConfig:
-    path = brand_dir(name) / "brand.yaml"
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+def load_yaml_model(path: Path, model: type[ModelT], label: str = "") -> ModelT:
+    """Reads a brand's YAML file into its model; every problem is a BrandConfigError naming the file."""
+    prefix = f"{label}: " if label else ""
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
-        raise BrandConfigError(f"brand {name!r}: {path} not found") from exc
+        raise BrandConfigError(f"{prefix}{path} not found") from exc
     except yaml.YAMLError as exc:
-        raise BrandConfigError(f"brand {name!r}: {path} is not valid YAML: {exc}") from exc
+        raise BrandConfigError(f"{prefix}{path} is not valid YAML: {exc}") from exc
     try:
-        return BrandConfig.model_validate(raw)
+        return model.model_validate(raw)
     except ValueError as exc:
-        raise BrandConfigError(f"brand {name!r}: {path}: {exc}") from exc
+        raise BrandConfigError(f"{prefix}{path}: {exc}") from exc
+
+
+@functools.cache
+def load_brand(name: str) -> BrandConfig:
+    return load_yaml_model(brand_dir(name) / "brand.yaml", BrandConfig, f"brand {name!r}")
 
 
 def current_brand_name() -> str:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-
 from typing import TYPE_CHECKING
 
 from cartpilot.settings import settings
