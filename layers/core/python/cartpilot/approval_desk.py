@@ -43,6 +43,7 @@ from cartpilot.ledger import GoalLedger
 from cartpilot.money import Money, total_of
 from cartpilot.observability import logger
 from cartpilot.plans import Plan, PlanItem, Step
+from cartpilot.refusals import TASK_TOKEN_GONE, Refusal
 from cartpilot.signing import KeySource, LinkClaims, LinkExpired, LinkInvalid, verify_approval_link
 from cartpilot.users import UserDirectory
 from cartpilot.verdicts import RiskTier, Verdict, stricter
@@ -51,15 +52,10 @@ if TYPE_CHECKING:
     from cartpilot.counters import OrderCounters
 
 # Step Functions says these when the flow has stopped waiting for this token.
-_TOKEN_GONE = {"TaskTimedOut", "InvalidToken", "TaskDoesNotExist"}
 
 
-class DeskError(Exception):
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
+class DeskError(Refusal):
+    """Refused by the approval desk."""
 
 
 class DropRefused(ValueError):
@@ -421,7 +417,7 @@ class ApprovalDesk:
         try:
             call(self._approvals.task_token(decided.approvalId))
         except ClientError as exc:
-            if exc.response["Error"]["Code"] not in _TOKEN_GONE:
+            if exc.response["Error"]["Code"] not in TASK_TOKEN_GONE:
                 raise
             self._too_late(decided)
 

@@ -18,15 +18,12 @@ from cartpilot.clock import utc_now_iso
 from cartpilot.goal_store import GoalAlreadyExists, GoalRecord
 from cartpilot.goals import GoalRequest, GoalStatus, goal_id_for
 from cartpilot.ledger import GoalLedger
+from cartpilot.refusals import Refusal
 from cartpilot.users import UserDirectory
 
 
-class IntakeError(Exception):
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
+class IntakeError(Refusal):
+    """Refused by goal intake."""
 
 
 def goal_links(goal_id: str) -> dict[str, str]:

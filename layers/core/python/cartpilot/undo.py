@@ -10,16 +10,11 @@ from botocore.exceptions import ClientError
 from cartpilot.clock import utc_now, utc_now_iso
 from cartpilot.goals import GoalStatus
 from cartpilot.ledger import GoalLedger
+from cartpilot.refusals import TASK_TOKEN_GONE, Refusal
 
-_TOKEN_GONE = {"TaskTimedOut", "InvalidToken", "TaskDoesNotExist"}
 
-
-class UndoRefused(Exception):
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
+class UndoRefused(Refusal):
+    """Refused by the undo window."""
 
 
 def open_undo_window(goal_id: str, task_token: str, *, ledger: GoalLedger) -> dict[str, Any]:
@@ -55,7 +50,7 @@ def request_undo(goal_id: str, *, ledger: GoalLedger, sfn: Any, actor: str) -> d
     try:
         sfn.send_task_success(taskToken=token, output='{"undo": "requested"}')
     except ClientError as exc:
-        if exc.response["Error"]["Code"] not in _TOKEN_GONE:
+        if exc.response["Error"]["Code"] not in TASK_TOKEN_GONE:
             ledger.store.release_undo_claim(goal_id)
             raise
         raise UndoRefused(
