@@ -48,6 +48,7 @@ class Outcome:
     status: str
     seconds: float
     order_id: str | None
+    failure: str | None
 
 
 def run_one(api_url: str, number: int, deadline: float) -> Outcome:
@@ -59,7 +60,8 @@ def run_one(api_url: str, number: int, deadline: float) -> Outcome:
         goal_id = response.json()["goalId"]
         goal = client.wait_for(goal_id, TERMINAL, timeout=max(1.0, deadline - time.monotonic()))
         receipt = goal.get("receipt") or {}
-        return Outcome(goal_id, goal["status"], time.monotonic() - started, receipt.get("orderId"))
+        failure = (goal.get("failure") or "")[:90] or None
+        return Outcome(goal_id, goal["status"], time.monotonic() - started, receipt.get("orderId"), failure)
     finally:
         client.close()
 

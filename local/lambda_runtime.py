@@ -58,6 +58,18 @@ class Invocation:
 _module_numbers = itertools.count(1)
 
 
+def _discard_unpublished_metrics() -> None:
+    """With POWERTOOLS_METRICS_DISABLED, Powertools skips the flush but keeps the metrics, and
+    prints them anyway once a hundred pile up; on Lambda a container would publish them. The
+    local stack publishes nowhere, so what an invocation recorded ends with it."""
+    import os
+
+    if os.environ.get("POWERTOOLS_METRICS_DISABLED", "").lower() == "true":
+        from cartpilot.observability import metrics
+
+        metrics.clear_metrics()
+
+
 def load_handler(path: Path, attribute: str = "handler") -> Handler:
     """Imports ``functions/<name>/app.py`` as a fresh module (every handler file is ``app.py``,
     and every container gets its own copy)."""
@@ -160,6 +172,8 @@ class InProcessLambdaRuntime:
                 "errorMessage": str(exc),
                 "stackTrace": traceback.format_exception(exc)[-3:],
             }
+        finally:
+            _discard_unpublished_metrics()
         with self._lock:
             self.invocations.append(Invocation(function_name=name, event=event, error_type=error_type))
         return result, error_type

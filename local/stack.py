@@ -96,7 +96,8 @@ class LocalStack:
         self._log_level = log_level
         self._merchant_read_timeout = merchant_read_timeout
         self._exit = ExitStack()
-        self.runtime = InProcessLambdaRuntime()
+        # Lambda scales out per concurrent request; sixteen warm containers a function is plenty here.
+        self.runtime = InProcessLambdaRuntime(containers_per_function=16)
         self.api_url = ""
         self.merchant_url = ""
         self.state_machine_arn = ""

@@ -29,9 +29,10 @@ class TransientFailure(Exception):
 class BreakerPolicy:
     """Ten failures in a row open an endpoint; five seconds later one trial call may close it.
 
-    The reset is short on purpose: the state machine retries a failed step after 2, 4 and 8
-    seconds, so a brief brown-out heals inside the retries while a merchant that stays down
-    still fails fast and gets compensated.
+    The reset is short on purpose: the state machine retries a step that met an open circuit
+    (``MerchantCircuitOpen``) after 6, 12 and 24 seconds, always past the reset, and other
+    transient failures four times with full jitter; a brief brown-out heals inside those
+    retries, while a merchant that stays down still fails fast and gets compensated.
     """
 
     fail_max: int = 10

@@ -16,6 +16,10 @@ class MerchantUnavailable(ConnectorError):
     """Transient: connection failure, timeout before sending, 429 or 5xx. Safe to retry."""
 
 
+class MerchantCircuitOpen(MerchantUnavailable):
+    """The endpoint's circuit breaker is open: nothing was sent. Retry after the breaker's reset."""
+
+
 class MerchantRejected(ConnectorError):
     """Permanent: the merchant refused the request (4xx). Retrying cannot help."""
 
@@ -52,4 +56,8 @@ class CompensationIncomplete(ConnectorError):
     """Some undo could not be done yet; the state machine retries the compensation."""
 
 
-TRANSIENT_ERRORS = (MerchantUnavailable.__name__, MerchantOutcomeUnknown.__name__)
+TRANSIENT_ERRORS = (
+    MerchantUnavailable.__name__,
+    MerchantCircuitOpen.__name__,
+    MerchantOutcomeUnknown.__name__,
+)

@@ -41,6 +41,7 @@ from cartpilot.connectors.breaker import BreakerPolicy, EndpointBreakers, RetryB
 from cartpilot.connectors.errors import (
     ConnectorError,
     IdempotencyConflict,
+    MerchantCircuitOpen,
     MerchantOutcomeUnknown,
     MerchantRejected,
     MerchantUnavailable,
@@ -267,7 +268,7 @@ class MerchantClient:
         except pybreaker.CircuitBreakerError:
             self._log(method, route, "circuit open", attempt, time.monotonic())
             return _Retry(
-                MerchantUnavailable(f"{method} {route}: circuit open after repeated failures; failing fast"),
+                MerchantCircuitOpen(f"{method} {route}: circuit open after repeated failures; failing fast"),
                 fail_fast=True,
             )
         if not isinstance(outcome, _Retry):
