@@ -126,6 +126,8 @@ def main() -> int:
         f"time to terminal   p50 {statistics.median(times):.2f} s   p95 {percentile(times, 0.95):.2f} s   max {max(times):.2f} s"
     )
     print(f"statuses           {dict(statuses)}")
+    for reason, count in Counter(o.failure for o in outcomes if o.failure).most_common(5):
+        print(f"  {count:>4} x {reason}")
     print(
         f"ledger             orders {len(ledger['orders'])}, charges {len(ledger['charges'])}, refunds {len(ledger['refunds'])}"
     )
