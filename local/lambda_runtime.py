@@ -28,6 +28,8 @@ from unittest import mock
 
 from moto.awslambda.models import LambdaBackend
 
+from cartpilot.connectors.ucp import container_scope
+
 Handler = Callable[[dict[str, Any], Any], Any]
 
 
@@ -148,15 +150,23 @@ class InProcessLambdaRuntime:
             if extra:
                 self._duplicates[name] -= 1
         with containers.acquire() as handler:
-            result, error_type = self._run(name, handler, event)
+            result, error_type = self._run_in_container(name, handler, event)
         if extra:
             with containers.acquire() as handler:
-                result, error_type = self._run(name, handler, event)
+                result, error_type = self._run_in_container(name, handler, event)
         if error_type is not None:
             response_headers["x-amz-function-error"] = "Unhandled"
         body = json.dumps(result, default=str).encode()
         response_headers["Content-Length"] = str(len(body))
         return body
+
+    def _run_in_container(self, name: str, handler: Handler, event: Any) -> tuple[Any, str | None]:
+        """Runs with the container's own connector clients, as a separate Lambda container would."""
+        token = container_scope.set(f"{name}:{id(handler)}")
+        try:
+            return self._run(name, handler, event)
+        finally:
+            container_scope.reset(token)
 
     def _run(self, name: str, handler: Handler, event: Any) -> tuple[Any, str | None]:
         context = LambdaContext(

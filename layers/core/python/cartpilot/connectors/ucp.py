@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import threading
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -560,8 +561,13 @@ def _seconds(name: str, default: float) -> float:
     return value
 
 
-_merchants: dict[tuple[str, float, float], UcpMerchant] = {}
+_merchants: dict[tuple[str, str, float, float], UcpMerchant] = {}
 _merchants_lock = threading.Lock()
+
+# On Lambda a process is one warm container. The local stack hosts many containers in one
+# process and names the one running here, so each keeps its own clients and circuit breakers,
+# as separate containers would (a breaker shared by all of them half-opens for one caller).
+container_scope: ContextVar[str] = ContextVar("container_scope", default="")
 
 
 def merchant_from_env() -> UcpMerchant:
@@ -574,6 +580,7 @@ def merchant_from_env() -> UcpMerchant:
         raise MissingSetting("environment variable MERCHANT_URL is not set")
     defaults = Timeouts()
     key = (
+        container_scope.get(),
         url.rstrip("/"),
         _seconds("MERCHANT_CONNECT_TIMEOUT", defaults.connect),
         _seconds("MERCHANT_READ_TIMEOUT", defaults.read),
@@ -581,8 +588,8 @@ def merchant_from_env() -> UcpMerchant:
     with _merchants_lock:
         merchant = _merchants.get(key)
         if merchant is None:
-            timeouts = Timeouts(connect=key[1], read=key[2])
-            merchant = _merchants[key] = UcpMerchant.over(MerchantClient(key[0], timeouts=timeouts))
+            timeouts = Timeouts(connect=key[2], read=key[3])
+            merchant = _merchants[key] = UcpMerchant.over(MerchantClient(key[1], timeouts=timeouts))
         return merchant
 
 
