@@ -44,7 +44,7 @@ unit: install
 	$(BIN)/pytest -q tests/unit
 
 schema: install
-	$(BIN)/python -c "from pathlib import Path; from cartpilot.plans import write_plan_schema; write_plan_schema(Path('schemas/plan.schema.json'))"
+	$(BIN)/python -c "from pathlib import Path; from cartpilot.plans.model import write_plan_schema; write_plan_schema(Path('schemas/plan.schema.json'))"
 
 bench: install
 	$(BIN)/python bench/cold_start.py

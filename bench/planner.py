@@ -86,7 +86,7 @@ def run_goal(
     model: str = "qwen-plus",
     api_key: str | None = None,
 ) -> dict[str, Any]:
-    from cartpilot.goals import GoalContext
+    from cartpilot.goals.model import GoalContext
     from cartpilot.planning.llm import LlmPlanner, PlanningTrace
     from cartpilot.planning.providers.openai import OpenAiCompatibleChat
     from cartpilot.planning.rules import PlanningFailed, PlanningRequest, RulesPlanner
@@ -179,9 +179,9 @@ def main() -> int:
     # Fallbacks are counted in the table; their log lines would only interleave with it.
     logging.getLogger("cartpilot.planning").setLevel(logging.ERROR)
 
-    from cartpilot.brands import load_brand
-    from cartpilot.connectors.ucp import UcpMerchant
-    from cartpilot.users import directory_for
+    from cartpilot.brands.config import load_brand
+    from cartpilot.brands.users import directory_for
+    from cartpilot.commerce.ucp import UcpMerchant
     from cartpilot_local.merchant.app import create_app
     from cartpilot_local.servers import serve_in_thread
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import threading
 import uuid
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -72,14 +74,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_plan(args: argparse.Namespace) -> int:
     """Prints only the plan JSON on stdout, grounded against the sandbox merchant in-process."""
-    from cartpilot.brands import load_brand
-    from cartpilot.clock import today
-    from cartpilot.connectors.ucp import UcpMerchant
-    from cartpilot.goals import GoalContext
+    from cartpilot.brands.config import load_brand
+    from cartpilot.brands.users import directory_for
+    from cartpilot.commerce.ucp import UcpMerchant
+    from cartpilot.goals.model import GoalContext
+    from cartpilot.kernel.clock import today
+    from cartpilot.kernel.errors import MissingSetting
     from cartpilot.planning.rules import PlanningFailed, PlanningRequest
     from cartpilot.planning.setup import configured_planner
-    from cartpilot.settings import MissingSetting
-    from cartpilot.users import directory_for
 
     brand = load_brand(args.brand)
     profile = directory_for(brand).get(args.user)
@@ -98,7 +100,11 @@ def cmd_plan(args: argparse.Namespace) -> int:
         merchant = UcpMerchant.for_url(merchant_url)
         try:
             planner = configured_planner(
-                brand, merchant.catalog, merchant.fulfillment, overrides=_planner_overrides(args)
+                brand,
+                merchant.catalog,
+                merchant.fulfillment,
+                environ=os.environ,
+                overrides=_planner_overrides(args),
             )
         except MissingSetting as exc:
             print(f"planner not configured: {exc}", file=sys.stderr)
@@ -122,20 +128,12 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 def cmd_policy_test(args: argparse.Namespace) -> int:
     """Runs brands/BRAND/policy-tests.yaml; exits 1 when any case fails, 2 when the files are broken."""
-    from cartpilot.brands import BrandConfigError
-    from cartpilot_local.policy_tests import describe, policy_tests_path, run_policy_tests
+    from cartpilot.brands.policy_tests import report
 
-    try:
-        results = run_policy_tests(args.brand)
-    except BrandConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(f"{args.brand}: {len(results)} policy tests ({policy_tests_path(args.brand)})")
-    for result in results:
-        print(f"  {describe(result)}")
-    failed = sum(1 for result in results if not result.passed)
-    print(f"{len(results) - failed} passed, {failed} failed")
-    return 1 if failed else 0
+    root = args.brands_dir or (
+        Path(os.environ["CARTPILOT_BRANDS_DIR"]) if os.environ.get("CARTPILOT_BRANDS_DIR") else None
+    )
+    return report(args.brand, root)
 
 
 def _client(args: argparse.Namespace) -> Any:
@@ -229,6 +227,9 @@ def build_parser() -> argparse.ArgumentParser:
     policy_sub = policy.add_subparsers(dest="policy_command", required=True)
     policy_test = policy_sub.add_parser("test", help="run brands/BRAND/policy-tests.yaml")
     policy_test.add_argument("brand", nargs="?", default="sandbox")
+    policy_test.add_argument(
+        "--brands-dir", type=Path, default=None, help="default: $CARTPILOT_BRANDS_DIR or the shipped brands"
+    )
     policy_test.set_defaults(func=cmd_policy_test)
 
     for name, func, help_text in (

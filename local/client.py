@@ -10,7 +10,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
-from cartpilot.goals import FINAL_STATUSES, SETTLED_STATUSES, GoalStatus
+from cartpilot.goals.lifecycle import FINAL_STATUSES, SETTLED_STATUSES
+from cartpilot.goals.model import GoalStatus
 
 
 class WaitTimedOut(TimeoutError):

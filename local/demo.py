@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from cartpilot.money import Money
+from cartpilot.kernel.money import Money
 from cartpilot_local.client import CartPilotClient
 from cartpilot_local.stack import LocalStack
 

@@ -28,7 +28,7 @@ from unittest import mock
 
 from moto.awslambda.models import LambdaBackend
 
-from cartpilot.connectors.ucp import container_scope
+from cartpilot.wiring.merchants import container_scope
 
 Handler = Callable[[dict[str, Any], Any], Any]
 
@@ -67,7 +67,7 @@ def _discard_unpublished_metrics() -> None:
     import os
 
     if os.environ.get("POWERTOOLS_METRICS_DISABLED", "").lower() == "true":
-        from cartpilot.observability import metrics
+        from cartpilot.kernel.observability import metrics
 
         metrics.clear_metrics()
 

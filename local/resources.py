@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from cartpilot.signing import KeyRing
+from cartpilot.kernel.keyring import KeyRing
 
 _TABLE_KEYS: dict[str, tuple[list[dict[str, str]], list[dict[str, str]]]] = {
     "goals": ([{"AttributeName": "pk", "KeyType": "HASH"}], [{"AttributeName": "pk", "AttributeType": "S"}]),

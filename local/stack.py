@@ -23,6 +23,7 @@ from unittest import mock
 
 import boto3
 
+from cartpilot import wiring
 from cartpilot_local.lambda_runtime import InProcessLambdaRuntime, load_handler
 from cartpilot_local.resources import create_link_secret, create_tables, table_environment
 
@@ -62,22 +63,6 @@ def substitute_definition(template: str, substitutions: dict[str, str]) -> str:
     if "${" in template:
         raise ValueError("the state machine definition has a substitution the stack does not provide")
     return template
-
-
-def _reset_process_caches() -> None:
-    """Cached clients, settings and secrets from an earlier stack must not leak into this one."""
-    from aws_lambda_powertools.utilities import parameters
-
-    from cartpilot import aws, idempotency, ledger, settings, wiring
-    from cartpilot.connectors import ucp
-
-    parameters.clear_caches()
-    settings.reset_settings()
-    aws.reset_clients()
-    wiring.reset_wiring()
-    ledger.ledger_from_env.cache_clear()
-    idempotency.persistence_layer.cache_clear()
-    ucp.reset_merchant_cache()
 
 
 class LocalStack:
@@ -133,7 +118,8 @@ class LocalStack:
             self.api_url = gateway.url
             self._set_environment_for_functions()
             self._exit.enter_context(_product_logs_to_stdout(self._log_level))
-            _reset_process_caches()
+            # Cached clients, settings and secrets from an earlier stack must not leak into this one.
+            wiring.reset()
             self._register_functions()
         except BaseException:
             self._exit.close()
@@ -175,7 +161,7 @@ class LocalStack:
         if self._merchant_read_timeout is not None:
             env["MERCHANT_READ_TIMEOUT"] = str(self._merchant_read_timeout)
         os.environ.update(env)
-        from cartpilot.observability import logger
+        from cartpilot.kernel.observability import logger
 
         # The functions share one Logger, which may predate this environment: apply the level now.
         logger.setLevel(self._log_level)

@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any
 import boto3
 import pytest
 
-from cartpilot.brands import BrandConfig, load_brand
-from cartpilot.users import UserDirectory, directory_for
+from cartpilot.brands.config import BrandConfig, load_brand
+from cartpilot.brands.users import UserDirectory, directory_for
 from tests.fakes import TODAY, FakeMerchant
 
 if TYPE_CHECKING:
@@ -43,8 +43,9 @@ def aws_tables(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
     """moto with the brand's tables and link secret, and the functions' environment pointing at them."""
     from moto import mock_aws
 
+    from cartpilot import wiring
     from cartpilot_local.resources import create_link_secret, create_tables, table_environment
-    from cartpilot_local.stack import _reset_process_caches, atomic_dynamodb
+    from cartpilot_local.stack import atomic_dynamodb
 
     for name, value in {
         "AWS_ACCESS_KEY_ID": "testing",
@@ -61,9 +62,9 @@ def aws_tables(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
     with mock_aws(), atomic_dynamodb():
         create_tables(boto3.client("dynamodb"), "sandbox")
         create_link_secret(boto3.client("secretsmanager"), os.environ["LINK_SIGNING_SECRET_ID"])
-        _reset_process_caches()
+        wiring.reset()
         yield {"dynamodb": boto3.resource("dynamodb")}
-    _reset_process_caches()
+    wiring.reset()
 
 
 @pytest.fixture(scope="session")

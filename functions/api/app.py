@@ -18,19 +18,17 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
-from cartpilot import aws, wiring
-from cartpilot.api_models import DecisionRequest, ErrorBody, GoalAccepted
-from cartpilot.goal_views import audit_view, goal_view
-from cartpilot.goals import GoalRequest
-from cartpilot.idempotency import persistence_layer
-from cartpilot.intake import GoalIntake, IntakeError
-from cartpilot.ledger import ledger_from_env
-from cartpilot.observability import logger, metrics, tracer
-from cartpilot.settings import settings
-from cartpilot.undo import UndoRefused, request_undo
+from cartpilot import wiring
+from cartpilot.approvals.model import DecisionRequest
+from cartpilot.goals.intake import IntakeError
+from cartpilot.goals.model import GoalAccepted, GoalRequest
+from cartpilot.goals.undo import UndoRefused, request_undo
+from cartpilot.goals.views import audit_view, goal_view
+from cartpilot.kernel.errors import ErrorBody
+from cartpilot.kernel.observability import logger, metrics, tracer
 
 if TYPE_CHECKING:
-    from cartpilot.approval_desk import ApprovalDesk, ApprovalView, DeskError
+    from cartpilot.approvals.desk import ApprovalView, DeskError
 
 # The approval desk and the page templates (Jinja2) load with the first approval request:
 # goal requests, the bulk of this function's traffic, never need them.
@@ -63,17 +61,6 @@ def _invalid_request(exc: RequestValidationError) -> Response[dict[str, Any]]:
     return _error(422, "INVALID_REQUEST", problems or "the request is not valid")
 
 
-def _intake() -> GoalIntake:
-    arn = settings().state_machine_arn or ""
-    return GoalIntake(
-        ledger=ledger_from_env(),
-        sfn=aws.stepfunctions(),
-        state_machine_arn=arn,
-        brand=wiring.brand(),
-        users=wiring.users(),
-    )
-
-
 def _json_response(description: str, model: type) -> OpenAPIResponse:
     return {"description": description, "content": {"application/json": {"model": model}}}
 
@@ -95,13 +82,14 @@ def submit_goal(
 
     @idempotent_function(
         data_keyword_argument="submission",
-        persistence_store=persistence_layer("goal-submission"),
+        persistence_store=wiring.idempotency_store("goal-submission"),
         config=_SUBMISSION_CONFIG,
     )
     def submit_once(submission: dict[str, Any]) -> dict[str, Any]:
-        return _intake().submit(
+        accepted = wiring.intake().submit(
             GoalRequest.model_validate(submission["request"]), submission["idempotencyKey"]
         )
+        return accepted.model_dump(mode="json")
 
     submission = {
         "userId": request.userId,
@@ -125,23 +113,26 @@ def submit_goal(
 @app.get("/goals/<goal_id>")
 @tracer.capture_method
 def get_goal(goal_id: str) -> Response[dict[str, Any]]:
-    goal = ledger_from_env().store.get(goal_id)
-    if goal is None:
-        return _error(404, "GOAL_NOT_FOUND", f"no goal {goal_id}")
-    return Response(status_code=200, content_type=content_types.APPLICATION_JSON, body=goal_view(goal))
-
-
-@app.get("/goals/<goal_id>/audit")
-@tracer.capture_method
-def get_audit(goal_id: str) -> Response[dict[str, Any]]:
-    ledger = ledger_from_env()
-    goal = ledger.store.get(goal_id)
+    goal = wiring.goals().get(goal_id)
     if goal is None:
         return _error(404, "GOAL_NOT_FOUND", f"no goal {goal_id}")
     return Response(
         status_code=200,
         content_type=content_types.APPLICATION_JSON,
-        body=audit_view(goal, ledger, wiring.link_keys().keyring()),
+        body=goal_view(goal).model_dump(mode="json"),
+    )
+
+
+@app.get("/goals/<goal_id>/audit")
+@tracer.capture_method
+def get_audit(goal_id: str) -> Response[dict[str, Any]]:
+    ledger = wiring.ledger()
+    goal = ledger.store.get(goal_id)
+    if goal is None:
+        return _error(404, "GOAL_NOT_FOUND", f"no goal {goal_id}")
+    view = audit_view(goal, ledger, wiring.link_keys().keyring())
+    return Response(
+        status_code=200, content_type=content_types.APPLICATION_JSON, body=view.model_dump(mode="json")
     )
 
 
@@ -150,23 +141,10 @@ def get_audit(goal_id: str) -> Response[dict[str, Any]]:
 def undo_goal(goal_id: str) -> Response[dict[str, Any]]:
     """Inside the undo window: cancel and refund the order; the goal ends UNDONE. Twice is harmless."""
     try:
-        result = request_undo(goal_id, ledger=ledger_from_env(), sfn=aws.stepfunctions(), actor="client")
+        result = request_undo(goal_id, ledger=wiring.ledger(), workflow=wiring.workflow(), actor="client")
     except UndoRefused as exc:
         return _error(exc.status, exc.code, exc.message)
     return Response(status_code=202, content_type=content_types.APPLICATION_JSON, body=result)
-
-
-def _desk() -> "ApprovalDesk":
-    from cartpilot.approval_desk import ApprovalDesk
-
-    return ApprovalDesk(
-        ledger=ledger_from_env(),
-        approvals=wiring.approvals(),
-        keys=wiring.link_keys(),
-        sfn=aws.stepfunctions(),
-        brand=wiring.brand(),
-        users=wiring.users(),
-    )
 
 
 def _page(status: int, html: str, images_from: list[str] | None = None) -> Response[str]:
@@ -189,7 +167,7 @@ def _page(status: int, html: str, images_from: list[str] | None = None) -> Respo
 def _approval_page(
     status: int, view: "ApprovalView", error: str | None = None, dropped: list[str] | None = None
 ) -> Response[str]:
-    from cartpilot.pages import image_origins, render_approval_page
+    from cartpilot.approvals.page import image_origins, render_approval_page
 
     # Relative to the page's own URL: behind API Gateway that URL carries the stage ("/v1/..."),
     # which the event's path does not, so an absolute path would post past the API.
@@ -215,10 +193,10 @@ def open_approval(
     kid: Annotated[str, Query()] = "",
     sig: Annotated[str, Query()] = "",
 ) -> Response[str]:
-    from cartpilot.approval_desk import DeskError, LinkParams
+    from cartpilot.approvals.desk import DeskError, LinkParams
 
     try:
-        view = _desk().open(approval_id, LinkParams(exp=exp, kid=kid, sig=sig))
+        view = wiring.desk().open(approval_id, LinkParams(exp=exp, kid=kid, sig=sig))
     except DeskError as exc:
         return _error_page(exc)
     return _approval_page(200, view)
@@ -259,7 +237,7 @@ def _decision_fields(event: Any) -> tuple[dict[str, Any], dict[str, list[str]]]:
 @app.post("/approvals/<approval_id>")
 @tracer.capture_method
 def decide_approval(approval_id: str) -> Response[str]:
-    from cartpilot.approval_desk import DeskError, LinkParams
+    from cartpilot.approvals.desk import DeskError, LinkParams
 
     try:
         fields, lists = _decision_fields(app.current_event)
@@ -274,7 +252,7 @@ def decide_approval(approval_id: str) -> Response[str]:
         )
     drop = sorted(set(lists["drop"]) | (set(lists["offered"]) - set(lists["keep"])))
     link = LinkParams(exp=decision.exp, kid=decision.kid, sig=decision.sig)
-    desk = _desk()
+    desk = wiring.desk()
     try:
         view = desk.decide(approval_id, link, decision.decision, decision.phrase, drop)
     except DeskError as exc:

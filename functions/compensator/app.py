@@ -5,12 +5,11 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from cartpilot import wiring
-from cartpilot.compensation import undo_executed_steps
-from cartpilot.flow_events import CompensationEvent
-from cartpilot.goals import GoalStatus
-from cartpilot.ledger import ledger_from_env
-from cartpilot.observability import logger, metrics, tracer
-from cartpilot.outcomes import failure_reason
+from cartpilot.execution.compensation import undo_executed_steps
+from cartpilot.execution.outcomes import failure_reason
+from cartpilot.goals.events import CompensationEvent
+from cartpilot.goals.model import GoalStatus
+from cartpilot.kernel.observability import logger, metrics, tracer
 
 
 @logger.inject_lambda_context(correlation_id_path="goalId")
@@ -21,7 +20,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return undo_executed_steps(
         request.goalId,
         request.outputs,
-        ledger=ledger_from_env(),
+        ledger=wiring.ledger(),
         merchant=wiring.merchant(),
         final_status=GoalStatus(request.finalStatus),
         reason=failure_reason(request.error),

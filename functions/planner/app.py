@@ -5,9 +5,8 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from cartpilot import wiring
-from cartpilot.flow_events import GoalRef
-from cartpilot.ledger import ledger_from_env
-from cartpilot.observability import logger, metrics, tracer
+from cartpilot.goals.events import GoalRef
+from cartpilot.kernel.observability import logger, metrics, tracer
 from cartpilot.planning.service import plan_goal
 
 
@@ -18,7 +17,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     ref = GoalRef.model_validate(event)
     return plan_goal(
         ref.goalId,
-        ledger=ledger_from_env(),
+        ledger=wiring.ledger(),
         planner=wiring.planner(),
         users=wiring.users(),
         brand=wiring.brand(),

@@ -5,15 +5,12 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from cartpilot import wiring
-from cartpilot.brands import current_brand_name
-from cartpilot.flow_events import ValidationEvent
-from cartpilot.ledger import ledger_from_env
-from cartpilot.observability import logger, metrics, tracer
-from cartpilot.policy import policies_for
-from cartpilot.validation import validate_goal
+from cartpilot.goals.events import ValidationEvent
+from cartpilot.kernel.observability import logger, metrics, tracer
+from cartpilot.plans.validation import validate_goal
 
 # A bad policy file stops the function at start-up, naming the line, not in the middle of an order.
-policies_for(current_brand_name())
+wiring.policies()
 
 
 @logger.inject_lambda_context(correlation_id_path="goalId")
@@ -24,9 +21,10 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     verdict = validate_goal(
         ref.goalId,
         ref.planHash,
-        ledger=ledger_from_env(),
+        ledger=wiring.ledger(),
         brand=wiring.brand(),
         users=wiring.users(),
+        counters=wiring.counters(),
         price_check=ref.priceCheck,
     )
     metrics.add_metric(name=f"Verdict{verdict.tier.value.title().replace('_', '')}", unit="Count", value=1)

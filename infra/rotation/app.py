@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 import boto3
 
-from cartpilot.signing import KeyRing
+from cartpilot.kernel.keyring import KeyRing
 
 CURRENT = "AWSCURRENT"
 PENDING = "AWSPENDING"

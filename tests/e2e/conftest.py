@@ -40,7 +40,7 @@ class Stack:
     def reset_merchant(self) -> None:
         """An empty ledger, no faults, and fresh connector clients (as if every container were new),
         so one test's open circuit breaker does not fail the next test fast."""
-        from cartpilot.connectors.ucp import reset_merchant_cache
+        from cartpilot.wiring.merchants import reset_merchant_cache
 
         self.merchant.post("/_sandbox/reset").raise_for_status()
         reset_merchant_cache()

@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 import yaml
 
-from cartpilot.brands import brand_dir
+from cartpilot.brands.config import brand_dir
 from cartpilot_local.stack import REPO_ROOT
 
 _STACK_VARIABLES = frozenset({

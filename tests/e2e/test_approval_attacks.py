@@ -23,7 +23,8 @@ import httpx
 import pytest
 from aws_lambda_powertools.utilities import parameters
 
-from cartpilot.signing import KeyRing, LinkClaims, sign_approval_link
+from cartpilot.approvals.links import LinkClaims, sign_approval_link
+from cartpilot.kernel.keyring import KeyRing
 from cartpilot_local.client import ApprovalLink
 from cartpilot_local.lambda_runtime import load_handler
 from cartpilot_local.resources import table_names

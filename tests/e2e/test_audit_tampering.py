@@ -13,8 +13,8 @@ import boto3
 import pytest
 from boto3.dynamodb.conditions import Key
 
-from cartpilot.audit import AuditRecord, hash_record_body, verify_chain
-from cartpilot.signing import KeyRing
+from cartpilot.audit.chain import AuditRecord, hash_record_body, verify_chain
+from cartpilot.kernel.keyring import KeyRing
 from cartpilot_local.cli import main
 from cartpilot_local.resources import table_names
 from tests.e2e.conftest import LOW_RISK_GOAL, Stack

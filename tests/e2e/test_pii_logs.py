@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
-from cartpilot.brands import brand_dir
+from cartpilot.brands.config import brand_dir
 from cartpilot_local.client import CartPilotClient
 from tests.e2e.conftest import LOW_RISK_GOAL, SEED_GOAL
 from tests.e2e.stack_process import StackProcess, running_stack_process

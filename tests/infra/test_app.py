@@ -139,7 +139,7 @@ def test_source_layer_holds_the_package_and_only_its_own_brand(tmp_path: Path) -
     build_layer(contents, tmp_path)
 
     assert (tmp_path / "python" / "cartpilot" / "__init__.py").is_file()
-    assert (tmp_path / "python" / "cartpilot" / "signing.py").is_file()
+    assert (tmp_path / "python" / "cartpilot" / "approvals" / "links.py").is_file()
     assert [path.name for path in (tmp_path / "brands").iterdir()] == ["sandbox"]
     assert (tmp_path / "brands" / "sandbox" / "brand.yaml").is_file()
     assert not list(tmp_path.rglob("__pycache__"))

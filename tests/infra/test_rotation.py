@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from cartpilot.signing import KeyRing
+from cartpilot.kernel.keyring import KeyRing
 from infra.rotation.app import RotationError, key_id_for, next_key_ring, rotate
 
 pytestmark = pytest.mark.xdist_group("infra")

@@ -12,8 +12,9 @@ import boto3
 import httpx
 import pytest
 
-from cartpilot.goal_store import GoalRecord, GoalStore
-from cartpilot.goals import GoalContext, GoalStatus
+from cartpilot.adapters.aws.goals_table import DynamoDBGoalStore
+from cartpilot.goals.model import GoalContext, GoalRecord, GoalStatus
+from cartpilot.goals.ports import GoalStore
 from cartpilot_local.gateway import proxy_event
 from cartpilot_local.lambda_runtime import LambdaContext, load_handler
 from cartpilot_local.servers import RunningServer
@@ -49,15 +50,15 @@ def env(
     monkeypatch.setenv("NOTIFY_TOPIC_ARN", topic)
     monkeypatch.setenv("APPROVAL_BASE_URL", "https://api.example.com/v1")
     monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
-    from cartpilot_local.stack import _reset_process_caches
+    from cartpilot import wiring
 
-    _reset_process_caches()
+    wiring.reset()
     yield {
         "topic": topic,
         "merchant": merchant_server,
-        "store": GoalStore(aws_tables["dynamodb"].Table(os.environ["GOALS_TABLE"])),
+        "store": DynamoDBGoalStore(aws_tables["dynamodb"].Table(os.environ["GOALS_TABLE"])),
     }
-    _reset_process_caches()
+    wiring.reset()
 
 
 def new_goal(store: GoalStore, goal: str, goal_id: str = "g-handler-test", user: str = "user-1") -> str:
@@ -92,7 +93,7 @@ def test_planner_stores_a_concrete_plan_and_returns_a_reference(env):
     ]  # fmt: skip
     goal = store.require(goal_id)
     assert goal.status is GoalStatus.PLANNING and goal.planHash == ref["planHash"]
-    assert goal.plan["summary"]["items"][0]["itemId"] == "rs-stride-lite-black-42"
+    assert goal.current_plan().summary.items[0].itemId == "rs-stride-lite-black-42"
     assert len(json.dumps(ref)) < 1000, "the flow carries a reference, not the plan"
 
 
@@ -102,7 +103,7 @@ def test_catalog_and_validator_decide_the_seed_plan_needs_approval(env):
     assert verdict["route"] == "approve" and verdict["planHash"] == ref["planHash"]
     goal = store.require(goal_id)
     assert goal.status is GoalStatus.VALIDATING
-    assert {item["id"] for item in goal.priceCheck["items"]} == {
+    assert {item.id for item in goal.priceCheck.items} == {
         "rs-stride-lite-black-42",
         "gift-wrap-standard",
     }
@@ -129,7 +130,7 @@ def test_approval_parks_the_token_and_sends_a_signed_link(env):
     goal_id, ref, _ = planned_and_checked(fn, store, SEED_GOAL)
     result = fn.approval({"goalId": goal_id, **ref, "taskToken": "token-that-must-stay-secret"})
     goal = store.require(goal_id)
-    assert goal.status is GoalStatus.AWAITING_APPROVAL and goal.approval["approvalId"] == result["approvalId"]
+    assert goal.status is GoalStatus.AWAITING_APPROVAL and goal.approval.approvalId == result["approvalId"]
     from moto.sns.models import sns_backends
 
     (sent,) = sns_backends["123456789012"]["us-east-1"].topics[env["topic"]].sent_notifications
@@ -199,8 +200,8 @@ def test_orders_confirm_and_notify_complete_the_goal(env):
     )
     receipt = fn.notify({"goalId": goal_id, "kind": "receipt", "outputs": outputs})
     goal = store.require(goal_id)
-    assert goal.status is GoalStatus.COMPLETED and goal.receipt["orderId"] == receipt["orderId"]
-    assert goal.receipt["orderId"] == ledger(env["merchant"])["orders"][0]["id"]
+    assert goal.status is GoalStatus.COMPLETED and goal.receipt.orderId == receipt["orderId"]
+    assert goal.receipt.orderId == ledger(env["merchant"])["orders"][0]["id"]
 
 
 def test_compensator_cancels_what_ran(env):
@@ -249,7 +250,7 @@ def api(env: dict[str, Any]) -> Any:
     )
     arn = sfn.create_state_machine(name="flow", definition=definition, roleArn=role)["stateMachineArn"]
     os.environ["STATE_MACHINE_ARN"] = arn
-    from cartpilot.settings import reset_settings
+    from cartpilot.wiring.settings import reset_settings
 
     reset_settings()
     handler = Functions().api

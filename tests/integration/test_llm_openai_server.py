@@ -19,12 +19,12 @@ import pytest
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from cartpilot.brands import BrandConfig
-from cartpilot.goals import GoalContext
+from cartpilot.brands.config import BrandConfig
+from cartpilot.brands.users import UserDirectory
+from cartpilot.goals.model import GoalContext
 from cartpilot.planning.llm import LlmPlanner
 from cartpilot.planning.providers.openai import OpenAiCompatibleChat
 from cartpilot.planning.rules import PlanningRequest, RulesPlanner
-from cartpilot.users import UserDirectory
 from cartpilot_local.servers import RunningServer, serve_in_thread
 from tests.fakes import TODAY, FakeMerchant
 
@@ -352,10 +352,10 @@ def socks_turns() -> list[Turn]:
 @pytest.fixture
 def planner_function(aws_tables, merchant_server, model_server, monkeypatch) -> Iterator[Callable[..., str]]:
     """Runs functions/planner/app.py for a new goal with the model planner switched on by environment."""
-    from cartpilot.goal_store import GoalRecord, GoalStore
-    from cartpilot.goals import GoalStatus
+    from cartpilot import wiring
+    from cartpilot.adapters.aws.goals_table import DynamoDBGoalStore
+    from cartpilot.goals.model import GoalRecord, GoalStatus
     from cartpilot_local.lambda_runtime import LambdaContext, load_handler
-    from cartpilot_local.stack import _reset_process_caches
 
     server, _ = model_server
     for name, value in {
@@ -367,9 +367,9 @@ def planner_function(aws_tables, merchant_server, model_server, monkeypatch) -> 
         "CARTPILOT_LLM_API_KEY": API_KEY,
     }.items():
         monkeypatch.setenv(name, value)
-    _reset_process_caches()
+    wiring.reset()
     handler = load_handler(Path(__file__).resolve().parents[2] / "functions" / "planner" / "app.py")
-    store = GoalStore(aws_tables["dynamodb"].Table(os.environ["GOALS_TABLE"]))
+    store = DynamoDBGoalStore(aws_tables["dynamodb"].Table(os.environ["GOALS_TABLE"]))
     context = LambdaContext(
         function_name="planner", invoked_function_arn="arn:aws:lambda:us-east-1:123456789012:function:planner"
     )
@@ -384,11 +384,11 @@ def planner_function(aws_tables, merchant_server, model_server, monkeypatch) -> 
         return goal_id
 
     yield plan
-    _reset_process_caches()
+    wiring.reset()
 
 
 def audit_records(goal_id: str) -> list[Any]:
-    from cartpilot.ledger import ledger_from_env
+    from cartpilot.wiring import ledger as ledger_from_env
 
     return ledger_from_env().audit.records(goal_id)
 

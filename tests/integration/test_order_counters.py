@@ -7,16 +7,16 @@ from typing import Any
 
 import boto3
 
-from cartpilot.clock import utc_now, utc_now_iso
-from cartpilot.counters import OrderCounters, counters_from_env
-from cartpilot.goal_store import GoalRecord
-from cartpilot.goals import GoalContext, GoalStatus
-from cartpilot.ledger import ledger_from_env
-from cartpilot.money import Money
-from cartpilot.outcomes import send_receipt
-from cartpilot.plans import Plan, hash_plan_document
-from cartpilot.validation import validate_goal
-from cartpilot.verdicts import RiskTier
+from cartpilot.adapters.aws.counters_table import DynamoDBOrderCounters
+from cartpilot.execution.outcomes import send_receipt
+from cartpilot.goals.model import GoalContext, GoalRecord, GoalStatus, PriceCheck
+from cartpilot.kernel.clock import utc_now, utc_now_iso
+from cartpilot.kernel.money import Money
+from cartpilot.plans.model import Plan, hash_plan_document
+from cartpilot.plans.validation import validate_goal
+from cartpilot.plans.verdicts import RiskTier
+from cartpilot.wiring import counters as counters_from_env
+from cartpilot.wiring import ledger as ledger_from_env
 from tests.fakes import FakeMerchant
 from tests.unit.conftest import make_plan
 
@@ -81,7 +81,7 @@ def _store_goal(
             updatedAt=now,
             plan=document or plan.model_dump(mode="json"),
             planHash=plan.plan_hash(),
-            priceCheck={"planId": plan.planId, "items": [v.model_dump(mode="json") for v in current]},
+            priceCheck=PriceCheck(planId=plan.planId, checkedAt=now, items=current),
         )
     )
     return ledger
@@ -98,10 +98,12 @@ def test_the_validator_reads_the_users_recent_orders(aws_tables, merchant, brand
     assert first.tier is RiskTier.AUTO
     for number in range(brand.limits.maxOrdersPerDay):
         counters.record_order(f"g-earlier-{number}", "user-1", cny(5900), at=utc_now())
-    again = validate_goal(plan.goalId, plan.plan_hash(), ledger=ledger, brand=brand, users=users)
+    again = validate_goal(
+        plan.goalId, plan.plan_hash(), ledger=ledger, brand=brand, users=users, counters=counters
+    )
     assert again.tier is RiskTier.DENY
     assert {reason.policyId for reason in again.reasons} == {"velocity.orders-per-day"}
-    assert ledger.store.require(plan.goalId).verdict["tier"] == "DENY"
+    assert ledger.store.require(plan.goalId).verdict.tier is RiskTier.DENY  # type: ignore[union-attr]
 
 
 def test_a_stored_plan_outside_the_plan_schema_is_denied(aws_tables, merchant, brand, users):
@@ -128,7 +130,7 @@ def test_a_receipt_counts_the_completed_order(aws_tables, merchant, brand, users
     plan = make_plan(merchant, brand, users, "running socks for me")
     ledger = _store_goal(plan, merchant, status=GoalStatus.EXECUTING)
     outputs = {"s3": {"orderId": "o-1", "checkoutId": "cs-1", "status": "confirmed"}}
-    counters = OrderCounters(boto3.resource("dynamodb").Table("cartpilot-sandbox-counters"))
+    counters = DynamoDBOrderCounters(boto3.resource("dynamodb").Table("cartpilot-sandbox-counters"))
 
     send_receipt(
         plan.goalId, outputs, ledger=ledger, notifier=RecordingNotifier(), brand=brand, counters=counters

@@ -9,12 +9,13 @@ from typing import Any
 import httpx
 import pytest
 
-from cartpilot.commerce import Address, Buyer, CartLine, Recipient, SearchQuery
-from cartpilot.connectors.errors import MerchantOutcomeUnknown, MerchantRejected, MerchantUnavailable
-from cartpilot.connectors.http import MerchantClient, RetryPolicy, Timeouts
-from cartpilot.connectors.ucp import UcpMerchant, merchant_from_env, reset_merchant_cache
-from cartpilot.money import Money
-from cartpilot.settings import MissingSetting
+from cartpilot.commerce.errors import MerchantOutcomeUnknown, MerchantRejected, MerchantUnavailable
+from cartpilot.commerce.http import MerchantClient, RetryPolicy, Timeouts
+from cartpilot.commerce.ports import Address, Buyer, CartLine, Recipient, SearchQuery
+from cartpilot.commerce.ucp import UcpMerchant
+from cartpilot.kernel.errors import MissingSetting
+from cartpilot.kernel.money import Money
+from cartpilot.wiring.merchants import merchant_from_env, reset_merchant_cache
 from cartpilot_local.merchant.app import create_app
 from cartpilot_local.merchant.state import MerchantState
 from cartpilot_local.servers import RunningServer, serve_in_thread

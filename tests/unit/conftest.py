@@ -2,11 +2,11 @@ from __future__ import annotations
 
 import pytest
 
-from cartpilot.brands import BrandConfig
-from cartpilot.goals import GoalContext
+from cartpilot.brands.config import BrandConfig
+from cartpilot.brands.users import UserDirectory
+from cartpilot.goals.model import GoalContext
 from cartpilot.planning.rules import PlanningRequest, RulesPlanner
-from cartpilot.plans import Plan
-from cartpilot.users import UserDirectory
+from cartpilot.plans.model import Plan
 from tests.fakes import TODAY, FakeMerchant
 
 SEED_GOAL = "Get my friend running shoes, size 42, gift-wrap them and ship to Beijing before Feb 5"

@@ -1,68 +1,44 @@
-"""The approval desk against emulated DynamoDB and Secrets Manager, with the flow's task API faked."""
+"""The approval desk on in-memory stores, key ring and workflow (the ports' fakes)."""
 
 from __future__ import annotations
 
-import json
-import os
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, time
 from typing import Any
 
 import pytest
-from botocore.exceptions import ClientError
 
-from cartpilot.approval_desk import ApprovalDesk, DeskError, DropRefused, LinkParams, reduce_plan
-from cartpilot.approval_requests import request_approval
-from cartpilot.approvals import ApprovalStatus, ApprovalStore, confirmation_phrase, phrase_matches
-from cartpilot.audit import AuditTrail, verify_chain
-from cartpilot.brands import BrandConfig
-from cartpilot.goal_store import GoalRecord, GoalStore
-from cartpilot.goals import GoalContext, GoalStatus
-from cartpilot.ledger import GoalLedger
-from cartpilot.plans import Plan
-from cartpilot.signing import KeySource, SecretsManagerKeySource
-from cartpilot.users import UserDirectory
-from cartpilot.validation import ValidationInput, validate_plan
-from cartpilot.verdicts import RiskTier
+from cartpilot.approvals.desk import ApprovalDesk, DeskError, DropRefused, LinkParams, reduce_plan
+from cartpilot.approvals.model import ApprovalStatus, confirmation_phrase, phrase_matches
+from cartpilot.approvals.request import request_approval
+from cartpilot.audit.chain import verify_chain
+from cartpilot.audit.trail import AuditTrail
+from cartpilot.brands.config import BrandConfig
+from cartpilot.brands.users import UserDirectory
+from cartpilot.goals.ledger import GoalLedger
+from cartpilot.goals.model import GoalContext, GoalRecord, GoalStatus, PriceCheck
+from cartpilot.plans.model import Plan
+from cartpilot.plans.validation import ValidationInput, validate_plan
+from cartpilot.plans.verdicts import RiskTier
 from cartpilot_local.client import ApprovalLink
-from tests.fakes import TODAY, FakeMerchant
+from tests.fakes import (
+    TODAY,
+    FakeMerchant,
+    FakeWorkflow,
+    InMemoryApprovalStore,
+    InMemoryAuditRecords,
+    InMemoryGoalStore,
+    InMemoryOrderCounters,
+    RecordingNotifier,
+    StaticKeySource,
+)
 from tests.unit.conftest import SEED_GOAL, make_plan
 
 STRONG_GOAL = (
     "Get my friend 3 pairs of running shoes, size 42, gift-wrap them and ship to Beijing before Feb 5"
 )
 NOON = datetime.combine(TODAY, time(12), UTC)
-
-
-class FakeSfn:
-    """Step Functions' task-token API: records what the desk sends, or fails as a timed-out task does."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, dict[str, Any]]] = []
-        self.fail_with: str | None = None
-        self._lock = threading.Lock()
-
-    def send_task_success(self, taskToken: str, output: str) -> None:
-        self._record("success", {"taskToken": taskToken, "output": json.loads(output)})
-
-    def send_task_failure(self, taskToken: str, error: str, cause: str) -> None:
-        self._record("failure", {"taskToken": taskToken, "error": error})
-
-    def _record(self, kind: str, call: dict[str, Any]) -> None:
-        if self.fail_with:
-            raise ClientError({"Error": {"Code": self.fail_with, "Message": "gone"}}, "SendTask")
-        with self._lock:
-            self.calls.append((kind, call))
-
-
-@dataclass
-class FakeNotifier:
-    sent: list[dict[str, Any]] = field(default_factory=list)
-
-    def send(self, *, kind: str, goal_id: str, user_id: str, subject: str, body: dict[str, Any]) -> str:
-        self.sent.append({"kind": kind, "goalId": goal_id, **body})
-        return "m-1"
 
 
 @dataclass
@@ -72,9 +48,9 @@ class Pending:
     brand: BrandConfig
     users: UserDirectory
     ledger: GoalLedger
-    approvals: ApprovalStore
-    keys: KeySource
-    sfn: FakeSfn
+    approvals: InMemoryApprovalStore
+    keys: StaticKeySource
+    sfn: FakeWorkflow
     goal_id: str
     approval_id: str
     link: LinkParams
@@ -86,8 +62,8 @@ class Pending:
 
     def desk_at(self, now: datetime) -> ApprovalDesk:
         return ApprovalDesk(
-            ledger=self.ledger, approvals=self.approvals, keys=self.keys, sfn=self.sfn,
-            brand=self.brand, users=self.users, clock=lambda: now,
+            ledger=self.ledger, approvals=self.approvals, keys=self.keys, workflow=self.sfn,
+            brand=self.brand, users=self.users, counters=InMemoryOrderCounters(), clock=lambda: now,
         )  # fmt: skip
 
     def goal(self) -> GoalRecord:
@@ -112,16 +88,10 @@ class Pending:
         )
 
 
-def wait_for_approval(
-    aws_tables: dict[str, Any], merchant: FakeMerchant, brand: BrandConfig, users: UserDirectory, goal: str
-) -> Pending:
-    dynamodb = aws_tables["dynamodb"]
-    ledger = GoalLedger(
-        GoalStore(dynamodb.Table(os.environ["GOALS_TABLE"])),
-        AuditTrail(dynamodb.Table(os.environ["AUDIT_TABLE"])),
-    )
-    approvals = ApprovalStore(dynamodb.Table(os.environ["GOALS_TABLE"]))
-    keys = SecretsManagerKeySource(os.environ["LINK_SIGNING_SECRET_ID"], max_age_seconds=0)
+def wait_for_approval(merchant: FakeMerchant, brand: BrandConfig, users: UserDirectory, goal: str) -> Pending:
+    ledger = GoalLedger(InMemoryGoalStore(), AuditTrail(InMemoryAuditRecords()))
+    approvals = InMemoryApprovalStore()
+    keys = StaticKeySource()
     plan = make_plan(merchant, brand, users, goal)
     goal_id = plan.goalId
     stamp = NOON.isoformat()
@@ -134,9 +104,9 @@ def wait_for_approval(
     ledger.store.update(
         goal_id,
         updated_at=stamp,
-        plan=plan.model_dump(mode="json"),
+        plan=plan,
         planHash=plan.plan_hash(),
-        priceCheck={"planId": plan.planId, "items": [v.model_dump(mode="json") for v in current]},
+        priceCheck=PriceCheck(planId=plan.planId, checkedAt=stamp, items=current),
     )
     ledger.transition(goal_id, GoalStatus.VALIDATING, actor="validator", event="validation.started")
     profile = users.get(plan.userId)
@@ -145,8 +115,9 @@ def wait_for_approval(
         ValidationInput(plan=plan, brand=brand, profile=profile, current_items=current, today=TODAY)
     )
     ledger.store.update(goal_id, updated_at=stamp, verdict=verdict)
-    notifier = FakeNotifier()
-    sfn = FakeSfn()
+    notifier = RecordingNotifier()
+    sfn = FakeWorkflow()
+    sfn.wait_for("task-token-1")
     approval_id = request_approval(
         goal_id, plan.plan_hash(), "task-token-1", ledger=ledger, approvals=approvals, keys=keys,
         notifier=notifier, brand=brand, base_url="https://api.example.com/prod",
@@ -159,13 +130,13 @@ def wait_for_approval(
 
 
 @pytest.fixture
-def pending(aws_tables, merchant, brand, users) -> Pending:
-    return wait_for_approval(aws_tables, merchant, brand, users, SEED_GOAL)
+def pending(merchant, brand, users) -> Pending:
+    return wait_for_approval(merchant, brand, users, SEED_GOAL)
 
 
 @pytest.fixture
-def strong(aws_tables, merchant, brand, users) -> Pending:
-    waiting = wait_for_approval(aws_tables, merchant, brand, users, STRONG_GOAL)
+def strong(merchant, brand, users) -> Pending:
+    waiting = wait_for_approval(merchant, brand, users, STRONG_GOAL)
     assert waiting.approvals.get(waiting.approval_id).tier is RiskTier.STRONG_APPROVAL  # type: ignore[union-attr]
     return waiting
 
@@ -198,15 +169,15 @@ def test_leaving_out_gift_wrap_approves_a_reduced_revalidated_plan(pending: Pend
     view = pending.desk.decide(pending.approval_id, pending.link, "approve", None, drop=["s2"])
 
     goal = pending.goal()
-    reduced = Plan.model_validate(goal.plan)
+    reduced = goal.current_plan()
     assert view.plan == reduced and view.outcome == "approved"
     assert reduced.planId != original.planId and reduced.plan_hash() != original.plan_hash()
     assert [item.category for item in reduced.summary.items] == ["running-shoes"]
     assert reduced.summary.total == original.summary.total - original.step("s2").estimatedCost
     assert reduced.step("s4").args.amount == reduced.summary.total  # type: ignore[union-attr]
     assert goal.planHash == goal.approvedPlanHash == reduced.plan_hash()
-    assert goal.verdict is not None and goal.verdict["planHash"] == reduced.plan_hash()
-    assert goal.approval == {"approvalId": pending.approval_id, "status": "APPROVED", "tier": "APPROVAL",
+    assert goal.verdict is not None and goal.verdict.planHash == reduced.plan_hash()
+    assert goal.approval is not None and goal.approval.model_dump(mode="json") == {"approvalId": pending.approval_id, "status": "APPROVED", "tier": "APPROVAL",
                              "dropped": ["s2"]}  # fmt: skip
 
     ((kind, call),) = pending.sfn.calls
@@ -251,7 +222,8 @@ def test_a_reduced_plan_the_policies_deny_is_refused_and_changes_nothing(pending
     # The snapshot the plan was validated with now says the shoes cost far more: without
     # the gift-wrap the plan no longer passes, so the approver must not be able to run it.
     goal = pending.goal()
-    snapshot = json.loads(json.dumps(goal.priceCheck))
+    assert goal.priceCheck is not None
+    snapshot = goal.priceCheck.model_dump(mode="json")
     for item in snapshot["items"]:
         if item["category"] == "running-shoes":
             item["price"]["amount_minor"] *= 2
@@ -297,7 +269,12 @@ def test_the_phrase_comparison_is_strict_on_every_digit():
 def test_reject_fails_the_task_and_a_second_post_shows_the_recorded_decision(pending: Pending):
     view = pending.desk.decide(pending.approval_id, pending.link, "reject", None)
     assert view.outcome == "rejected"
-    assert pending.sfn.calls == [("failure", {"taskToken": "task-token-1", "error": "ApprovalRejected"})]
+    assert pending.sfn.calls == [
+        (
+            "failure",
+            {"taskToken": "task-token-1", "error": "ApprovalRejected", "cause": "The approver said no."},
+        )
+    ]
     after = pending.snapshot()
 
     again = pending.desk.decide(pending.approval_id, pending.link, "approve", None, drop=["s2"])
@@ -369,14 +346,14 @@ def test_a_link_of_another_approval_or_a_forged_one_is_refused(pending: Pending)
 
 
 def test_approving_after_the_flow_stopped_waiting_is_too_late(pending: Pending):
-    pending.sfn.fail_with = "TaskTimedOut"
+    pending.sfn.stop_waiting("task-token-1")
     with pytest.raises(DeskError) as late:
         pending.desk.decide(pending.approval_id, pending.link, "approve", None)
     assert (late.value.status, late.value.code) == (410, "APPROVAL_EXPIRED")
     approval = pending.approvals.get(pending.approval_id)
     assert approval is not None and approval.status is ApprovalStatus.EXPIRED
     assert pending.audit_events()[-1] == "approval.too-late"
-    assert pending.goal().approval["status"] == "EXPIRED"  # type: ignore[index]
+    assert pending.goal().approval.status == "EXPIRED"  # type: ignore[union-attr]
 
     with pytest.raises(DeskError) as still:
         pending.desk.open(pending.approval_id, pending.link)

@@ -7,14 +7,14 @@ import re
 
 import pytest
 
-from cartpilot.pages import image_origins, render_approval_page
+from cartpilot.approvals.page import image_origins, render_approval_page
 from tests.unit.conftest import SEED_GOAL
 from tests.unit.test_approval_desk import STRONG_GOAL, Pending, wait_for_approval
 
 
 @pytest.fixture
-def pending(aws_tables, merchant, brand, users) -> Pending:
-    return wait_for_approval(aws_tables, merchant, brand, users, SEED_GOAL)
+def pending(merchant, brand, users) -> Pending:
+    return wait_for_approval(merchant, brand, users, SEED_GOAL)
 
 
 def text_of(html: str, test_id: str) -> str:
@@ -23,8 +23,8 @@ def text_of(html: str, test_id: str) -> str:
     return match.group(1).strip()
 
 
-def test_the_page_shows_what_the_approver_is_agreeing_to(aws_tables, merchant, brand, users):
-    strong: Pending = wait_for_approval(aws_tables, merchant, brand, users, STRONG_GOAL)
+def test_the_page_shows_what_the_approver_is_agreeing_to(merchant, brand, users):
+    strong: Pending = wait_for_approval(merchant, brand, users, STRONG_GOAL)
     view = strong.desk.open(strong.approval_id, strong.link)
     html = render_approval_page(view, brand, action_url="/prod/approvals/" + strong.approval_id)
 

@@ -2,16 +2,17 @@ import threading
 
 import pytest
 
-from cartpilot.audit import AuditRecord, AuditTrail, hash_record_body, signed_plan_detail, verify_chain
-from cartpilot.plans import Plan
-from cartpilot.signing import KeyRing
+from cartpilot.audit.chain import AuditRecord, hash_record_body, verify_chain
+from cartpilot.audit.snapshots import signed_plan_detail
+from cartpilot.audit.trail import AuditTrail
+from cartpilot.kernel.keyring import KeyRing
+from cartpilot.plans.model import Plan
+from tests.fakes import InMemoryAuditRecords
 
 
 @pytest.fixture
-def trail(aws_tables) -> AuditTrail:
-    import os
-
-    return AuditTrail(aws_tables["dynamodb"].Table(os.environ["AUDIT_TABLE"]))
+def trail() -> AuditTrail:
+    return AuditTrail(InMemoryAuditRecords())
 
 
 def write_chain(trail: AuditTrail, goal_id: str = "g-1", count: int = 4) -> list[AuditRecord]:

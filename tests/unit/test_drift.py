@@ -6,10 +6,10 @@ import re
 
 import pytest
 
-from cartpilot.connectors.errors import PlanNeedsReapproval
-from cartpilot.drift import check_price_drift, find_price_drifts, within_tolerance
-from cartpilot.money import Money
-from cartpilot.plans import Plan
+from cartpilot.commerce.errors import PlanNeedsReapproval
+from cartpilot.kernel.money import Money
+from cartpilot.plans.drift import check_price_drift, find_price_drifts, within_tolerance
+from cartpilot.plans.model import Plan
 from tests.fakes import FakeMerchant, cny
 
 

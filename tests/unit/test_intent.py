@@ -2,7 +2,7 @@ from datetime import date
 
 import pytest
 
-from cartpilot.money import Money
+from cartpilot.kernel.money import Money
 from cartpilot.planning.intent import GoalNotUnderstood, parse_goal
 
 TODAY = date(2026, 11, 25)

@@ -17,14 +17,14 @@ import pytest
 from botocore.exceptions import ReadTimeoutError
 from botocore.stub import ANY, Stubber
 
-from cartpilot.brands import BrandConfig
-from cartpilot.connectors.ucp import UcpMerchant
-from cartpilot.goals import GoalContext
+from cartpilot.brands.config import BrandConfig
+from cartpilot.brands.users import UserDirectory
+from cartpilot.commerce.ucp import UcpMerchant
+from cartpilot.goals.model import GoalContext
 from cartpilot.planning.llm import LlmPlanner
 from cartpilot.planning.providers.bedrock import BedrockConverse
 from cartpilot.planning.rules import PlanningFailed, PlanningRequest, RulesPlanner
-from cartpilot.plans import Plan
-from cartpilot.users import UserDirectory
+from cartpilot.plans.model import Plan
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "llm" / "bedrock"
 TODAY = date(2026, 11, 25)

@@ -6,14 +6,14 @@ from datetime import date, timedelta
 
 import pytest
 
-from cartpilot.brands import BrandConfig
-from cartpilot.commerce import Product, ProductVariant
-from cartpilot.goals import GoalContext
-from cartpilot.money import Money
+from cartpilot.brands.config import BrandConfig
+from cartpilot.brands.users import UserDirectory
+from cartpilot.commerce.ports import Product, ProductVariant
+from cartpilot.goals.model import GoalContext
+from cartpilot.kernel.money import Money
 from cartpilot.planning.checks import CheckedDraft, check_draft
 from cartpilot.planning.drafts import GroundedDraft, GroundedLine
 from cartpilot.planning.rules import PlanningFailed, PlanningRequest
-from cartpilot.users import UserDirectory
 from tests.fakes import TODAY, FakeMerchant, cny, sample_products
 
 

@@ -7,9 +7,10 @@ from collections.abc import Callable
 
 import pytest
 
-from cartpilot.brands import BrandConfig, ModelPrice, PlannerConfig
-from cartpilot.goals import GoalContext
-from cartpilot.money import Money
+from cartpilot.brands.config import BrandConfig, ModelPrice, PlannerConfig
+from cartpilot.brands.users import UserDirectory
+from cartpilot.goals.model import GoalContext
+from cartpilot.kernel.money import Money
 from cartpilot.planning.conversation import (
     ModelReply,
     ModelRequest,
@@ -21,7 +22,6 @@ from cartpilot.planning.conversation import (
 )
 from cartpilot.planning.llm import LlmPlanner, estimate_cost
 from cartpilot.planning.rules import PlanningFailed, PlanningRequest, RulesPlanner
-from cartpilot.users import UserDirectory
 from tests.fakes import TODAY, FakeMerchant
 
 Step = Callable[[ModelRequest], ModelReply]

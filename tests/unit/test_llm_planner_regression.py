@@ -20,15 +20,15 @@ import httpx
 import jsonschema
 import pytest
 
-from cartpilot.brands import BrandConfig
-from cartpilot.connectors.ucp import UcpMerchant
-from cartpilot.goals import GoalContext
+from cartpilot.brands.config import BrandConfig
+from cartpilot.brands.users import UserDirectory
+from cartpilot.commerce.ucp import UcpMerchant
+from cartpilot.goals.model import GoalContext
 from cartpilot.planning.llm import LlmPlanner, PlanningTrace
 from cartpilot.planning.prompts import load_prompts
 from cartpilot.planning.providers.openai import OpenAiCompatibleChat
 from cartpilot.planning.rules import PlanningFailed, PlanningRequest, RulesPlanner
-from cartpilot.plans import Action, Plan
-from cartpilot.users import UserDirectory
+from cartpilot.plans.model import Action, Plan
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "llm" / "openai"
 PLAN_SCHEMA = json.loads(

@@ -7,7 +7,7 @@ from datetime import date
 import jsonschema
 import pytest
 
-from cartpilot.brands import BrandConfig
+from cartpilot.brands.config import BrandConfig
 from cartpilot.planning.drafts import PlanDraft
 from cartpilot.planning.prompts import PromptVersionMissing, available_versions, load_prompts
 

@@ -9,8 +9,10 @@ import boto3
 import httpx
 import pytest
 
-from cartpilot.brands import BrandConfig
-from cartpilot.goals import GoalContext
+from cartpilot.brands.config import BrandConfig
+from cartpilot.brands.users import directory_for
+from cartpilot.goals.model import GoalContext
+from cartpilot.kernel.errors import MissingSetting
 from cartpilot.planning.llm import LlmPlanner
 from cartpilot.planning.providers.bedrock import BedrockConverse
 from cartpilot.planning.providers.openai import OpenAiCompatibleChat
@@ -21,8 +23,6 @@ from cartpilot.planning.setup import (
     configured_planner,
     reset_providers,
 )
-from cartpilot.settings import MissingSetting
-from cartpilot.users import directory_for
 from tests.fakes import TODAY, FakeMerchant
 
 

@@ -6,14 +6,14 @@ import json
 
 import pytest
 
-from cartpilot.brands import BrandConfig
-from cartpilot.commerce import Address, Recipient
-from cartpilot.goals import GoalContext
+from cartpilot.brands.config import BrandConfig
+from cartpilot.brands.users import UserDirectory
+from cartpilot.commerce.ports import Address, Recipient
+from cartpilot.goals.model import GoalContext
 from cartpilot.planning.conversation import ToolCall
 from cartpilot.planning.drafts import DraftRejected, GroundedDraft, Refusal, ground_draft, parse_draft
 from cartpilot.planning.rules import PlanningRequest
 from cartpilot.planning.tools import ShoppingTools
-from cartpilot.users import UserDirectory
 from tests.fakes import TODAY, FakeMerchant
 
 HANGZHOU = Recipient(

@@ -11,13 +11,13 @@ from email.utils import format_datetime
 import httpx
 import pytest
 
-from cartpilot.connectors.errors import (
+from cartpilot.commerce.errors import (
     IdempotencyConflict,
     MerchantOutcomeUnknown,
     MerchantRejected,
     MerchantUnavailable,
 )
-from cartpilot.connectors.http import MerchantClient, RetryPolicy, Timeouts
+from cartpilot.commerce.http import MerchantClient, RetryPolicy, Timeouts
 
 Reply = httpx.Response | Exception
 
@@ -335,7 +335,7 @@ def test_a_success_without_json_after_a_mutation_has_an_unknown_outcome() -> Non
 def test_logs_name_the_route_and_status_but_never_the_body(caplog: pytest.LogCaptureFixture) -> None:
     merchant = ScriptedMerchant(ucp_error(503, "unavailable"), ok())
     secret_phone = "+86 139 1088 2266"
-    with caplog.at_level(logging.INFO, logger="cartpilot.connectors.http"):
+    with caplog.at_level(logging.INFO, logger="cartpilot.commerce.http"):
         make_client(merchant).mutate(
             "PUT",
             "/checkout-sessions/{id}",
@@ -360,7 +360,7 @@ def test_nothing_is_opened_until_the_first_call() -> None:
 
 
 def test_circuit_opens_after_repeated_failures_and_fails_fast() -> None:
-    from cartpilot.connectors.breaker import BreakerPolicy
+    from cartpilot.commerce.breaker import BreakerPolicy
 
     sent: list[str] = []
 
@@ -388,7 +388,7 @@ def test_circuit_opens_after_repeated_failures_and_fails_fast() -> None:
 
 
 def test_half_open_circuit_closes_on_a_successful_trial() -> None:
-    from cartpilot.connectors.breaker import BreakerPolicy
+    from cartpilot.commerce.breaker import BreakerPolicy
 
     healthy = {"up": False}
 
@@ -412,7 +412,7 @@ def test_half_open_circuit_closes_on_a_successful_trial() -> None:
 
 
 def test_rejections_do_not_open_the_circuit() -> None:
-    from cartpilot.connectors.breaker import BreakerPolicy
+    from cartpilot.commerce.breaker import BreakerPolicy
 
     client = MerchantClient(
         "http://merchant.test",
@@ -429,7 +429,7 @@ def test_rejections_do_not_open_the_circuit() -> None:
 
 
 def test_retry_budget_caps_retries_across_calls() -> None:
-    from cartpilot.connectors.breaker import BreakerPolicy, RetryBudget
+    from cartpilot.commerce.breaker import BreakerPolicy, RetryBudget
 
     sent: list[int] = []
 

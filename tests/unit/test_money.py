@@ -3,7 +3,7 @@ from decimal import Decimal
 import pytest
 from pydantic import ValidationError
 
-from cartpilot.money import CurrencyMismatch, Money
+from cartpilot.kernel.money import CurrencyMismatch, Money
 
 
 def test_amounts_are_exact_minor_units():

@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from cartpilot.plans import Plan, plan_json_schema
+from cartpilot.plans.model import Plan, plan_json_schema
 
 SCHEMA_FILE = Path(__file__).resolve().parents[2] / "schemas" / "plan.schema.json"
 

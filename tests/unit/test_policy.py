@@ -10,10 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from cartpilot.brands import BrandConfigError, brands_dir, load_brand
-from cartpilot.counters import RecentActivity
-from cartpilot.money import Money
-from cartpilot.policy import (
+from cartpilot.brands.activity import RecentActivity
+from cartpilot.brands.config import BrandConfigError, default_brands_dir, load_brand
+from cartpilot.brands.policy import (
     OrderLine,
     PolicyFacts,
     PolicyFileError,
@@ -22,9 +21,10 @@ from cartpilot.policy import (
     policies_for,
     reset_policy_cache,
 )
-from cartpilot.verdicts import RiskTier
+from cartpilot.kernel.money import Money
+from cartpilot.plans.verdicts import RiskTier
 
-SANDBOX = brands_dir() / "sandbox"
+SANDBOX = default_brands_dir() / "sandbox"
 POLICY_TEXT = (SANDBOX / "policies.cedar").read_text(encoding="utf-8")
 SCHEMA_TEXT = (SANDBOX / "policies.cedarschema").read_text(encoding="utf-8")
 REPO = Path(__file__).resolve().parents[2]

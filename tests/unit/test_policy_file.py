@@ -7,17 +7,17 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cartpilot.brands import BrandConfigError, brands_dir, load_brand
-from cartpilot.policy import policies_for
-from cartpilot_local.cli import main
-from cartpilot_local.policy_tests import (
+from cartpilot.brands.config import BrandConfigError, default_brands_dir, load_brand
+from cartpilot.brands.policy import policies_for
+from cartpilot.brands.policy_tests import (
     POLICY_TESTS_FILE,
     PolicyTestCase,
     load_policy_tests,
     run_case,
 )
+from cartpilot_local.cli import main
 
-CASE_FILES = sorted(brands_dir().glob(f"*/{POLICY_TESTS_FILE}"))
+CASE_FILES = sorted(default_brands_dir().glob(f"*/{POLICY_TESTS_FILE}"))
 
 
 def _cases() -> list[object]:
@@ -32,7 +32,7 @@ def _cases() -> list[object]:
 
 
 def test_every_brand_with_policies_ships_policy_tests():
-    with_policies = {path.parent.name for path in brands_dir().glob("*/policies.cedar")}
+    with_policies = {path.parent.name for path in default_brands_dir().glob("*/policies.cedar")}
     assert with_policies and with_policies == {path.parent.name for path in CASE_FILES}
 
 
@@ -68,7 +68,7 @@ def test_a_wrong_expectation_fails_and_says_what_the_policies_decided(brand):
 def test_the_command_prints_each_case_and_exits_zero_when_all_pass(capsys):
     assert main(["policy", "test", "sandbox"]) == 0
     out = capsys.readouterr().out
-    cases = load_policy_tests(brands_dir() / "sandbox" / POLICY_TESTS_FILE).cases
+    cases = load_policy_tests(default_brands_dir() / "sandbox" / POLICY_TESTS_FILE).cases
     assert out.count("PASS  ") == len(cases) and f"{len(cases)} passed, 0 failed" in out
 
 
@@ -77,9 +77,11 @@ def test_the_command_exits_non_zero_when_a_case_fails(tmp_path, monkeypatch, cap
     for name in ("brand.yaml", "users.yaml", "policies.cedar", "policies.cedarschema"):
         (brand / name).parent.mkdir(exist_ok=True)
         (brand / name).write_text(
-            (brands_dir() / "sandbox" / name).read_text(encoding="utf-8"), encoding="utf-8"
+            (default_brands_dir() / "sandbox" / name).read_text(encoding="utf-8"), encoding="utf-8"
         )
-    original = yaml.safe_load((brands_dir() / "sandbox" / POLICY_TESTS_FILE).read_text(encoding="utf-8"))
+    original = yaml.safe_load(
+        (default_brands_dir() / "sandbox" / POLICY_TESTS_FILE).read_text(encoding="utf-8")
+    )
     original["cases"][0]["expect"] = {"tier": "DENY", "reasons": ["limit.per-order"]}
     (brand / POLICY_TESTS_FILE).write_text(yaml.safe_dump(original), encoding="utf-8")
     monkeypatch.setenv("CARTPILOT_BRANDS_DIR", str(tmp_path))

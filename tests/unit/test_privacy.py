@@ -1,5 +1,5 @@
-from cartpilot.commerce import Address, Recipient
-from cartpilot.privacy import describe_recipient, mask_pii, scrub_text
+from cartpilot.audit.privacy import describe_recipient, mask_pii, scrub_text
+from cartpilot.commerce.ports import Address, Recipient
 
 
 def test_known_fields_are_erased_wherever_they_are():

@@ -15,16 +15,16 @@ from typing import Any
 
 import pytest
 
-from cartpilot.brands import BrandConfig
-from cartpilot.commerce import Address, ProductVariant, Recipient
-from cartpilot.connectors.ucp import UcpMerchant
-from cartpilot.goals import GoalContext
-from cartpilot.money import total_of
+from cartpilot.brands.config import BrandConfig
+from cartpilot.brands.users import UserDirectory
+from cartpilot.commerce.ports import Address, ProductVariant, Recipient
+from cartpilot.commerce.ucp import UcpMerchant
+from cartpilot.goals.model import GoalContext
+from cartpilot.kernel.money import total_of
 from cartpilot.planning.rules import PlanningFailed, PlanningRequest, RulesPlanner
-from cartpilot.plans import PaymentCompleteStep, Plan
-from cartpilot.users import UserDirectory
-from cartpilot.validation import ValidationInput, validate_plan
-from cartpilot.verdicts import RiskTier, Verdict
+from cartpilot.plans.model import PaymentCompleteStep, Plan
+from cartpilot.plans.validation import ValidationInput, validate_plan
+from cartpilot.plans.verdicts import RiskTier, Verdict
 from tests.fakes import TODAY, FakeMerchant
 
 RANK = {RiskTier.AUTO: 0, RiskTier.APPROVAL: 1, RiskTier.STRONG_APPROVAL: 2, RiskTier.DENY: 3}

@@ -1,10 +1,10 @@
 import pytest
 
-from cartpilot.commerce import Address, Recipient
-from cartpilot.goals import GoalContext
-from cartpilot.money import Money
+from cartpilot.commerce.ports import Address, Recipient
+from cartpilot.goals.model import GoalContext
+from cartpilot.kernel.money import Money
 from cartpilot.planning.rules import PlanningFailed
-from cartpilot.plans import Action
+from cartpilot.plans.model import Action
 from tests.unit.conftest import make_plan
 
 

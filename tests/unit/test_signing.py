@@ -2,19 +2,21 @@ import base64
 
 import pytest
 
-from cartpilot.signing import (
-    KeyRing,
+from cartpilot.approvals.links import (
     LinkClaims,
     LinkExpired,
     LinkInvalid,
+    sign_approval_link,
+    verify_approval_link,
+)
+from cartpilot.audit.snapshots import (
     PlanSnapshotClaims,
     SignatureInvalid,
     SigningKeyUnknown,
-    sign_approval_link,
     sign_plan_snapshot,
-    verify_approval_link,
     verify_plan_snapshot,
 )
+from cartpilot.kernel.keyring import KeyRing
 from cartpilot_local.client import ApprovalLink
 
 CLAIMS = LinkClaims(

@@ -3,15 +3,15 @@ from datetime import date, timedelta
 import pytest
 from pydantic import ValidationError
 
-from cartpilot.brands import BrandConfig
-from cartpilot.commerce import Address, Recipient
-from cartpilot.counters import RecentActivity
-from cartpilot.goals import GoalContext
-from cartpilot.money import Money
-from cartpilot.plans import Plan, hash_plan_document
-from cartpilot.users import UserDirectory
-from cartpilot.validation import ValidationInput, refuse_plan_document, validate_plan
-from cartpilot.verdicts import RiskTier
+from cartpilot.brands.activity import RecentActivity
+from cartpilot.brands.config import BrandConfig
+from cartpilot.brands.users import UserDirectory
+from cartpilot.commerce.ports import Address, Recipient
+from cartpilot.goals.model import GoalContext
+from cartpilot.kernel.money import Money
+from cartpilot.plans.model import Plan, hash_plan_document
+from cartpilot.plans.validation import ValidationInput, refuse_plan_document, validate_plan
+from cartpilot.plans.verdicts import RiskTier
 from tests.fakes import TODAY, FakeMerchant
 from tests.unit.conftest import make_plan
 

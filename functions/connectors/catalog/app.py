@@ -5,10 +5,9 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from cartpilot import wiring
-from cartpilot.flow_events import PlanRef
-from cartpilot.ledger import ledger_from_env
-from cartpilot.observability import logger, metrics, tracer
-from cartpilot.pricing import snapshot_current_prices
+from cartpilot.goals.events import PlanRef
+from cartpilot.kernel.observability import logger, metrics, tracer
+from cartpilot.plans.pricing import snapshot_current_prices
 
 
 @logger.inject_lambda_context(correlation_id_path="goalId")
@@ -16,6 +15,7 @@ from cartpilot.pricing import snapshot_current_prices
 @tracer.capture_lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     ref = PlanRef.model_validate(event)
-    return snapshot_current_prices(
-        ref.goalId, ref.planId, store=ledger_from_env().store, catalog=wiring.merchant().catalog
+    snapshot = snapshot_current_prices(
+        ref.goalId, ref.planId, store=wiring.goals(), catalog=wiring.merchant().catalog
     )
+    return snapshot.model_dump(mode="json")

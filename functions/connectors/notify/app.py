@@ -5,12 +5,11 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from cartpilot import wiring
-from cartpilot.flow_events import OutcomeEvent
-from cartpilot.goals import GoalStatus
-from cartpilot.ledger import ledger_from_env
-from cartpilot.observability import logger, metrics, tracer
-from cartpilot.outcomes import record_outcome, send_receipt
-from cartpilot.undo import close_undo_window, open_undo_window
+from cartpilot.execution.outcomes import record_outcome, send_receipt
+from cartpilot.goals.events import OutcomeEvent
+from cartpilot.goals.model import GoalStatus
+from cartpilot.goals.undo import close_undo_window, open_undo_window
+from cartpilot.kernel.observability import logger, metrics, tracer
 
 
 @logger.inject_lambda_context(correlation_id_path="goalId")
@@ -19,16 +18,17 @@ from cartpilot.undo import close_undo_window, open_undo_window
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request = OutcomeEvent.model_validate(event)
     if request.kind == "undo_window" and request.taskToken:
-        return open_undo_window(request.goalId, request.taskToken, ledger=ledger_from_env())
+        return open_undo_window(request.goalId, request.taskToken, ledger=wiring.ledger())
     if request.kind == "undo_closed":
-        return close_undo_window(request.goalId, ledger=ledger_from_env())
+        return close_undo_window(request.goalId, ledger=wiring.ledger())
     if request.kind == "receipt":
         return send_receipt(
             request.goalId,
             request.outputs,
-            ledger=ledger_from_env(),
+            ledger=wiring.ledger(),
             notifier=wiring.notifier(),
             brand=wiring.brand(),
+            counters=wiring.counters(),
         )
     status = GoalStatus(request.status or "FAILED")
     if status is GoalStatus.NEEDS_ATTENTION:
@@ -37,7 +37,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         request.goalId,
         status,
         error=request.error,
-        ledger=ledger_from_env(),
+        ledger=wiring.ledger(),
         notifier=wiring.notifier(),
         approvals=wiring.approvals(),
     )

@@ -5,10 +5,9 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from cartpilot import wiring
-from cartpilot.flow_events import ConnectorEvent
-from cartpilot.ledger import ledger_from_env
-from cartpilot.observability import logger, metrics, tracer
-from cartpilot.outcomes import confirm_order
+from cartpilot.execution.outcomes import confirm_order
+from cartpilot.goals.events import ConnectorEvent
+from cartpilot.kernel.observability import logger, metrics, tracer
 
 
 @logger.inject_lambda_context(correlation_id_path="goalId")
@@ -16,6 +15,4 @@ from cartpilot.outcomes import confirm_order
 @tracer.capture_lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request = ConnectorEvent.model_validate(event)
-    return confirm_order(
-        request.goalId, request.outputs, ledger=ledger_from_env(), merchant=wiring.merchant()
-    )
+    return confirm_order(request.goalId, request.outputs, ledger=wiring.ledger(), merchant=wiring.merchant())

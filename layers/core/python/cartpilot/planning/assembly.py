@@ -12,12 +12,13 @@ import uuid
 from dataclasses import dataclass
 from datetime import date
 
-from cartpilot.brands import BrandConfig
-from cartpilot.clock import utc_now_iso
-from cartpilot.commerce import ProductVariant, Recipient, ShippingOption
-from cartpilot.goals import GoalContext
-from cartpilot.money import Money, total_of
-from cartpilot.plans import (
+from cartpilot.brands.config import BrandConfig
+from cartpilot.brands.users import UserProfile
+from cartpilot.commerce.ports import ProductVariant, Recipient, ShippingOption
+from cartpilot.goals.model import GoalContext
+from cartpilot.kernel.clock import utc_now_iso
+from cartpilot.kernel.money import Money, total_of
+from cartpilot.plans.model import (
     AddItemsArgs,
     AddItemsStep,
     CheckoutCreateArgs,
@@ -34,7 +35,6 @@ from cartpilot.plans import (
     ShippingChoice,
     Step,
 )
-from cartpilot.users import UserProfile
 
 GIFT_WRAP_CATEGORY = "gift-wrap"
 JUSTIFICATION_LIMIT = 300

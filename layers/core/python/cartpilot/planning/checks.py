@@ -14,8 +14,15 @@ import re
 from dataclasses import dataclass, field
 from datetime import date
 
-from cartpilot.commerce import CartLine, Catalog, Fulfillment, ProductVariant, SearchQuery, ShippingOption
-from cartpilot.money import Money
+from cartpilot.commerce.ports import (
+    CartLine,
+    Catalog,
+    Fulfillment,
+    ProductVariant,
+    SearchQuery,
+    ShippingOption,
+)
+from cartpilot.kernel.money import Money
 from cartpilot.planning.assembly import ChosenItem, PlanChoices, PlanningFailed, PlanningRequest
 from cartpilot.planning.drafts import GroundedDraft, GroundedLine
 from cartpilot.planning.intent import GoalNotUnderstood, ShoppingIntent, parse_goal

@@ -19,8 +19,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from cartpilot.commerce import ProductVariant, Recipient
-from cartpilot.money import Money
+from cartpilot.commerce.ports import ProductVariant, Recipient
+from cartpilot.kernel.money import Money
 from cartpilot.planning.assembly import GIFT_WRAP_CATEGORY, PlanningRequest
 from cartpilot.planning.tools import CONTEXT_RECIPIENT, ShoppingTools
 

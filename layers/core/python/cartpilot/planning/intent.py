@@ -11,7 +11,7 @@ from datetime import date, timedelta
 
 from pydantic import BaseModel, ConfigDict
 
-from cartpilot.money import Money
+from cartpilot.kernel.money import Money
 
 _PRODUCTS: tuple[tuple[tuple[str, ...], str, str | None], ...] = (
     # (words that name it, search text, category)

@@ -29,9 +29,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
-from cartpilot.brands import ModelPrice, PlannerConfig
-from cartpilot.commerce import Catalog, Fulfillment
-from cartpilot.money import Money
+from cartpilot.brands.config import ModelPrice, PlannerConfig
+from cartpilot.commerce.ports import Catalog, Fulfillment
+from cartpilot.kernel.money import Money
 from cartpilot.planning.assembly import PlanningFailed, PlanningRequest, assemble_plan
 from cartpilot.planning.checks import check_draft
 from cartpilot.planning.conversation import (
@@ -49,7 +49,7 @@ from cartpilot.planning.drafts import DraftRejected, Refusal, ground_draft, pars
 from cartpilot.planning.prompts import DRAFT_SCHEMA_NAME, PromptSet, load_prompts
 from cartpilot.planning.service import Planner
 from cartpilot.planning.tools import ShoppingTools
-from cartpilot.plans import Plan, PlannerInfo, TokenUsage
+from cartpilot.plans.model import Plan, PlannerInfo, TokenUsage
 
 log = logging.getLogger("cartpilot.planning.llm")
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import jinja2
 
-from cartpilot.brands import BrandConfig
+from cartpilot.brands.config import BrandConfig
 
 PROMPTS_DIR = Path(__file__).resolve().parent.parent / "prompts"
 DRAFT_SCHEMA_NAME = "plan_draft"

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date
 
-from cartpilot.commerce import (
+from cartpilot.commerce.ports import (
     CartLine,
     Catalog,
     Fulfillment,
@@ -18,7 +18,7 @@ from cartpilot.commerce import (
     SearchQuery,
     ShippingOption,
 )
-from cartpilot.money import Money
+from cartpilot.kernel.money import Money
 from cartpilot.planning.assembly import (
     GIFT_WRAP_CATEGORY,
     ChosenItem,
@@ -28,7 +28,7 @@ from cartpilot.planning.assembly import (
     assemble_plan,
 )
 from cartpilot.planning.intent import GoalNotUnderstood, ShoppingIntent, parse_goal
-from cartpilot.plans import Plan, PlannerInfo
+from cartpilot.plans.model import Plan, PlannerInfo
 
 __all__ = [
     "GIFT_WRAP_CATEGORY",

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from cartpilot.audit import signed_plan_detail
-from cartpilot.brands import BrandConfig
-from cartpilot.clock import today
-from cartpilot.goals import GoalStatus
-from cartpilot.ledger import GoalLedger
+from cartpilot.audit.snapshots import signed_plan_detail
+from cartpilot.brands.config import BrandConfig
+from cartpilot.brands.users import UserDirectory
+from cartpilot.goals.ledger import GoalLedger
+from cartpilot.goals.model import GoalStatus
+from cartpilot.kernel.clock import today
+from cartpilot.kernel.keyring import KeySource
 from cartpilot.planning.rules import PlanningFailed, PlanningRequest
-from cartpilot.plans import Plan, PlannerInfo
-from cartpilot.signing import KeySource
-from cartpilot.users import UserDirectory
+from cartpilot.plans.model import Plan, PlannerInfo
 
 
 class Planner(Protocol):

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -29,13 +28,13 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from cartpilot.brands import BrandConfig, PlannerConfig
-from cartpilot.commerce import Catalog, Fulfillment
+from cartpilot.brands.config import BrandConfig, PlannerConfig
+from cartpilot.commerce.ports import Catalog, Fulfillment
+from cartpilot.kernel.errors import MissingSetting
 from cartpilot.planning.conversation import ChatProvider, ModelUnavailable
 from cartpilot.planning.llm import LlmPlanner
 from cartpilot.planning.rules import RulesPlanner
 from cartpilot.planning.service import Planner
-from cartpilot.settings import MissingSetting
 
 ENV_PLANNER = "CARTPILOT_PLANNER"
 ENV_LLM_URL = "CARTPILOT_LLM_URL"
@@ -93,10 +92,10 @@ def configured_planner(
     catalog: Catalog,
     fulfillment: Fulfillment,
     *,
+    environ: Mapping[str, str],
     overrides: PlannerOverrides | None = None,
-    environ: Mapping[str, str] | None = None,
 ) -> Planner:
-    environ = os.environ if environ is None else environ
+    """``environ`` is where API keys are looked up (the composition root passes the process's)."""
     overrides = overrides or PlannerOverrides.from_env(environ)
     config = effective_config(brand, overrides)
     rules = RulesPlanner(catalog, fulfillment)

@@ -21,7 +21,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from cartpilot.commerce import (
+from cartpilot.commerce.errors import MerchantRejected
+from cartpilot.commerce.ports import (
     CartLine,
     Catalog,
     Fulfillment,
@@ -31,8 +32,7 @@ from cartpilot.commerce import (
     SearchQuery,
     ShippingOption,
 )
-from cartpilot.connectors.errors import MerchantRejected
-from cartpilot.money import Money
+from cartpilot.kernel.money import Money
 from cartpilot.planning.assembly import PlanningRequest
 from cartpilot.planning.conversation import ToolCall, ToolResult
 

@@ -1,0 +1,1 @@
+"""Adapters from CartPilot's ports to the services it runs on."""

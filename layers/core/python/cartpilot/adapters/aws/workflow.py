@@ -1,0 +1,53 @@
+"""The order flow on Step Functions: start an execution, resume or fail a waiting task."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from cartpilot.goals.ports import TaskTokenGone
+
+# Step Functions' answers when the flow has stopped waiting for a task token
+# (timed out, finished, or the token is otherwise unknown).
+TASK_TOKEN_GONE = frozenset({"TaskTimedOut", "InvalidToken", "TaskDoesNotExist"})
+
+
+class StepFunctionsWorkflow:
+    def __init__(self, client: Any, state_machine_arn: str) -> None:
+        self._client = client
+        self._state_machine_arn = state_machine_arn
+
+    def start(self, name: str, flow_input: dict[str, Any]) -> str:
+        """Execution names are unique per state machine, so a second start of the same goal starts nothing."""
+        try:
+            response = self._client.start_execution(
+                stateMachineArn=self._state_machine_arn, name=name, input=json.dumps(flow_input)
+            )
+            return str(response["executionArn"])
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ExecutionAlreadyExists":
+                raise
+            arn = self._state_machine_arn.replace(":stateMachine:", ":execution:")
+            return f"{arn}:{name}"
+
+    def succeed(self, task_token: str, output: dict[str, Any]) -> None:
+        try:
+            self._client.send_task_success(taskToken=task_token, output=json.dumps(output))
+        except ClientError as exc:
+            _raise_if_token_gone(exc)
+            raise
+
+    def fail(self, task_token: str, *, error: str, cause: str) -> None:
+        try:
+            self._client.send_task_failure(taskToken=task_token, error=error, cause=cause)
+        except ClientError as exc:
+            _raise_if_token_gone(exc)
+            raise
+
+
+def _raise_if_token_gone(exc: ClientError) -> None:
+    code = exc.response["Error"]["Code"]
+    if code in TASK_TOKEN_GONE:
+        raise TaskTokenGone(code) from exc

@@ -1,0 +1,1 @@
+"""Approvals: the model and store port, signed links, the approval request, the desk and the page."""

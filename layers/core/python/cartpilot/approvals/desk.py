@@ -1,0 +1,506 @@
+"""What an approver's link can do: show the plan (never changing anything) and decide once.
+
+A decision is recorded with a conditional write before anything else happens, so two
+POSTs racing each other produce one decision. An approver may leave out the plan's
+optional steps (gift-wrap): the desk builds the reduced plan, re-validates it against
+the price snapshot the original was checked with, and resumes the flow with the reduced
+plan, whose hash is the one bound into the approval.
+
+The confirmation phrase of a strong-tier approval always names the amount that will be
+charged: with an optional step left out, that is the reduced total, and the page shows
+the phrase for each choice.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal, NoReturn
+
+from pydantic import ValidationError
+
+from cartpilot.approvals.links import LinkClaims, LinkExpired, LinkInvalid, verify_approval_link
+from cartpilot.approvals.model import (
+    AlreadyDecided,
+    Approval,
+    ApprovalStatus,
+    DroppedStep,
+    confirmation_phrase,
+    phrase_matches,
+)
+from cartpilot.approvals.ports import ApprovalStore
+from cartpilot.audit.snapshots import signed_plan_detail
+from cartpilot.brands.activity import OrderCounters
+from cartpilot.brands.config import BrandConfig
+from cartpilot.brands.users import UserDirectory
+from cartpilot.goals.ledger import GoalLedger
+from cartpilot.goals.lifecycle import InvalidTransition
+from cartpilot.goals.model import ApprovalSummary, GoalRecord, GoalStatus
+from cartpilot.goals.ports import TaskTokenGone, Workflow
+from cartpilot.kernel.clock import utc_now
+from cartpilot.kernel.errors import Refusal
+from cartpilot.kernel.keyring import KeySource
+from cartpilot.kernel.money import Money, total_of
+from cartpilot.kernel.observability import logger
+from cartpilot.plans.model import Plan, PlanItem, Step
+from cartpilot.plans.verdicts import RiskTier, Verdict, stricter
+
+
+class DeskError(Refusal):
+    """Refused by the approval desk."""
+
+
+class DropRefused(ValueError):
+    """The approver asked to leave out a step that cannot be left out."""
+
+
+@dataclass(frozen=True)
+class LinkParams:
+    exp: str
+    kid: str
+    sig: str
+
+
+@dataclass(frozen=True)
+class OptionalStep:
+    """An optional step the page offers to leave out, and what leaving it out does."""
+
+    step_id: str
+    items: list[PlanItem]
+    cost: Money
+    total_without: Money
+    phrase_without: str | None
+
+
+@dataclass(frozen=True)
+class ApprovalView:
+    approval: Approval
+    goal: GoalRecord
+    plan: Plan
+    phrase: str | None
+    link: LinkParams
+    outcome: str | None = None
+    options: list[OptionalStep] = field(default_factory=list)
+
+
+def items_of_step(plan: Plan, step: Step) -> list[PlanItem]:
+    """The summary items a checkout step buys (one item per line, matched by id and quantity)."""
+    lines = getattr(step.args, "lines", [])
+    wanted = Counter((line.itemId, line.quantity) for line in lines)
+    found: list[PlanItem] = []
+    for item in plan.summary.items:
+        key = (item.itemId, item.quantity)
+        if wanted[key] > 0:
+            wanted[key] -= 1
+            found.append(item)
+    return found
+
+
+def reduce_plan(plan: Plan, drop: Collection[str], *, plan_id: str, created_at: str) -> Plan:
+    """The plan without the given optional steps and what they buy, totals and payment recomputed.
+
+    The result is a new plan (new id, new hash); it still has to pass validation.
+    """
+    unknown = [step_id for step_id in drop if step_id not in {step.id for step in plan.steps}]
+    if unknown:
+        raise DropRefused(f"the plan has no step {', '.join(sorted(unknown))}")
+    dropped = [step for step in plan.steps if step.id in drop]
+    required = [step.id for step in dropped if not step.optional]
+    if required:
+        raise DropRefused(f"step {', '.join(required)} is not optional")
+    removed = Counter((item.itemId, item.quantity) for step in dropped for item in items_of_step(plan, step))
+    kept_items: list[PlanItem] = []
+    for item in plan.summary.items:
+        key = (item.itemId, item.quantity)
+        if removed[key] > 0:
+            removed[key] -= 1
+            continue
+        kept_items.append(item)
+    subtotal = total_of([item.unitPrice.times(item.quantity) for item in kept_items], plan.currency)
+    total = subtotal + plan.summary.shipping.price
+    document = plan.model_dump(mode="json")
+    document["planId"] = plan_id
+    document["createdAt"] = created_at
+    document["summary"]["items"] = [item.model_dump(mode="json") for item in kept_items]
+    document["summary"]["subtotal"] = subtotal.model_dump(mode="json")
+    document["summary"]["total"] = total.model_dump(mode="json")
+    steps = []
+    for step in document["steps"]:
+        if step["id"] in drop:
+            continue
+        if step["action"] == "payment.complete":
+            step["args"]["amount"] = total.model_dump(mode="json")
+            step["estimatedCost"] = total.model_dump(mode="json")
+        steps.append(step)
+    document["steps"] = steps
+    try:
+        return Plan.model_validate(document)
+    except ValidationError as exc:
+        raise DropRefused("leaving that out would leave nothing to buy") from exc
+
+
+def _dropped_steps(plan: Plan, drop: Collection[str]) -> list[DroppedStep]:
+    return [
+        DroppedStep(
+            stepId=step.id,
+            items=[f"{item.quantity} x {item.title}" for item in items_of_step(plan, step)],
+            cost=step.estimatedCost,
+        )
+        for step in plan.steps
+        if step.id in drop
+    ]
+
+
+class ApprovalDesk:
+    def __init__(
+        self,
+        *,
+        ledger: GoalLedger,
+        approvals: ApprovalStore,
+        keys: KeySource,
+        workflow: Workflow,
+        brand: BrandConfig,
+        users: UserDirectory,
+        counters: OrderCounters,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self._ledger = ledger
+        self._approvals = approvals
+        self._keys = keys
+        self._workflow = workflow
+        self._brand = brand
+        self._users = users
+        self._counters = counters
+        self._clock = clock
+
+    def open(self, approval_id: str, link: LinkParams) -> ApprovalView:
+        """GET: verifies the link and shows the plan. Reads only; mail scanners open links."""
+        approval = self._verified(approval_id, link)
+        if approval.status is ApprovalStatus.EXPIRED:
+            raise DeskError(410, "APPROVAL_EXPIRED", "this approval is no longer waiting for a decision")
+        logger.debug(
+            "approval page opened", extra={"approvalId": approval_id, "status": approval.status.value}
+        )
+        return self._view(approval, link)
+
+    def decide(
+        self,
+        approval_id: str,
+        link: LinkParams,
+        decision: Literal["approve", "reject"],
+        phrase: str | None,
+        drop: Collection[str] = (),
+    ) -> ApprovalView:
+        approval = self._verified(approval_id, link)
+        if approval.status is ApprovalStatus.EXPIRED:
+            raise DeskError(410, "APPROVAL_EXPIRED", "this approval is no longer waiting for a decision")
+        if approval.status is not ApprovalStatus.PENDING:
+            return self._view(approval, link, outcome="already-decided")
+        goal = self._ledger.store.require(approval.goalId)
+        try:
+            plan = self._plan_of(goal, approval)
+            if goal.status is not GoalStatus.AWAITING_APPROVAL:
+                raise DeskError(410, "APPROVAL_EXPIRED", "this approval is no longer waiting for a decision")
+        except DeskError:
+            # A racing POST may have decided (and the flow moved on) since the approval was read.
+            current = self._approvals.get(approval_id)
+            if current is not None and current.status in (ApprovalStatus.APPROVED, ApprovalStatus.REJECTED):
+                return self._view(current, link, outcome="already-decided")
+            raise
+        if decision == "reject":
+            return self._reject(approval, link)
+        approved, verdict = plan, None
+        if drop:
+            approved, verdict = self._reduced(goal, approval, plan, drop)
+        if approval.tier is RiskTier.STRONG_APPROVAL:
+            expected = confirmation_phrase(approved.summary.total)
+            if not phrase_matches(expected, phrase):
+                raise DeskError(422, "PHRASE_MISMATCH", f"Type the confirmation phrase exactly: {expected}")
+        return self._approve(approval, link, plan, approved, verdict, _dropped_steps(plan, drop))
+
+    def _reduced(
+        self, goal: GoalRecord, approval: Approval, plan: Plan, drop: Collection[str]
+    ) -> tuple[Plan, Verdict]:
+        try:
+            reduced = reduce_plan(
+                plan,
+                drop,
+                plan_id=f"p-{uuid.uuid4().hex[:24]}",
+                created_at=self._now_iso(),
+            )
+        except DropRefused as exc:
+            raise DeskError(422, "DROP_REFUSED", str(exc)) from exc
+        verdict = self._revalidate(goal, approval, reduced)
+        if verdict.denied:
+            reasons = "; ".join(r.message for r in verdict.reasons if r.tier is RiskTier.DENY)
+            raise DeskError(
+                422, "DROP_DENIED", f"without those items the order breaks the brand's policies: {reasons}"
+            )
+        needs_staff = verdict.approver == "staff" and approval.approver != "staff"
+        if stricter(verdict.tier, approval.tier) is not approval.tier or needs_staff:
+            raise DeskError(
+                422, "DROP_NEEDS_NEW_APPROVAL", "without those items the order needs a different approval"
+            )
+        return reduced, verdict
+
+    def _revalidate(self, goal: GoalRecord, approval: Approval, plan: Plan) -> Verdict:
+        # Imported on use: only a reduced plan needs them, and the policy engine is slow to load,
+        # which every approval page's cold start would otherwise pay for.
+        from cartpilot.plans.validation import ValidationInput, validate_plan
+
+        profile = self._users.get(goal.userId)
+        if profile is None:
+            raise DeskError(409, "NO_PROFILE", "the shopper's profile is gone")
+        # The same checks the validator ran on the original plan, with the price snapshot it used:
+        # the reduced plan buys a subset of those items.
+        snapshot = goal.priceCheck
+        current_items = snapshot.items if snapshot is not None and snapshot.planId == approval.planId else []
+        now = self._clock()
+        recent = self._counters.recent_activity(goal.userId, now=now)
+        return validate_plan(
+            ValidationInput(
+                plan=plan,
+                brand=self._brand,
+                profile=profile,
+                current_items=current_items,
+                today=now.date(),
+                recent=recent,
+                context=goal.context,
+            )
+        )
+
+    def _approve(
+        self,
+        approval: Approval,
+        link: LinkParams,
+        original: Plan,
+        approved: Plan,
+        verdict: Verdict | None,
+        dropped: list[DroppedStep],
+    ) -> ApprovalView:
+        approved_hash = approved.plan_hash()
+        try:
+            decided = self._approvals.decide(
+                approval.approvalId,
+                ApprovalStatus.APPROVED,
+                decided_at=self._now_iso(),
+                decided_by=approval.approver,
+                approved_plan_hash=approved_hash,
+                dropped=dropped,
+            )
+        except AlreadyDecided as already:
+            return self._view(already.approval, link, outcome="already-decided")
+        goal_id = approval.goalId
+        fields: dict[str, Any] = {
+            "approvedPlanHash": approved_hash,
+            "approval": self._goal_approval(decided),
+        }
+        if verdict is not None:
+            fields.update(plan=approved, planHash=approved_hash, verdict=verdict)
+        self._move_goal(decided, **fields)
+        keyring = self._keys.keyring()
+        actor = f"approver:{decided.approver}"
+        if verdict is not None:
+            self._ledger.note(
+                goal_id,
+                actor=actor,
+                event="plan.reduced",
+                plan_hash=approved_hash,
+                detail={
+                    "approvalId": decided.approvalId,
+                    "fromPlanId": original.planId,
+                    "fromPlanHash": approval.planHash,
+                    "dropped": [step.model_dump(mode="json") for step in dropped],
+                    "tier": verdict.tier.value,
+                    **signed_plan_detail(goal_id, approved, keyring),
+                },
+            )
+        self._ledger.note(
+            goal_id,
+            actor=actor,
+            event="approval.approved",
+            plan_hash=approved_hash,
+            detail={
+                "approvalId": decided.approvalId,
+                "tier": decided.tier.value,
+                "dropped": [step.stepId for step in dropped],
+                **signed_plan_detail(goal_id, approved, keyring),
+            },
+        )
+        output = {"planId": approved.planId, "planHash": approved_hash, "steps": approved.execution_steps()}
+        self._send(decided, lambda token: self._workflow.succeed(token, output))
+        logger.info(
+            "approval decided",
+            extra={"approvalId": decided.approvalId, "goalId": goal_id, "decision": "approved",
+                   "tier": decided.tier.value, "dropped": [step.stepId for step in dropped]},
+        )  # fmt: skip
+        return self._view(decided, link, outcome="approved")
+
+    def _reject(self, approval: Approval, link: LinkParams) -> ApprovalView:
+        try:
+            decided = self._approvals.decide(
+                approval.approvalId,
+                ApprovalStatus.REJECTED,
+                decided_at=self._now_iso(),
+                decided_by=approval.approver,
+            )
+        except AlreadyDecided as already:
+            return self._view(already.approval, link, outcome="already-decided")
+        self._move_goal(decided, approval=self._goal_approval(decided))
+        self._ledger.note(
+            decided.goalId,
+            actor=f"approver:{decided.approver}",
+            event="approval.rejected",
+            plan_hash=decided.planHash,
+            detail={"approvalId": decided.approvalId, "tier": decided.tier.value},
+        )
+        self._send(
+            decided,
+            lambda token: self._workflow.fail(token, error="ApprovalRejected", cause="The approver said no."),
+        )
+        logger.info(
+            "approval decided",
+            extra={"approvalId": decided.approvalId, "goalId": decided.goalId, "decision": "rejected"},
+        )
+        return self._view(decided, link, outcome="rejected")
+
+    def _move_goal(self, decided: Approval, **fields: Any) -> None:
+        """Records the decision on the goal, only while it still waits and still holds the plan shown."""
+        try:
+            self._ledger.store.update(
+                decided.goalId,
+                status=GoalStatus.AWAITING_APPROVAL,
+                updated_at=self._now_iso(),
+                condition_plan_hash=decided.planHash,
+                **fields,
+            )
+        except InvalidTransition as exc:
+            goal = self._ledger.store.require(decided.goalId)
+            if goal.status is not GoalStatus.AWAITING_APPROVAL:
+                self._too_late(decided)
+            # The plan was replaced while the decision was being recorded: never resume with it.
+            self._ledger.note(
+                decided.goalId,
+                actor="approval",
+                event="approval.plan-changed",
+                plan_hash=goal.planHash,
+                detail={"approvalId": decided.approvalId, "approvedPlanHash": decided.planHash},
+            )
+            self._send(
+                decided,
+                lambda token: self._workflow.fail(
+                    token, error="PlanChanged", cause="The plan changed while it was being approved."
+                ),
+            )
+            raise DeskError(409, "PLAN_CHANGED", "the plan changed after this link was sent") from exc
+
+    def _send(self, decided: Approval, call: Callable[[str], object]) -> None:
+        try:
+            call(self._approvals.task_token(decided.approvalId))
+        except TaskTokenGone:
+            self._too_late(decided)
+
+    def _too_late(self, decided: Approval) -> NoReturn:
+        self._approvals.mark_expired(decided.approvalId, decided_at=self._now_iso())
+        # The goal may already say APPROVED (the flow timed out between that write and the resume).
+        expired = decided.model_copy(update={"status": ApprovalStatus.EXPIRED})
+        self._ledger.store.update(
+            decided.goalId, updated_at=self._now_iso(), approval=self._goal_approval(expired)
+        )
+        self._ledger.note(
+            decided.goalId,
+            actor=f"approver:{decided.approver}",
+            event="approval.too-late",
+            plan_hash=decided.planHash,
+            detail={"approvalId": decided.approvalId, "decision": decided.status.value},
+        )
+        raise DeskError(410, "APPROVAL_EXPIRED", "this approval is no longer waiting for a decision")
+
+    @staticmethod
+    def _goal_approval(decided: Approval) -> ApprovalSummary:
+        return ApprovalSummary(
+            approvalId=decided.approvalId,
+            status=decided.status.value,
+            tier=decided.tier,
+            dropped=[step.stepId for step in decided.dropped],
+        )
+
+    def _now_iso(self) -> str:
+        return self._clock().isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+    def _verified(self, approval_id: str, link: LinkParams) -> Approval:
+        approval = self._approvals.get(approval_id)
+        if approval is None or not link.exp.isdigit():
+            # An unknown id looks exactly like a forged link: nothing to learn from probing.
+            logger.warning("approval link refused", extra={"approvalId": approval_id, "reason": "unknown"})
+            raise DeskError(403, "LINK_INVALID", "this approval link is not valid")
+        claims = LinkClaims(
+            approval_id=approval_id,
+            expires_at=int(link.exp),
+            plan_hash=approval.planHash,
+            approver=approval.approver,
+            tier=approval.tier.value,
+        )
+        try:
+            verify_approval_link(
+                claims,
+                kid=link.kid,
+                sig=link.sig,
+                keyring=self._keys.keyring(),
+                now=int(self._clock().timestamp()),
+            )
+        except LinkInvalid as exc:
+            logger.warning("approval link refused", extra={"approvalId": approval_id, "reason": "invalid"})
+            raise DeskError(403, "LINK_INVALID", "this approval link is not valid") from exc
+        except LinkExpired as exc:
+            logger.warning("approval link refused", extra={"approvalId": approval_id, "reason": "expired"})
+            raise DeskError(410, "LINK_EXPIRED", "this approval link has expired") from exc
+        return approval
+
+    def _plan_of(self, goal: GoalRecord, approval: Approval) -> Plan:
+        """The goal's plan, provided it is the plan this approval is about (as shown, or as approved)."""
+        if not isinstance(goal.plan, Plan):
+            raise DeskError(409, "NO_PLAN", "the goal has no plan")
+        plan = goal.plan
+        # Either may be on the goal for a moment: a reduced plan replaces the shown one after the decision.
+        expected = {approval.planHash, approval.approvedPlanHash or approval.planHash}
+        actual = plan.plan_hash()
+        if actual not in expected or goal.planHash != actual:
+            raise DeskError(409, "PLAN_CHANGED", "the plan changed after this link was sent")
+        return plan
+
+    def _view(self, approval: Approval, link: LinkParams, outcome: str | None = None) -> ApprovalView:
+        goal = self._ledger.store.require(approval.goalId)
+        plan = self._plan_of(goal, approval)
+        strong = approval.tier is RiskTier.STRONG_APPROVAL
+        options: list[OptionalStep] = []
+        if approval.status is ApprovalStatus.PENDING:
+            for step in plan.steps:
+                if not step.optional:
+                    continue
+                try:
+                    without = reduce_plan(plan, [step.id], plan_id=plan.planId, created_at=plan.createdAt)
+                except DropRefused:
+                    continue
+                total = without.summary.total
+                options.append(
+                    OptionalStep(
+                        step_id=step.id,
+                        items=items_of_step(plan, step),
+                        cost=step.estimatedCost,
+                        total_without=total,
+                        phrase_without=confirmation_phrase(total) if strong else None,
+                    )
+                )
+        return ApprovalView(
+            approval=approval,
+            goal=goal,
+            plan=plan,
+            phrase=confirmation_phrase(plan.summary.total) if strong else None,
+            link=link,
+            outcome=outcome,
+            options=options,
+        )

@@ -1,0 +1,90 @@
+"""Approvals: a pending question to a human, decided exactly once.
+
+The task token that resumes the order flow is stored only with the approval, server
+side, looked up by approval id; it never appears in a link, a page or a log.
+"""
+
+from __future__ import annotations
+
+import hmac
+import uuid
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from cartpilot.kernel.money import Money
+from cartpilot.plans.verdicts import Finding, RiskTier
+
+
+class ApprovalStatus(StrEnum):
+    PENDING = "PENDING"
+    APPROVED = "APPROVED"
+    REJECTED = "REJECTED"
+    EXPIRED = "EXPIRED"
+
+
+class DroppedStep(BaseModel):
+    """An optional step the approver left out, and what it would have bought."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    stepId: str
+    items: list[str] = []
+    cost: Money
+
+
+class Approval(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    approvalId: str
+    goalId: str
+    planId: str
+    planHash: str
+    tier: RiskTier
+    approver: str
+    total: Money
+    expiresAt: int = Field(description="Epoch seconds after which the link no longer works")
+    status: ApprovalStatus = ApprovalStatus.PENDING
+    reasons: list[Finding] = []
+    createdAt: str
+    decidedAt: str | None = None
+    decidedBy: str | None = None
+    approvedPlanHash: str | None = Field(
+        default=None,
+        description="The plan approved: planHash, or the hash of the plan reduced by the approver",
+    )
+    dropped: list[DroppedStep] = []
+
+
+class AlreadyDecided(RuntimeError):
+    def __init__(self, approval: Approval) -> None:
+        super().__init__(f"approval {approval.approvalId} is already {approval.status.value}")
+        self.approval = approval
+
+
+def new_approval_id() -> str:
+    return f"a-{uuid.uuid4().hex}"
+
+
+def confirmation_phrase(total: Money) -> str:
+    """What a strong-tier approver types, e.g. ``CONFIRM BUY 2499.00 CNY``."""
+    return f"CONFIRM BUY {total.format()}"
+
+
+def phrase_matches(expected: str, typed: str | None) -> bool:
+    """Forgiving of case and spacing (phones capitalise and double-space), strict on every digit."""
+    normalised = " ".join((typed or "").split()).upper()
+    return hmac.compare_digest(normalised.encode(), " ".join(expected.split()).upper().encode())
+
+
+class DecisionRequest(BaseModel):
+    """What the approval page's form posts: the link's parameters plus the decision."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    exp: str = Field(max_length=20)
+    kid: str = Field(max_length=40)
+    sig: str = Field(max_length=128)
+    decision: Literal["approve", "reject"]
+    phrase: str | None = Field(default=None, max_length=100)

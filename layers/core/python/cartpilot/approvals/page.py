@@ -1,0 +1,113 @@
+"""Server-rendered pages (Jinja2, autoescaped): the approval page an approver opens.
+
+The page works without JavaScript (the API's Content-Security-Policy allows none), so
+everything a choice changes, such as the total and the confirmation phrase without an
+optional step, is computed here and shown next to the choice.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Collection
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from urllib.parse import urlsplit
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+from cartpilot.approvals.desk import ApprovalView
+from cartpilot.audit.privacy import describe_recipient
+from cartpilot.brands.config import BrandConfig
+from cartpilot.kernel.money import Money
+from cartpilot.plans.model import PlanItem
+
+
+@functools.cache
+def _environment() -> Environment:
+    return Environment(
+        loader=PackageLoader("cartpilot.approvals", "templates"),
+        autoescape=select_autoescape(default=True, default_for_string=True),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+@dataclass(frozen=True)
+class ItemRow:
+    item: PlanItem
+    line_total: Money
+    image_url: str | None
+    placeholder: str
+
+
+def _safe_image(url: str | None) -> str | None:
+    """Only plain web images; anything else gets the placeholder."""
+    if not url:
+        return None
+    parts = urlsplit(url)
+    return url if parts.scheme in ("http", "https") and parts.netloc else None
+
+
+def image_origins(view: ApprovalView) -> list[str]:
+    """The origins the page loads product images from (for the response's img-src policy)."""
+    origins = set()
+    for item in view.plan.summary.items:
+        url = _safe_image(item.imageUrl)
+        if url:
+            parts = urlsplit(url)
+            origins.add(f"{parts.scheme}://{parts.netloc}")
+    return sorted(origins)
+
+
+def _rows(view: ApprovalView) -> list[ItemRow]:
+    return [
+        ItemRow(
+            item=item,
+            line_total=item.unitPrice.times(item.quantity),
+            image_url=_safe_image(item.imageUrl),
+            placeholder=(item.category[:1] or "?").upper(),
+        )
+        for item in view.plan.summary.items
+    ]
+
+
+def _undo_terms(seconds: int) -> str:
+    if seconds >= 2 * 86400 and seconds % 86400 == 0:
+        return f"{seconds // 86400} days"
+    if seconds >= 3600:
+        return f"{seconds // 3600} hours"
+    return f"{max(seconds // 60, 1)} minutes"
+
+
+def render_approval_page(
+    view: ApprovalView,
+    brand: BrandConfig,
+    *,
+    action_url: str,
+    error: str | None = None,
+    dropped: Collection[str] = (),
+) -> str:
+    """``dropped``: optional steps the approver had unticked, kept unticked when the page comes back."""
+    summary = view.plan.summary
+    return (
+        _environment()
+        .get_template("approval.html.j2")
+        .render(
+            brand=brand,
+            approval=view.approval,
+            plan=view.plan,
+            summary=summary,
+            rows=_rows(view),
+            recipient=describe_recipient(summary.recipient),
+            meets_deadline=summary.deliverBy is None or summary.shipping.latestDelivery <= summary.deliverBy,
+            phrase=view.phrase,
+            options=view.options,
+            dropped=set(dropped),
+            link=view.link,
+            outcome=view.outcome,
+            action_url=action_url,
+            undo_terms=_undo_terms(brand.undoWindowSeconds),
+            expires=datetime.fromtimestamp(view.approval.expiresAt, UTC).strftime("%Y-%m-%d %H:%M UTC"),
+            error=error,
+        )
+    )

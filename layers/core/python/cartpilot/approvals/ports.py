@@ -1,0 +1,37 @@
+"""Where approvals and their task tokens are kept."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from cartpilot.approvals.model import Approval, ApprovalStatus, DroppedStep
+
+
+class ApprovalStore(Protocol):
+    def create(self, approval: Approval, task_token: str) -> None:
+        """Stores a new approval and the task token that resumes its flow; never overwrites."""
+        ...
+
+    def get(self, approval_id: str) -> Approval | None: ...
+
+    def task_token(self, approval_id: str) -> str:
+        """The flow's task token; it never leaves the backend."""
+        ...
+
+    def decide(
+        self,
+        approval_id: str,
+        status: ApprovalStatus,
+        *,
+        decided_at: str,
+        decided_by: str,
+        approved_plan_hash: str | None = None,
+        dropped: list[DroppedStep] | None = None,
+    ) -> Approval:
+        """Records the decision if, and only if, none was recorded before; raises ``AlreadyDecided``
+        (carrying the recorded decision) otherwise, and ``LookupError`` for an unknown approval."""
+        ...
+
+    def mark_expired(self, approval_id: str, *, decided_at: str) -> None:
+        """After the flow has stopped waiting: whatever was recorded, the link is dead."""
+        ...

@@ -1,0 +1,146 @@
+"""Brand configuration: limits, currency, planner and merchant, read from ``brands/<brand>/brand.yaml``."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
+
+from cartpilot.kernel.money import Money
+
+DEFAULT_LAMBDA_BRANDS_DIR = Path("/opt/brands")
+# In a source checkout the brands live at the repository root, five levels above this module.
+_SOURCE_BRANDS_DIR = Path(__file__).resolve().parents[5] / "brands"
+
+
+class BrandConfigError(ValueError):
+    """The brand's files are missing or invalid; raised at load, never mid-order."""
+
+
+class Limits(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    perOrder: Money
+    perDay: Money
+    confirmationThreshold: Money = Field(description="Orders above this total need the shopper's approval")
+    strongApprovalThreshold: Money = Field(description="Orders above this total need a typed confirmation")
+    maxOrdersPerDay: int = Field(default=5, ge=1)
+
+
+class ModelPrice(BaseModel):
+    """What a model costs per million tokens, in minor units of the provider's billing currency."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    inputPerMillion: Money
+    outputPerMillion: Money
+
+    @model_validator(mode="after")
+    def _one_currency(self) -> ModelPrice:
+        if self.inputPerMillion.currency != self.outputPerMillion.currency:
+            raise ValueError("input and output prices must be in one currency")
+        return self
+
+
+class PlannerConfig(BaseModel):
+    """Which planner a brand runs; the rules planner is the offline default and every model's fallback."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    provider: Literal["rules", "openai", "bedrock"] = "rules"
+    model: str | None = None
+    baseUrl: str | None = Field(default=None, description="OpenAI-compatible endpoint, e.g. .../v1")
+    apiKeySecretId: str | None = Field(
+        default=None, description="Secrets Manager id of the API key; LLM_API_KEY_SECRET_ID also works"
+    )
+    region: str | None = Field(default=None, description="Bedrock region; default: the function's own")
+    structuredOutput: Literal["json_schema", "json_object", "none"] = "json_schema"
+    promptVersion: str = Field(default="v1", pattern=r"^v[0-9]{1,3}$")
+    connectTimeoutSeconds: float = Field(default=3.0, gt=0, le=30)
+    timeoutSeconds: float = Field(default=30.0, gt=0, le=90, description="Per model call")
+    budgetSeconds: float = Field(default=60.0, gt=0, le=90, description="All model calls of one plan")
+    maxToolRounds: int = Field(default=4, ge=1, le=8)
+    maxRepairRounds: int = Field(default=2, ge=0, le=2)
+    maxOutputTokens: int = Field(default=1024, ge=128, le=8192)
+    temperature: float = Field(default=0.0, ge=0, le=2)
+    fallback: Literal["rules", "none"] = "rules"
+    extraBody: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Provider-specific request fields, e.g. {enable_thinking: false} for Qwen3 on DashScope",
+    )
+    prices: dict[str, ModelPrice] = Field(default_factory=dict, description="Per model name")
+
+
+class BrandConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9\-]{1,40}$")
+    displayName: str
+    currency: str = Field(pattern=r"^[A-Z]{3}$")
+    limits: Limits
+    restrictedCategories: dict[str, Literal["deny", "staff"]] = Field(default_factory=dict)
+    allowedMerchants: list[str] = Field(default_factory=list)
+    approvalTimeoutSeconds: int = Field(default=86400, ge=10, le=7 * 86400)
+    approvalLinkTtlSeconds: int = Field(default=86400, ge=10, le=7 * 86400)
+    undoWindowSeconds: int = Field(default=72 * 3600, ge=0, le=30 * 86400)
+    priceTolerancePercent: int = Field(default=0, ge=0, le=20)
+    planner: PlannerConfig = PlannerConfig()
+    generatedShoppers: int = Field(default=0, ge=0, le=100000)
+    merchant: dict[str, str] = Field(default_factory=dict)
+    notifications: dict[str, str] = Field(default_factory=dict)
+    # Where brand.yaml was read from; its policies and users sit beside it.
+    _directory: Path | None = PrivateAttr(default=None)
+
+    @property
+    def directory(self) -> Path:
+        return self._directory or brand_dir(self.name)
+
+    @model_validator(mode="after")
+    def _limits_in_brand_currency(self) -> BrandConfig:
+        for name, amount in self.limits:
+            if isinstance(amount, Money) and amount.currency != self.currency:
+                raise ValueError(
+                    f"limits.{name} is in {amount.currency}, the brand trades in {self.currency}"
+                )
+        return self
+
+
+def default_brands_dir() -> Path:
+    """The Lambda layer's brands, or the repository's in a source checkout; deployments may
+    point elsewhere through the composition root's settings."""
+    if DEFAULT_LAMBDA_BRANDS_DIR.is_dir():
+        return DEFAULT_LAMBDA_BRANDS_DIR
+    return _SOURCE_BRANDS_DIR
+
+
+def brand_dir(name: str, root: Path | None = None) -> Path:
+    return (root or default_brands_dir()) / name
+
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+def load_yaml_model(path: Path, model: type[ModelT], label: str = "") -> ModelT:
+    """Reads a brand's YAML file into its model; every problem is a BrandConfigError naming the file."""
+    prefix = f"{label}: " if label else ""
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise BrandConfigError(f"{prefix}{path} not found") from exc
+    except yaml.YAMLError as exc:
+        raise BrandConfigError(f"{prefix}{path} is not valid YAML: {exc}") from exc
+    try:
+        return model.model_validate(raw)
+    except ValueError as exc:
+        raise BrandConfigError(f"{prefix}{path}: {exc}") from exc
+
+
+@functools.cache
+def load_brand(name: str, root: Path | None = None) -> BrandConfig:
+    directory = brand_dir(name, root)
+    brand = load_yaml_model(directory / "brand.yaml", BrandConfig, f"brand {name!r}")
+    brand._directory = directory
+    return brand

@@ -1,1 +1,0 @@
-"""Connectors: the merchant-facing ports' adapters and the client they share."""

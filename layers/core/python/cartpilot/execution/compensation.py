@@ -1,0 +1,118 @@
+"""Undoing what ran, in reverse: cancel the order (refunding it) or the checkout session.
+
+The merchant, not the flow's outputs, is the source of truth for what happened:
+a payment whose reply was lost may still have created an order, so every session
+the goal touched is read back before deciding what to undo. Each undo call carries
+its own idempotency key, so a retried compensation never refunds twice.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cartpilot.commerce.errors import CompensationIncomplete, ConnectorError
+from cartpilot.commerce.ports import Merchant
+from cartpilot.execution.keys import step_idempotency_key
+from cartpilot.goals.ledger import GoalLedger
+from cartpilot.goals.model import GoalStatus
+from cartpilot.kernel.clock import utc_now_iso
+from cartpilot.kernel.observability import metrics
+
+_SETTLED_SESSION = {"canceled", "completed"}
+_FINAL_EVENTS = {
+    GoalStatus.COMPENSATED: "compensation.completed",
+    GoalStatus.UNDONE: "order.undone",
+}
+
+
+def _sessions_touched(goal_steps: list[Any], outputs: dict[str, Any]) -> list[str]:
+    """Checkout sessions from the flow's outputs and the goal's recorded steps, newest first."""
+    sessions: list[str] = []
+    ordered = sorted(outputs, key=lambda sid: int(sid[1:]) if sid[1:].isdigit() else -1, reverse=True)
+    candidates = [outputs[step_id] for step_id in ordered] + [step.summary for step in reversed(goal_steps)]
+    for output in candidates:
+        if isinstance(output, dict) and output.get("checkoutId") and output["checkoutId"] not in sessions:
+            sessions.append(str(output["checkoutId"]))
+    return sessions
+
+
+def _undo_session(goal_id: str, session_id: str, merchant: Merchant) -> str | None:
+    session = merchant.checkout.get(session_id)
+    if session.orderId:
+        order = merchant.orders.cancel(
+            session.orderId, step_idempotency_key(goal_id, session.orderId, "undo")
+        )
+        return f"order {order.id} {order.status} and refunded"
+    if session.status not in _SETTLED_SESSION:
+        merchant.checkout.cancel(session_id, step_idempotency_key(goal_id, session_id, "undo"))
+        return f"checkout {session_id} canceled"
+    return None
+
+
+def undo_executed_steps(
+    goal_id: str,
+    outputs: dict[str, Any],
+    *,
+    ledger: GoalLedger,
+    merchant: Merchant,
+    final_status: GoalStatus = GoalStatus.COMPENSATED,
+    reason: str | None = None,
+    attempt: int = 0,
+    max_attempts: int = 1,
+) -> dict[str, Any]:
+    """Undoes everything the goal did at the merchant.
+
+    ``final_status`` is COMPENSATED after a failure, UNDONE after the shopper's undo, or
+    PLANNING when the goal is about to be planned again (nothing final is recorded then).
+    While attempts remain, an incomplete undo raises ``CompensationIncomplete`` so the state
+    machine retries; on the last attempt the goal ends NEEDS_ATTENTION with what is left.
+    """
+    goal = ledger.store.require(goal_id)
+    undone: list[str] = []
+    left: list[str] = []
+    for session_id in _sessions_touched(goal.steps, outputs):
+        try:
+            result = _undo_session(goal_id, session_id, merchant)
+        except ConnectorError as exc:
+            left.append(f"checkout {session_id}: {type(exc).__name__}: {exc}")
+            continue
+        if result:
+            undone.append(result)
+    if left and attempt + 1 < max_attempts:
+        ledger.note(
+            goal_id,
+            actor="compensator",
+            event="compensation.retrying",
+            detail={"attempt": attempt + 1, "undone": undone, "left": left},
+        )
+        raise CompensationIncomplete("; ".join(left))
+    if left:
+        ledger.transition(
+            goal_id,
+            GoalStatus.NEEDS_ATTENTION,
+            actor="compensator",
+            event="compensation.incomplete",
+            detail={"undone": undone, "leftToFixByHand": left, "reason": reason},
+            failure="compensation incomplete: " + "; ".join(left),
+        )
+        metrics.add_metric(name="NeedsAttention", unit="Count", value=1)
+        return {"status": GoalStatus.NEEDS_ATTENTION.value, "undone": undone, "left": left}
+    if final_status is GoalStatus.PLANNING:
+        ledger.note(
+            goal_id,
+            actor="compensator",
+            event="compensation.before-replanning",
+            detail={"undone": undone, "reason": reason},
+        )
+        return {"status": GoalStatus.PLANNING.value, "undone": undone}
+    ledger.transition(
+        goal_id,
+        final_status,
+        actor="compensator",
+        event=_FINAL_EVENTS.get(final_status, "compensation.completed"),
+        detail={"undone": undone, "reason": reason},
+        failure=reason,
+        undoneAt=utc_now_iso(),
+    )
+    metrics.add_metric(name="Compensations", unit="Count", value=1)
+    return {"status": final_status.value, "undone": undone}

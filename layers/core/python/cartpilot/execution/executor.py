@@ -1,0 +1,176 @@
+"""Running one plan step against the merchant, exactly once in effect.
+
+Before a mutating call the executor re-reads the plan and refuses unless it is
+the plan the flow carries and, where approval was needed, the plan the approver
+saw. Every call carries an Idempotency-Key derived from (goal, step), so a retry
+of the same step can never place a second order or charge twice.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cartpilot.brands.users import UserDirectory
+from cartpilot.commerce.errors import MerchantRejected, PlanIntegrityError, PlanNeedsReapproval
+from cartpilot.commerce.ports import Buyer, CartLine, CheckoutSession, Merchant
+from cartpilot.execution.keys import step_idempotency_key
+from cartpilot.goals.events import ConnectorEvent
+from cartpilot.goals.ledger import GoalLedger
+from cartpilot.goals.model import GoalRecord, GoalStatus, StepResult
+from cartpilot.kernel.clock import utc_now_iso
+from cartpilot.plans.drift import check_price_drift
+from cartpilot.plans.model import (
+    CONNECTOR_FOR_ACTION,
+    Action,
+    AddItemsStep,
+    CheckoutCreateStep,
+    FulfillmentSelectStep,
+    PaymentCompleteStep,
+    Plan,
+    Step,
+)
+
+
+class PriceChanged(MerchantRejected):
+    """The merchant's total is no longer the total that was approved."""
+
+
+def load_verified_plan(goal: GoalRecord, plan_id: str, plan_hash: str) -> Plan:
+    plan = goal.current_plan()
+    actual = plan.plan_hash()
+    if plan.planId != plan_id or actual != plan_hash or goal.planHash != actual:
+        raise PlanIntegrityError("the stored plan is not the plan this execution carries")
+    verdict_route = goal.verdict.route if goal.verdict else None
+    if verdict_route == "deny":
+        raise PlanIntegrityError("a denied plan cannot run")
+    if verdict_route == "approve" and goal.approvedPlanHash != actual:
+        raise PlanIntegrityError("the plan differs from the plan the approver approved")
+    return plan
+
+
+def _session_of(outputs: dict[str, Any]) -> str:
+    for output in outputs.values():
+        if isinstance(output, dict) and output.get("checkoutId"):
+            return str(output["checkoutId"])
+    raise PlanIntegrityError("no checkout session has been created yet")
+
+
+def _session_summary(session: CheckoutSession) -> dict[str, Any]:
+    return {
+        "checkoutId": session.id,
+        "status": session.status,
+        "total": session.total.model_dump(mode="json"),
+    }
+
+
+class StepExecutor:
+    def __init__(
+        self,
+        *,
+        ledger: GoalLedger,
+        merchant: Merchant,
+        users: UserDirectory,
+        price_tolerance_percent: int = 0,
+    ) -> None:
+        self._ledger = ledger
+        self._merchant = merchant
+        self._users = users
+        self._tolerance = price_tolerance_percent
+
+    def run(self, event: ConnectorEvent) -> dict[str, Any]:
+        goal = self._ledger.store.require(event.goalId)
+        plan = load_verified_plan(goal, event.planId, event.planHash)
+        step = plan.step(event.step.id)
+        if step.action.value != event.step.action:
+            raise PlanIntegrityError(f"step {step.id} is {step.action.value}, not {event.step.action}")
+        if step.id in event.outputs:
+            return event.outputs  # Already ran in this execution: a redelivered event changes nothing.
+        if goal.status is not GoalStatus.EXECUTING:
+            self._ledger.transition(
+                goal.goalId,
+                GoalStatus.EXECUTING,
+                actor="executor",
+                event="execution.started",
+                plan_hash=event.planHash,
+            )
+        self._stop_if_prices_moved(goal.goalId, plan, event.planHash)
+        key = step_idempotency_key(goal.goalId, step.id)
+        output = self._perform(plan, step, event.outputs, key)
+        at = utc_now_iso()
+        self._ledger.store.append_step(
+            goal.goalId,
+            StepResult(stepId=step.id, action=step.action.value, status="DONE", summary=output, at=at),
+            updated_at=at,
+        )
+        self._ledger.note(
+            goal.goalId,
+            actor=f"connector:{step.action.value.split('.')[0]}",
+            event="step.executed",
+            plan_hash=event.planHash,
+            detail={"stepId": step.id, "action": step.action.value, "idempotencyKey": key, "result": output},
+        )
+        return {**event.outputs, step.id: output}
+
+    def _stop_if_prices_moved(self, goal_id: str, plan: Plan, plan_hash: str) -> None:
+        """Hours may pass between approval and execution: nobody is charged a price they did not see."""
+        try:
+            check_price_drift(plan, self._merchant.catalog, tolerance_percent=self._tolerance)
+        except PlanNeedsReapproval as drift:
+            self._ledger.note(
+                goal_id,
+                actor="executor",
+                event="execution.price-drift",
+                plan_hash=plan_hash,
+                detail={"drifts": drift.drifts, "tolerancePercent": self._tolerance},
+            )
+            raise
+
+    def _perform(self, plan: Plan, step: Step, outputs: dict[str, Any], key: str) -> dict[str, Any]:
+        merchant = self._merchant
+        if isinstance(step, CheckoutCreateStep):
+            profile = self._users.get(plan.userId)
+            if profile is None:
+                raise PlanIntegrityError("the plan's user has no profile")
+            session = merchant.checkout.create(
+                [CartLine(itemId=line.itemId, quantity=line.quantity) for line in step.args.lines],
+                Buyer(fullName=profile.name, email=profile.email),
+                step.args.currency,
+                key,
+            )
+            return _session_summary(session)
+        if isinstance(step, AddItemsStep):
+            session = merchant.checkout.add_items(
+                _session_of(outputs),
+                [CartLine(itemId=line.itemId, quantity=line.quantity) for line in step.args.lines],
+                key,
+            )
+            return _session_summary(session)
+        if isinstance(step, FulfillmentSelectStep):
+            session = merchant.fulfillment.select(
+                _session_of(outputs), plan.summary.recipient, step.args.optionId, key
+            )
+            return {**_session_summary(session), "optionId": step.args.optionId}
+        if isinstance(step, PaymentCompleteStep):
+            session_id = _session_of(outputs)
+            session = merchant.checkout.get(session_id)
+            if session.orderId is None and session.total != step.args.amount:
+                # Never charge an amount nobody agreed to; compensation cancels the session.
+                raise PriceChanged(
+                    f"the merchant now asks {session.total.format()}, the plan agreed {step.args.amount.format()}"
+                )
+            order = merchant.payments.complete(session_id, step.args.paymentMethodId, key)
+            return {
+                "checkoutId": session_id,
+                "orderId": order.id,
+                "status": order.status,
+                "total": order.total.model_dump(mode="json"),
+            }
+        raise PlanIntegrityError(f"no connector serves {step.action.value}")
+
+
+def require_connector(event: ConnectorEvent, connector: str) -> Action:
+    """Each mutating connector serves only its own actions (they hold different permissions)."""
+    action = Action(event.step.action) if event.step.action in Action._value2member_map_ else None
+    if action is None or CONNECTOR_FOR_ACTION[action] != connector:
+        raise PlanIntegrityError(f"the {connector} connector does not serve {event.step.action}")
+    return action

@@ -1,0 +1,170 @@
+"""How a goal ends: confirming the order, the receipt, and the notices for every other ending."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from typing import Any
+
+from cartpilot.approvals.ports import ApprovalStore
+from cartpilot.audit.privacy import describe_recipient, scrub_text
+from cartpilot.brands.activity import OrderCounters
+from cartpilot.brands.config import BrandConfig
+from cartpilot.commerce.errors import PlanIntegrityError
+from cartpilot.commerce.ports import Merchant
+from cartpilot.goals.ledger import GoalLedger
+from cartpilot.goals.model import GoalStatus, Receipt, ReceiptLine
+from cartpilot.goals.ports import Notifier
+from cartpilot.kernel.clock import utc_now, utc_now_iso
+from cartpilot.plans.verdicts import RiskTier, Verdict
+
+_OUTCOME_SUBJECTS = {
+    GoalStatus.DENIED: "We could not place your order",
+    GoalStatus.REJECTED: "Your order was not approved",
+    GoalStatus.EXPIRED: "Your order approval expired",
+    GoalStatus.FAILED: "We could not plan your order",
+    GoalStatus.NEEDS_ATTENTION: "Your order needs our attention",
+}
+
+
+def _order_output(outputs: dict[str, Any]) -> dict[str, Any]:
+    for output in outputs.values():
+        if isinstance(output, dict) and output.get("orderId"):
+            return output
+    raise PlanIntegrityError("no order was placed")
+
+
+def confirm_order(
+    goal_id: str, outputs: dict[str, Any], *, ledger: GoalLedger, merchant: Merchant
+) -> dict[str, Any]:
+    """Reads the order back from the merchant and checks it is what the plan bought."""
+    goal = ledger.store.require(goal_id)
+    plan = goal.current_plan()
+    placed = _order_output(outputs)
+    order = merchant.orders.get(str(placed["orderId"]))
+    if order.total != plan.summary.total:
+        raise PlanIntegrityError(
+            f"order {order.id} totals {order.total.format()}, not {plan.summary.total.format()}"
+        )
+    confirmation = {"orderId": order.id, "checkoutId": order.checkoutId, "status": order.status}
+    ledger.note(
+        goal_id,
+        actor="connector:orders",
+        event="order.confirmed",
+        plan_hash=goal.planHash,
+        detail=confirmation,
+    )
+    return {**outputs, "confirm": confirmation}
+
+
+def send_receipt(
+    goal_id: str,
+    outputs: dict[str, Any],
+    *,
+    ledger: GoalLedger,
+    notifier: Notifier,
+    brand: BrandConfig,
+    counters: OrderCounters,
+) -> dict[str, Any]:
+    goal = ledger.store.require(goal_id)
+    plan = goal.current_plan()
+    order = outputs.get("confirm") or _order_output(outputs)
+    summary = plan.summary
+    receipt = Receipt(
+        orderId=str(order["orderId"]),
+        checkoutId=str(order["checkoutId"]),
+        total=summary.total,
+        items=[
+            ReceiptLine(title=item.title, quantity=item.quantity, unitPrice=item.unitPrice)
+            for item in summary.items
+        ],
+        recipient=describe_recipient(summary.recipient),
+        deliveryEstimate=f"{summary.shipping.earliestDelivery.isoformat()} to {summary.shipping.latestDelivery.isoformat()}",
+        merchantStatus=str(order.get("status", "")),
+    )
+    undo_until = (utc_now() + timedelta(seconds=brand.undoWindowSeconds)).isoformat(timespec="seconds")
+    # Counted before the goal is marked complete (the order exists either way); a retried
+    # receipt counts it once. The spend and velocity policies read these counters.
+    counters.record_order(goal_id, goal.userId, summary.total, at=utc_now())
+    ledger.transition(
+        goal_id,
+        GoalStatus.COMPLETED,
+        actor="notify",
+        event="order.completed",
+        plan_hash=goal.planHash,
+        detail={"orderId": receipt.orderId, "total": summary.total.model_dump(mode="json")},
+        receipt=receipt,
+        undoUntil=undo_until,
+    )
+    notifier.send(
+        kind="receipt",
+        goal_id=goal_id,
+        user_id=goal.userId,
+        subject=f"Order {receipt.orderId} placed: {summary.total.format()}",
+        body={"orderId": receipt.orderId, "total": summary.total.format(), "undoUntil": undo_until},
+    )
+    return {"orderId": receipt.orderId, "undoUntil": undo_until}
+
+
+def record_outcome(
+    goal_id: str,
+    status: GoalStatus,
+    *,
+    error: dict[str, Any] | None,
+    ledger: GoalLedger,
+    notifier: Notifier,
+    approvals: ApprovalStore | None = None,
+) -> dict[str, Any]:
+    """Ends a goal that did not complete, says why in the audit, and tells the shopper."""
+    goal = ledger.store.require(goal_id)
+    reason = _reason(status, error, goal.verdict)
+    if status is GoalStatus.EXPIRED and approvals is not None and goal.approval:
+        approvals.mark_expired(goal.approval.approvalId, decided_at=utc_now_iso())
+    ledger.transition(
+        goal_id,
+        status,
+        actor="flow",
+        event=f"goal.{status.value.lower()}",
+        plan_hash=goal.planHash,
+        detail={"reason": reason, "error": (error or {}).get("Error")},
+        failure=reason,
+    )
+    notifier.send(
+        kind="outcome",
+        goal_id=goal_id,
+        user_id=goal.userId,
+        subject=_OUTCOME_SUBJECTS.get(status, "Your order"),
+        body={"status": status.value, "reason": reason},
+    )
+    return {"status": status.value}
+
+
+def _reason(status: GoalStatus, error: dict[str, Any] | None, verdict: Verdict | None) -> str:
+    if status is GoalStatus.DENIED and verdict:
+        denials = [r.message for r in verdict.reasons if r.tier is RiskTier.DENY]
+        return "; ".join(denials) or "the plan breaks the brand's policies"
+    if status is GoalStatus.REJECTED:
+        return "the approver rejected the plan"
+    if status is GoalStatus.EXPIRED:
+        return "nobody approved the plan in time"
+    if error:
+        return scrub_text(_cause_message(error))[:500]
+    return status.value.lower()
+
+
+def _cause_message(error: dict[str, Any]) -> str:
+    """Step Functions passes a Lambda error as JSON text in ``Cause``; show its message."""
+    cause = error.get("Cause")
+    if isinstance(cause, str):
+        try:
+            parsed = json.loads(cause)
+        except ValueError:
+            return cause
+        if isinstance(parsed, dict) and parsed.get("errorMessage"):
+            return str(parsed["errorMessage"])
+    return str(error.get("Error", "unknown error"))
+
+
+def failure_reason(error: dict[str, Any] | None) -> str | None:
+    """A shopper-safe sentence from a Step Functions error, or None when there was none."""
+    return scrub_text(_cause_message(error))[:500] if error else None

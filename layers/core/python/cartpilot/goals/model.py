@@ -1,0 +1,199 @@
+"""Goals: what a shopper asked for, and where it stands."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import date
+from enum import StrEnum
+from typing import Any
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+)
+
+from cartpilot.commerce.errors import PlanIntegrityError
+from cartpilot.commerce.ports import ProductVariant, Recipient
+from cartpilot.kernel.money import Money
+from cartpilot.plans.model import Plan
+from cartpilot.plans.verdicts import RiskTier, Verdict
+
+
+class GoalStatus(StrEnum):
+    RECEIVED = "RECEIVED"
+    PLANNING = "PLANNING"
+    VALIDATING = "VALIDATING"
+    AWAITING_APPROVAL = "AWAITING_APPROVAL"
+    EXECUTING = "EXECUTING"
+    COMPLETED = "COMPLETED"
+    DENIED = "DENIED"
+    REJECTED = "REJECTED"
+    EXPIRED = "EXPIRED"
+    COMPENSATED = "COMPENSATED"
+    UNDONE = "UNDONE"
+    FAILED = "FAILED"
+    NEEDS_ATTENTION = "NEEDS_ATTENTION"
+
+
+class GoalContext(BaseModel):
+    """Optional hints from the client; anything missing comes from the user's saved profile."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    recipient: Recipient | None = None
+    paymentMethodId: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_\-]{1,64}$")
+    budget: Money | None = None
+    deliverBy: date | None = None
+
+
+class GoalRequest(BaseModel):
+    """The body of ``POST /goals``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    userId: str = Field(pattern=r"^[A-Za-z0-9_\-]{1,64}$")
+    goal: str = Field(min_length=3, max_length=2000)
+    context: GoalContext = GoalContext()
+
+    def fingerprint(self) -> str:
+        """A stable hash of the request body, to tell a replay from a different request."""
+        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def goal_id_for(brand: str, user_id: str, idempotency_key: str) -> str:
+    """Derives the goal id from the client's key, so a replay can never mint a second goal."""
+    digest = hashlib.sha256(f"{brand}\x1f{user_id}\x1f{idempotency_key}".encode()).hexdigest()
+    return f"g-{digest[:26]}"
+
+
+class StepResult(BaseModel):
+    """What one executed step did, as shown in ``GET /goals/{id}``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    stepId: str
+    action: str
+    status: str
+    summary: dict[str, Any] = {}
+    at: str
+
+
+class ReceiptLine(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    title: str
+    quantity: int
+    unitPrice: Money
+
+
+class Receipt(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    orderId: str
+    checkoutId: str
+    total: Money
+    items: list[ReceiptLine]
+    recipient: str
+    deliveryEstimate: str | None = None
+    merchantStatus: str
+
+
+class GoalAccepted(BaseModel):
+    """What ``POST /goals`` answers."""
+
+    goalId: str
+    status: str
+    links: dict[str, str]
+
+
+class PriceCheck(BaseModel):
+    """What the merchant charged for the plan's items when the catalog function looked."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    planId: str
+    checkedAt: str
+    items: list[ProductVariant] = []
+
+
+class ApprovalSummary(BaseModel):
+    """The goal's view of its pending or decided approval (the approval itself lives apart)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    approvalId: str
+    status: str
+    tier: RiskTier
+    dropped: list[str] = []
+
+
+class MalformedPlan(BaseModel):
+    """A stored plan document that no longer fits the plan schema (edited in storage, or written
+    by another release). Kept as it is, so validation can deny it by name and nothing can run it."""
+
+    document: dict[str, Any]
+
+    @model_serializer
+    def _as_stored(self) -> dict[str, Any]:
+        return self.document
+
+    def schema_error(self) -> ValidationError:
+        try:
+            Plan.model_validate(self.document)
+        except ValidationError as exc:
+            return exc
+        raise AssertionError("a malformed plan document validated")  # pragma: no cover
+
+
+class GoalRecord(BaseModel):
+    """A goal as stored: read and validated once, where storage hands it over."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    goalId: str
+    userId: str
+    brand: str
+    goal: str
+    context: GoalContext
+    status: GoalStatus
+    requestHash: str
+    createdAt: str
+    updatedAt: str
+    executionArn: str | None = None
+    plan: Plan | MalformedPlan | None = None
+    planHash: str | None = None
+    approvedPlanHash: str | None = None
+    verdict: Verdict | None = None
+    approval: ApprovalSummary | None = None
+    priceCheck: PriceCheck | None = None
+    steps: list[StepResult] = []
+    receipt: Receipt | None = None
+    undoUntil: str | None = None
+    failure: str | None = None
+    auditHead: str | None = None
+    auditSeq: int | None = None
+
+    @field_validator("plan", mode="wrap")
+    @classmethod
+    def _keep_malformed_plan(cls, value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        if isinstance(value, dict) and "document" not in value:
+            try:
+                return Plan.model_validate(value)
+            except ValidationError:
+                return MalformedPlan(document=value)
+        return handler(value)
+
+    def current_plan(self) -> Plan:
+        """The goal's plan, or PlanIntegrityError when there is none that fits the schema."""
+        if self.plan is None:
+            raise PlanIntegrityError("the goal has no plan")
+        if isinstance(self.plan, MalformedPlan):
+            raise PlanIntegrityError("the goal's stored plan does not fit the plan schema")
+        return self.plan

@@ -1,0 +1,92 @@
+"""What the goal lifecycle needs from the outside: a store, the workflow engine, a way to tell people."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from cartpilot.goals.model import GoalRecord, GoalStatus, StepResult
+
+
+class GoalNotFound(LookupError):
+    pass
+
+
+class GoalAlreadyExists(RuntimeError):
+    pass
+
+
+class GoalStore(Protocol):
+    """One record per goal. Updates with a ``status`` are refused (``InvalidTransition``) unless the
+    lifecycle table allows the move from the stored status; every update needs the goal to exist."""
+
+    def create(self, record: GoalRecord) -> None:
+        """Raises ``GoalAlreadyExists`` when a goal with this id is stored."""
+        ...
+
+    def get(self, goal_id: str) -> GoalRecord | None: ...
+
+    def require(self, goal_id: str) -> GoalRecord:
+        """Raises ``GoalNotFound``."""
+        ...
+
+    def update(
+        self,
+        goal_id: str,
+        *,
+        status: GoalStatus | None = None,
+        updated_at: str,
+        condition_plan_hash: str | None = None,
+        **fields: Any,
+    ) -> None:
+        """Sets fields (models or plain values; ``None`` clears). With ``condition_plan_hash``, only
+        while the stored plan hash is that one (``InvalidTransition`` otherwise)."""
+        ...
+
+    def append_step(self, goal_id: str, result: StepResult, updated_at: str) -> None:
+        """Records an executed step once, replacing an earlier record of the same step (a retry)."""
+        ...
+
+    def advance_audit_head(self, goal_id: str, *, seq: int, head: str) -> None:
+        """Remembers the newest audit record; never moves backwards."""
+        ...
+
+    def undo_token(self, goal_id: str) -> str | None:
+        """The task token of the open undo window; kept off GoalRecord so no view can leak it."""
+        ...
+
+    def claim_undo(self, goal_id: str, requested_at: str) -> bool:
+        """Records the first undo request; False when one was already recorded."""
+        ...
+
+    def release_undo_claim(self, goal_id: str) -> None: ...
+
+
+class TaskTokenGone(Exception):
+    """The workflow stopped waiting for this task token (timed out, finished, or unknown)."""
+
+
+class Workflow(Protocol):
+    """The order flow's engine (Step Functions on AWS and on the local stack)."""
+
+    def start(self, name: str, flow_input: dict[str, Any]) -> str:
+        """Starts the flow named ``name`` and returns its id; starting the same name again returns
+        the same id and starts nothing."""
+        ...
+
+    def succeed(self, task_token: str, output: dict[str, Any]) -> None:
+        """Resumes a waiting task. Raises ``TaskTokenGone`` when nothing waits for the token."""
+        ...
+
+    def fail(self, task_token: str, *, error: str, cause: str) -> None:
+        """Fails a waiting task. Raises ``TaskTokenGone`` when nothing waits for the token."""
+        ...
+
+
+class Notifier(Protocol):
+    """Tells a shopper or approver something (SNS on AWS; the outbox on the local stack).
+
+    The message carries what the recipient needs (a link, a total, an order id) and no more;
+    addresses and phone numbers never leave in a notification.
+    """
+
+    def send(self, *, kind: str, goal_id: str, user_id: str, subject: str, body: dict[str, Any]) -> str: ...

@@ -1,0 +1,60 @@
+"""The undo window: after a completed order, the shopper may take it back until ``undoUntil``."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from cartpilot.goals.ledger import GoalLedger
+from cartpilot.goals.model import GoalStatus
+from cartpilot.goals.ports import TaskTokenGone, Workflow
+from cartpilot.kernel.clock import utc_now, utc_now_iso
+from cartpilot.kernel.errors import Refusal
+
+
+class UndoRefused(Refusal):
+    """Refused by the undo window."""
+
+
+def open_undo_window(goal_id: str, task_token: str, *, ledger: GoalLedger) -> dict[str, Any]:
+    """Parks the flow's task token on the goal (server side only) until undo or the window's end."""
+    goal = ledger.store.require(goal_id)
+    ledger.store.update(goal_id, updated_at=utc_now_iso(), undoToken=task_token)
+    ledger.note(goal_id, actor="notify", event="undo.window-opened", detail={"undoUntil": goal.undoUntil})
+    return {"undoUntil": goal.undoUntil}
+
+
+def close_undo_window(goal_id: str, *, ledger: GoalLedger) -> dict[str, Any]:
+    ledger.store.update(goal_id, updated_at=utc_now_iso(), undoToken=None)
+    ledger.note(goal_id, actor="flow", event="undo.window-closed", status=GoalStatus.COMPLETED)
+    return {"status": GoalStatus.COMPLETED.value, "final": True}
+
+
+def request_undo(goal_id: str, *, ledger: GoalLedger, workflow: Workflow, actor: str) -> dict[str, Any]:
+    """Asks the waiting flow to undo the order. Idempotent: a second request changes nothing."""
+    goal = ledger.store.get(goal_id)
+    if goal is None:
+        raise UndoRefused(404, "GOAL_NOT_FOUND", f"no goal {goal_id}")
+    if goal.status is GoalStatus.UNDONE:
+        return {"goalId": goal_id, "status": goal.status.value, "undo": "done"}
+    if goal.status is not GoalStatus.COMPLETED:
+        raise UndoRefused(409, "NOT_UNDOABLE", f"a goal that is {goal.status.value} cannot be undone")
+    if goal.undoUntil is None or utc_now() >= datetime.fromisoformat(goal.undoUntil):
+        raise UndoRefused(409, "UNDO_WINDOW_CLOSED", "the undo window has closed; the order is final")
+    token = ledger.store.undo_token(goal_id)
+    if token is None:
+        raise UndoRefused(409, "UNDO_NOT_READY", "the order is still being finalised; try again in a moment")
+    if not ledger.store.claim_undo(goal_id, utc_now_iso()):
+        return {"goalId": goal_id, "status": goal.status.value, "undo": "requested"}
+    try:
+        workflow.succeed(token, {"undo": "requested"})
+    except TaskTokenGone as exc:
+        raise UndoRefused(
+            409, "UNDO_WINDOW_CLOSED", "the undo window has closed; the order is final"
+        ) from exc
+    except Exception:
+        # Nothing was resumed: a later request may try again.
+        ledger.store.release_undo_claim(goal_id)
+        raise
+    ledger.note(goal_id, actor=actor, event="undo.requested", status=GoalStatus.COMPLETED)
+    return {"goalId": goal_id, "status": goal.status.value, "undo": "requested"}

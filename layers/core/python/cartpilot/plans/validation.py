@@ -1,0 +1,334 @@
+"""Checks a plan before anything runs: is it well formed, is it true, and is it allowed.
+
+A plan is untrusted input (a model or a shopper's words may have shaped it), so
+the validator re-derives every number and checks every reference it can against
+the user's profile, the shopper's structured request and the merchant's current
+prices. The brand's Cedar policies (``brands/<brand>/policies.cedar``) then decide
+the risk tier: run it, ask the shopper, ask harder, ask staff, or refuse.
+
+No free text has a say: the goal's words, product titles and step justifications
+never reach the policies, so words can make a verdict stricter (a different plan)
+but never more lenient.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from pydantic import ValidationError
+
+from cartpilot.brands.activity import OrderCounters, RecentActivity
+from cartpilot.brands.config import BrandConfig
+from cartpilot.brands.policy import PolicyDecision, evaluate_plan
+from cartpilot.brands.users import UserDirectory, UserProfile
+from cartpilot.commerce.errors import PlanIntegrityError
+from cartpilot.commerce.ports import ProductVariant
+from cartpilot.goals.ledger import GoalLedger
+from cartpilot.goals.model import GoalContext, GoalStatus, MalformedPlan, PriceCheck
+from cartpilot.kernel.clock import today, utc_now, utc_now_iso
+from cartpilot.kernel.money import total_of
+from cartpilot.plans.model import (
+    ACTION_ORDER,
+    Action,
+    AddItemsStep,
+    CheckoutCreateStep,
+    PaymentCompleteStep,
+    Plan,
+    hash_plan_document,
+)
+from cartpilot.plans.verdicts import Finding, RiskTier, Verdict, route_for, stricter
+
+# What each action may be granted; a step claiming more is refused.
+STEP_PERMISSIONS: dict[Action, frozenset[str]] = {
+    Action.CHECKOUT_CREATE: frozenset({"checkout:create"}),
+    Action.CHECKOUT_ADD_ITEMS: frozenset({"checkout:update"}),
+    Action.FULFILLMENT_SELECT: frozenset({"checkout:update"}),
+    Action.PAYMENT_COMPLETE: frozenset({"payment:charge"}),
+}
+# Only extras may be dropped by an approver; the order itself cannot lose its checkout or payment.
+OPTIONAL_ACTIONS = frozenset({Action.CHECKOUT_ADD_ITEMS})
+
+
+@dataclass(frozen=True)
+class ValidationInput:
+    plan: Plan
+    brand: BrandConfig
+    profile: UserProfile
+    current_items: list[ProductVariant]
+    today: date
+    # Orders the user completed in the last 24 hours; validate_goal reads them from the counters.
+    recent: RecentActivity = field(default_factory=RecentActivity)
+    # The shopper's structured request, when known: the plan may not stray from it.
+    context: GoalContext | None = None
+
+
+def _deny(policy: str, message: str) -> Finding:
+    return Finding(policyId=policy, tier=RiskTier.DENY, message=message)
+
+
+def check_structure(plan: Plan, profile: UserProfile) -> list[Finding]:
+    """Hygiene: the plan's steps, references and arithmetic agree with each other."""
+    findings: list[Finding] = []
+    ids = [step.id for step in plan.steps]
+    if len(set(ids)) != len(ids):
+        findings.append(_deny("plan.step-ids", "two steps share an id"))
+    positions = [ACTION_ORDER.index(step.action) for step in plan.steps]
+    if positions != sorted(positions) or Counter(step.action for step in plan.steps).most_common(1)[0][1] > 1:
+        findings.append(_deny("plan.step-order", "steps are out of the allowed order or repeated"))
+    actions = {step.action for step in plan.steps}
+    for required in (Action.CHECKOUT_CREATE, Action.FULFILLMENT_SELECT, Action.PAYMENT_COMPLETE):
+        if required not in actions:
+            findings.append(_deny("plan.step-missing", f"the plan has no {required.value} step"))
+    if plan.userId != profile.userId:
+        findings.append(_deny("plan.user", "the plan was made for another user"))
+    for step in plan.steps:
+        # The executor runs only mutating steps: a payment marked otherwise would be skipped unseen.
+        if not step.mutates:
+            findings.append(
+                _deny("plan.step-flags", f"step {step.id} ({step.action.value}) claims not to mutate")
+            )
+        if step.optional and step.action not in OPTIONAL_ACTIONS:
+            findings.append(
+                _deny("plan.step-flags", f"step {step.id} ({step.action.value}) cannot be optional")
+            )
+        extra = set(step.permissions) - STEP_PERMISSIONS[step.action]
+        if extra:
+            findings.append(_deny("plan.permissions", f"step {step.id} asks for {', '.join(sorted(extra))}"))
+
+    summary = plan.summary
+    currencies = {plan.currency, summary.total.currency, summary.shipping.price.currency}
+    currencies |= {item.unitPrice.currency for item in summary.items}
+    if len(currencies) != 1:
+        findings.append(_deny("plan.currency", "the plan mixes currencies"))
+        return findings
+    subtotal = total_of([item.unitPrice.times(item.quantity) for item in summary.items], plan.currency)
+    if subtotal != summary.subtotal or subtotal + summary.shipping.price != summary.total:
+        findings.append(_deny("plan.arithmetic", "the plan's total is not the sum of its items and shipping"))
+
+    planned_lines = Counter[tuple[str, int]]()
+    for step in plan.steps:
+        if isinstance(step, CheckoutCreateStep | AddItemsStep):
+            planned_lines.update((line.itemId, line.quantity) for line in step.args.lines)
+        if isinstance(step, CheckoutCreateStep) and step.args.currency != plan.currency:
+            findings.append(_deny("plan.currency", "the checkout currency differs from the plan's"))
+        if step.action is Action.FULFILLMENT_SELECT and (
+            step.args.optionId != summary.shipping.optionId or step.args.recipientId != summary.recipientId
+        ):
+            findings.append(_deny("plan.shipping", "the shipping step does not match the plan summary"))
+        if step.action is Action.PAYMENT_COMPLETE:
+            if step.args.amount != summary.total:
+                findings.append(_deny("plan.payment-amount", "the payment amount is not the plan's total"))
+            if not profile.owns_payment_method(step.args.paymentMethodId):
+                findings.append(_deny("plan.payment-method", "the payment method is not one of the user's"))
+    summary_lines = Counter((item.itemId, item.quantity) for item in summary.items)
+    if planned_lines != summary_lines:
+        findings.append(_deny("plan.items", "the checkout steps do not buy exactly the items in the summary"))
+
+    if summary.recipientId != "context":
+        saved = profile.recipient(summary.recipientId)
+        if saved is None or saved.recipient != summary.recipient:
+            findings.append(_deny("plan.recipient", "the recipient is not one the user has saved"))
+    return findings
+
+
+def check_prices(plan: Plan, current_items: list[ProductVariant], tolerance_percent: int) -> list[Finding]:
+    """Truth: every item exists, is in stock, and costs what the plan says (within tolerance)."""
+    findings: list[Finding] = []
+    current = {variant.id: variant for variant in current_items}
+    for item in plan.summary.items:
+        variant = current.get(item.itemId)
+        if variant is None:
+            findings.append(_deny("merchant.item", f"{item.itemId} is not sold by the merchant"))
+            continue
+        if variant.stock < item.quantity:
+            findings.append(_deny("merchant.stock", f"{variant.title} is out of stock"))
+        if variant.price.currency != item.unitPrice.currency:
+            findings.append(_deny("merchant.price", f"{variant.title} is priced in {variant.price.currency}"))
+            continue
+        allowed = variant.price.amount_minor * tolerance_percent // 100
+        if abs(variant.price.amount_minor - item.unitPrice.amount_minor) > allowed:
+            findings.append(
+                _deny(
+                    "merchant.price",
+                    f"{variant.title} costs {variant.price.format()}, the plan says {item.unitPrice.format()}",
+                )
+            )
+        if variant.title != item.title:
+            # The approver reads the title: it must be the merchant's, not words a planner chose.
+            findings.append(_deny("merchant.title", f"{item.itemId} is not called what the plan says"))
+        if variant.category != item.category:
+            findings.append(_deny("merchant.category", f"{variant.title} is not in category {item.category}"))
+    return findings
+
+
+def check_request(plan: Plan, brand: BrandConfig, context: GoalContext | None) -> list[Finding]:
+    """The plan serves this brand and keeps to what the shopper asked for in structured fields.
+
+    A recipient the user has not saved may only come from the request's ``context``: an
+    address a planner lifted from the goal's words (or a product description) is refused.
+    """
+    findings: list[Finding] = []
+    summary = plan.summary
+    if plan.brand != brand.name:
+        findings.append(_deny("plan.brand", "the plan was made for another brand"))
+    if context is None:
+        return findings
+    if context.recipient is not None:
+        if summary.recipient != context.recipient:
+            findings.append(
+                _deny("plan.recipient", "the plan does not ship to the recipient the shopper gave")
+            )
+    elif summary.recipientId == "context":
+        findings.append(_deny("plan.recipient", "the plan ships to an address the shopper did not give"))
+    payment = next((step for step in plan.steps if isinstance(step, PaymentCompleteStep)), None)
+    if context.paymentMethodId is not None and (
+        payment is None or payment.args.paymentMethodId != context.paymentMethodId
+    ):
+        findings.append(_deny("plan.payment-method", "the plan does not pay the way the shopper asked"))
+    if context.budget is not None and summary.budget != context.budget:
+        findings.append(_deny("plan.budget", "the plan dropped or changed the shopper's budget"))
+    if context.deliverBy is not None and summary.deliverBy != context.deliverBy:
+        findings.append(_deny("plan.deliver-by", "the plan dropped or changed the shopper's deadline"))
+    return findings
+
+
+def check_goal_constraints(plan: Plan, today: date) -> list[Finding]:
+    """The shopper's own limits: the budget and the delivery deadline."""
+    findings: list[Finding] = []
+    summary = plan.summary
+    total = summary.total
+    if (
+        summary.budget is not None
+        and total.currency == summary.budget.currency
+        and total.exceeds(summary.budget)
+    ):
+        findings.append(
+            _deny("goal.budget", f"{total.format()} is over the budget of {summary.budget.format()}")
+        )
+    if summary.budget is not None and total.currency != summary.budget.currency:
+        findings.append(
+            _deny("goal.budget", f"the budget is in {summary.budget.currency}, the plan in {total.currency}")
+        )
+    if summary.deliverBy is not None:
+        if summary.shipping.latestDelivery > summary.deliverBy:
+            findings.append(
+                _deny(
+                    "goal.deliver-by",
+                    f"{summary.shipping.title} may arrive {summary.shipping.latestDelivery.isoformat()}, "
+                    f"after the deadline {summary.deliverBy.isoformat()}",
+                )
+            )
+        if summary.deliverBy < today:
+            findings.append(_deny("goal.deliver-by", "the delivery deadline is in the past"))
+    return findings
+
+
+def check_policies(
+    plan: Plan, brand: BrandConfig, profile: UserProfile, today: date, recent: RecentActivity | None = None
+) -> PolicyDecision:
+    """The brand's Cedar policies: limits, thresholds, categories, recipients, velocity, merchants."""
+    return evaluate_plan(plan, profile, brand, recent or RecentActivity(), today)
+
+
+def validate_plan(given: ValidationInput) -> Verdict:
+    plan = given.plan
+    findings = check_structure(plan, given.profile)
+    findings += check_request(plan, given.brand, given.context)
+    findings += check_prices(plan, given.current_items, given.brand.priceTolerancePercent)
+    findings += check_goal_constraints(plan, given.today)
+    decision = check_policies(plan, given.brand, given.profile, given.today, given.recent)
+    findings += decision.findings
+    tier = decision.tier
+    for finding in findings:
+        tier = stricter(tier, finding.tier)
+    if tier is not RiskTier.AUTO:
+        # The permit that would have let it run is no reason once something else spoke.
+        findings = [finding for finding in findings if finding.tier is not RiskTier.AUTO]
+    return Verdict(
+        planId=plan.planId,
+        planHash=plan.plan_hash(),
+        tier=tier,
+        route=route_for(tier),
+        approver=None if tier in (RiskTier.AUTO, RiskTier.DENY) else decision.approver,
+        reasons=findings,
+        checkedAt=utc_now_iso(),
+    )
+
+
+def refuse_plan_document(document: dict[str, Any], plan_hash: str, error: ValidationError) -> Verdict:
+    """A plan that does not fit the plan schema (an unknown action, arguments out of range, extra
+    fields) is denied with the places it broke, never with the values in them."""
+    places = [
+        # The error type, not its message: a message may quote the offending input back.
+        f"{'.'.join(str(part) for part in problem['loc']) or 'plan'}: {problem['type']}"
+        for problem in error.errors(include_input=False, include_url=False)[:5]
+    ]
+    return Verdict(
+        planId=str(document.get("planId", "unknown")),
+        planHash=plan_hash,
+        tier=RiskTier.DENY,
+        route="deny",
+        reasons=[_deny("plan.schema", "the plan does not fit the plan schema: " + "; ".join(places))],
+        checkedAt=utc_now_iso(),
+    )
+
+
+def validate_goal(
+    goal_id: str,
+    plan_hash: str,
+    *,
+    ledger: GoalLedger,
+    brand: BrandConfig,
+    users: UserDirectory,
+    counters: OrderCounters,
+    price_check: PriceCheck | None = None,
+) -> Verdict:
+    """The validation stage: checks the stored plan against the merchant's current prices (the
+    catalog function's snapshot, stored here on the goal), the shopper's request and their orders
+    in the last 24 hours, and records the verdict."""
+    ledger.transition(goal_id, GoalStatus.VALIDATING, actor="validator", event="validation.started")
+    if price_check is not None:
+        ledger.store.update(goal_id, updated_at=utc_now_iso(), priceCheck=price_check)
+    goal = ledger.store.require(goal_id)
+    plan = goal.plan
+    if plan is None:
+        raise LookupError(f"goal {goal_id} has no plan")
+    if isinstance(plan, MalformedPlan):
+        if hash_plan_document(plan.document) != plan_hash or goal.planHash != plan_hash:
+            raise PlanIntegrityError("the stored plan is not the plan the flow is validating")
+        verdict = refuse_plan_document(plan.document, plan_hash, plan.schema_error())
+    else:
+        if plan.plan_hash() != plan_hash or goal.planHash != plan_hash:
+            raise PlanIntegrityError("the stored plan is not the plan the flow is validating")
+        profile = users.get(goal.userId)
+        if profile is None:
+            raise LookupError(f"user {goal.userId} has no profile")
+        snapshot = goal.priceCheck
+        current_items = snapshot.items if snapshot is not None and snapshot.planId == plan.planId else []
+        recent = counters.recent_activity(goal.userId, now=utc_now())
+        verdict = validate_plan(
+            ValidationInput(
+                plan=plan,
+                brand=brand,
+                profile=profile,
+                current_items=current_items,
+                today=today(),
+                recent=recent,
+                context=goal.context,
+            )
+        )
+    ledger.note(
+        goal_id,
+        actor="validator",
+        event="plan.validated",
+        plan_hash=plan_hash,
+        detail={
+            "tier": verdict.tier.value,
+            "reasons": [reason.model_dump(mode="json") for reason in verdict.reasons],
+        },
+    )
+    ledger.store.update(goal_id, updated_at=verdict.checkedAt, verdict=verdict)
+    return verdict

@@ -1,0 +1,214 @@
+"""The composition root: the one place that reads the deployment's settings and builds adapters.
+
+Handlers ask it for what they need; core code takes its collaborators as arguments and never
+looks anything up. Each factory imports its adapter when first called, so a function's cold
+start loads only the adapters that function uses (the orders connector never loads the planner),
+and caches what a warm container should keep. ``reset()`` forgets all of it, for tests and the
+local stack, which build a fresh emulated account per run.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import TYPE_CHECKING
+
+from cartpilot.brands.config import BrandConfig, load_brand
+from cartpilot.kernel.errors import MissingSetting
+from cartpilot.wiring import settings as config
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+
+    from cartpilot.approvals.desk import ApprovalDesk
+    from cartpilot.approvals.ports import ApprovalStore
+    from cartpilot.audit.trail import AuditTrail
+    from cartpilot.brands.activity import OrderCounters
+    from cartpilot.brands.policy import BrandPolicies
+    from cartpilot.brands.users import UserDirectory
+    from cartpilot.commerce.ports import Merchant
+    from cartpilot.execution.executor import StepExecutor
+    from cartpilot.goals.intake import GoalIntake
+    from cartpilot.goals.ledger import GoalLedger
+    from cartpilot.goals.ports import GoalStore, Notifier, Workflow
+    from cartpilot.kernel.keyring import KeySource
+    from cartpilot.planning.service import Planner
+
+
+def brand() -> BrandConfig:
+    return load_brand(config.brand_name(), config.brands_dir())
+
+
+def users() -> UserDirectory:
+    from cartpilot.brands.users import directory_for
+
+    return directory_for(brand())
+
+
+def policies() -> BrandPolicies:
+    from cartpilot.brands.policy import policies_for
+
+    return policies_for(brand())
+
+
+def _table(name: str) -> object:
+    from cartpilot.adapters.aws import clients
+
+    return clients.dynamodb().Table(name)
+
+
+@functools.cache
+def goals() -> GoalStore:
+    from cartpilot.adapters.aws.goals_table import DynamoDBGoalStore
+
+    return DynamoDBGoalStore(_table(config.settings().goals_table))
+
+
+@functools.cache
+def audit() -> AuditTrail:
+    from cartpilot.adapters.aws.audit_table import DynamoDBAuditRecords
+    from cartpilot.audit.trail import AuditTrail
+
+    return AuditTrail(DynamoDBAuditRecords(_table(config.settings().audit_table)))
+
+
+@functools.cache
+def ledger() -> GoalLedger:
+    from cartpilot.goals.ledger import GoalLedger
+
+    return GoalLedger(goals(), audit())
+
+
+@functools.cache
+def approvals() -> ApprovalStore:
+    from cartpilot.adapters.aws.approvals_table import DynamoDBApprovalStore
+
+    return DynamoDBApprovalStore(_table(config.settings().goals_table))
+
+
+@functools.cache
+def counters() -> OrderCounters:
+    from cartpilot.adapters.aws.counters_table import DynamoDBOrderCounters
+
+    name = config.settings().counters_table
+    if not name:
+        raise MissingSetting("environment variable COUNTERS_TABLE is not set")
+    return DynamoDBOrderCounters(_table(name))
+
+
+@functools.cache
+def link_keys() -> KeySource:
+    from cartpilot.adapters.aws.secrets import SecretsManagerKeySource
+
+    return SecretsManagerKeySource(config.settings().link_signing_secret_id)
+
+
+@functools.cache
+def notifier() -> Notifier:
+    from cartpilot.adapters.aws import clients
+    from cartpilot.adapters.aws.notifications import SnsNotifier
+
+    topic = config.settings().notify_topic_arn
+    if topic is None:
+        raise MissingSetting("environment variable NOTIFY_TOPIC_ARN is not set")
+    return SnsNotifier(topic, clients.sns())
+
+
+@functools.cache
+def workflow() -> Workflow:
+    from cartpilot.adapters.aws import clients
+    from cartpilot.adapters.aws.workflow import StepFunctionsWorkflow
+
+    arn = config.settings().state_machine_arn
+    if arn is None:
+        raise MissingSetting("environment variable STATE_MACHINE_ARN is not set")
+    return StepFunctionsWorkflow(clients.stepfunctions(), arn)
+
+
+def approval_base_url() -> str:
+    base_url = config.settings().approval_base_url
+    if base_url is None:
+        raise MissingSetting("environment variable APPROVAL_BASE_URL is not set")
+    return base_url
+
+
+@functools.cache
+def idempotency_store(purpose: str) -> DynamoDBPersistenceLayer:
+    """One persistence layer per purpose (Powertools keeps the first config a layer sees)."""
+    from cartpilot.adapters.aws.idempotency import persistence_layer
+
+    return persistence_layer(config.settings().idempotency_table)
+
+
+def merchant() -> Merchant:
+    from cartpilot.wiring.merchants import merchant_from_env
+
+    return merchant_from_env()
+
+
+def planner() -> Planner:
+    """The brand's configured planner (rules, or a model with the rules planner as fallback)."""
+    from cartpilot.planning.setup import configured_planner
+
+    shop = merchant()
+    return configured_planner(brand(), shop.catalog, shop.fulfillment, environ=config.llm_environment())
+
+
+def step_executor() -> StepExecutor:
+    from cartpilot.execution.executor import StepExecutor
+
+    return StepExecutor(
+        ledger=ledger(),
+        merchant=merchant(),
+        users=users(),
+        price_tolerance_percent=brand().priceTolerancePercent,
+    )
+
+
+def intake() -> GoalIntake:
+    from cartpilot.goals.intake import GoalIntake
+
+    return GoalIntake(ledger=ledger(), workflow=workflow(), brand=brand(), users=users())
+
+
+def desk() -> ApprovalDesk:
+    from cartpilot.approvals.desk import ApprovalDesk
+
+    return ApprovalDesk(
+        ledger=ledger(),
+        approvals=approvals(),
+        keys=link_keys(),
+        workflow=workflow(),
+        brand=brand(),
+        users=users(),
+        counters=counters(),
+    )
+
+
+def reset() -> None:
+    """Forget every cached setting, client, adapter, merchant, key and brand file."""
+    from aws_lambda_powertools.utilities import parameters
+
+    from cartpilot.adapters.aws import clients
+    from cartpilot.brands.policy import reset_policy_cache
+    from cartpilot.brands.users import reset_directories
+    from cartpilot.wiring.merchants import reset_merchant_cache
+
+    parameters.clear_caches()
+    config.reset_settings()
+    clients.reset_clients()
+    for factory in (
+        goals,
+        audit,
+        ledger,
+        approvals,
+        counters,
+        link_keys,
+        notifier,
+        workflow,
+        idempotency_store,
+    ):
+        factory.cache_clear()
+    reset_merchant_cache()
+    load_brand.cache_clear()
+    reset_directories()
+    reset_policy_cache()

@@ -1,0 +1,101 @@
+"""Deployment settings read from the environment, once per warm container.
+
+This module and the composition root beside it are the only code that reads the environment.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from cartpilot.kernel.errors import MissingSetting
+
+
+def _require(name: str) -> str:
+    value = os.environ.get(name)
+    if not value:
+        raise MissingSetting(f"environment variable {name} is not set")
+    return value
+
+
+def _seconds(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise MissingSetting(
+            f"environment variable {name} must be a number of seconds, not {raw!r}"
+        ) from None
+    if value <= 0:
+        raise MissingSetting(f"environment variable {name} must be positive")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    brand: str
+    brands_dir: Path | None
+    goals_table: str
+    audit_table: str
+    idempotency_table: str
+    counters_table: str
+    link_signing_secret_id: str
+    notify_topic_arn: str | None
+    state_machine_arn: str | None
+    approval_base_url: str | None
+
+
+@functools.cache
+def settings() -> Settings:
+    brands_dir = os.environ.get("CARTPILOT_BRANDS_DIR")
+    return Settings(
+        brand=os.environ.get("CARTPILOT_BRAND", "sandbox"),
+        brands_dir=Path(brands_dir) if brands_dir else None,
+        goals_table=_require("GOALS_TABLE"),
+        audit_table=_require("AUDIT_TABLE"),
+        idempotency_table=_require("IDEMPOTENCY_TABLE"),
+        counters_table=os.environ.get("COUNTERS_TABLE", ""),
+        link_signing_secret_id=os.environ.get("LINK_SIGNING_SECRET_ID", ""),
+        notify_topic_arn=os.environ.get("NOTIFY_TOPIC_ARN") or None,
+        state_machine_arn=os.environ.get("STATE_MACHINE_ARN") or None,
+        approval_base_url=os.environ.get("APPROVAL_BASE_URL") or None,
+    )
+
+
+@dataclass(frozen=True)
+class MerchantSettings:
+    url: str
+    connect_timeout: float
+    read_timeout: float
+
+
+def merchant_settings(default_connect: float, default_read: float) -> MerchantSettings:
+    """MERCHANT_URL, and optional MERCHANT_CONNECT_TIMEOUT and MERCHANT_READ_TIMEOUT in seconds."""
+    return MerchantSettings(
+        url=_require("MERCHANT_URL").rstrip("/"),
+        connect_timeout=_seconds("MERCHANT_CONNECT_TIMEOUT", default_connect),
+        read_timeout=_seconds("MERCHANT_READ_TIMEOUT", default_read),
+    )
+
+
+def brand_name() -> str:
+    """The brand this deployment serves; needs none of the table settings."""
+    return os.environ.get("CARTPILOT_BRAND", "sandbox")
+
+
+def brands_dir() -> Path | None:
+    configured = os.environ.get("CARTPILOT_BRANDS_DIR")
+    return Path(configured) if configured else None
+
+
+def llm_environment() -> dict[str, str]:
+    """Where a model planner finds its API key (the variable the brand names)."""
+    return dict(os.environ)
+
+
+def reset_settings() -> None:
+    settings.cache_clear()

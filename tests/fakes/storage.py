@@ -1,0 +1,235 @@
+"""In-memory stores behind the same ports as the DynamoDB adapters (goals, audit, approvals, counters).
+
+Each keeps the adapter's promises: conditional writes become checks under a lock, records are
+copied in and out (nothing shared with the caller), and the contract suite runs against both.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+from datetime import datetime, timedelta
+from typing import Any
+
+from pydantic import BaseModel
+
+from cartpilot.approvals.model import AlreadyDecided, Approval, ApprovalStatus, DroppedStep
+from cartpilot.audit.chain import AuditRecord
+from cartpilot.audit.ports import AuditSlotTaken
+from cartpilot.brands.activity import WINDOW_HOURS, RecentActivity
+from cartpilot.goals.lifecycle import InvalidTransition, may_move
+from cartpilot.goals.model import GoalRecord, GoalStatus, StepResult
+from cartpilot.goals.ports import GoalAlreadyExists, GoalNotFound
+from cartpilot.kernel.money import Money
+
+
+def _stored(value: Any) -> Any:
+    """What storage keeps of a field: plain JSON-like data, never the caller's object."""
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if isinstance(value, list):
+        return [_stored(item) for item in value]
+    if isinstance(value, GoalStatus):
+        return value.value
+    return copy.deepcopy(value)
+
+
+class InMemoryGoalStore:
+    def __init__(self) -> None:
+        self._items: dict[str, dict[str, Any]] = {}
+        self._lock = threading.RLock()
+
+    def create(self, record: GoalRecord) -> None:
+        with self._lock:
+            if record.goalId in self._items:
+                raise GoalAlreadyExists(record.goalId)
+            self._items[record.goalId] = record.model_dump(mode="json", exclude_none=True)
+
+    def get(self, goal_id: str) -> GoalRecord | None:
+        with self._lock:
+            item = self._items.get(goal_id)
+            return GoalRecord.model_validate(copy.deepcopy(item)) if item is not None else None
+
+    def require(self, goal_id: str) -> GoalRecord:
+        record = self.get(goal_id)
+        if record is None:
+            raise GoalNotFound(goal_id)
+        return record
+
+    def update(
+        self,
+        goal_id: str,
+        *,
+        status: GoalStatus | None = None,
+        updated_at: str,
+        condition_plan_hash: str | None = None,
+        **fields: Any,
+    ) -> None:
+        with self._lock:
+            item = self._items.get(goal_id)
+            if item is None:
+                raise GoalNotFound(goal_id)
+            current = GoalStatus(item["status"])
+            allowed = status is None or may_move(current, status)
+            if not allowed or (
+                condition_plan_hash is not None and item.get("planHash") != condition_plan_hash
+            ):
+                raise InvalidTransition(
+                    f"goal {goal_id} is {current.value}; cannot move to {status.value if status else '-'}"
+                )
+            for name, value in fields.items():
+                item[name] = _stored(value)
+            item["updatedAt"] = updated_at
+            if status is not None:
+                item["status"] = status.value
+
+    def append_step(self, goal_id: str, result: StepResult, updated_at: str) -> None:
+        with self._lock:
+            record = self.require(goal_id)
+            steps = [step for step in record.steps if step.stepId != result.stepId] + [result]
+            self.update(goal_id, updated_at=updated_at, steps=steps)
+
+    def advance_audit_head(self, goal_id: str, *, seq: int, head: str) -> None:
+        with self._lock:
+            item = self._items.get(goal_id)
+            if item is None or (item.get("auditSeq") is not None and item["auditSeq"] >= seq):
+                return
+            item["auditHead"], item["auditSeq"] = head, seq
+
+    def undo_token(self, goal_id: str) -> str | None:
+        with self._lock:
+            item = self._items.get(goal_id) or {}
+            token = item.get("undoToken")
+            return str(token) if token else None
+
+    def claim_undo(self, goal_id: str, requested_at: str) -> bool:
+        with self._lock:
+            item = self._items.get(goal_id)
+            if item is None or item.get("undoRequestedAt") is not None:
+                return False
+            item["undoRequestedAt"] = requested_at
+            return True
+
+    def release_undo_claim(self, goal_id: str) -> None:
+        with self._lock:
+            self._items.get(goal_id, {}).pop("undoRequestedAt", None)
+
+    # For tests: what an attacker with write access to the table could do.
+    def overwrite(self, goal_id: str, **fields: Any) -> None:
+        with self._lock:
+            self._items[goal_id].update({name: _stored(value) for name, value in fields.items()})
+
+
+class InMemoryAuditRecords:
+    def __init__(self) -> None:
+        self._records: dict[tuple[str, int], AuditRecord] = {}
+        self._lock = threading.Lock()
+
+    def latest(self, goal_id: str) -> AuditRecord | None:
+        with self._lock:
+            seqs = [seq for (gid, seq) in self._records if gid == goal_id]
+            return self._records[(goal_id, max(seqs))] if seqs else None
+
+    def insert(self, record: AuditRecord) -> None:
+        with self._lock:
+            key = (record.goalId, record.seq)
+            if key in self._records:
+                raise AuditSlotTaken(f"{record.goalId}#{record.seq}")
+            self._records[key] = record
+
+    def all(self, goal_id: str) -> list[AuditRecord]:
+        with self._lock:
+            return [self._records[key] for key in sorted(k for k in self._records if k[0] == goal_id)]
+
+    # For tests: rewriting history behind the trail's back.
+    def replace(self, record: AuditRecord) -> None:
+        with self._lock:
+            self._records[(record.goalId, record.seq)] = record
+
+    def delete(self, goal_id: str, seq: int) -> None:
+        with self._lock:
+            del self._records[(goal_id, seq)]
+
+
+class InMemoryApprovalStore:
+    def __init__(self) -> None:
+        self._items: dict[str, tuple[str, str]] = {}  # approvalId -> (approval JSON, task token)
+        self._lock = threading.Lock()
+
+    def create(self, approval: Approval, task_token: str) -> None:
+        with self._lock:
+            if approval.approvalId in self._items:
+                raise ValueError(f"approval {approval.approvalId} exists")
+            self._items[approval.approvalId] = (approval.model_dump_json(), task_token)
+
+    def get(self, approval_id: str) -> Approval | None:
+        with self._lock:
+            item = self._items.get(approval_id)
+            return Approval.model_validate_json(item[0]) if item else None
+
+    def task_token(self, approval_id: str) -> str:
+        with self._lock:
+            return self._items[approval_id][1]
+
+    def decide(
+        self,
+        approval_id: str,
+        status: ApprovalStatus,
+        *,
+        decided_at: str,
+        decided_by: str,
+        approved_plan_hash: str | None = None,
+        dropped: list[DroppedStep] | None = None,
+    ) -> Approval:
+        with self._lock:
+            item = self._items.get(approval_id)
+            if item is None:
+                raise LookupError(approval_id)
+            current = Approval.model_validate_json(item[0])
+            if current.status is not ApprovalStatus.PENDING:
+                raise AlreadyDecided(current)
+            decided = current.model_copy(
+                update={
+                    "status": status,
+                    "decidedAt": decided_at,
+                    "decidedBy": decided_by,
+                    "approvedPlanHash": approved_plan_hash,
+                    "dropped": dropped or [],
+                }
+            )
+            self._items[approval_id] = (decided.model_dump_json(), item[1])
+            return decided
+
+    def mark_expired(self, approval_id: str, *, decided_at: str) -> None:
+        with self._lock:
+            item = self._items.get(approval_id)
+            if item is None:
+                return
+            current = Approval.model_validate_json(item[0])
+            expired = current.model_copy(update={"status": ApprovalStatus.EXPIRED, "decidedAt": decided_at})
+            self._items[approval_id] = (expired.model_dump_json(), item[1])
+
+
+class InMemoryOrderCounters:
+    def __init__(self) -> None:
+        self._orders: dict[str, tuple[str, datetime, Money]] = {}  # goalId -> (user, at, total)
+        self._lock = threading.Lock()
+
+    def record_order(self, goal_id: str, user_id: str, total: Money, *, at: datetime) -> bool:
+        with self._lock:
+            if goal_id in self._orders:
+                return False
+            self._orders[goal_id] = (user_id, at, total)
+            return True
+
+    def recent_activity(self, user_id: str, *, now: datetime) -> RecentActivity:
+        # The same window as the DynamoDB buckets: this UTC hour and the 23 before it.
+        start = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=WINDOW_HOURS - 1)
+        orders = 0
+        spend: dict[str, int] = {}
+        with self._lock:
+            for user, at, total in self._orders.values():
+                if user == user_id and start <= at < start + timedelta(hours=WINDOW_HOURS):
+                    orders += 1
+                    spend[total.currency] = spend.get(total.currency, 0) + total.amount_minor
+        return RecentActivity(orders=orders, spend_minor=spend)
