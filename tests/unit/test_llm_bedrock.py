@@ -17,12 +17,12 @@ import pytest
 from botocore.exceptions import ReadTimeoutError
 from botocore.stub import ANY, Stubber
 
+from cartpilot.adapters.aws.bedrock import BedrockConverse
 from cartpilot.brands.config import BrandConfig
 from cartpilot.brands.users import UserDirectory
 from cartpilot.commerce.ucp import UcpMerchant
 from cartpilot.goals.model import GoalContext
 from cartpilot.planning.llm import LlmPlanner
-from cartpilot.planning.providers.bedrock import BedrockConverse
 from cartpilot.planning.rules import PlanningFailed, PlanningRequest, RulesPlanner
 from cartpilot.plans.model import Plan
 

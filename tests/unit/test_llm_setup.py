@@ -9,12 +9,12 @@ import boto3
 import httpx
 import pytest
 
+from cartpilot.adapters.aws.bedrock import BedrockConverse
 from cartpilot.brands.config import BrandConfig
 from cartpilot.brands.users import directory_for
 from cartpilot.goals.model import GoalContext
 from cartpilot.kernel.errors import MissingSetting
 from cartpilot.planning.llm import LlmPlanner
-from cartpilot.planning.providers.bedrock import BedrockConverse
 from cartpilot.planning.providers.openai import OpenAiCompatibleChat
 from cartpilot.planning.rules import PlanningRequest, RulesPlanner
 from cartpilot.planning.setup import (

@@ -1,7 +1,9 @@
 """Per-endpoint circuit breakers and a shared retry budget for one merchant.
 
-Breakers are pybreaker's; the budget is botocore's ``RetryQuota`` (the token
-bucket behind the AWS SDKs' standard retry mode), so neither is hand-rolled.
+Breakers are pybreaker's. The budget is the token bucket of the AWS SDKs' standard
+retry mode (the Python SDK's ``RetryQuota``: capacity 500, a retry costs 5, one after a
+timeout 10, a success refunds 1), written out here in a dozen lines because the
+commerce package talks to merchants, not to AWS, and must not depend on the AWS SDK.
 A breaker opens after consecutive transient failures of one endpoint and then
 fails fast, instead of adding load to a merchant that is already down; after
 its reset timeout one trial call goes through (half-open). The budget caps
@@ -14,7 +16,6 @@ import threading
 from dataclasses import dataclass
 
 import pybreaker
-from botocore.retries.quota import RetryQuota
 
 
 class TransientFailure(Exception):
@@ -67,21 +68,30 @@ class EndpointBreakers:
 
 
 class RetryBudget:
-    """Retries spend tokens (timeouts cost more); successes earn them back."""
+    """Retries spend tokens (timeouts cost more); successes earn them back, up to the capacity."""
 
+    INITIAL_CAPACITY = 500
     RETRY_COST = 5
     TIMEOUT_RETRY_COST = 10
     SUCCESS_REFUND = 1
 
-    def __init__(self, capacity: int = RetryQuota.INITIAL_CAPACITY) -> None:
-        self._quota = RetryQuota(initial_capacity=capacity)
+    def __init__(self, capacity: int = INITIAL_CAPACITY) -> None:
+        self._capacity = capacity
+        self._available = capacity
+        self._lock = threading.Lock()
 
     def spend(self, *, after_timeout: bool) -> bool:
-        return bool(self._quota.acquire(self.TIMEOUT_RETRY_COST if after_timeout else self.RETRY_COST))
+        cost = self.TIMEOUT_RETRY_COST if after_timeout else self.RETRY_COST
+        with self._lock:
+            if cost > self._available:
+                return False
+            self._available -= cost
+            return True
 
     def refund(self) -> None:
-        self._quota.release(self.SUCCESS_REFUND)
+        with self._lock:
+            self._available = min(self._capacity, self._available + self.SUCCESS_REFUND)
 
     @property
     def available(self) -> int:
-        return int(self._quota.available_capacity)
+        return self._available

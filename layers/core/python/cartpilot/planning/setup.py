@@ -208,28 +208,10 @@ def _build_provider(config: PlannerConfig, api_key: _KeySource) -> ChatProvider:
             extra_body=config.extraBody,
             connect_timeout=config.connectTimeoutSeconds,
         )
-    import boto3
-    from botocore.config import Config
+    # Bedrock is an AWS service: its provider lives with the other AWS adapters.
+    from cartpilot.adapters.aws.bedrock import bedrock_converse
 
-    from cartpilot.planning.providers.bedrock import BedrockConverse
-
-    client = boto3.client(
-        "bedrock-runtime",
-        region_name=config.region,
-        config=Config(
-            connect_timeout=config.connectTimeoutSeconds,
-            read_timeout=config.timeoutSeconds,
-            retries={"mode": "standard", "max_attempts": 2},
-        ),
-    )
-    return BedrockConverse(
-        model=config.model,
-        client=client,
-        structured_output=config.structuredOutput,
-        max_output_tokens=config.maxOutputTokens,
-        temperature=config.temperature,
-        extra_fields=config.extraBody,
-    )
+    return bedrock_converse(config)
 
 
 def reset_providers() -> None:

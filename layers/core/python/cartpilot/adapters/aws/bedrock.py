@@ -18,6 +18,7 @@ import json
 from collections.abc import Mapping
 from typing import Any, Literal
 
+from botocore.config import Config
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
@@ -26,6 +27,7 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
+from cartpilot.brands.config import PlannerConfig
 from cartpilot.planning.conversation import (
     AssistantTurn,
     ModelReply,
@@ -169,3 +171,27 @@ class BedrockConverse:
             )
         except (KeyError, TypeError, AttributeError):
             raise ModelUnavailable("the answer is not a Converse response") from None
+
+
+def bedrock_converse(config: PlannerConfig) -> BedrockConverse:
+    """A Converse provider for the brand's planner settings, with the SDK's own timeouts and retries."""
+    import boto3
+
+    assert config.model is not None
+    client = boto3.client(
+        "bedrock-runtime",
+        region_name=config.region,
+        config=Config(
+            connect_timeout=config.connectTimeoutSeconds,
+            read_timeout=config.timeoutSeconds,
+            retries={"mode": "standard", "max_attempts": 2},
+        ),
+    )
+    return BedrockConverse(
+        model=config.model,
+        client=client,
+        structured_output=config.structuredOutput,
+        max_output_tokens=config.maxOutputTokens,
+        temperature=config.temperature,
+        extra_fields=config.extraBody,
+    )
