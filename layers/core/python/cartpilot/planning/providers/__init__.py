@@ -1,1 +1,1 @@
-"""Model providers behind the ChatProvider port: OpenAI-compatible chat completions and Bedrock Converse."""
+"""Model providers behind the ChatProvider port: OpenAI-compatible chat completions (Bedrock Converse, an AWS service, lives in ``adapters/aws/bedrock.py``)."""
