@@ -1,10 +1,19 @@
-"""Fixtures shared by every test layer."""
+"""Fixtures and builders shared by every test layer (one definition each).
+
+- ``SEED_GOAL``: the goal the README walks through (running shoes for a friend in Beijing).
+- ``planning_request`` / ``make_plan``: a planning request for a brand's user, and the rules
+  planner's plan for it over any merchant (the fake, or the sandbox over HTTP).
+- ``sandbox_merchant`` / ``merchant_server``: the sandbox merchant on loopback, one per session.
+- money helpers live with the fake merchant: ``tests.fakes.merchant.cny`` / ``usd``.
+"""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from datetime import date
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -12,10 +21,42 @@ import pytest
 
 from cartpilot.brands.config import BrandConfig, load_brand
 from cartpilot.brands.users import UserDirectory, directory_for
+from cartpilot.goals.model import GoalContext
 from tests.fakes import TODAY, FakeMerchant
 
 if TYPE_CHECKING:
+    from cartpilot.planning.rules import PlanningRequest
+    from cartpilot.plans.model import Plan
+    from cartpilot_local.merchant.state import MerchantState
     from cartpilot_local.servers import RunningServer
+
+SEED_GOAL = "Get my friend running shoes, size 42, gift-wrap them and ship to Beijing before Feb 5"
+
+
+def planning_request(
+    brand: BrandConfig, users: UserDirectory, goal: str, *, user: str = "user-1",
+    context: GoalContext | None = None, goal_id: str = "g-test", today: date = TODAY,
+) -> PlanningRequest:  # fmt: skip
+    """What a planner is asked: ``goal`` for ``user``'s saved profile, on ``today``."""
+    from cartpilot.planning.rules import PlanningRequest
+
+    profile = users.get(user)
+    assert profile is not None, f"no profile for {user}"
+    return PlanningRequest(
+        goalId=goal_id, goal=goal, context=context or GoalContext(), profile=profile, brand=brand, today=today
+    )
+
+
+def make_plan(
+    merchant: Any, brand: BrandConfig, users: UserDirectory, goal: str, *, user: str = "user-1",
+    context: GoalContext | None = None, goal_id: str = "g-test",
+) -> Plan:  # fmt: skip
+    """The rules planner's plan for ``goal`` over ``merchant``'s catalog and fulfillment (the fake, or
+    the sandbox's UCP adapter); raises ``PlanningFailed`` when there is none."""
+    from cartpilot.planning.rules import RulesPlanner
+
+    request = planning_request(brand, users, goal, user=user, context=context, goal_id=goal_id)
+    return RulesPlanner(merchant.catalog, merchant.fulfillment).plan(request)
 
 
 @pytest.fixture
@@ -67,17 +108,54 @@ def aws_tables(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
     wiring.reset()
 
 
+@dataclass
+class SandboxMerchant:
+    """The sandbox merchant served on loopback, and its state (to inspect, reset or reprice)."""
+
+    server: RunningServer
+    state: MerchantState
+    real_clock: Callable[[], datetime]
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    @contextmanager
+    def frozen_at(self, now: datetime) -> Iterator[SandboxMerchant]:
+        """Fresh state on a clock fixed at ``now`` (delivery dates, hence shipping choices, stay put);
+        on exit, fresh state again on the real clock, as every other user of the server expects."""
+        self.state.reset()
+        self.state.clock = lambda: now
+        try:
+            yield self
+        finally:
+            self.state.reset()
+            self.state.clock = self.real_clock
+
+
 @pytest.fixture(scope="session")
-def merchant_server() -> Iterator[RunningServer]:
-    """The sandbox merchant on a free 127.0.0.1 port, one per test session (per xdist worker).
+def sandbox_merchant() -> Iterator[SandboxMerchant]:
+    """The one sandbox merchant of a test session (per xdist worker), on a free 127.0.0.1 port.
+
+    Its state is shared by every test that uses it: reset it first (``state.reset()`` or
+    ``POST /_sandbox/reset``); ``frozen_at`` gives a module a fixed clock and resets around it.
+    """
+    from cartpilot_local.merchant.app import create_app
+    from cartpilot_local.merchant.state import MerchantState
+    from cartpilot_local.servers import serve_in_thread
+
+    state = MerchantState()
+    server = serve_in_thread(create_app(state))
+    try:
+        yield SandboxMerchant(server=server, state=state, real_clock=state.clock)
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def merchant_server(sandbox_merchant: SandboxMerchant) -> RunningServer:
+    """The sandbox merchant's server, on the real clock.
 
     Its state is shared by the tests that use it: reset it with ``POST /_sandbox/reset`` first.
     """
-    from cartpilot_local.merchant.app import create_app
-    from cartpilot_local.servers import serve_in_thread
-
-    server = serve_in_thread(create_app())
-    try:
-        yield server
-    finally:
-        server.stop()
+    return sandbox_merchant.server

@@ -144,7 +144,9 @@ def undo_goal(goal_id: str) -> Response[dict[str, Any]]:
         result = request_undo(goal_id, ledger=wiring.ledger(), workflow=wiring.workflow(), actor="client")
     except UndoRefused as exc:
         return _error(exc.status, exc.code, exc.message)
-    return Response(status_code=202, content_type=content_types.APPLICATION_JSON, body=result)
+    return Response(
+        status_code=202, content_type=content_types.APPLICATION_JSON, body=result.model_dump(mode="json")
+    )
 
 
 def _page(status: int, html: str, images_from: list[str] | None = None) -> Response[str]:

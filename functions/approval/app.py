@@ -15,7 +15,7 @@ from cartpilot.kernel.observability import logger, metrics, tracer
 @tracer.capture_lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request = ApprovalRequestEvent.model_validate(event)
-    return request_approval(
+    requested = request_approval(
         request.goalId,
         request.planHash,
         request.taskToken,
@@ -26,3 +26,4 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         brand=wiring.brand(),
         base_url=wiring.approval_base_url(),
     )
+    return requested.model_dump(mode="json")

@@ -17,7 +17,7 @@ from cartpilot.kernel.observability import logger, metrics, tracer
 @tracer.capture_lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request = CompensationEvent.model_validate(event)
-    return undo_executed_steps(
+    result = undo_executed_steps(
         request.goalId,
         request.outputs,
         ledger=wiring.ledger(),
@@ -27,3 +27,4 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         attempt=request.attempt,
         max_attempts=request.maxAttempts,
     )
+    return result.model_dump(mode="json")

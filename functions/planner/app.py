@@ -15,7 +15,7 @@ from cartpilot.planning.service import plan_goal
 @tracer.capture_lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     ref = GoalRef.model_validate(event)
-    return plan_goal(
+    reference = plan_goal(
         ref.goalId,
         ledger=wiring.ledger(),
         planner=wiring.planner(),
@@ -23,3 +23,4 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         brand=wiring.brand(),
         keys=wiring.link_keys(),
     )
+    return reference.model_dump(mode="json")

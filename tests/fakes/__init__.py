@@ -3,7 +3,7 @@
 The contract suite (tests/contract) runs each of them and its real adapter through the same tests.
 """
 
-from tests.fakes.merchant import TODAY, FakeMerchant, cny, sample_products
+from tests.fakes.merchant import TODAY, FakeMerchant, cny, sample_products, usd
 from tests.fakes.services import FakeWorkflow, RecordingNotifier, StaticKeySource
 from tests.fakes.storage import (
     InMemoryApprovalStore,
@@ -24,4 +24,5 @@ __all__ = [
     "StaticKeySource",
     "cny",
     "sample_products",
+    "usd",
 ]

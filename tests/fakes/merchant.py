@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from typing import Any, NamedTuple
 
 from cartpilot.commerce.errors import MerchantRejected
 from cartpilot.commerce.ports import (
@@ -26,7 +27,13 @@ TODAY = date(2026, 11, 25)
 
 
 def cny(amount: str) -> Money:
+    """Yuan in major units, exactly: ``cny("699.00")`` is 69900 fen."""
     return Money.from_decimal(amount, "CNY")
+
+
+def usd(amount: str) -> Money:
+    """Dollars in major units, exactly: ``usd("3.00")`` is 300 cents."""
+    return Money.from_decimal(amount, "USD")
 
 
 def _variant(vid: str, pid: str, title: str, price: str, category: str, *, size: str | None = None,
@@ -87,6 +94,28 @@ def sample_products() -> list[Product]:
     ]
 
 
+class MerchantCall(NamedTuple):
+    """One call the shop received: which operation, on what (a session or an order id), with which key."""
+
+    operation: str
+    target: str | None
+    key: str | None
+    args: dict[str, Any]
+
+
+# The calls that change something at the merchant (the others only read).
+WRITE_OPERATIONS = frozenset(
+    {
+        "checkout.create",
+        "checkout.add_items",
+        "checkout.cancel",
+        "fulfillment.select",
+        "payments.complete",
+        "orders.cancel",
+    }
+)
+
+
 @dataclass
 class FakeShop:
     """The shop's state; the port classes below are its faces, as a real merchant has several APIs."""
@@ -99,9 +128,52 @@ class FakeShop:
     keys: dict[str, str] = field(default_factory=dict)
     fail_complete_with: Exception | None = None
     ids: itertools.count = field(default_factory=itertools.count)
+    calls: list[MerchantCall] = field(default_factory=list)
+    faults: dict[str, list[Exception]] = field(default_factory=dict)
 
     def variants(self) -> dict[str, ProductVariant]:
         return {v.id: v for product in self.products for v in product.variants}
+
+    # --- what a test sees of the calls, and the faults it can arrange ----------------------------
+
+    def received(
+        self, operation: str, target: str | None = None, key: str | None = None, **args: Any
+    ) -> None:
+        """Records a call, then raises the next fault arranged for its operation, if any."""
+        self.calls.append(MerchantCall(operation, target, key, args))
+        pending = self.faults.get(operation)
+        if pending:
+            raise pending.pop(0)
+
+    def writes(self) -> list[MerchantCall]:
+        """Every call that could change something at the merchant, in the order received."""
+        return [call for call in self.calls if call.operation in WRITE_OPERATIONS]
+
+    def fail_next(self, operation: str, error: Exception, times: int = 1) -> None:
+        """The next ``times`` calls of ``operation`` (e.g. ``"orders.cancel"``) raise ``error``."""
+        self.faults.setdefault(operation, []).extend([error] * times)
+
+    # --- the merchant changing things behind the plan's back -------------------------------------
+
+    def change_variant(self, item_id: str, **changes: Any) -> None:
+        """Changes one variant in the catalog (price, stock, title ...); sessions keep their lines."""
+        self.products = [
+            product.model_copy(
+                update={
+                    "variants": [
+                        v.model_copy(update=changes) if v.id == item_id else v for v in product.variants
+                    ]
+                }
+            )
+            for product in self.products
+        ]
+
+    def reprice(self, item_id: str, price: Money) -> None:
+        self.change_variant(item_id, price=price)
+
+    def change_session_total(self, session_id: str, total: Money) -> None:
+        """The merchant now asks another total for an open session (a fee, a repriced line)."""
+        self.sessions[session_id] = self.sessions[session_id].model_copy(update={"total": total})
 
     def session_lines(self, lines: list[CartLine]) -> list[SessionLine]:
         found = self.variants()
@@ -121,6 +193,7 @@ class FakeCatalog:
         self.shop = shop
 
     def search(self, query: SearchQuery) -> list[Product]:
+        self.shop.received("catalog.search", text=query.text)
         first_word = query.text.lower().split()[0]
         return [
             product
@@ -130,6 +203,7 @@ class FakeCatalog:
         ]
 
     def lookup(self, item_ids: list[str], currency: str) -> list[ProductVariant]:
+        self.shop.received("catalog.lookup", itemIds=list(item_ids), currency=currency)
         variants = self.shop.variants()
         return [variants[item_id] for item_id in item_ids if item_id in variants]
 
@@ -148,11 +222,15 @@ class FakeFulfillment:
         self.shop = shop
 
     def quote(self, lines: list[CartLine], destination: Address, currency: str) -> list[ShippingOption]:
+        self.shop.received("fulfillment.quote", city=destination.city)
         return quote_options()
 
     def select(
         self, session_id: str, recipient: Recipient, option_id: str, idempotency_key: str
     ) -> CheckoutSession:
+        self.shop.received(
+            "fulfillment.select", session_id, idempotency_key, recipient=recipient, optionId=option_id
+        )
         session = self.shop.sessions[session_id]
         option = next(o for o in quote_options() if o.id == option_id)
         updated = session.model_copy(
@@ -173,6 +251,9 @@ class FakeCheckout:
     def create(
         self, lines: list[CartLine], buyer: Buyer, currency: str, idempotency_key: str
     ) -> CheckoutSession:
+        self.shop.received(
+            "checkout.create", None, idempotency_key, lines=list(lines), buyer=buyer, currency=currency
+        )
         if idempotency_key in self.shop.keys:
             return self.shop.sessions[self.shop.keys[idempotency_key]]
         session_lines = self.shop.session_lines(lines)
@@ -185,6 +266,7 @@ class FakeCheckout:
         return session
 
     def add_items(self, session_id: str, lines: list[CartLine], idempotency_key: str) -> CheckoutSession:
+        self.shop.received("checkout.add_items", session_id, idempotency_key, lines=list(lines))
         session = self.shop.sessions[session_id]
         if idempotency_key in self.shop.keys:
             return session
@@ -197,9 +279,11 @@ class FakeCheckout:
         return updated
 
     def get(self, session_id: str) -> CheckoutSession:
+        self.shop.received("checkout.get", session_id)
         return self.shop.sessions[session_id]
 
     def cancel(self, session_id: str, idempotency_key: str) -> CheckoutSession:
+        self.shop.received("checkout.cancel", session_id, idempotency_key)
         updated = self.shop.sessions[session_id].model_copy(update={"status": "canceled"})
         self.shop.sessions[session_id] = updated
         return updated
@@ -211,6 +295,7 @@ class FakePayments:
 
     def complete(self, session_id: str, payment_method_id: str, idempotency_key: str) -> Order:
         shop = self.shop
+        shop.received("payments.complete", session_id, idempotency_key, paymentMethodId=payment_method_id)
         if idempotency_key in shop.keys:
             return shop.orders[shop.keys[idempotency_key]]
         if shop.fail_complete_with is not None:
@@ -232,9 +317,11 @@ class FakeOrders:
         self.shop = shop
 
     def get(self, order_id: str) -> Order:
+        self.shop.received("orders.get", order_id)
         return self.shop.orders[order_id]
 
     def cancel(self, order_id: str, idempotency_key: str) -> Order:
+        self.shop.received("orders.cancel", order_id, idempotency_key)
         order = self.shop.orders[order_id]
         if order.status != "canceled":
             self.shop.refunds.append((order_id, order.total))

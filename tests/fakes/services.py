@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from dataclasses import dataclass, field
 from typing import Any
 
 from cartpilot.goals.ports import TaskTokenGone
 from cartpilot.kernel.keyring import KeyRing
+
+# What SNS takes as a subject; the adapter cuts longer ones.
+SUBJECT_LIMIT = 100
+
+
+def _as_sent(value: dict[str, Any]) -> dict[str, Any]:
+    """What leaves the process: JSON, taken when sent (later changes to ``value`` are not seen)."""
+    sent: dict[str, Any] = json.loads(json.dumps(value, ensure_ascii=False))
+    return sent
 
 
 class FakeWorkflow:
@@ -21,8 +31,9 @@ class FakeWorkflow:
         self._lock = threading.Lock()
 
     def start(self, name: str, flow_input: dict[str, Any]) -> str:
+        sent = _as_sent(flow_input)
         with self._lock:
-            self.started.setdefault(name, flow_input)
+            self.started.setdefault(name, sent)
             return f"{self._arn_prefix}:{name}"
 
     def wait_for(self, task_token: str) -> str:
@@ -37,7 +48,7 @@ class FakeWorkflow:
             self.waiting.discard(task_token)
 
     def succeed(self, task_token: str, output: dict[str, Any]) -> None:
-        self._resume("success", {"taskToken": task_token, "output": output})
+        self._resume("success", {"taskToken": task_token, "output": _as_sent(output)})
 
     def fail(self, task_token: str, *, error: str, cause: str) -> None:
         self._resume("failure", {"taskToken": task_token, "error": error, "cause": cause})
@@ -52,11 +63,16 @@ class FakeWorkflow:
 
 @dataclass
 class RecordingNotifier:
+    """What an SNS subscriber would get: the message as JSON, the subject cut to SNS's limit."""
+
     sent: list[dict[str, Any]] = field(default_factory=list)
+    message_ids: list[str] = field(default_factory=list)  # the id ``send`` returned, per message
 
     def send(self, *, kind: str, goal_id: str, user_id: str, subject: str, body: dict[str, Any]) -> str:
-        self.sent.append({"kind": kind, "goalId": goal_id, "userId": user_id, "subject": subject, **body})
-        return f"m-{len(self.sent)}"
+        message = _as_sent({"kind": kind, "goalId": goal_id, "userId": user_id, **body})
+        self.sent.append({**message, "subject": subject[:SUBJECT_LIMIT]})
+        self.message_ids.append(f"m-{len(self.sent)}")
+        return self.message_ids[-1]
 
     def of_kind(self, kind: str) -> list[dict[str, Any]]:
         return [message for message in self.sent if message["kind"] == kind]

@@ -7,6 +7,7 @@ copied in and out (nothing shared with the caller), and the contract suite runs 
 from __future__ import annotations
 
 import copy
+import json
 import threading
 from datetime import datetime, timedelta
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from cartpilot.approvals.model import AlreadyDecided, Approval, ApprovalStatus, DroppedStep
+from cartpilot.approvals.ports import ApprovalAlreadyExists
 from cartpilot.audit.chain import AuditRecord
 from cartpilot.audit.ports import AuditSlotTaken
 from cartpilot.brands.activity import WINDOW_HOURS, RecentActivity
@@ -120,6 +122,16 @@ class InMemoryGoalStore:
             self._items[goal_id].update({name: _stored(value) for name, value in fields.items()})
 
 
+def _stored_record(record: AuditRecord) -> AuditRecord:
+    """As the audit table keeps it: the detail as JSON text, so a copy (and never a non-JSON value)."""
+    return AuditRecord.model_validate(
+        {
+            **record.model_dump(mode="json", exclude={"detail"}),
+            "detail": json.loads(json.dumps(record.detail)),
+        }
+    )
+
+
 class InMemoryAuditRecords:
     def __init__(self) -> None:
         self._records: dict[tuple[str, int], AuditRecord] = {}
@@ -128,23 +140,25 @@ class InMemoryAuditRecords:
     def latest(self, goal_id: str) -> AuditRecord | None:
         with self._lock:
             seqs = [seq for (gid, seq) in self._records if gid == goal_id]
-            return self._records[(goal_id, max(seqs))] if seqs else None
+            return self._records[(goal_id, max(seqs))].model_copy(deep=True) if seqs else None
 
     def insert(self, record: AuditRecord) -> None:
+        stored = _stored_record(record)
         with self._lock:
             key = (record.goalId, record.seq)
             if key in self._records:
                 raise AuditSlotTaken(f"{record.goalId}#{record.seq}")
-            self._records[key] = record
+            self._records[key] = stored
 
     def all(self, goal_id: str) -> list[AuditRecord]:
         with self._lock:
-            return [self._records[key] for key in sorted(k for k in self._records if k[0] == goal_id)]
+            keys = sorted(k for k in self._records if k[0] == goal_id)
+            return [self._records[key].model_copy(deep=True) for key in keys]
 
     # For tests: rewriting history behind the trail's back.
     def replace(self, record: AuditRecord) -> None:
         with self._lock:
-            self._records[(record.goalId, record.seq)] = record
+            self._records[(record.goalId, record.seq)] = _stored_record(record)
 
     def delete(self, goal_id: str, seq: int) -> None:
         with self._lock:
@@ -159,7 +173,7 @@ class InMemoryApprovalStore:
     def create(self, approval: Approval, task_token: str) -> None:
         with self._lock:
             if approval.approvalId in self._items:
-                raise ValueError(f"approval {approval.approvalId} exists")
+                raise ApprovalAlreadyExists(approval.approvalId)
             self._items[approval.approvalId] = (approval.model_dump_json(), task_token)
 
     def get(self, approval_id: str) -> Approval | None:

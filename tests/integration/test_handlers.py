@@ -19,9 +19,9 @@ from cartpilot_local.gateway import proxy_event
 from cartpilot_local.lambda_runtime import LambdaContext, load_handler
 from cartpilot_local.servers import RunningServer
 from cartpilot_local.stack import ASL_PATH, substitute_definition
+from tests.conftest import SEED_GOAL
 
 FUNCTIONS = Path(__file__).resolve().parents[2] / "functions"
-SEED_GOAL = "Get my friend running shoes, size 42, gift-wrap them and ship to Beijing before Feb 5"
 LOW_RISK_GOAL = "Buy me a pair of running socks and ship them to my home address"
 
 

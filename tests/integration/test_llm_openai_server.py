@@ -26,9 +26,9 @@ from cartpilot.planning.llm import LlmPlanner
 from cartpilot.planning.providers.openai import OpenAiCompatibleChat
 from cartpilot.planning.rules import PlanningRequest, RulesPlanner
 from cartpilot_local.servers import RunningServer, serve_in_thread
-from tests.fakes import TODAY, FakeMerchant
+from tests.conftest import SEED_GOAL, planning_request
+from tests.fakes import FakeMerchant
 
-SEED_GOAL = "Get my friend running shoes, size 42, gift-wrap them and ship to Beijing before Feb 5"
 API_KEY = "sk-local-test-0123456789abcdef"
 MODEL = "qwen3:8b"
 
@@ -180,11 +180,7 @@ def planner_for(
 
 
 def seed_request(brand: BrandConfig, users: UserDirectory, goal: str = SEED_GOAL) -> PlanningRequest:
-    profile = users.get("user-1")
-    assert profile is not None
-    return PlanningRequest(
-        goalId="g-server", goal=goal, context=GoalContext(), profile=profile, brand=brand, today=TODAY
-    )
+    return planning_request(brand, users, goal, goal_id="g-server")
 
 
 def test_tool_calls_over_http_end_in_a_grounded_plan(model_server, scripted, merchant, brand, users):

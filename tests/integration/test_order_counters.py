@@ -11,52 +11,38 @@ from cartpilot.adapters.aws.counters_table import DynamoDBOrderCounters
 from cartpilot.execution.outcomes import send_receipt
 from cartpilot.goals.model import GoalContext, GoalRecord, GoalStatus, PriceCheck
 from cartpilot.kernel.clock import utc_now, utc_now_iso
-from cartpilot.kernel.money import Money
 from cartpilot.plans.model import Plan, hash_plan_document
 from cartpilot.plans.validation import validate_goal
 from cartpilot.plans.verdicts import RiskTier
 from cartpilot.wiring import counters as counters_from_env
 from cartpilot.wiring import ledger as ledger_from_env
-from tests.fakes import FakeMerchant
-from tests.unit.conftest import make_plan
+from tests.conftest import make_plan
+from tests.fakes import FakeMerchant, RecordingNotifier, cny
 
 NOW = datetime(2026, 11, 25, 12, 30, tzinfo=UTC)
 
 
-def cny(amount_minor: int) -> Money:
-    return Money(amount_minor=amount_minor, currency="CNY")
-
-
-class RecordingNotifier:
-    def __init__(self) -> None:
-        self.sent: list[dict[str, Any]] = []
-
-    def send(self, *, kind: str, goal_id: str, user_id: str, subject: str, body: dict[str, Any]) -> str:
-        self.sent.append({"kind": kind, "goalId": goal_id})
-        return f"m-{len(self.sent)}"
-
-
 def test_an_order_is_counted_once_however_often_its_receipt_is_retried(aws_tables):
     counters = counters_from_env()
-    assert counters.record_order("g-1", "user-1", cny(5900), at=NOW) is True
-    assert counters.record_order("g-1", "user-1", cny(5900), at=NOW + timedelta(hours=2)) is False
-    assert counters.record_order("g-2", "user-1", cny(71900), at=NOW) is True
+    assert counters.record_order("g-1", "user-1", cny("59.00"), at=NOW) is True
+    assert counters.record_order("g-1", "user-1", cny("59.00"), at=NOW + timedelta(hours=2)) is False
+    assert counters.record_order("g-2", "user-1", cny("719.00"), at=NOW) is True
     recent = counters.recent_activity("user-1", now=NOW)
-    assert (recent.orders, recent.spend("CNY")) == (2, cny(77800))
+    assert (recent.orders, recent.spend("CNY")) == (2, cny("778.00"))
     assert counters.recent_activity("user-2", now=NOW).orders == 0
 
 
 def test_only_the_last_24_hours_count(aws_tables):
     counters = counters_from_env()
-    counters.record_order("g-old", "user-1", cny(100000), at=NOW - timedelta(hours=24))
-    counters.record_order("g-recent", "user-1", cny(5900), at=NOW - timedelta(hours=23))
-    counters.record_order("g-now", "user-1", cny(5900), at=NOW)
+    counters.record_order("g-old", "user-1", cny("1000.00"), at=NOW - timedelta(hours=24))
+    counters.record_order("g-recent", "user-1", cny("59.00"), at=NOW - timedelta(hours=23))
+    counters.record_order("g-now", "user-1", cny("59.00"), at=NOW)
     recent = counters.recent_activity("user-1", now=NOW)
-    assert (recent.orders, recent.spend("CNY")) == (2, cny(11800))
+    assert (recent.orders, recent.spend("CNY")) == (2, cny("118.00"))
 
 
 def test_counter_items_expire_by_ttl(aws_tables):
-    counters_from_env().record_order("g-1", "user-1", cny(5900), at=NOW)
+    counters_from_env().record_order("g-1", "user-1", cny("59.00"), at=NOW)
     items = boto3.resource("dynamodb").Table("cartpilot-sandbox-counters").scan()["Items"]
     assert {item["pk"] for item in items} == {"order#g-1", "user#user-1#2026-11-25T12"}
     assert all(int(item["expiresAt"]) > NOW.timestamp() + 24 * 3600 for item in items)
@@ -97,7 +83,7 @@ def test_the_validator_reads_the_users_recent_orders(aws_tables, merchant, brand
     )
     assert first.tier is RiskTier.AUTO
     for number in range(brand.limits.maxOrdersPerDay):
-        counters.record_order(f"g-earlier-{number}", "user-1", cny(5900), at=utc_now())
+        counters.record_order(f"g-earlier-{number}", "user-1", cny("59.00"), at=utc_now())
     again = validate_goal(
         plan.goalId, plan.plan_hash(), ledger=ledger, brand=brand, users=users, counters=counters
     )

@@ -14,7 +14,8 @@ from fastapi.testclient import TestClient
 from cartpilot_local.merchant.app import create_app
 from cartpilot_local.merchant.catalog import CATALOG_SEED, build_catalog
 from cartpilot_local.merchant.state import MerchantState
-from cartpilot_local.servers import RunningServer, serve_in_thread
+from cartpilot_local.servers import RunningServer
+from tests.conftest import SandboxMerchant
 
 NOW = datetime(2026, 1, 28, 3, 0, tzinfo=UTC)
 COMPLETE = "POST /checkout-sessions/{id}/complete"
@@ -614,10 +615,9 @@ def test_reset_empties_ledger_sessions_and_faults_but_keeps_the_catalog(
 
 
 @pytest.fixture(scope="module")
-def served() -> Iterator[tuple[RunningServer, MerchantState]]:
-    state = MerchantState(clock=lambda: NOW)
-    with serve_in_thread(create_app(state)) as server:
-        yield server, state
+def served(sandbox_merchant: SandboxMerchant) -> Iterator[tuple[RunningServer, MerchantState]]:
+    with sandbox_merchant.frozen_at(NOW) as sandbox:
+        yield sandbox.server, sandbox.state
 
 
 @pytest.fixture

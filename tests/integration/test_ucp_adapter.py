@@ -14,11 +14,11 @@ from cartpilot.commerce.http import MerchantClient, RetryPolicy, Timeouts
 from cartpilot.commerce.ports import Address, Buyer, CartLine, Recipient, SearchQuery
 from cartpilot.commerce.ucp import UcpMerchant
 from cartpilot.kernel.errors import MissingSetting
-from cartpilot.kernel.money import Money
 from cartpilot.wiring.merchants import merchant_from_env, reset_merchant_cache
-from cartpilot_local.merchant.app import create_app
 from cartpilot_local.merchant.state import MerchantState
-from cartpilot_local.servers import RunningServer, serve_in_thread
+from cartpilot_local.servers import RunningServer
+from tests.conftest import SandboxMerchant
+from tests.fakes.merchant import cny, usd
 
 NOW = datetime(2026, 1, 28, 3, 0, tzinfo=UTC)
 SHOE_42 = "rs-stride-lite-black-42"
@@ -37,15 +37,10 @@ FRIEND_IN_BEIJING = Recipient(
 BUYER = Buyer(fullName="Lin Wei", email="lin.wei@example.com")
 
 
-def cny(amount_minor: int) -> Money:
-    return Money(amount_minor=amount_minor, currency="CNY")
-
-
 @pytest.fixture(scope="module")
-def served() -> Iterator[tuple[RunningServer, MerchantState]]:
-    state = MerchantState(clock=lambda: NOW)
-    with serve_in_thread(create_app(state)) as server:
-        yield server, state
+def served(sandbox_merchant: SandboxMerchant) -> Iterator[tuple[RunningServer, MerchantState]]:
+    with sandbox_merchant.frozen_at(NOW) as sandbox:
+        yield sandbox.server, sandbox.state
 
 
 @pytest.fixture
@@ -102,14 +97,14 @@ def test_search_finds_size_42_running_shoes_in_stock(shop: UcpMerchant) -> None:
     assert {(v.size, v.color, v.category) for v in variants} == {("42", "black", "running-shoes")}
     cheapest = min((v for v in variants if v.in_stock), key=lambda v: v.price.amount_minor)
     assert cheapest.id == SHOE_42
-    assert cheapest.price == cny(49900)
+    assert cheapest.price == cny("499.00")
     assert cheapest.title == "Stride Lite Running Shoe (Black / EU 42)"
     assert cheapest.imageUrl is not None
     assert cheapest.imageUrl.endswith("/media/rs-stride-lite.svg")
 
 
 def test_search_honours_a_price_cap_and_chinese_words(shop: UcpMerchant) -> None:
-    capped = shop.catalog.search(SearchQuery(text="跑鞋", currency="CNY", maxPrice=cny(50000), limit=50))
+    capped = shop.catalog.search(SearchQuery(text="跑鞋", currency="CNY", maxPrice=cny("500.00"), limit=50))
     assert capped
     assert all(v.price.amount_minor <= 50000 for p in capped for v in p.variants)
     assert {p.category for p in capped} == {"running-shoes"}
@@ -118,7 +113,7 @@ def test_search_honours_a_price_cap_and_chinese_words(shop: UcpMerchant) -> None
 def test_lookup_returns_variants_in_the_asked_currency(shop: UcpMerchant) -> None:
     variants = shop.catalog.lookup([GIFT_WRAP, "socks-running-white-m", "no-such-item"], "USD")
     assert [v.id for v in variants] == [GIFT_WRAP, "socks-running-white-m"]
-    assert variants[0].price == Money(amount_minor=300, currency="USD")
+    assert variants[0].price == usd("3.00")
     assert variants[1].stock > 0
     assert variants[1].size == "M"
 
@@ -136,12 +131,12 @@ def test_quote_to_beijing_has_delivery_windows_from_the_merchants_clock(shop: Uc
         "CNY",
     )
     by_id = {o.id: o for o in options}
-    assert by_id["standard"].price == cny(0)
+    assert by_id["standard"].price == cny("0.00")
     assert (by_id["standard"].earliestDelivery, by_id["standard"].latestDelivery) == (
         date(2026, 1, 31),
         date(2026, 2, 3),
     )
-    assert by_id["expedited"].price == cny(4500)
+    assert by_id["expedited"].price == cny("45.00")
     assert (by_id["expedited"].earliestDelivery, by_id["expedited"].latestDelivery) == (
         date(2026, 1, 29),
         date(2026, 1, 30),
@@ -160,22 +155,22 @@ def test_the_merchant_server_fixture_serves_on_loopback(merchant_server: Running
 
 def test_create_add_select_complete_and_read_the_order(shop: UcpMerchant, server: RunningServer) -> None:
     session = shop.checkout.create([CartLine(itemId=SHOE_42, quantity=1)], BUYER, "CNY", "g1-create")
-    assert (session.status, session.total, session.orderId) == ("incomplete", cny(49900), None)
+    assert (session.status, session.total, session.orderId) == ("incomplete", cny("499.00"), None)
 
     session = shop.checkout.add_items(session.id, [CartLine(itemId=GIFT_WRAP, quantity=1)], "g1-wrap")
     assert [line.itemId for line in session.lines] == [SHOE_42, GIFT_WRAP]
-    assert session.total == cny(51900)
+    assert session.total == cny("519.00")
 
     session = shop.fulfillment.select(session.id, FRIEND_IN_BEIJING, "standard", "g1-ship")
     assert session.status == "ready_for_complete"
     assert session.selectedShippingOptionId == "standard"
     assert {o.id for o in session.shippingOptions} == {"standard", "expedited"}
-    assert session.total == cny(51900)
+    assert session.total == cny("519.00")
 
     order = shop.payments.complete(session.id, "pm_user1_visa", "g1-pay")
     assert order.checkoutId == session.id
     assert order.status == "confirmed"
-    assert order.total == cny(51900)
+    assert order.total == cny("519.00")
     assert order.permalinkUrl == f"{server.url}/orders/{order.id}"
 
     assert shop.checkout.get(session.id).orderId == order.id
@@ -325,7 +320,7 @@ def test_merchant_from_env_is_built_once_per_url(
         assert merchant_from_env() is first
         assert first.http.timeouts.read == 0.75
         assert first.http.timeouts.connect == 2.0
-        assert first.catalog.lookup([GIFT_WRAP], "CNY")[0].price == cny(2000)
+        assert first.catalog.lookup([GIFT_WRAP], "CNY")[0].price == cny("20.00")
     finally:
         reset_merchant_cache()
 

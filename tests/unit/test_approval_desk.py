@@ -3,142 +3,17 @@
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
-from datetime import UTC, datetime, time
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
-from cartpilot.approvals.desk import ApprovalDesk, DeskError, DropRefused, LinkParams, reduce_plan
+from cartpilot.approvals.desk import DeskError, DropRefused, LinkParams, reduce_plan
 from cartpilot.approvals.model import ApprovalStatus, confirmation_phrase, phrase_matches
-from cartpilot.approvals.request import request_approval
 from cartpilot.audit.chain import verify_chain
-from cartpilot.audit.trail import AuditTrail
-from cartpilot.brands.config import BrandConfig
-from cartpilot.brands.users import UserDirectory
-from cartpilot.goals.ledger import GoalLedger
-from cartpilot.goals.model import GoalContext, GoalRecord, GoalStatus, PriceCheck
+from cartpilot.goals.model import GoalStatus
 from cartpilot.plans.model import Plan
-from cartpilot.plans.validation import ValidationInput, validate_plan
-from cartpilot.plans.verdicts import RiskTier
-from cartpilot_local.client import ApprovalLink
-from tests.fakes import (
-    TODAY,
-    FakeMerchant,
-    FakeWorkflow,
-    InMemoryApprovalStore,
-    InMemoryAuditRecords,
-    InMemoryGoalStore,
-    InMemoryOrderCounters,
-    RecordingNotifier,
-    StaticKeySource,
-)
-from tests.unit.conftest import SEED_GOAL, make_plan
-
-STRONG_GOAL = (
-    "Get my friend 3 pairs of running shoes, size 42, gift-wrap them and ship to Beijing before Feb 5"
-)
-NOON = datetime.combine(TODAY, time(12), UTC)
-
-
-@dataclass
-class Pending:
-    """A goal waiting for approval, and everything around it."""
-
-    brand: BrandConfig
-    users: UserDirectory
-    ledger: GoalLedger
-    approvals: InMemoryApprovalStore
-    keys: StaticKeySource
-    sfn: FakeWorkflow
-    goal_id: str
-    approval_id: str
-    link: LinkParams
-    plan: Plan
-
-    @property
-    def desk(self) -> ApprovalDesk:
-        return self.desk_at(NOON)
-
-    def desk_at(self, now: datetime) -> ApprovalDesk:
-        return ApprovalDesk(
-            ledger=self.ledger, approvals=self.approvals, keys=self.keys, workflow=self.sfn,
-            brand=self.brand, users=self.users, counters=InMemoryOrderCounters(), clock=lambda: now,
-        )  # fmt: skip
-
-    def goal(self) -> GoalRecord:
-        return self.ledger.store.require(self.goal_id)
-
-    def audit_events(self) -> list[str]:
-        return [record.event for record in self.ledger.audit.records(self.goal_id)]
-
-    def snapshot(self) -> tuple[Any, ...]:
-        """What must not move when a request is refused."""
-        goal = self.goal()
-        approval = self.approvals.get(self.approval_id)
-        assert approval is not None
-        return (
-            goal.status,
-            goal.plan,
-            goal.planHash,
-            goal.verdict,
-            goal.approval,
-            approval,
-            self.audit_events(),
-        )
-
-
-def wait_for_approval(merchant: FakeMerchant, brand: BrandConfig, users: UserDirectory, goal: str) -> Pending:
-    ledger = GoalLedger(InMemoryGoalStore(), AuditTrail(InMemoryAuditRecords()))
-    approvals = InMemoryApprovalStore()
-    keys = StaticKeySource()
-    plan = make_plan(merchant, brand, users, goal)
-    goal_id = plan.goalId
-    stamp = NOON.isoformat()
-    ledger.store.create(
-        GoalRecord(goalId=goal_id, userId=plan.userId, brand=brand.name, goal=goal, context=GoalContext(),
-                   status=GoalStatus.RECEIVED, requestHash="r", createdAt=stamp, updatedAt=stamp)
-    )  # fmt: skip
-    ledger.transition(goal_id, GoalStatus.PLANNING, actor="planner:rules", event="planning.started")
-    current = merchant.catalog.lookup([item.itemId for item in plan.summary.items], plan.currency)
-    ledger.store.update(
-        goal_id,
-        updated_at=stamp,
-        plan=plan,
-        planHash=plan.plan_hash(),
-        priceCheck=PriceCheck(planId=plan.planId, checkedAt=stamp, items=current),
-    )
-    ledger.transition(goal_id, GoalStatus.VALIDATING, actor="validator", event="validation.started")
-    profile = users.get(plan.userId)
-    assert profile is not None
-    verdict = validate_plan(
-        ValidationInput(plan=plan, brand=brand, profile=profile, current_items=current, today=TODAY)
-    )
-    ledger.store.update(goal_id, updated_at=stamp, verdict=verdict)
-    notifier = RecordingNotifier()
-    sfn = FakeWorkflow()
-    sfn.wait_for("task-token-1")
-    approval_id = request_approval(
-        goal_id, plan.plan_hash(), "task-token-1", ledger=ledger, approvals=approvals, keys=keys,
-        notifier=notifier, brand=brand, base_url="https://api.example.com/prod",
-    )["approvalId"]  # fmt: skip
-    link = ApprovalLink.parse(notifier.sent[-1]["link"])
-    return Pending(
-        brand=brand, users=users, ledger=ledger, approvals=approvals, keys=keys, sfn=sfn, goal_id=goal_id,
-        approval_id=approval_id, link=LinkParams(exp=link.exp, kid=link.kid, sig=link.sig), plan=plan,
-    )  # fmt: skip
-
-
-@pytest.fixture
-def pending(merchant, brand, users) -> Pending:
-    return wait_for_approval(merchant, brand, users, SEED_GOAL)
-
-
-@pytest.fixture
-def strong(merchant, brand, users) -> Pending:
-    waiting = wait_for_approval(merchant, brand, users, STRONG_GOAL)
-    assert waiting.approvals.get(waiting.approval_id).tier is RiskTier.STRONG_APPROVAL  # type: ignore[union-attr]
-    return waiting
+from tests.unit.stages import NOON, Pending
 
 
 def test_opening_the_link_shows_the_plan_and_changes_nothing(pending: Pending):

@@ -5,16 +5,8 @@ from __future__ import annotations
 import dataclasses
 import re
 
-import pytest
-
 from cartpilot.approvals.page import image_origins, render_approval_page
-from tests.unit.conftest import SEED_GOAL
-from tests.unit.test_approval_desk import STRONG_GOAL, Pending, wait_for_approval
-
-
-@pytest.fixture
-def pending(merchant, brand, users) -> Pending:
-    return wait_for_approval(merchant, brand, users, SEED_GOAL)
+from tests.unit.stages import STRONG_GOAL, Pending, wait_for_approval
 
 
 def text_of(html: str, test_id: str) -> str:

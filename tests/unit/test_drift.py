@@ -13,21 +13,6 @@ from cartpilot.plans.model import Plan
 from tests.fakes import FakeMerchant, cny
 
 
-def reprice(merchant: FakeMerchant, item_id: str, price: Money) -> None:
-    shop = merchant.shop
-    shop.products = [
-        product.model_copy(
-            update={
-                "variants": [
-                    variant.model_copy(update={"price": price}) if variant.id == item_id else variant
-                    for variant in product.variants
-                ]
-            }
-        )
-        for product in shop.products
-    ]
-
-
 def main_item(plan: Plan) -> tuple[str, Money]:
     item = plan.summary.items[0]
     return item.itemId, item.unitPrice
@@ -41,7 +26,7 @@ def test_unchanged_prices_pass_and_return_what_the_merchant_says(seed_plan: Plan
 @pytest.mark.parametrize("delta_minor", [+1398, -1398, +1, 0])
 def test_a_move_within_tolerance_passes(seed_plan: Plan, merchant: FakeMerchant, delta_minor: int):
     item_id, approved = main_item(seed_plan)  # 699.00 CNY: 2% is 13.98
-    reprice(merchant, item_id, Money(amount_minor=approved.amount_minor + delta_minor, currency="CNY"))
+    merchant.shop.reprice(item_id, Money(amount_minor=approved.amount_minor + delta_minor, currency="CNY"))
     check_price_drift(seed_plan, merchant.catalog, tolerance_percent=2)
 
 
@@ -49,7 +34,7 @@ def test_a_move_within_tolerance_passes(seed_plan: Plan, merchant: FakeMerchant,
 def test_a_move_beyond_tolerance_asks_again(seed_plan: Plan, merchant: FakeMerchant, delta_minor: int):
     item_id, approved = main_item(seed_plan)
     now = Money(amount_minor=approved.amount_minor + delta_minor, currency="CNY")
-    reprice(merchant, item_id, now)
+    merchant.shop.reprice(item_id, now)
     with pytest.raises(
         PlanNeedsReapproval, match=re.escape(f"now costs {now.format()}, approved at 699.00 CNY")
     ) as raised:
@@ -65,14 +50,14 @@ def test_a_move_beyond_tolerance_asks_again(seed_plan: Plan, merchant: FakeMerch
 
 def test_zero_tolerance_refuses_any_change(seed_plan: Plan, merchant: FakeMerchant):
     item_id, approved = main_item(seed_plan)
-    reprice(merchant, item_id, Money(amount_minor=approved.amount_minor + 1, currency="CNY"))
+    merchant.shop.reprice(item_id, Money(amount_minor=approved.amount_minor + 1, currency="CNY"))
     with pytest.raises(PlanNeedsReapproval):
         check_price_drift(seed_plan, merchant.catalog, tolerance_percent=0)
 
 
 def test_an_optional_item_counts_too(seed_plan: Plan, merchant: FakeMerchant):
     wrap = next(item for item in seed_plan.summary.items if item.optional)
-    reprice(merchant, wrap.itemId, cny("35.00"))
+    merchant.shop.reprice(wrap.itemId, cny("35.00"))
     with pytest.raises(PlanNeedsReapproval, match=re.escape("Gift Wrap now costs 35.00 CNY")):
         check_price_drift(seed_plan, merchant.catalog, tolerance_percent=2)
 
@@ -91,7 +76,7 @@ def test_an_item_no_longer_sold_asks_again(seed_plan: Plan, merchant: FakeMercha
 def test_a_price_in_another_currency_is_a_drift(seed_plan: Plan, merchant: FakeMerchant):
     item_id, approved = main_item(seed_plan)
     usd = Money(amount_minor=approved.amount_minor, currency="USD")
-    reprice(merchant, item_id, usd)
+    merchant.shop.reprice(item_id, usd)
     current = merchant.catalog.lookup([item.itemId for item in seed_plan.summary.items], "CNY")
     assert [drift.item_id for drift in find_price_drifts(seed_plan, current, 20)] == [item_id]
     assert not within_tolerance(approved, usd, 20)

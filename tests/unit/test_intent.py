@@ -4,8 +4,7 @@ import pytest
 
 from cartpilot.kernel.money import Money
 from cartpilot.planning.intent import GoalNotUnderstood, parse_goal
-
-TODAY = date(2026, 11, 25)
+from tests.fakes import TODAY
 
 
 def parse(goal: str):

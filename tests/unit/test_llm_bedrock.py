@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime, time
 from pathlib import Path
 from typing import Any
 
@@ -21,13 +21,13 @@ from cartpilot.adapters.aws.bedrock import BedrockConverse
 from cartpilot.brands.config import BrandConfig
 from cartpilot.brands.users import UserDirectory
 from cartpilot.commerce.ucp import UcpMerchant
-from cartpilot.goals.model import GoalContext
 from cartpilot.planning.llm import LlmPlanner
 from cartpilot.planning.rules import PlanningFailed, PlanningRequest, RulesPlanner
 from cartpilot.plans.model import Plan
+from tests.conftest import SandboxMerchant, planning_request
+from tests.fakes import TODAY
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "llm" / "bedrock"
-TODAY = date(2026, 11, 25)
 MODEL = "qwen.qwen3-32b-v1:0"
 EXPECTED_PARAMS = {
     "modelId": MODEL,
@@ -52,17 +52,13 @@ class Recording:
 
 
 @pytest.fixture(scope="module")
-def sandbox() -> Iterator[UcpMerchant]:
-    from cartpilot_local.merchant.app import create_app
-    from cartpilot_local.servers import serve_in_thread
-
-    server = serve_in_thread(create_app(clock=lambda: datetime(2026, 11, 25, 1, 0, tzinfo=UTC)))
-    merchant = UcpMerchant.for_url(server.url)
-    try:
-        yield merchant
-    finally:
-        merchant.close()
-        server.stop()
+def sandbox(sandbox_merchant: SandboxMerchant) -> Iterator[UcpMerchant]:
+    with sandbox_merchant.frozen_at(datetime.combine(TODAY, time(1), UTC)):
+        merchant = UcpMerchant.for_url(sandbox_merchant.url)
+        try:
+            yield merchant
+        finally:
+            merchant.close()
 
 
 @pytest.fixture
@@ -92,16 +88,7 @@ def make_planner(client: Any, sandbox: UcpMerchant, brand: BrandConfig) -> tuple
 
 
 def request_for(fixture: dict[str, Any], brand: BrandConfig, users: UserDirectory) -> PlanningRequest:
-    profile = users.get(fixture["userId"])
-    assert profile is not None
-    return PlanningRequest(
-        goalId="g-bedrock",
-        goal=fixture["goal"],
-        context=GoalContext(),
-        profile=profile,
-        brand=brand,
-        today=TODAY,
-    )
+    return planning_request(brand, users, fixture["goal"], user=fixture["userId"], goal_id="g-bedrock")
 
 
 def replay(

@@ -14,6 +14,7 @@ from cartpilot.kernel.money import Money
 from cartpilot.planning.checks import CheckedDraft, check_draft
 from cartpilot.planning.drafts import GroundedDraft, GroundedLine
 from cartpilot.planning.rules import PlanningFailed, PlanningRequest
+from tests.conftest import planning_request
 from tests.fakes import TODAY, FakeMerchant, cny, sample_products
 
 
@@ -33,27 +34,10 @@ def shop_with_tees(*variants: ProductVariant) -> FakeMerchant:
     return merchant
 
 
-def set_variant(merchant: FakeMerchant, variant_id: str, **changes: object) -> None:
-    """The merchant's catalog changes after the model saw it."""
-    merchant.shop.products = [
-        product.model_copy(
-            update={
-                "variants": [
-                    v.model_copy(update=changes) if v.id == variant_id else v for v in product.variants
-                ]
-            }
-        )
-        for product in merchant.shop.products
-    ]
-
-
 def request_for(brand: BrandConfig, users: UserDirectory, goal: str, **context: object) -> PlanningRequest:
-    profile = users.get("user-1")
-    assert profile is not None
-    return PlanningRequest(
-        goalId="g-checks", goal=goal, context=GoalContext.model_validate(context), profile=profile,
-        brand=brand, today=TODAY,
-    )  # fmt: skip
+    return planning_request(
+        brand, users, goal, context=GoalContext.model_validate(context), goal_id="g-checks"
+    )
 
 
 def draft_of(
@@ -89,7 +73,7 @@ def test_sold_out_variant_keeps_the_colour_the_goal_named_and_takes_the_nearest_
     )
     request = request_for(brand, users, "a black tee for me")
     draft = draft_of(request, GroundedLine(tee("black", "M"), 1, "Black tee."))
-    set_variant(merchant, "tee-black-m", stock=0)
+    merchant.shop.change_variant("tee-black-m", stock=0)
 
     checked = check(merchant, request, draft)
 
@@ -103,7 +87,7 @@ def test_sold_out_variant_keeps_the_size_the_goal_named_and_takes_another_colour
     merchant = shop_with_tees(tee("black", "M"), tee("black", "L"), tee("white", "M"))
     request = request_for(brand, users, "a tee in size M for me")
     draft = draft_of(request, GroundedLine(tee("black", "M"), 1, "Tee."))
-    set_variant(merchant, "tee-black-m", stock=0)
+    merchant.shop.change_variant("tee-black-m", stock=0)
 
     assert [item.variant.id for item in check(merchant, request, draft).choices.items] == ["tee-white-m"]
 
@@ -112,7 +96,7 @@ def test_when_size_and_colour_were_both_asked_for_it_says_what_is_in_stock(brand
     merchant = shop_with_tees(tee("black", "M"), tee("black", "L"), tee("white", "M"))
     request = request_for(brand, users, "a black tee in size M for me")
     draft = draft_of(request, GroundedLine(tee("black", "M"), 1, "Tee."))
-    set_variant(merchant, "tee-black-m", stock=0)
+    merchant.shop.change_variant("tee-black-m", stock=0)
 
     with pytest.raises(PlanningFailed) as failure:
         check(merchant, request, draft)
@@ -126,7 +110,7 @@ def test_a_price_change_is_priced_at_the_current_price_and_said(brand, users):
     merchant = FakeMerchant()
     request = request_for(brand, users, "running shoes size 42 for me")
     seen = merchant.shop.variants()["shoe-a-42"]
-    set_variant(merchant, "shoe-a-42", price=cny("649.00"))
+    merchant.shop.change_variant("shoe-a-42", price=cny("649.00"))
 
     checked = check(merchant, request, draft_of(request, GroundedLine(seen, 1, "Cheapest.")))
 
@@ -199,7 +183,7 @@ def test_sold_out_gift_wrap_is_dropped_and_the_plan_goes_on(brand, users):
     merchant = FakeMerchant()
     request = request_for(brand, users, "running socks for me, gift-wrapped")
     variants = merchant.shop.variants()
-    set_variant(merchant, "gift-wrap-standard", stock=0)
+    merchant.shop.change_variant("gift-wrap-standard", stock=0)
 
     checked = check(
         merchant,

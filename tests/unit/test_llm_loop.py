@@ -9,7 +9,6 @@ import pytest
 
 from cartpilot.brands.config import BrandConfig, ModelPrice, PlannerConfig
 from cartpilot.brands.users import UserDirectory
-from cartpilot.goals.model import GoalContext
 from cartpilot.kernel.money import Money
 from cartpilot.planning.conversation import (
     ModelReply,
@@ -22,7 +21,8 @@ from cartpilot.planning.conversation import (
 )
 from cartpilot.planning.llm import LlmPlanner, estimate_cost
 from cartpilot.planning.rules import PlanningFailed, PlanningRequest, RulesPlanner
-from tests.fakes import TODAY, FakeMerchant
+from tests.conftest import planning_request
+from tests.fakes import FakeMerchant
 
 Step = Callable[[ModelRequest], ModelReply]
 
@@ -79,11 +79,7 @@ def planner_with(
 def request(
     brand: BrandConfig, users: UserDirectory, goal: str = "running shoes size 42 for me"
 ) -> PlanningRequest:
-    profile = users.get("user-1")
-    assert profile is not None
-    return PlanningRequest(
-        goalId="g-loop", goal=goal, context=GoalContext(), profile=profile, brand=brand, today=TODAY
-    )
+    return planning_request(brand, users, goal, goal_id="g-loop")
 
 
 def test_a_model_that_keeps_calling_tools_is_told_to_stop_then_replaced(merchant, brand, users):

@@ -12,9 +12,9 @@ from cartpilot.commerce.ports import Address, Recipient
 from cartpilot.goals.model import GoalContext
 from cartpilot.planning.conversation import ToolCall
 from cartpilot.planning.drafts import DraftRejected, GroundedDraft, Refusal, ground_draft, parse_draft
-from cartpilot.planning.rules import PlanningRequest
 from cartpilot.planning.tools import ShoppingTools
-from tests.fakes import TODAY, FakeMerchant
+from tests.conftest import planning_request
+from tests.fakes import FakeMerchant
 
 HANGZHOU = Recipient(
     name="Li Lei",
@@ -26,12 +26,7 @@ HANGZHOU = Recipient(
 def tools_for(
     merchant: FakeMerchant, brand: BrandConfig, users: UserDirectory, context: GoalContext | None = None
 ) -> ShoppingTools:
-    profile = users.get("user-1")
-    assert profile is not None
-    request = PlanningRequest(
-        goalId="g-tools", goal="running shoes", context=context or GoalContext(), profile=profile,
-        brand=brand, today=TODAY,
-    )  # fmt: skip
+    request = planning_request(brand, users, "running shoes", context=context, goal_id="g-tools")
     return ShoppingTools(merchant.catalog, merchant.fulfillment, request)
 
 

@@ -21,17 +21,13 @@ from cartpilot.brands.policy import (
     policies_for,
     reset_policy_cache,
 )
-from cartpilot.kernel.money import Money
 from cartpilot.plans.verdicts import RiskTier
+from tests.fakes.merchant import cny, usd
 
 SANDBOX = default_brands_dir() / "sandbox"
 POLICY_TEXT = (SANDBOX / "policies.cedar").read_text(encoding="utf-8")
 SCHEMA_TEXT = (SANDBOX / "policies.cedarschema").read_text(encoding="utf-8")
 REPO = Path(__file__).resolve().parents[2]
-
-
-def cny(amount_minor: int) -> Money:
-    return Money(amount_minor=amount_minor, currency="CNY")
 
 
 def brand_files(tmp_path: Path, policies: str = POLICY_TEXT, schema: str = SCHEMA_TEXT) -> Path:
@@ -172,7 +168,7 @@ def facts(**changes: object) -> PolicyFacts:
         trust_level=2,
         payment_method_age_days=400,
         order_id="p-test",
-        total=cny(5900),
+        total=cny("59.00"),
         lines=(OrderLine(item_id="socks-1-m", category="socks", unit_price_minor=5900, quantity=1),),
         recipient_known=True,
         recipient_is_self=True,
@@ -211,11 +207,11 @@ def test_an_order_no_rule_speaks_against_runs_by_itself():
 RULES = [
     (
         "brand.currency",
-        {"total": Money(amount_minor=5900, currency="USD")},
+        {"total": usd("59.00")},
         RiskTier.DENY,
-        {"total": cny(5900)},
+        {"total": cny("59.00")},
     ),
-    ("limit.per-order", {"total": cny(300001)}, RiskTier.DENY, {"total": cny(300000)}),
+    ("limit.per-order", {"total": cny("3000.01")}, RiskTier.DENY, {"total": cny("3000.00")}),
     (
         "limit.per-day",
         {"recent": RecentActivity(orders=1, spend_minor={"CNY": 494101})},
@@ -235,8 +231,13 @@ RULES = [
         {"category_restrictions": {"socks": "none", "kitchen": "none"}},
     ),
     ("merchant.not-allowed", {"merchant_allowed": False}, RiskTier.DENY, {"merchant_allowed": True}),
-    ("threshold.strong-approval", {"total": cny(200001)}, RiskTier.STRONG_APPROVAL, {"total": cny(200000)}),
-    ("threshold.confirmation", {"total": cny(50001)}, RiskTier.APPROVAL, {"total": cny(50000)}),
+    (
+        "threshold.strong-approval",
+        {"total": cny("2000.01")},
+        RiskTier.STRONG_APPROVAL,
+        {"total": cny("2000.00")},
+    ),
+    ("threshold.confirmation", {"total": cny("500.01")}, RiskTier.APPROVAL, {"total": cny("500.00")}),
     (
         "category.staff-approval",
         {"category_restrictions": {"alcohol": "staff"}},
@@ -275,7 +276,7 @@ def test_every_sandbox_rule_has_an_engine_test():
 def test_the_strictest_rule_sets_the_tier_and_every_rule_that_spoke_is_a_reason():
     decision = decide(
         policies_for("sandbox"),
-        facts(total=cny(350000), recipient_is_self=False, category_restrictions={"knives": "deny"}),
+        facts(total=cny("3500.00"), recipient_is_self=False, category_restrictions={"knives": "deny"}),
     )
     by_id = {finding.policyId: finding.tier for finding in decision.findings}
     assert decision.tier is RiskTier.DENY and decision.approver is None
@@ -292,15 +293,15 @@ def test_staff_approve_what_a_staff_rule_flagged_at_any_tier():
     policies = policies_for("sandbox")
     alcohol = {"category_restrictions": {"alcohol": "staff"}}
     assert decide(policies, facts(**alcohol)).approver == "staff"
-    strong = decide(policies, facts(total=cny(250000), **alcohol))
+    strong = decide(policies, facts(total=cny("2500.00"), **alcohol))
     assert (strong.tier, strong.approver) == (RiskTier.STRONG_APPROVAL, "staff")
-    assert decide(policies, facts(total=cny(250000))).approver == "user"
+    assert decide(policies, facts(total=cny("2500.00"))).approver == "user"
 
 
 def test_reasons_show_the_amounts_involved():
-    decision = decide(policies_for("sandbox"), facts(total=cny(310000)))
+    decision = decide(policies_for("sandbox"), facts(total=cny("3100.00")))
     message = next(f.message for f in decision.findings if f.policyId == "limit.per-order")
-    assert message == f"{cny(310000).format()} is above the per-order limit of {cny(300000).format()}"
+    assert message == f"{cny('3100.00').format()} is above the per-order limit of {cny('3000.00').format()}"
 
 
 def test_a_policy_cedar_cannot_evaluate_denies_the_order():

@@ -21,17 +21,17 @@ from cartpilot.commerce.ports import Address, ProductVariant, Recipient
 from cartpilot.commerce.ucp import UcpMerchant
 from cartpilot.goals.model import GoalContext
 from cartpilot.kernel.money import total_of
-from cartpilot.planning.rules import PlanningFailed, PlanningRequest, RulesPlanner
+from cartpilot.planning.rules import PlanningFailed
 from cartpilot.plans.model import PaymentCompleteStep, Plan
 from cartpilot.plans.validation import ValidationInput, validate_plan
 from cartpilot.plans.verdicts import RiskTier, Verdict
+from tests.conftest import SEED_GOAL, make_plan
 from tests.fakes import TODAY, FakeMerchant
 
 RANK = {RiskTier.AUTO: 0, RiskTier.APPROVAL: 1, RiskTier.STRONG_APPROVAL: 2, RiskTier.DENY: 3}
 # Planning failing outright is the strictest outcome: nothing is bought.
 NOTHING_PLANNED = 4
 
-SEED_GOAL = "Get my friend running shoes, size 42, gift-wrap them and ship to Beijing before Feb 5"
 SOCKS_HOME = "Buy me a pair of running socks and ship them to my home address"
 SEED_GOAL_ZH = "给朋友买一双42码跑鞋，寄到北京"
 
@@ -173,13 +173,8 @@ def shop(request: pytest.FixtureRequest) -> Iterator[Any]:
 def plan_and_validate(
     shop: Any, brand: BrandConfig, users: UserDirectory, goal: str, user: str, context: GoalContext
 ) -> Outcome:
-    profile = users.get(user)
-    assert profile is not None
-    request = PlanningRequest(
-        goalId="g-injection", goal=goal, context=context, profile=profile, brand=brand, today=TODAY
-    )
     try:
-        plan = RulesPlanner(shop.catalog, shop.fulfillment).plan(request)
+        plan = make_plan(shop, brand, users, goal, user=user, context=context, goal_id="g-injection")
     except PlanningFailed:
         return Outcome(None, None)
     return Outcome(plan, validate(plan, shop, brand, users, context))

@@ -5,7 +5,7 @@ from cartpilot.goals.model import GoalContext
 from cartpilot.kernel.money import Money
 from cartpilot.planning.rules import PlanningFailed
 from cartpilot.plans.model import Action
-from tests.unit.conftest import make_plan
+from tests.conftest import make_plan
 
 
 def test_seed_plan_is_concrete_and_grounded(seed_plan, merchant):

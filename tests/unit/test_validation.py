@@ -12,8 +12,8 @@ from cartpilot.kernel.money import Money
 from cartpilot.plans.model import Plan, hash_plan_document
 from cartpilot.plans.validation import ValidationInput, refuse_plan_document, validate_plan
 from cartpilot.plans.verdicts import RiskTier
+from tests.conftest import make_plan
 from tests.fakes import TODAY, FakeMerchant
-from tests.unit.conftest import make_plan
 
 
 def verdict_for(

@@ -3,6 +3,7 @@
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel
 
 from cartpilot import wiring
 from cartpilot.execution.outcomes import record_outcome, send_receipt
@@ -16,7 +17,10 @@ from cartpilot.kernel.observability import logger, metrics, tracer
 @metrics.log_metrics
 @tracer.capture_lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    request = OutcomeEvent.model_validate(event)
+    return _end_goal(OutcomeEvent.model_validate(event)).model_dump(mode="json")
+
+
+def _end_goal(request: OutcomeEvent) -> BaseModel:
     if request.kind == "undo_window" and request.taskToken:
         return open_undo_window(request.goalId, request.taskToken, ledger=wiring.ledger())
     if request.kind == "undo_closed":

@@ -7,9 +7,14 @@ from typing import Protocol
 from cartpilot.approvals.model import Approval, ApprovalStatus, DroppedStep
 
 
+class ApprovalAlreadyExists(RuntimeError):
+    pass
+
+
 class ApprovalStore(Protocol):
     def create(self, approval: Approval, task_token: str) -> None:
-        """Stores a new approval and the task token that resumes its flow; never overwrites."""
+        """Stores a new approval and the task token that resumes its flow; never overwrites
+        (``ApprovalAlreadyExists``)."""
         ...
 
     def get(self, approval_id: str) -> Approval | None: ...

@@ -11,6 +11,7 @@ from cartpilot.approvals.ports import ApprovalStore
 from cartpilot.audit.snapshots import signed_plan_detail
 from cartpilot.brands.config import BrandConfig
 from cartpilot.commerce.errors import PlanIntegrityError
+from cartpilot.goals.events import ApprovalRequested
 from cartpilot.goals.ledger import GoalLedger
 from cartpilot.goals.model import ApprovalSummary, GoalStatus
 from cartpilot.goals.ports import Notifier
@@ -31,7 +32,7 @@ def request_approval(
     notifier: Notifier,
     brand: BrandConfig,
     base_url: str,
-) -> dict[str, Any]:
+) -> ApprovalRequested:
     goal = ledger.store.require(goal_id)
     if goal.verdict is None or goal.planHash != plan_hash:
         raise PlanIntegrityError("approval requested for a plan that is not the goal's current plan")
@@ -95,4 +96,4 @@ def request_approval(
         "approval requested",
         extra={"approvalId": approval.approvalId, "goalId": goal_id, "tier": approval.tier.value},
     )
-    return {"approvalId": approval.approvalId}
+    return ApprovalRequested(approvalId=approval.approvalId)

@@ -342,7 +342,7 @@ class MerchantClient:
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
         """Exponential backoff with full jitter, never shorter than the merchant's Retry-After."""
-        ceiling = min(self.retry.max_delay, self.retry.base_delay * 2 ** (attempt - 1))
+        ceiling = min(self.retry.max_delay, self.retry.base_delay * 2.0 ** (attempt - 1))
         delay = self._random() * ceiling
         return max(delay, retry_after) if retry_after is not None else delay
 

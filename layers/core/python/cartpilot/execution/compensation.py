@@ -13,6 +13,7 @@ from typing import Any
 from cartpilot.commerce.errors import CompensationIncomplete, ConnectorError
 from cartpilot.commerce.ports import Merchant
 from cartpilot.execution.keys import step_idempotency_key
+from cartpilot.goals.events import CompensationResult
 from cartpilot.goals.ledger import GoalLedger
 from cartpilot.goals.model import GoalStatus
 from cartpilot.kernel.clock import utc_now_iso
@@ -59,7 +60,7 @@ def undo_executed_steps(
     reason: str | None = None,
     attempt: int = 0,
     max_attempts: int = 1,
-) -> dict[str, Any]:
+) -> CompensationResult:
     """Undoes everything the goal did at the merchant.
 
     ``final_status`` is COMPENSATED after a failure, UNDONE after the shopper's undo, or
@@ -96,7 +97,7 @@ def undo_executed_steps(
             failure="compensation incomplete: " + "; ".join(left),
         )
         metrics.add_metric(name="NeedsAttention", unit="Count", value=1)
-        return {"status": GoalStatus.NEEDS_ATTENTION.value, "undone": undone, "left": left}
+        return CompensationResult(status=GoalStatus.NEEDS_ATTENTION, undone=undone, left=left)
     if final_status is GoalStatus.PLANNING:
         ledger.note(
             goal_id,
@@ -104,7 +105,7 @@ def undo_executed_steps(
             event="compensation.before-replanning",
             detail={"undone": undone, "reason": reason},
         )
-        return {"status": GoalStatus.PLANNING.value, "undone": undone}
+        return CompensationResult(status=GoalStatus.PLANNING, undone=undone)
     ledger.transition(
         goal_id,
         final_status,
@@ -115,4 +116,4 @@ def undo_executed_steps(
         undoneAt=utc_now_iso(),
     )
     metrics.add_metric(name="Compensations", unit="Count", value=1)
-    return {"status": final_status.value, "undone": undone}
+    return CompensationResult(status=final_status, undone=undone)

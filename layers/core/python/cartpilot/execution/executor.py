@@ -80,7 +80,10 @@ class StepExecutor:
     def run(self, event: ConnectorEvent) -> dict[str, Any]:
         goal = self._ledger.store.require(event.goalId)
         plan = load_verified_plan(goal, event.planId, event.planHash)
-        step = plan.step(event.step.id)
+        try:
+            step = plan.step(event.step.id)
+        except KeyError:
+            raise PlanIntegrityError(f"the plan has no step {event.step.id}") from None
         if step.action.value != event.step.action:
             raise PlanIntegrityError(f"step {step.id} is {step.action.value}, not {event.step.action}")
         if step.id in event.outputs:

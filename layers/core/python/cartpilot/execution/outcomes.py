@@ -12,6 +12,7 @@ from cartpilot.brands.activity import OrderCounters
 from cartpilot.brands.config import BrandConfig
 from cartpilot.commerce.errors import PlanIntegrityError
 from cartpilot.commerce.ports import Merchant
+from cartpilot.goals.events import OutcomeRecorded, ReceiptSent
 from cartpilot.goals.ledger import GoalLedger
 from cartpilot.goals.model import GoalStatus, Receipt, ReceiptLine
 from cartpilot.goals.ports import Notifier
@@ -65,7 +66,7 @@ def send_receipt(
     notifier: Notifier,
     brand: BrandConfig,
     counters: OrderCounters,
-) -> dict[str, Any]:
+) -> ReceiptSent:
     goal = ledger.store.require(goal_id)
     plan = goal.current_plan()
     order = outputs.get("confirm") or _order_output(outputs)
@@ -103,7 +104,7 @@ def send_receipt(
         subject=f"Order {receipt.orderId} placed: {summary.total.format()}",
         body={"orderId": receipt.orderId, "total": summary.total.format(), "undoUntil": undo_until},
     )
-    return {"orderId": receipt.orderId, "undoUntil": undo_until}
+    return ReceiptSent(orderId=receipt.orderId, undoUntil=undo_until)
 
 
 def record_outcome(
@@ -114,7 +115,7 @@ def record_outcome(
     ledger: GoalLedger,
     notifier: Notifier,
     approvals: ApprovalStore | None = None,
-) -> dict[str, Any]:
+) -> OutcomeRecorded:
     """Ends a goal that did not complete, says why in the audit, and tells the shopper."""
     goal = ledger.store.require(goal_id)
     reason = _reason(status, error, goal.verdict)
@@ -136,7 +137,7 @@ def record_outcome(
         subject=_OUTCOME_SUBJECTS.get(status, "Your order"),
         body={"status": status.value, "reason": reason},
     )
-    return {"status": status.value}
+    return OutcomeRecorded(status=status)
 
 
 def _reason(status: GoalStatus, error: dict[str, Any] | None, verdict: Verdict | None) -> str:

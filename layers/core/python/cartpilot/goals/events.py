@@ -1,4 +1,5 @@
-"""The shapes the state machine passes to functions (see statemachines/order_flow.asl.json)."""
+"""The shapes the state machine passes to functions, and what they hand back to it
+(see statemachines/order_flow.asl.json: its ResultSelectors pick fields of these results)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from cartpilot.goals.model import PriceCheck
+from cartpilot.goals.model import GoalStatus, PriceCheck
 
 
 class _Event(BaseModel):
@@ -71,3 +72,42 @@ class CompensationEvent(_Event):
     finalStatus: str = "COMPENSATED"
     attempt: int = 0
     maxAttempts: int = 1
+
+
+# ---- What functions hand back to the flow ------------------------------------------------
+
+
+class PlanReference(BaseModel):
+    """PlanOrder's answer: a small reference; the plan itself stays on the goal."""
+
+    planId: str
+    planHash: str
+    steps: list[StepRef]
+
+
+class ApprovalRequested(BaseModel):
+    approvalId: str
+
+
+class CompensationResult(BaseModel):
+    status: GoalStatus
+    undone: list[str]
+    left: list[str] = Field(default_factory=list)
+
+
+class ReceiptSent(BaseModel):
+    orderId: str
+    undoUntil: str
+
+
+class OutcomeRecorded(BaseModel):
+    status: GoalStatus
+
+
+class UndoWindowOpened(BaseModel):
+    undoUntil: str | None
+
+
+class UndoWindowClosed(BaseModel):
+    status: GoalStatus
+    final: bool

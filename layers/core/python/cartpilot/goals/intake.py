@@ -65,20 +65,29 @@ class GoalIntake:
                 raise IntakeError(
                     422, "IDEMPOTENCY_KEY_REUSED", "this Idempotency-Key was used with a different request"
                 ) from None
+            if existing.executionArn is None:
+                # An earlier attempt stored the goal and then failed before its flow started
+                # (throttled, timed out): the client's retry finishes the job instead of
+                # leaving a goal that nothing will ever plan.
+                self._start(request, goal_id, received_noted=existing.auditSeq is not None)
             return GoalAccepted(goalId=goal_id, status=existing.status.value, links=goal_links(goal_id))
-        self._ledger.note(
-            goal_id,
-            actor=f"user:{request.userId}",
-            event="goal.received",
-            status=GoalStatus.RECEIVED,
-            detail={
-                "goal": request.goal,
-                "context": request.context.model_dump(mode="json", exclude_none=True),
-            },
-        )
+        self._start(request, goal_id, received_noted=False)
+        return GoalAccepted(goalId=goal_id, status=GoalStatus.RECEIVED.value, links=goal_links(goal_id))
+
+    def _start(self, request: GoalRequest, goal_id: str, *, received_noted: bool) -> None:
+        if not received_noted:
+            self._ledger.note(
+                goal_id,
+                actor=f"user:{request.userId}",
+                event="goal.received",
+                status=GoalStatus.RECEIVED,
+                detail={
+                    "goal": request.goal,
+                    "context": request.context.model_dump(mode="json", exclude_none=True),
+                },
+            )
         execution_arn = self._start_flow(goal_id)
         self._ledger.store.update(goal_id, updated_at=utc_now_iso(), executionArn=execution_arn)
-        return GoalAccepted(goalId=goal_id, status=GoalStatus.RECEIVED.value, links=goal_links(goal_id))
 
     def _start_flow(self, goal_id: str) -> str:
         flow_input = {

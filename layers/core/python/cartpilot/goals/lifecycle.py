@@ -73,4 +73,5 @@ SETTLED_STATUSES = FINAL_STATUSES | {GoalStatus.COMPLETED}
 
 
 def may_move(origin: GoalStatus, to: GoalStatus) -> bool:
-    return origin in ALLOWED_FROM[to]
+    """RECEIVED has no row: goals start there and never go back."""
+    return origin in ALLOWED_FROM.get(to, frozenset())

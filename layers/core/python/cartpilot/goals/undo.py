@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Literal
 
+from pydantic import BaseModel
+
+from cartpilot.goals.events import UndoWindowClosed, UndoWindowOpened
 from cartpilot.goals.ledger import GoalLedger
 from cartpilot.goals.model import GoalStatus
 from cartpilot.goals.ports import TaskTokenGone, Workflow
@@ -16,27 +19,35 @@ class UndoRefused(Refusal):
     """Refused by the undo window."""
 
 
-def open_undo_window(goal_id: str, task_token: str, *, ledger: GoalLedger) -> dict[str, Any]:
+class UndoAccepted(BaseModel):
+    """What ``POST /goals/{id}/undo`` answers: asked for (the flow undoes it), or already done."""
+
+    goalId: str
+    status: GoalStatus
+    undo: Literal["requested", "done"]
+
+
+def open_undo_window(goal_id: str, task_token: str, *, ledger: GoalLedger) -> UndoWindowOpened:
     """Parks the flow's task token on the goal (server side only) until undo or the window's end."""
     goal = ledger.store.require(goal_id)
     ledger.store.update(goal_id, updated_at=utc_now_iso(), undoToken=task_token)
     ledger.note(goal_id, actor="notify", event="undo.window-opened", detail={"undoUntil": goal.undoUntil})
-    return {"undoUntil": goal.undoUntil}
+    return UndoWindowOpened(undoUntil=goal.undoUntil)
 
 
-def close_undo_window(goal_id: str, *, ledger: GoalLedger) -> dict[str, Any]:
+def close_undo_window(goal_id: str, *, ledger: GoalLedger) -> UndoWindowClosed:
     ledger.store.update(goal_id, updated_at=utc_now_iso(), undoToken=None)
     ledger.note(goal_id, actor="flow", event="undo.window-closed", status=GoalStatus.COMPLETED)
-    return {"status": GoalStatus.COMPLETED.value, "final": True}
+    return UndoWindowClosed(status=GoalStatus.COMPLETED, final=True)
 
 
-def request_undo(goal_id: str, *, ledger: GoalLedger, workflow: Workflow, actor: str) -> dict[str, Any]:
+def request_undo(goal_id: str, *, ledger: GoalLedger, workflow: Workflow, actor: str) -> UndoAccepted:
     """Asks the waiting flow to undo the order. Idempotent: a second request changes nothing."""
     goal = ledger.store.get(goal_id)
     if goal is None:
         raise UndoRefused(404, "GOAL_NOT_FOUND", f"no goal {goal_id}")
     if goal.status is GoalStatus.UNDONE:
-        return {"goalId": goal_id, "status": goal.status.value, "undo": "done"}
+        return UndoAccepted(goalId=goal_id, status=goal.status, undo="done")
     if goal.status is not GoalStatus.COMPLETED:
         raise UndoRefused(409, "NOT_UNDOABLE", f"a goal that is {goal.status.value} cannot be undone")
     if goal.undoUntil is None or utc_now() >= datetime.fromisoformat(goal.undoUntil):
@@ -45,10 +56,12 @@ def request_undo(goal_id: str, *, ledger: GoalLedger, workflow: Workflow, actor:
     if token is None:
         raise UndoRefused(409, "UNDO_NOT_READY", "the order is still being finalised; try again in a moment")
     if not ledger.store.claim_undo(goal_id, utc_now_iso()):
-        return {"goalId": goal_id, "status": goal.status.value, "undo": "requested"}
+        return UndoAccepted(goalId=goal_id, status=goal.status, undo="requested")
     try:
         workflow.succeed(token, {"undo": "requested"})
     except TaskTokenGone as exc:
+        # Nothing was resumed: the claim goes, so a repeated request is refused the same way.
+        ledger.store.release_undo_claim(goal_id)
         raise UndoRefused(
             409, "UNDO_WINDOW_CLOSED", "the undo window has closed; the order is final"
         ) from exc
@@ -57,4 +70,4 @@ def request_undo(goal_id: str, *, ledger: GoalLedger, workflow: Workflow, actor:
         ledger.store.release_undo_claim(goal_id)
         raise
     ledger.note(goal_id, actor=actor, event="undo.requested", status=GoalStatus.COMPLETED)
-    return {"goalId": goal_id, "status": goal.status.value, "undo": "requested"}
+    return UndoAccepted(goalId=goal_id, status=goal.status, undo="requested")

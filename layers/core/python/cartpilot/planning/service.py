@@ -7,6 +7,7 @@ from typing import Any, Protocol
 from cartpilot.audit.snapshots import signed_plan_detail
 from cartpilot.brands.config import BrandConfig
 from cartpilot.brands.users import UserDirectory
+from cartpilot.goals.events import PlanReference, StepRef
 from cartpilot.goals.ledger import GoalLedger
 from cartpilot.goals.model import GoalStatus
 from cartpilot.kernel.clock import today
@@ -34,7 +35,7 @@ def plan_goal(
     users: UserDirectory,
     brand: BrandConfig,
     keys: KeySource | None = None,
-) -> dict[str, Any]:
+) -> PlanReference:
     """Plans the goal and records the plan; with ``keys``, the audit record signs the plan snapshot."""
     goal = ledger.store.require(goal_id)
     ledger.transition(goal_id, GoalStatus.PLANNING, actor=f"planner:{planner.kind}", event="planning.started")
@@ -80,4 +81,8 @@ def plan_goal(
     ledger.store.update(
         goal_id, updated_at=plan.createdAt, plan=plan.model_dump(mode="json"), planHash=plan_hash
     )
-    return {"planId": plan.planId, "planHash": plan_hash, "steps": plan.execution_steps()}
+    return PlanReference(
+        planId=plan.planId,
+        planHash=plan_hash,
+        steps=[StepRef.model_validate(step) for step in plan.execution_steps()],
+    )

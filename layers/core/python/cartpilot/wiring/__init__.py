@@ -193,7 +193,7 @@ def reset() -> None:
     from cartpilot.brands.users import reset_directories
     from cartpilot.wiring.merchants import reset_merchant_cache
 
-    parameters.clear_caches()
+    parameters.clear_caches()  # type: ignore[no-untyped-call]  # Powertools leaves it unannotated
     config.reset_settings()
     clients.reset_clients()
     for factory in (

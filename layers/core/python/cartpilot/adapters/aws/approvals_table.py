@@ -7,6 +7,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from cartpilot.approvals.model import AlreadyDecided, Approval, ApprovalStatus, DroppedStep
+from cartpilot.approvals.ports import ApprovalAlreadyExists
 
 
 def _key(approval_id: str) -> dict[str, str]:
@@ -27,7 +28,12 @@ class DynamoDBApprovalStore:
             "taskToken": task_token,
             "expiresAt": approval.expiresAt,
         }
-        self._table.put_item(Item=item, ConditionExpression="attribute_not_exists(pk)")
+        try:
+            self._table.put_item(Item=item, ConditionExpression="attribute_not_exists(pk)")
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                raise ApprovalAlreadyExists(approval.approvalId) from exc
+            raise
 
     def get(self, approval_id: str) -> Approval | None:
         item = self._table.get_item(Key=_key(approval_id), ConsistentRead=True).get("Item")

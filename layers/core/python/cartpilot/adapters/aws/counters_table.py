@@ -12,7 +12,7 @@ written in the same transaction, so a retried receipt does not count it again.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -27,7 +27,8 @@ _BATCH_ATTEMPTS = 3
 
 
 def hour_bucket(at: datetime) -> str:
-    return at.strftime("%Y-%m-%dT%H")
+    # Buckets are UTC hours, whatever zone the caller's clock speaks.
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H")
 
 
 def _bucket_key(user_id: str, at: datetime) -> str:

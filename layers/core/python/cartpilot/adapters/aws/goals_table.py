@@ -90,6 +90,8 @@ class DynamoDBGoalStore:
         attr_values[":now"] = updated_at
         conditions = ["attribute_exists(pk)"]
         if status is not None:
+            if status not in ALLOWED_FROM:
+                raise InvalidTransition(f"no goal may move to {status.value}")
             names["#status"] = "status"
             attr_values[":to"] = status.value
             sets.append("#status = :to")
@@ -163,4 +165,13 @@ class DynamoDBGoalStore:
         return True
 
     def release_undo_claim(self, goal_id: str) -> None:
-        self._table.update_item(Key=_goal_key(goal_id), UpdateExpression="REMOVE undoRequestedAt")
+        try:
+            self._table.update_item(
+                Key=_goal_key(goal_id),
+                UpdateExpression="REMOVE undoRequestedAt",
+                # An unconditional update would create a stub item for an unknown goal.
+                ConditionExpression="attribute_exists(pk)",
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise

@@ -46,9 +46,11 @@ def run_connector_step(
     if context is not None and hasattr(context, "get_remaining_time_in_millis"):
         config.register_lambda_context(context)
 
-    @idempotent_function(data_keyword_argument="step_event", persistence_store=persistence, config=config)
     def run_once(step_event: dict[str, Any]) -> dict[str, Any]:
         return executor().run(ConnectorEvent.model_validate(step_event))
 
-    result: dict[str, Any] = run_once(step_event=event)
-    return result
+    # Applied as a call, not as a decorator: Powertools types its result as Any, so name what it keeps.
+    guarded: Callable[..., dict[str, Any]] = idempotent_function(
+        run_once, data_keyword_argument="step_event", persistence_store=persistence, config=config
+    )
+    return guarded(step_event=event)
