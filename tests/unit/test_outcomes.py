@@ -139,13 +139,16 @@ def test_the_receipt_completes_the_goal_counts_the_order_and_tells_the_shopper(f
 
 def test_a_retried_receipt_counts_the_order_once(flow: OrderFlow):
     outputs = confirm_order(flow.goal_id, flow.run_steps(), ledger=flow.ledger, merchant=flow.merchant)
-    receipt(flow, outputs)
-    receipt(flow, outputs)
+    first = receipt(flow, outputs)
+    events = flow.events()
+    second = receipt(flow, outputs)
 
     recent = flow.counters.recent_activity(flow.plan.userId, now=utc_now())
     assert (recent.orders, recent.spend("CNY")) == (1, flow.plan.summary.total)
     assert flow.goal().status is GoalStatus.COMPLETED
-    assert {m["orderId"] for m in flow.notifier.of_kind("receipt")} == {outputs["confirm"]["orderId"]}
+    assert second == first, "the undo window a shopper was told about does not move"
+    assert [m["orderId"] for m in flow.notifier.of_kind("receipt")] == [outputs["confirm"]["orderId"]]
+    assert flow.events() == events
 
 
 def test_the_receipt_falls_back_to_the_payment_output_without_a_confirmation(flow: OrderFlow):
@@ -304,3 +307,19 @@ def test_an_ending_the_lifecycle_does_not_allow_changes_nothing_and_tells_no_one
         outcome(goal, status)
     assert (goal.goal(), goal.events()) == before
     assert goal.notifier.of_kind("outcome") == []
+
+
+def test_an_expiry_that_comes_after_the_goal_moved_on_leaves_the_approval_alone(flow_for):
+    waiting = flow_for(route="pending")
+    approval_id = waiting.goal().approval.approvalId  # type: ignore[union-attr]
+    # Approved at the last moment: the goal is executing when the timeout's outcome arrives.
+    waiting.ledger.transition(
+        waiting.goal_id, GoalStatus.EXECUTING, actor="executor", event="execution.started"
+    )
+
+    with pytest.raises(InvalidTransition):
+        outcome(waiting, GoalStatus.EXPIRED, {"Error": "States.Timeout", "Cause": ""})
+
+    assert waiting.goal().status is GoalStatus.EXECUTING
+    assert waiting.approvals.get(approval_id).status is ApprovalStatus.PENDING  # type: ignore[union-attr]
+    assert waiting.notifier.of_kind("outcome") == []

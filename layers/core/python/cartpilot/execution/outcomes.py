@@ -68,6 +68,9 @@ def send_receipt(
     counters: OrderCounters,
 ) -> ReceiptSent:
     goal = ledger.store.require(goal_id)
+    if goal.status is GoalStatus.COMPLETED and goal.receipt is not None and goal.undoUntil is not None:
+        # A redelivered receipt: the order was counted and the shopper told; the window stands.
+        return ReceiptSent(orderId=goal.receipt.orderId, undoUntil=goal.undoUntil)
     plan = goal.current_plan()
     order = outputs.get("confirm") or _order_output(outputs)
     summary = plan.summary
@@ -119,8 +122,7 @@ def record_outcome(
     """Ends a goal that did not complete, says why in the audit, and tells the shopper."""
     goal = ledger.store.require(goal_id)
     reason = _reason(status, error, goal.verdict)
-    if status is GoalStatus.EXPIRED and approvals is not None and goal.approval:
-        approvals.mark_expired(goal.approval.approvalId, decided_at=utc_now_iso())
+    # The goal moves first: if it has moved on (approved at the last moment), nothing else changes.
     ledger.transition(
         goal_id,
         status,
@@ -130,6 +132,8 @@ def record_outcome(
         detail={"reason": reason, "error": (error or {}).get("Error")},
         failure=reason,
     )
+    if status is GoalStatus.EXPIRED and approvals is not None and goal.approval:
+        approvals.mark_expired(goal.approval.approvalId, decided_at=utc_now_iso())
     notifier.send(
         kind="outcome",
         goal_id=goal_id,
