@@ -14,7 +14,11 @@ the model call under 20 ms per plan, lookups included.
 
 ``--record --llm-url URL --model M [--api-key-env VAR]`` runs the corpus goals against a live
 OpenAI-compatible model instead and writes its answers over the recordings (network!), for when the
-prompts or the model change; the regression tests then show what the new answers do.
+prompts or the model change; ``--record --provider bedrock --model M [--region R]`` does the same for
+the Converse recordings in ``tests/fixtures/llm/bedrock`` (your AWS credentials). Every recording
+written carries the ``promptVersion`` and ``promptHash`` of the prompts it was made with (the sandbox
+brand's, as the tests load them); the regression tests refuse recordings whose prompts are not the
+shipped ones, so a prompt change cannot pass on answers the model gave to the old prompts.
 """
 
 from __future__ import annotations
@@ -33,7 +37,8 @@ from typing import Any
 import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
-CORPUS = ROOT / "tests" / "fixtures" / "llm" / "openai"
+RECORDINGS = ROOT / "tests" / "fixtures" / "llm"
+CORPUS = RECORDINGS / "openai"
 TODAY = date(2026, 11, 25)
 SEED = "seed_en"
 TARGET_TOOL_ROUNDS = 3
@@ -61,7 +66,7 @@ class Timed:
 
 
 class Recorder(httpx.BaseTransport):
-    """Passes requests to a live endpoint and keeps every chat-completion body it answers with."""
+    """Passes requests to a live OpenAI-compatible endpoint and keeps every chat-completion body it answers with."""
 
     def __init__(self) -> None:
         self.inner = httpx.HTTPTransport()
@@ -75,29 +80,53 @@ class Recorder(httpx.BaseTransport):
         return response
 
 
+class ConverseRecorder:
+    """Passes Converse calls to a live Bedrock client and keeps every response, as botocore's Stubber takes it."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.bodies: list[dict[str, Any]] = []
+
+    def converse(self, **params: Any) -> Any:
+        response = self.client.converse(**params)
+        self.bodies.append({key: value for key, value in response.items() if key != "ResponseMetadata"})
+        return response
+
+
+def shipped_prompts(brand: Any) -> Any:
+    """The prompt set the planner loads for this brand: what a recording made now is made with."""
+    from cartpilot.planning.prompts import load_prompts
+
+    config = brand.planner
+    return load_prompts(config.promptVersion, brand, max_tool_rounds=config.maxToolRounds)
+
+
+def recording(fixture: dict[str, Any], prompts: Any, responses: list[dict[str, Any]]) -> dict[str, Any]:
+    """The fixture with new answers, stamped with the prompts that produced them (before the answers)."""
+    kept = {
+        key: value
+        for key, value in fixture.items()
+        if key not in {"promptVersion", "promptHash", "responses"}
+    }
+    return {**kept, "promptVersion": prompts.version, "promptHash": prompts.hash, "responses": responses}
+
+
 def run_goal(
     fixture: dict[str, Any],
     merchant: Any,
     brand: Any,
     users: Any,
     *,
-    transport: httpx.BaseTransport,
-    base_url: str = "https://dashscope.aliyuncs.com/compatible-mode/v1",
-    model: str = "qwen-plus",
-    api_key: str | None = None,
+    provider: Any,
 ) -> dict[str, Any]:
     from cartpilot.goals.model import GoalContext
     from cartpilot.planning.llm import LlmPlanner, PlanningTrace
-    from cartpilot.planning.providers.openai import OpenAiCompatibleChat
     from cartpilot.planning.rules import PlanningFailed, PlanningRequest, RulesPlanner
 
     merchant_seconds = [0.0]
     catalog, fulfillment = (
         Timed(merchant.catalog, merchant_seconds),
         Timed(merchant.fulfillment, merchant_seconds),
-    )
-    provider = OpenAiCompatibleChat(
-        base_url=base_url, model=model, api_key=lambda: api_key, transport=transport
     )
     planner = LlmPlanner(
         provider, catalog, fulfillment, config=brand.planner, fallback=RulesPlanner(catalog, fulfillment)
@@ -110,7 +139,7 @@ def run_goal(
         brand=brand,
         today=TODAY,
     )
-    trace = PlanningTrace(kind="openai", model=model)
+    trace = PlanningTrace(kind=provider.kind, model=provider.model)
     outcome = "plan"
     try:
         plan, _ = planner.plan_with_trace(request, trace)
@@ -118,7 +147,6 @@ def run_goal(
             outcome = "fallback"
     except PlanningFailed:
         outcome = "refused"
-    provider.close()
     return {
         "outcome": outcome,
         "prompt": trace.usage.prompt_tokens,
@@ -132,32 +160,81 @@ def run_goal(
 
 
 def replay_once(name: str, merchant: Any, brand: Any, users: Any) -> dict[str, Any]:
+    from cartpilot.planning.providers.openai import OpenAiCompatibleChat
+
     fixture = json.loads((CORPUS / f"{name}.json").read_text(encoding="utf-8"))
     responses = iter(fixture["responses"])
 
     def model(_: httpx.Request) -> httpx.Response:
         return httpx.Response(200, json=next(responses))
 
-    return run_goal(fixture, merchant, brand, users, transport=httpx.MockTransport(model))
+    provider = OpenAiCompatibleChat(
+        base_url="https://dashscope.aliyuncs.com/compatible-mode/v1",
+        model="qwen-plus",
+        api_key=lambda: None,
+        transport=httpx.MockTransport(model),
+    )
+    try:
+        return run_goal(fixture, merchant, brand, users, provider=provider)
+    finally:
+        provider.close()
+
+
+def stale_recordings(names: list[str], brand: Any) -> list[str]:
+    """The replayed recordings that were not made with the shipped prompts."""
+    prompts = shipped_prompts(brand)
+    stale = []
+    for name in names:
+        fixture = json.loads((CORPUS / f"{name}.json").read_text(encoding="utf-8"))
+        if (fixture.get("promptVersion"), fixture.get("promptHash")) != (prompts.version, prompts.hash):
+            stale.append(name)
+    return stale
+
+
+def live_provider(args: argparse.Namespace, brand: Any) -> tuple[Any, Any]:
+    """The provider to record with, and the recorder that keeps what the live model answers."""
+    if args.provider == "bedrock":
+        from cartpilot.adapters.aws.bedrock import bedrock_converse
+
+        config = brand.planner.model_copy(
+            update={"provider": "bedrock", "model": args.model, "region": args.region}
+        )
+        bedrock = bedrock_converse(config)
+        converse = ConverseRecorder(bedrock.client)
+        bedrock.client = converse
+        return bedrock, converse
+    from cartpilot.planning.providers.openai import OpenAiCompatibleChat
+
+    api_key = os.environ.get(args.api_key_env) if args.api_key_env else None
+    recorder = Recorder()
+    chat = OpenAiCompatibleChat(
+        base_url=args.llm_url, model=args.model, api_key=lambda: api_key, transport=recorder
+    )
+    return chat, recorder
 
 
 def record(names: list[str], merchant: Any, brand: Any, users: Any, args: argparse.Namespace) -> int:
     """Runs each recorded goal against a live model and writes its answers over the recording."""
-    api_key = os.environ.get(args.api_key_env) if args.api_key_env else None
+    corpus = RECORDINGS / args.provider
+    prompts = shipped_prompts(brand)
     for name in names:
-        path = CORPUS / f"{name}.json"
+        path = corpus / f"{name}.json"
         fixture = json.loads(path.read_text(encoding="utf-8"))
-        recorder = Recorder()
-        result = run_goal(
-            fixture, merchant, brand, users, transport=recorder, base_url=args.llm_url, model=args.model,
-            api_key=api_key,
-        )  # fmt: skip
-        fixture["responses"] = recorder.bodies
-        path.write_text(json.dumps(fixture, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+        if args.provider == "bedrock":
+            fixture["modelId"] = args.model
+        provider, recorder = live_provider(args, brand)
+        try:
+            result = run_goal(fixture, merchant, brand, users, provider=provider)
+        finally:
+            if hasattr(provider, "close"):
+                provider.close()
+        written = recording(fixture, prompts, recorder.bodies)
+        path.write_text(json.dumps(written, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
         print(
             f"{name:34} {result['outcome']:8} {result['tool_rounds']} tool rounds, {len(recorder.bodies)} answers"
         )
-    print("re-recorded; run tests/unit/test_llm_planner_regression.py to see what changed")
+    print(f"re-recorded with prompts {prompts.version} {prompts.hash}")
+    print("run tests/unit/test_llm_planner_regression.py (and test_llm_bedrock.py) to see what changed")
     return 0
 
 
@@ -169,13 +246,22 @@ def main() -> int:
         action="store_true",
         help="re-record the corpus against a live model instead of replaying it",
     )
+    parser.add_argument(
+        "--provider",
+        choices=("openai", "bedrock"),
+        default="openai",
+        help="with --record: which recordings, and the API to record them from (default: openai)",
+    )
     parser.add_argument("--llm-url", help="with --record: OpenAI-compatible base URL")
-    parser.add_argument("--model", help="with --record: model name")
+    parser.add_argument("--model", help="with --record: model name (Bedrock: model id)")
     parser.add_argument("--api-key-env", help="with --record: environment variable holding the API key")
+    parser.add_argument("--region", help="with --record --provider bedrock: AWS region")
     parser.add_argument("goals", nargs="*", help="recording names (default: all)")
     args = parser.parse_args()
-    if args.record and not (args.llm_url and args.model):
-        parser.error("--record needs --llm-url and --model")
+    if args.record and not args.model:
+        parser.error("--record needs --model")
+    if args.record and args.provider == "openai" and not args.llm_url:
+        parser.error("--record needs --llm-url for the openai recordings")
     # Fallbacks are counted in the table; their log lines would only interleave with it.
     logging.getLogger("cartpilot.planning").setLevel(logging.ERROR)
 
@@ -189,7 +275,8 @@ def main() -> int:
     users = directory_for(brand)
     server = serve_in_thread(create_app(clock=lambda: datetime(2026, 11, 25, 1, 0, tzinfo=UTC)))
     merchant = UcpMerchant.for_url(server.url)
-    names = args.goals or sorted(path.stem for path in CORPUS.glob("*.json"))
+    corpus = RECORDINGS / args.provider if args.record else CORPUS
+    names = args.goals or sorted(path.stem for path in corpus.glob("*.json"))
     if args.record:
         try:
             return record(names, merchant, brand, users, args)
@@ -215,6 +302,12 @@ def main() -> int:
         f"{'excl. model ms':>14} {'lookups ms':>10} {'own code ms':>11}"
     )
     print(f"Model planner over {len(rows)} recorded goals, median of {args.runs} replays each")
+    stale = stale_recordings(names, brand)
+    if stale:
+        print(
+            f"note: {len(stale)} recordings were made with other prompts than the shipped ones "
+            f"({', '.join(stale[:3])}{', ...' if len(stale) > 3 else ''}); re-record them with --record"
+        )
     print(header)
     print("-" * len(header))
     for name, first, medians in rows:

@@ -1,10 +1,10 @@
 """The order flow: a Standard state machine loaded from the ASL file the local stack also runs.
 
 The definition is taken verbatim from ``statemachines/order_flow.asl.json``; CloudFormation replaces
-each ``${XFunctionArn}`` with the function's ARN at deploy time (definition substitutions), so the
-file stays the single source of the flow. Every execution is logged with its data to an encrypted
-log group and traced in X-Ray, and the state machine's role may invoke exactly the functions the
-definition names.
+each ``${XFunctionArn}`` with the function's ARN and each retry timing placeholder with its production
+value at deploy time (definition substitutions), so the file stays the single source of the flow.
+Every execution is logged with its data to an encrypted log group and traced in X-Ray, and the state
+machine's role may invoke exactly the functions the definition names.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import json
 import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import aws_cdk as cdk
@@ -32,6 +33,35 @@ LAMBDA_INTEGRATIONS = frozenset(
 )
 _VARIABLE = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
 
+# Retry waits per environment. In the ASL file every Retry's IntervalSeconds and BackoffRate is an
+# unquoted placeholder, ``${<Kind>RetryIntervalSeconds}`` and ``${<Kind>RetryBackoffRate}`` (unquoted so
+# that the substituted value is a JSON number; the file is JSON only once substituted, so everything
+# that reads it substitutes before parsing). Error names, retry counts and jitter stay in the file, the
+# same everywhere. This mapping is the one source of the production waits: CDK passes them to
+# CloudFormation as definition substitutions and the infra tests check the deployed definition against
+# them; the local stack substitutes short waits of its own (``LOCAL_RETRY_TIMINGS`` in local/stack.py).
+RETRY_TIMINGS: Mapping[str, int] = MappingProxyType(
+    {
+        # Lambda's own transient errors: 1, 2, 4 s, full jitter.
+        "LambdaRetryIntervalSeconds": 1,
+        "LambdaRetryBackoffRate": 2,
+        # A merchant endpoint's circuit breaker is open: 6, 12, 24 s, each past the breaker's 5 s reset,
+        # so the retry meets a half-open breaker (cartpilot.commerce.breaker.BreakerPolicy).
+        "CircuitOpenRetryIntervalSeconds": 6,
+        "CircuitOpenRetryBackoffRate": 2,
+        # The merchant is unavailable or a write's outcome unknown: 3, 6, 12, 24 s, full jitter.
+        "MerchantRetryIntervalSeconds": 3,
+        "MerchantRetryBackoffRate": 2,
+        # A notification or status record that failed: 2, 4, 8 s.
+        "NotifyRetryIntervalSeconds": 2,
+        "NotifyRetryBackoffRate": 2,
+        # Compensation left steps undone: 1, 2 s, full jitter.
+        "CompensationRetryIntervalSeconds": 1,
+        "CompensationRetryBackoffRate": 2,
+    }
+)
+_RETRY_NUMBERS = ("IntervalSeconds", "MaxAttempts", "BackoffRate", "MaxDelaySeconds")
+
 
 class DefinitionError(ValueError):
     """The ASL file does not fit the stack: unknown variables or task integrations it cannot grant."""
@@ -42,35 +72,81 @@ def definition_variables(definition: str) -> list[str]:
     return sorted(set(_VARIABLE.findall(definition)))
 
 
-def task_resources(definition: Mapping[str, Any]) -> Iterator[str]:
-    """The ``Resource`` of every Task state, including those inside Parallel branches and Maps."""
+def substitute(definition: str, values: Mapping[str, object]) -> str:
+    """What CloudFormation's definition substitutions do: each ``${Name}`` given becomes its value."""
+    return _VARIABLE.sub(
+        lambda match: str(values[match.group(1)]) if match.group(1) in values else match.group(0), definition
+    )
+
+
+def retry_substitutions(definition: str, timings: Mapping[str, int] = RETRY_TIMINGS) -> dict[str, str]:
+    """The retry timing placeholders the definition uses, with their values as substitution strings."""
+    return {name: str(timings[name]) for name in definition_variables(definition) if name in timings}
+
+
+def _states(definition: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
+    """Every state, including those inside Parallel branches and Maps."""
     for state in definition.get("States", {}).values():
-        if state.get("Type") == "Task":
-            yield state["Resource"]
+        yield state
         for branch in state.get("Branches", []):
-            yield from task_resources(branch)
+            yield from _states(branch)
         for key in ("ItemProcessor", "Iterator"):
             if key in state:
-                yield from task_resources(state[key])
+                yield from _states(state[key])
 
 
-def check_definition(definition: str, functions: Mapping[str, object], source: Path) -> list[str]:
-    """Returns the variables to substitute; refuses what the stack could not deploy or grant."""
-    try:
-        parsed = json.loads(definition)
-    except json.JSONDecodeError as exc:
-        raise DefinitionError(f"{source} is not valid JSON: {exc}") from exc
+def task_resources(definition: Mapping[str, Any]) -> Iterator[str]:
+    """The ``Resource`` of every Task state, including those inside Parallel branches and Maps."""
+    for state in _states(definition):
+        if state.get("Type") == "Task":
+            yield state["Resource"]
+
+
+def retriers(definition: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
+    """Every entry of every state's ``Retry``, including those inside Parallel branches and Maps."""
+    for state in _states(definition):
+        yield from state.get("Retry", [])
+
+
+def check_definition(
+    definition: str,
+    functions: Mapping[str, object],
+    source: Path,
+    retry_timings: Mapping[str, int] = RETRY_TIMINGS,
+) -> list[str]:
+    """Returns the function variables (ARNs to substitute, functions to grant); refuses what the stack
+    could not deploy or grant. Retry timing placeholders must be ones ``retry_timings`` has a value for."""
     variables = definition_variables(definition)
-    unknown = [name for name in variables if name not in functions]
+    unknown = [name for name in variables if name not in functions and name not in retry_timings]
     if unknown:
-        raise DefinitionError(f"{source} uses {unknown}; the stack substitutes only {sorted(functions)}")
+        raise DefinitionError(
+            f"{source} uses {unknown}; the stack substitutes only {sorted(functions)} "
+            f"and the retry timings {sorted(retry_timings)}"
+        )
+    try:
+        parsed = json.loads(substitute(definition, retry_timings))
+    except json.JSONDecodeError as exc:
+        raise DefinitionError(f"{source} is not valid JSON once its retry timings are in: {exc}") from exc
+    wrong = sorted(
+        {
+            field
+            for retrier in retriers(parsed)
+            for field in _RETRY_NUMBERS
+            if field in retrier and not isinstance(retrier[field], int | float)
+        }
+    )
+    if wrong:
+        raise DefinitionError(
+            f"{source} has retry fields that are not numbers: {wrong}; write their placeholders unquoted"
+        )
+    functions_used = [name for name in variables if name in functions]
     foreign = sorted(
         {resource for resource in task_resources(parsed) if resource not in LAMBDA_INTEGRATIONS}
-        - {f"${{{name}}}" for name in variables}
+        - {f"${{{name}}}" for name in functions_used}
     )
     if foreign:
         raise DefinitionError(f"{source} uses task resources the state machine role cannot call: {foreign}")
-    return variables
+    return functions_used
 
 
 class OrderFlow(Construct):
@@ -102,7 +178,10 @@ class OrderFlow(Construct):
             state_machine_name=self.state_machine_name,
             state_machine_type=sfn.StateMachineType.STANDARD,
             definition_body=sfn.DefinitionBody.from_string(definition),
-            definition_substitutions={name: functions[name].function_arn for name in variables},
+            definition_substitutions={
+                **{name: functions[name].function_arn for name in variables},
+                **retry_substitutions(definition),
+            },
             logs=sfn.LogOptions(
                 destination=self.log_group,
                 level=sfn.LogLevel.ALL,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import io
 import json
+import math
 import os
 import threading
 import zipfile
@@ -24,6 +25,7 @@ from unittest import mock
 import boto3
 
 from cartpilot import wiring
+from cartpilot.commerce.breaker import BreakerPolicy
 from cartpilot_local.lambda_runtime import InProcessLambdaRuntime, load_handler
 from cartpilot_local.resources import create_link_secret, create_tables, table_environment
 
@@ -56,9 +58,36 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
 )
 
 
+# Retry waits of this development stack. The ASL file leaves every Retry's IntervalSeconds and
+# BackoffRate to the environment as unquoted ``${...}`` placeholders (the production values, and why,
+# are RETRY_TIMINGS in infra/orchestration.py). Here a retry waits 1 s with no backoff, the least
+# moto's engine takes (it sleeps for real, in whole seconds: IntervalSeconds >= 1, BackoffRate >= 1),
+# so a fault drill takes seconds instead of a minute; error names and retry counts are the file's, as
+# on AWS. One wait stays longer to keep the flow's behaviour: a step that met an open circuit is
+# retried just past the breaker's reset, as on AWS, so the retry meets a half-open breaker and a brief
+# brown-out heals instead of failing fast until the retries run out.
+CIRCUIT_OPEN_RETRY_SECONDS = math.floor(BreakerPolicy().reset_timeout) + 1
+LOCAL_RETRY_TIMINGS: dict[str, int] = {
+    "LambdaRetryIntervalSeconds": 1,
+    "LambdaRetryBackoffRate": 1,
+    "CircuitOpenRetryIntervalSeconds": CIRCUIT_OPEN_RETRY_SECONDS,
+    "CircuitOpenRetryBackoffRate": 1,
+    "MerchantRetryIntervalSeconds": 1,
+    "MerchantRetryBackoffRate": 1,
+    "NotifyRetryIntervalSeconds": 1,
+    "NotifyRetryBackoffRate": 1,
+    "CompensationRetryIntervalSeconds": 1,
+    "CompensationRetryBackoffRate": 1,
+}
+
+
 def substitute_definition(template: str, substitutions: dict[str, str]) -> str:
-    """What CloudFormation's DefinitionSubstitutions does to the ASL file: ``${Name}`` -> value."""
-    for name, value in substitutions.items():
+    """What CloudFormation's DefinitionSubstitutions does to the ASL file: ``${Name}`` -> value.
+
+    Retry timings not given are this stack's short ones (``LOCAL_RETRY_TIMINGS``).
+    """
+    values = {name: str(value) for name, value in LOCAL_RETRY_TIMINGS.items()} | substitutions
+    for name, value in values.items():
         template = template.replace("${" + name + "}", value)
     if "${" in template:
         raise ValueError("the state machine definition has a substitution the stack does not provide")

@@ -67,6 +67,18 @@ class Stack:
         ]
         return [execution for execution in executions if execution["name"] == name]
 
+    def task_errors(self, goal_id: str) -> list[str]:
+        """The errors the goal's tasks failed with, in order, retried ones included."""
+        import boto3
+
+        (execution,) = self.executions_named(goal_id)
+        history = boto3.client("stepfunctions").get_execution_history(
+            executionArn=execution["executionArn"], maxResults=1000
+        )["events"]
+        return [
+            event["taskFailedEventDetails"]["error"] for event in history if event["type"] == "TaskFailed"
+        ]
+
 
 # Short merchant timeouts keep the timeout cases of the fault matrix quick; every
 # merchant call on loopback answers in milliseconds when no fault is injected.

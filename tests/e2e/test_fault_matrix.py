@@ -8,6 +8,7 @@ import uuid
 
 import httpx
 
+from cartpilot.commerce.breaker import BreakerPolicy
 from tests.e2e.conftest import LOW_RISK_GOAL, MERCHANT_READ_TIMEOUT, SEED_GOAL, Stack
 
 COMPLETE = "POST /checkout-sessions/{id}/complete"
@@ -74,6 +75,18 @@ def test_merchant_down_opens_the_circuit_and_compensates(stack: Stack):
     assert goal["status"] == "COMPENSATED"
     assert "circuit open" in (goal["failure"] or "")
     assert stack.ledger()["charges"] == []
+
+
+def test_a_brief_brownout_heals_once_the_open_circuit_lets_a_trial_call_through(stack: Stack):
+    # Just enough failures to open the checkout endpoint's breaker; the merchant is well again after.
+    stack.inject_fault(COMPLETE, "error_500", times=BreakerPolicy().fail_max)
+    goal = run_low_risk(stack)
+    assert_one_order_one_charge(stack, goal)
+    # The step met the open circuit, and its retry came once the breaker could half-open (as on AWS:
+    # the local stack's short retry waits keep that one past the breaker's reset).
+    errors = stack.task_errors(goal["goalId"])
+    assert set(errors) == {"MerchantUnavailable", "MerchantCircuitOpen"}, errors
+    assert errors[-1] == "MerchantCircuitOpen", errors
 
 
 def test_duplicate_delivery_of_a_mutating_step_charges_once(stack: Stack):

@@ -1,15 +1,21 @@
-"""The order flow: the ASL file, verbatim, with function ARNs substituted; logged, traced, least privilege."""
+"""The order flow: the ASL file, verbatim, with function ARNs and production retry waits substituted;
+logged, traced, least privilege. The local stack runs the same file with short retry waits."""
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from typing import Any
 
 import pytest
 from aws_cdk.assertions import Match, Template
+from cfnlint.api import ManualArgs, lint
 
+from cartpilot.commerce.breaker import BreakerPolicy
+from cartpilot_local.stack import LOCAL_RETRY_TIMINGS, substitute_definition
 from infra.functions import FUNCTIONS
+from infra.orchestration import RETRY_TIMINGS, DefinitionError, check_definition, retriers
 from infra.settings import PROJECT_ROOT
 from tests.infra.conftest import Synthesis, of_type, resource_refs, statements_of_role
 
@@ -28,6 +34,26 @@ CONTRACT_VARIABLES = {
     "NotifyFunctionArn": "notify",
     "CompensatorFunctionArn": "compensator",
 }
+LAMBDA_ERRORS = (
+    "Lambda.ServiceException",
+    "Lambda.AWSLambdaException",
+    "Lambda.SdkClientException",
+    "Lambda.TooManyRequestsException",
+)
+# What AWS runs, written out: every retrier of the flow is one of these, numbers and all.
+PRODUCTION_RETRIES: dict[tuple[str, ...], dict[str, Any]] = {
+    LAMBDA_ERRORS: {"IntervalSeconds": 1, "MaxAttempts": 3, "BackoffRate": 2, "JitterStrategy": "FULL"},
+    ("MerchantCircuitOpen",): {"IntervalSeconds": 6, "MaxAttempts": 3, "BackoffRate": 2},
+    ("MerchantUnavailable", "MerchantOutcomeUnknown"): {
+        "IntervalSeconds": 3, "MaxAttempts": 4, "BackoffRate": 2, "JitterStrategy": "FULL",
+    },
+    ("States.TaskFailed",): {"IntervalSeconds": 2, "MaxAttempts": 3, "BackoffRate": 2},
+    ("CompensationIncomplete",): {"IntervalSeconds": 1, "MaxAttempts": 2, "BackoffRate": 2, "JitterStrategy": "FULL"},
+}  # fmt: skip
+FAKE_ARNS = {
+    variable: f"arn:aws:lambda:us-east-1:123456789012:function:{name}"
+    for variable, name in CONTRACT_VARIABLES.items()
+}
 
 
 def _state_machine(synthesis: Synthesis, brand: str) -> dict[str, Any]:
@@ -42,6 +68,25 @@ def _substitute(text: str, values: dict[str, str]) -> str:
     return re.sub(r"\$\{([A-Za-z0-9_]+)\}", lambda match: values[match.group(1)], text)
 
 
+def _production(arns: dict[str, str]) -> dict[str, str]:
+    return arns | {name: str(value) for name, value in RETRY_TIMINGS.items()}
+
+
+def _without_waits(definition: dict[str, Any]) -> dict[str, Any]:
+    stripped = copy.deepcopy(definition)
+    for retrier in retriers(stripped):
+        del retrier["IntervalSeconds"], retrier["BackoffRate"]
+    return stripped
+
+
+def _definition_errors(definition: str) -> list[str]:
+    """What cfn-lint finds in a state machine with this (fully substituted) definition."""
+    machine = {"RoleArn": "arn:aws:iam::123456789012:role/flow", "DefinitionString": definition}
+    template = {"Resources": {"Flow": {"Type": "AWS::StepFunctions::StateMachine", "Properties": machine}}}
+    matches = lint(json.dumps(template), config=ManualArgs(regions=["us-east-1"]))
+    return [f"{match.rule.id} {match.message}" for match in matches if match.rule.id.startswith("E")]
+
+
 def test_the_functions_answer_to_the_contracts_variable_names() -> None:
     assert {spec.asl_variable: spec.name for spec in FUNCTIONS if spec.asl_variable} == CONTRACT_VARIABLES
 
@@ -53,7 +98,8 @@ def test_definition_is_the_asl_file_byte_for_byte_after_substitution(
     source = ASL_FILE.read_text(encoding="utf-8")
     assert properties["DefinitionString"] == source
 
-    # What CloudFormation will store: every ${XFunctionArn} replaced by that function's ARN.
+    # What CloudFormation will store: every ${XFunctionArn} replaced by that function's ARN, every
+    # retry timing by its production value.
     functions = synthesis.stacks[brand_name].functions.by_name
     arns = {
         variable: "arn:aws:lambda:eu-west-1:123456789012:function:"
@@ -61,12 +107,77 @@ def test_definition_is_the_asl_file_byte_for_byte_after_substitution(
         for variable, name in CONTRACT_VARIABLES.items()
     }
     substitutions = properties["DefinitionSubstitutions"]
+    assert set(substitutions) == set(CONTRACT_VARIABLES) | set(RETRY_TIMINGS)
     for variable, value in substitutions.items():
-        assert value == {"Fn::GetAtt": [arns[variable].rsplit(":", 1)[1], "Arn"]}, variable
-    deployed = _substitute(properties["DefinitionString"], {name: arns[name] for name in substitutions})
-    assert deployed.encode() == _substitute(source, arns).encode()
+        if variable in RETRY_TIMINGS:
+            assert value == str(RETRY_TIMINGS[variable]), variable
+        else:
+            assert value == {"Fn::GetAtt": [arns[variable].rsplit(":", 1)[1], "Arn"]}, variable
+    deployed = _substitute(
+        properties["DefinitionString"],
+        {name: arns.get(name, value) for name, value in substitutions.items()},
+    )
+    assert deployed.encode() == _substitute(source, _production(arns)).encode()
     assert "${" not in deployed
-    assert json.loads(deployed) == json.loads(_substitute(source, arns))
+    assert json.loads(deployed) == json.loads(_substitute(source, _production(arns)))
+
+
+def test_aws_runs_the_production_retry_waits(synthesis: Synthesis, brand_name: str) -> None:
+    properties = _state_machine(synthesis, brand_name)["Properties"]
+    values = {
+        name: FAKE_ARNS.get(name, value) for name, value in properties["DefinitionSubstitutions"].items()
+    }
+    deployed = json.loads(_substitute(properties["DefinitionString"], values))
+    seen = set()
+    for retrier in retriers(deployed):
+        errors = tuple(retrier["ErrorEquals"])
+        assert retrier == {"ErrorEquals": list(errors), **PRODUCTION_RETRIES[errors]}
+        seen.add(errors)
+    assert seen == set(PRODUCTION_RETRIES)
+
+
+def test_the_local_stack_runs_the_same_flow_with_short_retry_waits() -> None:
+    source = ASL_FILE.read_text(encoding="utf-8")
+    local = json.loads(substitute_definition(source, FAKE_ARNS))
+    aws = json.loads(_substitute(source, _production(FAKE_ARNS)))
+    assert set(LOCAL_RETRY_TIMINGS) == set(RETRY_TIMINGS)
+    # The same states, error names, retry counts and jitter; only the waits differ.
+    assert _without_waits(local) == _without_waits(aws)
+    assert len(list(retriers(local))) == len(list(retriers(aws))) > 20
+    reset = BreakerPolicy().reset_timeout
+    for retrier in retriers(local):
+        assert retrier["BackoffRate"] == 1
+        if retrier["ErrorEquals"] == ["MerchantCircuitOpen"]:
+            # As on AWS, a step that met an open circuit is retried once the breaker may half-open.
+            assert reset < retrier["IntervalSeconds"] <= reset + 1
+        else:
+            assert retrier["IntervalSeconds"] == 1
+    assert RETRY_TIMINGS["CircuitOpenRetryIntervalSeconds"] > reset
+
+
+def test_cfn_lint_checks_the_definition_with_its_retry_waits_in_place() -> None:
+    # cfn-lint cannot parse the file itself (its placeholders are unquoted), so it gets it substituted.
+    source = ASL_FILE.read_text(encoding="utf-8")
+    assert _definition_errors(_substitute(source, _production(FAKE_ARNS))) == []
+    assert _definition_errors(substitute_definition(source, FAKE_ARNS)) == []
+    # The linter does read the definition it is given.
+    misspelt = _substitute(source, _production(FAKE_ARNS)).replace('"Type": "Task"', '"Type": "Taks"', 1)
+    assert [error.split(" ")[0] for error in _definition_errors(misspelt)] == ["E3601"]
+
+
+def test_a_quoted_retry_placeholder_is_refused_before_deploying() -> None:
+    # "${X}" would become the string "6", which Step Functions refuses (and cfn-lint lets through).
+    quoted = re.sub(r"\$\{(\w+RetryIntervalSeconds)\}", r'"${\1}"', ASL_FILE.read_text(encoding="utf-8"))
+    with pytest.raises(DefinitionError, match="IntervalSeconds"):
+        check_definition(quoted, FAKE_ARNS, ASL_FILE)
+    with pytest.raises(DefinitionError, match="NoSuchRetryBackoffRate"):
+        check_definition(
+            ASL_FILE.read_text(encoding="utf-8").replace(
+                "${LambdaRetryBackoffRate}", "${NoSuchRetryBackoffRate}"
+            ),
+            FAKE_ARNS,
+            ASL_FILE,
+        )
 
 
 def test_state_machine_is_standard_fully_logged_and_traced(
@@ -106,7 +217,8 @@ def test_state_machine_role_may_invoke_exactly_its_functions(synthesis: Synthesi
     invoke = [s for s in statements if any(a.startswith("lambda:") for a in s["Action"])]
     assert [s["Action"] for s in invoke] == [["lambda:InvokeFunction"]]
     invoked = {ref["Fn::GetAtt"][0] for ref in resource_refs(invoke[0])}
-    assert invoked == {ref["Fn::GetAtt"][0] for ref in properties["DefinitionSubstitutions"].values()}
+    arns = [value for value in properties["DefinitionSubstitutions"].values() if isinstance(value, dict)]
+    assert invoked == {ref["Fn::GetAtt"][0] for ref in arns}
     functions = of_type(resources, "AWS::Lambda::Function")
     api = synthesis.logical_id(brand_name, synthesis.stacks[brand_name].functions.api)
     assert api in functions

@@ -3,6 +3,10 @@ httpx.MockTransport against the real sandbox catalog, each goal asserting the pl
 
 The sandbox merchant runs on loopback with its clock fixed to TODAY, so delivery windows, and with
 them the shipping choices, are the same on every run.
+
+Each recording names the prompt version and hash it was made with. Replayed answers only say what the
+model does with the instructions it saw, so a recording made with other prompts than the shipped ones
+fails here (every replay, and one check per recording, Bedrock's included) until it is re-recorded.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Any
 
@@ -25,16 +29,18 @@ from cartpilot.brands.users import UserDirectory
 from cartpilot.commerce.ucp import UcpMerchant
 from cartpilot.goals.model import GoalContext
 from cartpilot.planning.llm import LlmPlanner, PlanningTrace
-from cartpilot.planning.prompts import load_prompts
+from cartpilot.planning.prompts import PromptSet, load_prompts
 from cartpilot.planning.providers.openai import OpenAiCompatibleChat
-from cartpilot.planning.rules import PlanningFailed, PlanningRequest, RulesPlanner
+from cartpilot.planning.rules import PlanningFailed, RulesPlanner
 from cartpilot.plans.model import Action, Plan
+from tests.conftest import SandboxMerchant, planning_request
+from tests.fakes import TODAY
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "llm" / "openai"
+RECORDINGS = Path(__file__).resolve().parents[1] / "fixtures" / "llm"
+FIXTURES = RECORDINGS / "openai"
 PLAN_SCHEMA = json.loads(
     (Path(__file__).resolve().parents[2] / "schemas" / "plan.schema.json").read_text(encoding="utf-8")
 )
-TODAY = date(2026, 11, 25)
 MODEL = "qwen-plus"
 DASHSCOPE = "https://dashscope.aliyuncs.com/compatible-mode/v1"
 
@@ -101,6 +107,13 @@ PLANS: dict[str, Planned] = {
     ),
 }  # fmt: skip
 
+RERECORD = (
+    "Re-record the corpus against the model you ship (docs/planner.md, 'Prompt regression tests'):\n"
+    "  .venv/bin/python bench/planner.py --record --llm-url URL --model MODEL [--api-key-env VARIABLE]\n"
+    "  .venv/bin/python bench/planner.py --record --provider bedrock --model MODEL_ID [--region REGION]\n"
+    "then run this suite to see what the new answers do."
+)
+
 REFUSALS: dict[str, Refused] = {
     "ambiguous_en": Refused("What would you like to get for your mother"),
     "ambiguous_zh": Refused("请问您想买什么"),
@@ -150,25 +163,39 @@ class Outcome:
 
 
 @pytest.fixture(scope="module")
-def sandbox() -> Iterator[UcpMerchant]:
-    from cartpilot_local.merchant.app import create_app
-    from cartpilot_local.servers import serve_in_thread
-
-    server = serve_in_thread(create_app(clock=lambda: datetime(2026, 11, 25, 1, 0, tzinfo=UTC)))
-    merchant = UcpMerchant.for_url(server.url)
-    try:
-        yield merchant
-    finally:
-        merchant.close()
-        server.stop()
+def sandbox(sandbox_merchant: SandboxMerchant) -> Iterator[UcpMerchant]:
+    with sandbox_merchant.frozen_at(datetime.combine(TODAY, time(1), UTC)):
+        merchant = UcpMerchant.for_url(sandbox_merchant.url)
+        try:
+            yield merchant
+        finally:
+            merchant.close()
 
 
 def load_fixture(name: str) -> dict[str, Any]:
     return json.loads((FIXTURES / f"{name}.json").read_text(encoding="utf-8"))
 
 
+def shipped_prompts(brand: BrandConfig) -> PromptSet:
+    """The prompts the planner sends for the sandbox brand today, as LlmPlanner loads them."""
+    return load_prompts(brand.planner.promptVersion, brand, max_tool_rounds=brand.planner.maxToolRounds)
+
+
+def assert_recorded_with_shipped_prompts(path: Path, fixture: dict[str, Any], brand: BrandConfig) -> None:
+    shipped = shipped_prompts(brand)
+    recorded = (fixture.get("promptVersion"), fixture.get("promptHash"))
+    if recorded != (shipped.version, shipped.hash):
+        pytest.fail(
+            f"{path.relative_to(RECORDINGS)} was recorded with prompts {recorded[0]} {recorded[1]}, "
+            f"but the planner ships prompts {shipped.version} {shipped.hash}: its answers are what the "
+            f"model said to other instructions. {RERECORD}",
+            pytrace=False,
+        )
+
+
 def replay(name: str, sandbox: UcpMerchant, brand: BrandConfig, users: UserDirectory) -> Outcome:
     fixture = load_fixture(name)
+    assert_recorded_with_shipped_prompts(FIXTURES / f"{name}.json", fixture, brand)
     recorded = Replay(fixture["responses"])
     provider = OpenAiCompatibleChat(
         base_url=DASHSCOPE, model=MODEL, api_key=lambda: "sk-replay", transport=httpx.MockTransport(recorded)
@@ -180,15 +207,13 @@ def replay(name: str, sandbox: UcpMerchant, brand: BrandConfig, users: UserDirec
         config=brand.planner,
         fallback=RulesPlanner(sandbox.catalog, sandbox.fulfillment),
     )
-    profile = users.get(fixture["userId"])
-    assert profile is not None
-    request = PlanningRequest(
-        goalId="g-regression",
-        goal=fixture["goal"],
+    request = planning_request(
+        brand,
+        users,
+        fixture["goal"],
+        user=fixture["userId"],
         context=GoalContext.model_validate(fixture.get("context", {})),
-        profile=profile,
-        brand=brand,
-        today=TODAY,
+        goal_id="g-regression",
     )
     outcome = Outcome(replay=recorded, fixture=fixture)
     try:
@@ -258,6 +283,13 @@ def test_model_that_never_produces_a_valid_draft_hands_over_to_the_rules_planner
     assert len(outcome.replay.requests) == 4
 
 
+@pytest.mark.parametrize(
+    "path", sorted(RECORDINGS.glob("*/*.json")), ids=lambda path: f"{path.parent.name}/{path.stem}"
+)
+def test_every_recording_was_made_with_the_shipped_prompts(path, brand):
+    assert_recorded_with_shipped_prompts(path, json.loads(path.read_text(encoding="utf-8")), brand)
+
+
 def test_the_corpus_covers_every_recording_and_enough_chinese_goals():
     recorded = {path.stem for path in FIXTURES.glob("*.json")}
     covered = set(PLANS) | set(REFUSALS) | set(FALLBACKS)
@@ -282,11 +314,13 @@ def test_plan_carries_prompt_version_hash_model_usage_and_cost(sandbox, brand, u
     outcome = replay("seed_en", sandbox, brand, users)
     assert outcome.plan is not None
     info = outcome.plan.planner
-    prompts = load_prompts("v1", brand, max_tool_rounds=brand.planner.maxToolRounds)
     usages = [response["usage"] for response in outcome.fixture["responses"]]
     prompt_tokens = sum(usage["prompt_tokens"] for usage in usages)
     completion_tokens = sum(usage["completion_tokens"] for usage in usages)
-    assert (info.model, info.promptVersion, info.promptHash) == (MODEL, "v1", prompts.hash)
+    # The plan cites the prompts the answers were recorded with, no others.
+    recorded = (outcome.fixture["promptVersion"], outcome.fixture["promptHash"])
+    assert (info.model, info.promptVersion, info.promptHash) == (MODEL, *recorded)
+    assert info.promptVersion == "v1" and info.promptHash.startswith("sha256:")
     assert info.usage is not None
     assert (info.usage.promptTokens, info.usage.completionTokens) == (prompt_tokens, completion_tokens)
     price = brand.planner.prices[MODEL]
