@@ -11,12 +11,20 @@ from typing import Any
 import pytest
 
 from cartpilot.approvals.model import ApprovalStatus
+from cartpilot.audit.chain import AuditRecord, verify_chain
+from cartpilot.audit.ports import AuditRecords
+from cartpilot.audit.trail import AuditTrail
+from cartpilot.brands.config import BrandConfig
+from cartpilot.brands.users import UserDirectory
 from cartpilot.commerce.errors import PlanIntegrityError
 from cartpilot.execution.outcomes import confirm_order, failure_reason, record_outcome, send_receipt
+from cartpilot.goals.ledger import GoalLedger
 from cartpilot.goals.lifecycle import InvalidTransition
 from cartpilot.goals.model import GoalStatus
 from cartpilot.kernel.clock import utc_now
 from cartpilot.plans.verdicts import Finding, RiskTier
+from tests.conftest import SEED_GOAL, make_plan
+from tests.fakes import FakeMerchant, InMemoryAuditRecords, InMemoryGoalStore, RecordingNotifier
 from tests.fakes.merchant import cny
 from tests.unit.stages import OrderFlow, verdict_for
 
@@ -323,3 +331,77 @@ def test_an_expiry_that_comes_after_the_goal_moved_on_leaves_the_approval_alone(
     assert waiting.goal().status is GoalStatus.EXECUTING
     assert waiting.approvals.get(approval_id).status is ApprovalStatus.PENDING  # type: ignore[union-attr]
     assert waiting.notifier.of_kind("outcome") == []
+
+
+class NotifierDown(RecordingNotifier):
+    """SNS refuses once (throttled), then works."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failures = 1
+
+    def send(self, **message: Any) -> str:
+        if self.failures:
+            self.failures -= 1
+            raise RuntimeError("Throttling")
+        return super().send(**message)
+
+
+def test_a_receipt_retried_after_the_notice_failed_tells_the_shopper_once_with_the_same_window(
+    flow: OrderFlow,
+):
+    outputs = confirm_order(flow.goal_id, flow.run_steps(), ledger=flow.ledger, merchant=flow.merchant)
+    flow.notifier = NotifierDown()
+    with pytest.raises(RuntimeError, match="Throttling"):
+        receipt(flow, outputs)
+    window = flow.goal().undoUntil
+    assert flow.goal().status is GoalStatus.COMPLETED and window is not None
+
+    answer = receipt(flow, outputs)  # Step Functions retries the state
+    receipt(flow, outputs)  # and a duplicate delivery changes nothing more
+
+    assert answer["undoUntil"] == window
+    assert [m["undoUntil"] for m in flow.notifier.of_kind("receipt")] == [window]
+    assert flow.events().count("order.completed") == 1
+    recent = flow.counters.recent_activity(flow.plan.userId, now=utc_now())
+    assert recent.orders == 1
+
+
+class AuditDownOnce:
+    """The audit table refuses the first write of one event (throttled), then works."""
+
+    def __init__(self, records: AuditRecords, event: str) -> None:
+        self.records, self.event, self.failures = records, event, 1
+
+    def latest(self, goal_id: str) -> AuditRecord | None:
+        return self.records.latest(goal_id)
+
+    def all(self, goal_id: str) -> list[AuditRecord]:
+        return self.records.all(goal_id)
+
+    def insert(self, record: AuditRecord) -> None:
+        if record.event == self.event and self.failures:
+            self.failures -= 1
+            raise RuntimeError("ProvisionedThroughputExceeded")
+        self.records.insert(record)
+
+
+def test_a_receipt_retried_after_the_audit_write_failed_records_the_completion_and_tells_the_shopper(
+    merchant: FakeMerchant, brand: BrandConfig, users: UserDirectory
+):
+    records = AuditDownOnce(InMemoryAuditRecords(), "order.completed")
+    plan = make_plan(merchant, brand, users, SEED_GOAL)
+    flow = OrderFlow(
+        brand=brand, users=users, merchant=merchant, plan=plan,
+        ledger=GoalLedger(InMemoryGoalStore(), AuditTrail(records)),
+    ).received().planned().validated("approve")  # fmt: skip
+    outputs = confirm_order(flow.goal_id, flow.run_steps(), ledger=flow.ledger, merchant=flow.merchant)
+    with pytest.raises(RuntimeError, match="ProvisionedThroughput"):
+        receipt(flow, outputs)
+    assert flow.goal().status is GoalStatus.COMPLETED and "order.completed" not in flow.events()
+
+    receipt(flow, outputs)
+
+    assert flow.events().count("order.completed") == 1
+    assert len(flow.notifier.of_kind("receipt")) == 1
+    assert verify_chain(flow.records(), expected_head=flow.goal().auditHead).valid

@@ -69,7 +69,12 @@ def send_receipt(
 ) -> ReceiptSent:
     goal = ledger.store.require(goal_id)
     if goal.status is GoalStatus.COMPLETED and goal.receipt is not None and goal.undoUntil is not None:
-        # A redelivered receipt: the order was counted and the shopper told; the window stands.
+        # A retry after the goal was completed: finish what the failed attempt left undone,
+        # keeping the receipt and the undo window the first attempt recorded.
+        if goal.receiptSentAt is None:
+            _record_completion_once(ledger, goal.goalId, goal.receipt, goal.planHash)
+            _tell_shopper(notifier, goal.goalId, goal.userId, goal.receipt, goal.undoUntil)
+            ledger.store.update(goal_id, updated_at=utc_now_iso(), receiptSentAt=utc_now_iso())
         return ReceiptSent(orderId=goal.receipt.orderId, undoUntil=goal.undoUntil)
     plan = goal.current_plan()
     order = outputs.get("confirm") or _order_output(outputs)
@@ -100,14 +105,35 @@ def send_receipt(
         receipt=receipt,
         undoUntil=undo_until,
     )
+    _tell_shopper(notifier, goal_id, goal.userId, receipt, undo_until)
+    ledger.store.update(goal_id, updated_at=utc_now_iso(), receiptSentAt=utc_now_iso())
+    return ReceiptSent(orderId=receipt.orderId, undoUntil=undo_until)
+
+
+def _record_completion_once(
+    ledger: GoalLedger, goal_id: str, receipt: Receipt, plan_hash: str | None
+) -> None:
+    """The status was written before its audit record; a failure in between leaves the record to write."""
+    if any(record.event == "order.completed" for record in ledger.audit.records(goal_id)):
+        return
+    ledger.note(
+        goal_id,
+        actor="notify",
+        event="order.completed",
+        status=GoalStatus.COMPLETED,
+        plan_hash=plan_hash,
+        detail={"orderId": receipt.orderId, "total": receipt.total.model_dump(mode="json")},
+    )
+
+
+def _tell_shopper(notifier: Notifier, goal_id: str, user_id: str, receipt: Receipt, undo_until: str) -> None:
     notifier.send(
         kind="receipt",
         goal_id=goal_id,
-        user_id=goal.userId,
-        subject=f"Order {receipt.orderId} placed: {summary.total.format()}",
-        body={"orderId": receipt.orderId, "total": summary.total.format(), "undoUntil": undo_until},
+        user_id=user_id,
+        subject=f"Order {receipt.orderId} placed: {receipt.total.format()}",
+        body={"orderId": receipt.orderId, "total": receipt.total.format(), "undoUntil": undo_until},
     )
-    return ReceiptSent(orderId=receipt.orderId, undoUntil=undo_until)
 
 
 def record_outcome(

@@ -175,6 +175,7 @@ class GoalRecord(BaseModel):
     priceCheck: PriceCheck | None = None
     steps: list[StepResult] = []
     receipt: Receipt | None = None
+    receiptSentAt: str | None = None
     undoUntil: str | None = None
     failure: str | None = None
     auditHead: str | None = None
