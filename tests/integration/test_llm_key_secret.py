@@ -9,12 +9,13 @@ import boto3
 import httpx
 import pytest
 
+from cartpilot.adapters.aws.secrets import api_key_from_secrets_manager
 from cartpilot.brands.config import BrandConfig
 from cartpilot.brands.users import directory_for
 from cartpilot.planning.llm import LlmPlanner
 from cartpilot.planning.providers.openai import OpenAiCompatibleChat
 from cartpilot.planning.rules import PlanningRequest, RulesPlanner
-from cartpilot.planning.setup import api_key_from_secrets_manager, configured_planner, reset_providers
+from cartpilot.planning.setup import configured_planner, reset_providers
 from tests.conftest import planning_request
 
 

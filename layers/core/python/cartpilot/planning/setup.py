@@ -31,7 +31,7 @@ from pydantic import ValidationError
 from cartpilot.brands.config import BrandConfig, PlannerConfig
 from cartpilot.commerce.ports import Catalog, Fulfillment
 from cartpilot.kernel.errors import MissingSetting
-from cartpilot.planning.conversation import ChatProvider, ModelUnavailable
+from cartpilot.planning.conversation import ChatProvider
 from cartpilot.planning.llm import LlmPlanner
 from cartpilot.planning.rules import RulesPlanner
 from cartpilot.planning.service import Planner
@@ -127,21 +127,14 @@ def _api_key_source(
         return _KeySource(read=lambda: key, fingerprint=f"env:{overrides.api_key_env}:{digest}")
     secret_id = config.apiKeySecretId or environ.get(ENV_API_KEY_SECRET_ID)
     if secret_id:
-        return _KeySource(read=api_key_from_secrets_manager(secret_id), fingerprint=f"secret:{secret_id}")
+        # Secrets Manager is an AWS service: its reader lives with the other AWS adapters.
+        from cartpilot.adapters.aws.secrets import api_key_from_secrets_manager
+
+        return _KeySource(
+            read=api_key_from_secrets_manager(secret_id, max_age_seconds=SECRET_MAX_AGE_SECONDS),
+            fingerprint=f"secret:{secret_id}",
+        )
     return _KeySource(read=lambda: None, fingerprint="none")
-
-
-def api_key_from_secrets_manager(secret_id: str) -> Callable[[], str | None]:
-    def read() -> str | None:
-        from aws_lambda_powertools.utilities import parameters
-
-        try:
-            raw = parameters.get_secret(secret_id, max_age=SECRET_MAX_AGE_SECONDS)
-        except Exception as exc:  # any failure to read the key is a reason to fall back, named by type
-            raise ModelUnavailable(f"cannot read the API key secret: {type(exc).__name__}") from None
-        return api_key_from_secret(raw)
-
-    return read
 
 
 def api_key_from_secret(raw: Any) -> str | None:

@@ -191,6 +191,7 @@ def reset() -> None:
     from cartpilot.adapters.aws import clients
     from cartpilot.brands.policy import reset_policy_cache
     from cartpilot.brands.users import reset_directories
+    from cartpilot.planning.setup import reset_providers
     from cartpilot.wiring.merchants import reset_merchant_cache
 
     parameters.clear_caches()  # type: ignore[no-untyped-call]  # Powertools leaves it unannotated
@@ -212,3 +213,4 @@ def reset() -> None:
     load_brand.cache_clear()
     reset_directories()
     reset_policy_cache()
+    reset_providers()

@@ -1,0 +1,56 @@
+"""Step Functions' own answers for a task token nobody waits for, as the adapter sees them.
+
+moto answers a used token with InvalidToken only; the service also says TaskTimedOut (the
+wait timed out) and TaskDoesNotExist. Each is the domain's TaskTokenGone; anything else is not.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from cartpilot.adapters.aws.workflow import TASK_TOKEN_GONE, StepFunctionsWorkflow
+from cartpilot.goals.ports import TaskTokenGone
+
+ARN = "arn:aws:states:us-east-1:123456789012:stateMachine:cartpilot-sandbox-order-flow"
+
+
+class AnsweringClient:
+    """A Step Functions client that answers every task call with one error code."""
+
+    def __init__(self, code: str) -> None:
+        self.code = code
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+
+    def _refuse(self, operation: str, **params: Any) -> None:
+        self.calls.append((operation, params))
+        raise ClientError({"Error": {"Code": self.code, "Message": "no"}}, operation)
+
+    def send_task_success(self, **params: Any) -> None:
+        self._refuse("SendTaskSuccess", **params)
+
+    def send_task_failure(self, **params: Any) -> None:
+        self._refuse("SendTaskFailure", **params)
+
+
+@pytest.mark.parametrize("code", sorted(TASK_TOKEN_GONE))
+def test_every_token_gone_answer_is_the_domain_error(code: str):
+    client = AnsweringClient(code)
+    workflow = StepFunctionsWorkflow(client, ARN)
+    with pytest.raises(TaskTokenGone, match=code):
+        workflow.succeed("token-1", {"undo": "requested"})
+    with pytest.raises(TaskTokenGone, match=code):
+        workflow.fail("token-1", error="ApprovalRejected", cause="The approver said no.")
+    assert [name for name, _ in client.calls] == ["SendTaskSuccess", "SendTaskFailure"]
+    assert client.calls[0][1] == {"taskToken": "token-1", "output": '{"undo": "requested"}'}
+
+
+@pytest.mark.parametrize("code", ["ThrottlingException", "AccessDeniedException", "TaskTimedOutX"])
+def test_other_errors_are_not_mistaken_for_a_gone_token(code: str):
+    workflow = StepFunctionsWorkflow(AnsweringClient(code), ARN)
+    with pytest.raises(ClientError):
+        workflow.succeed("token-1", {})
+    with pytest.raises(ClientError):
+        workflow.fail("token-1", error="PlanChanged", cause="changed")
