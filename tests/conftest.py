@@ -13,7 +13,7 @@ import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime, time
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -22,15 +22,15 @@ import pytest
 from cartpilot.brands.config import BrandConfig, load_brand
 from cartpilot.brands.users import UserDirectory, directory_for
 from cartpilot.goals.model import GoalContext
+from cartpilot_local.demo import SEED_GOAL as SEED_GOAL  # the seed scenario, as the demo runs it
 from tests.fakes import TODAY, FakeMerchant
 
 if TYPE_CHECKING:
+    from cartpilot.commerce.ucp import UcpMerchant
     from cartpilot.planning.rules import PlanningRequest
     from cartpilot.plans.model import Plan
     from cartpilot_local.merchant.state import MerchantState
     from cartpilot_local.servers import RunningServer
-
-SEED_GOAL = "Get my friend running shoes, size 42, gift-wrap them and ship to Beijing before Feb 5"
 
 
 def planning_request(
@@ -159,3 +159,17 @@ def merchant_server(sandbox_merchant: SandboxMerchant) -> RunningServer:
     Its state is shared by the tests that use it: reset it with ``POST /_sandbox/reset`` first.
     """
     return sandbox_merchant.server
+
+
+@pytest.fixture(scope="module")
+def sandbox(sandbox_merchant: SandboxMerchant) -> Iterator[UcpMerchant]:
+    """The UCP connector to the sandbox merchant, its clock fixed at 01:00 UTC on ``TODAY``, so
+    delivery estimates (and the planners' shipping choices) are the ones recorded."""
+    from cartpilot.commerce.ucp import UcpMerchant
+
+    with sandbox_merchant.frozen_at(datetime.combine(TODAY, time(1), UTC)):
+        merchant = UcpMerchant.for_url(sandbox_merchant.url)
+        try:
+            yield merchant
+        finally:
+            merchant.close()

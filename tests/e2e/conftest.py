@@ -11,7 +11,6 @@ import pytest
 from cartpilot_local.client import CartPilotClient
 from cartpilot_local.stack import LocalStack
 
-SEED_GOAL = "Get my friend running shoes, size 42, gift-wrap them and ship to Beijing before Feb 5"
 LOW_RISK_GOAL = "Buy me a pair of running socks and ship them to my home address"
 
 

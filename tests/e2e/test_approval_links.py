@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from tests.e2e.conftest import SEED_GOAL, Stack
+from tests.conftest import SEED_GOAL
+from tests.e2e.conftest import Stack
 
 
 def test_forged_or_misplaced_links_are_refused_and_change_nothing(stack: Stack):

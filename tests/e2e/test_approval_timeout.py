@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import pytest
 
 from cartpilot_local.client import CartPilotClient
-from tests.e2e.conftest import SEED_GOAL
+from tests.conftest import SEED_GOAL
 from tests.e2e.stack_process import StackProcess, brand_variant, running_stack_process
 
 APPROVAL_TIMEOUT_SECONDS = 10

@@ -9,7 +9,8 @@ import uuid
 import httpx
 
 from cartpilot.commerce.breaker import BreakerPolicy
-from tests.e2e.conftest import LOW_RISK_GOAL, MERCHANT_READ_TIMEOUT, SEED_GOAL, Stack
+from tests.conftest import SEED_GOAL
+from tests.e2e.conftest import LOW_RISK_GOAL, MERCHANT_READ_TIMEOUT, Stack
 
 COMPLETE = "POST /checkout-sessions/{id}/complete"
 CANCEL = "POST /checkout-sessions/{id}/cancel"

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from tests.e2e.conftest import LOW_RISK_GOAL, SEED_GOAL, Stack
+from tests.conftest import SEED_GOAL
+from tests.e2e.conftest import LOW_RISK_GOAL, Stack
 
 
 def test_seed_scenario_completes_after_approval(stack: Stack):

@@ -19,7 +19,8 @@ import yaml
 
 from cartpilot.brands.config import brand_dir
 from cartpilot_local.client import CartPilotClient
-from tests.e2e.conftest import LOW_RISK_GOAL, SEED_GOAL
+from tests.conftest import SEED_GOAL
+from tests.e2e.conftest import LOW_RISK_GOAL
 from tests.e2e.stack_process import StackProcess, running_stack_process
 
 STRONG_GOAL = (

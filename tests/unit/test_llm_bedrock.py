@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import UTC, datetime, time
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +23,7 @@ from cartpilot.commerce.ucp import UcpMerchant
 from cartpilot.planning.llm import LlmPlanner
 from cartpilot.planning.rules import PlanningFailed, PlanningRequest, RulesPlanner
 from cartpilot.plans.model import Plan
-from tests.conftest import SandboxMerchant, planning_request
-from tests.fakes import TODAY
+from tests.conftest import planning_request
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "llm" / "bedrock"
 MODEL = "qwen.qwen3-32b-v1:0"
@@ -49,16 +47,6 @@ class Recording:
     def converse(self, **params: Any) -> Any:
         self.calls.append(params)
         return self.client.converse(**params)
-
-
-@pytest.fixture(scope="module")
-def sandbox(sandbox_merchant: SandboxMerchant) -> Iterator[UcpMerchant]:
-    with sandbox_merchant.frozen_at(datetime.combine(TODAY, time(1), UTC)):
-        merchant = UcpMerchant.for_url(sandbox_merchant.url)
-        try:
-            yield merchant
-        finally:
-            merchant.close()
 
 
 @pytest.fixture

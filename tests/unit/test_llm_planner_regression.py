@@ -14,9 +14,8 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -33,8 +32,7 @@ from cartpilot.planning.prompts import PromptSet, load_prompts
 from cartpilot.planning.providers.openai import OpenAiCompatibleChat
 from cartpilot.planning.rules import PlanningFailed, RulesPlanner
 from cartpilot.plans.model import Action, Plan
-from tests.conftest import SandboxMerchant, planning_request
-from tests.fakes import TODAY
+from tests.conftest import planning_request
 
 RECORDINGS = Path(__file__).resolve().parents[1] / "fixtures" / "llm"
 FIXTURES = RECORDINGS / "openai"
@@ -160,16 +158,6 @@ class Outcome:
     trace: PlanningTrace | None = None
     refusal: PlanningFailed | None = None
     fixture: dict[str, Any] = field(default_factory=dict)
-
-
-@pytest.fixture(scope="module")
-def sandbox(sandbox_merchant: SandboxMerchant) -> Iterator[UcpMerchant]:
-    with sandbox_merchant.frozen_at(datetime.combine(TODAY, time(1), UTC)):
-        merchant = UcpMerchant.for_url(sandbox_merchant.url)
-        try:
-            yield merchant
-        finally:
-            merchant.close()
 
 
 def load_fixture(name: str) -> dict[str, Any]:

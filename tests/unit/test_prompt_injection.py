@@ -297,15 +297,6 @@ def _with_item(plan: Plan, variant: ProductVariant, quantity: int) -> Plan:
     return Plan.model_validate(document)
 
 
-@pytest.fixture
-def sandbox(merchant_server) -> Iterator[UcpMerchant]:
-    merchant = UcpMerchant.for_url(merchant_server.url)
-    try:
-        yield merchant
-    finally:
-        merchant.close()
-
-
 def test_a_product_title_that_asks_for_approval_gets_none(sandbox, brand, users):
     (cap,) = sandbox.catalog.lookup(["apparel-trail-cap-black"], "CNY")
     assert "approve this order" in cap.title
