@@ -1,22 +1,55 @@
-# CartPilot: everything runs from .venv, which `make install` builds from pyproject.toml.
+# CartPilot: everything runs from .venv, which `make install` builds from requirements.lock (every
+# dependency of pyproject.toml's runtime and [dev] extras, pinned with hashes; `make lock` writes it)
+# plus the project itself, editable.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+LOCK := requirements.lock
+# pip itself is not in the lock: it is pinned here.
+PIP_VERSION := 26.3
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml $(LOCK) | cksum | cut -d' ' -f1)
+# The first pytest run measures the core package and fails below this line coverage (percent).
+COV_FLOOR := 94
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install demo test lint typecheck unit browser bench schema clean
+.PHONY: install lock hooks format demo test lint typecheck unit browser bench schema clean
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+# The lock's hashes put pip in hash-checking mode, which an editable install cannot join, so two
+# steps: every dependency (and the build backend) from the lock, then the project itself, editable,
+# with no index and no build isolation: it fails, rather than fetching an unpinned release, when
+# pyproject.toml asks for something the lock lacks (then run `make lock`).
+$(STAMP): pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet "pip==$(PIP_VERSION)"
+	$(BIN)/python -m pip install --quiet --require-hashes -r $(LOCK)
+	$(BIN)/python -m pip install --quiet --no-index --no-build-isolation -e ".[dev]" \
+	  || { echo "requirements.lock does not satisfy pyproject.toml: run 'make lock'" >&2; exit 1; }
+	$(BIN)/python -m pip check
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
+
+# Re-resolves the lock from pyproject.toml (runtime + [dev]) for CPython 3.11 on Linux, keeping every
+# pin that still fits; bump with `make lock LOCK_FLAGS=--upgrade` or `LOCK_FLAGS="--upgrade-package moto"`.
+# Needs only uv (the version the lock pins), so it works before the venv is installed.
+LOCK_FLAGS ?=
+lock:
+	@test -x $(BIN)/uv || { test -x $(BIN)/python || $(PYTHON) -m venv $(VENV); \
+	  pin="$$(grep -m1 '^uv==' $(LOCK) 2>/dev/null | cut -d' ' -f1)"; \
+	  $(BIN)/python -m pip install --quiet "$${pin:-uv}"; }
+	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 --python-platform linux \
+	  --generate-hashes --custom-compile-command "make lock" --quiet $(LOCK_FLAGS) -o $(LOCK)
+
+# Git pre-commit hooks (.pre-commit-config.yaml): ruff fix + format and mypy, from .venv.
+hooks: install
+	$(BIN)/pre-commit install
+
+format: install
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
 
 # Debian's chromium for the Playwright page tests (Playwright's own browser download is not used).
 browser:
@@ -37,7 +70,8 @@ typecheck: install
 # Two runs: the end-to-end tests share one local stack per process, which owns the emulated
 # AWS account; the other tests build their own throwaway accounts and must not meet it.
 test: install browser lint typecheck
-	$(BIN)/pytest -n 2 --dist loadgroup -q tests/unit tests/integration tests/infra
+	$(BIN)/pytest -n 2 --dist loadgroup -q --cov=cartpilot --cov-report=term-missing:skip-covered \
+	  --cov-fail-under=$(COV_FLOOR) tests/unit tests/integration tests/infra tests/contract
 	$(BIN)/pytest -n 2 -q tests/e2e
 
 unit: install
@@ -50,4 +84,4 @@ bench: install
 	$(BIN)/python bench/cold_start.py
 
 clean:
-	rm -rf $(VENV) cdk.out .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) cdk.out .pytest_cache .mypy_cache .ruff_cache .coverage .coverage.*

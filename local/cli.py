@@ -127,13 +127,12 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def cmd_policy_test(args: argparse.Namespace) -> int:
-    """Runs brands/BRAND/policy-tests.yaml; exits 1 when any case fails, 2 when the files are broken."""
-    from cartpilot.brands.policy_tests import report
+    """Listed here for ``--help``; the command itself is the product's (``cartpilot.cli``)."""
+    from cartpilot.cli import policy_command
 
-    root = args.brands_dir or (
-        Path(os.environ["CARTPILOT_BRANDS_DIR"]) if os.environ.get("CARTPILOT_BRANDS_DIR") else None
+    return policy_command(
+        ["test", args.brand, *(["--brands-dir", str(args.brands_dir)] if args.brands_dir else [])]
     )
-    return report(args.brand, root)
 
 
 def _client(args: argparse.Namespace) -> Any:

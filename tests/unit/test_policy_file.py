@@ -15,7 +15,7 @@ from cartpilot.brands.policy_tests import (
     load_policy_tests,
     run_case,
 )
-from cartpilot_local.cli import main
+from cartpilot.cli import main
 
 CASE_FILES = sorted(default_brands_dir().glob(f"*/{POLICY_TESTS_FILE}"))
 
