@@ -1,13 +1,21 @@
-"""In-memory stand-ins behind the same ports as the real adapters, for unit tests."""
+"""In-memory stand-ins behind the same ports as the real adapters, for unit tests.
+
+The fake keeps the sandbox merchant's rules (tests/contract/test_merchant.py runs both through the
+same suite): unknown ids are ``MerchantRejected`` 404 ``not_found``; a completed or canceled session
+takes no more changes (422 ``checkout_completed`` / ``checkout_canceled``); payment needs a chosen
+shipping option; an idempotency key is scoped to its operation, replays its first answer (refusals
+included), and with another body is an ``IdempotencyConflict``.
+"""
 
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
-from cartpilot.commerce.errors import MerchantRejected
+from cartpilot.commerce.errors import IdempotencyConflict, MerchantRejected
 from cartpilot.commerce.ports import (
     Address,
     Buyer,
@@ -94,6 +102,9 @@ def sample_products() -> list[Product]:
     ]
 
 
+T = TypeVar("T")
+
+
 class MerchantCall(NamedTuple):
     """One call the shop received: which operation, on what (a session or an order id), with which key."""
 
@@ -115,6 +126,17 @@ WRITE_OPERATIONS = frozenset(
     }
 )
 
+DECLINED_PAYMENT_METHOD = "pm_declined"
+
+
+def not_found(kind: str, identifier: str) -> MerchantRejected:
+    """How the UCP adapter surfaces the merchant's 404."""
+    return MerchantRejected(f"{kind} {identifier} does not exist", status_code=404, code="not_found")
+
+
+def refused(code: str, message: str, status_code: int = 422) -> MerchantRejected:
+    return MerchantRejected(message, status_code=status_code, code=code)
+
 
 @dataclass
 class FakeShop:
@@ -125,7 +147,8 @@ class FakeShop:
     orders: dict[str, Order] = field(default_factory=dict)
     charges: list[tuple[str, Money]] = field(default_factory=list)
     refunds: list[tuple[str, Money]] = field(default_factory=list)
-    keys: dict[str, str] = field(default_factory=dict)
+    # (operation, idempotency key) -> (what the request was, its first answer: a result or a refusal)
+    answers: dict[tuple[str, str], tuple[Any, Any]] = field(default_factory=dict)
     fail_complete_with: Exception | None = None
     ids: itertools.count = field(default_factory=itertools.count)
     calls: list[MerchantCall] = field(default_factory=list)
@@ -175,13 +198,68 @@ class FakeShop:
         """The merchant now asks another total for an open session (a fee, a repriced line)."""
         self.sessions[session_id] = self.sessions[session_id].model_copy(update={"total": total})
 
-    def session_lines(self, lines: list[CartLine]) -> list[SessionLine]:
-        found = self.variants()
+    # --- the merchant's rules --------------------------------------------------------------------
+
+    def once(self, operation: str, key: str, request: Any, work: Callable[[], T]) -> T:
+        """Idempotency as the sandbox keeps it: a key belongs to one operation; the same request
+        with it replays the first answer (a refusal too), another request with it is a conflict."""
+        stored = self.answers.get((operation, key))
+        if stored is not None:
+            first_request, answer = stored
+            if first_request != request:
+                raise IdempotencyConflict(
+                    f"{operation}: this Idempotency-Key was used with a different request"
+                )
+            if isinstance(answer, MerchantRejected):
+                raise answer
+            return answer  # type: ignore[no-any-return]
+        try:
+            result = work()
+        except MerchantRejected as refusal:
+            self.answers[(operation, key)] = (request, refusal)
+            raise
+        self.answers[(operation, key)] = (request, result)
+        return result
+
+    def session(self, session_id: str) -> CheckoutSession:
+        if session_id not in self.sessions:
+            raise not_found("checkout session", session_id)
+        return self.sessions[session_id]
+
+    def open_session(self, session_id: str) -> CheckoutSession:
+        session = self.session(session_id)
+        if session.status == "completed":
+            raise refused(
+                "checkout_completed", f"checkout {session_id} is already completed as order {session.orderId}"
+            )
+        if session.status == "canceled":
+            raise refused("checkout_canceled", f"checkout {session_id} is canceled")
+        return session
+
+    def order(self, order_id: str) -> Order:
+        if order_id not in self.orders:
+            raise not_found("order", order_id)
+        return self.orders[order_id]
+
+    def purchasable(self, item_id: str, quantity: int, currency: str) -> ProductVariant:
+        variant = self.variants().get(item_id)
+        if variant is None:
+            raise refused("item_unavailable", f"{item_id} is not a purchasable item")
+        if variant.stock < quantity:
+            detail = "is out of stock" if variant.stock == 0 else f"has only {variant.stock} left"
+            raise refused("out_of_stock", f"{item_id} {detail}")
+        if variant.price.currency != currency:
+            raise refused("item_unavailable", f"{item_id} is not sold in {currency}")
+        return variant
+
+    def session_lines(self, lines: list[CartLine], currency: str = "CNY") -> list[SessionLine]:
+        found = [(line, self.purchasable(line.itemId, line.quantity, currency)) for line in lines]
         return [
-            SessionLine(itemId=line.itemId, title=found[line.itemId].title, quantity=line.quantity,
-                        unitPrice=found[line.itemId].price)
-            for line in lines
-        ]  # fmt: skip
+            SessionLine(
+                itemId=line.itemId, title=variant.title, quantity=line.quantity, unitPrice=variant.price
+            )
+            for line, variant in found
+        ]
 
 
 def _items_total(lines: list[SessionLine], currency: str) -> Money:
@@ -203,9 +281,14 @@ class FakeCatalog:
         ]
 
     def lookup(self, item_ids: list[str], currency: str) -> list[ProductVariant]:
+        """The variants asked for, in order; an unknown id, or one not sold in ``currency``, is left out."""
         self.shop.received("catalog.lookup", itemIds=list(item_ids), currency=currency)
         variants = self.shop.variants()
-        return [variants[item_id] for item_id in item_ids if item_id in variants]
+        return [
+            variants[item_id]
+            for item_id in item_ids
+            if item_id in variants and variants[item_id].price.currency == currency
+        ]
 
 
 def quote_options() -> list[ShippingOption]:
@@ -228,20 +311,32 @@ class FakeFulfillment:
     def select(
         self, session_id: str, recipient: Recipient, option_id: str, idempotency_key: str
     ) -> CheckoutSession:
-        self.shop.received(
+        shop = self.shop
+        shop.received(
             "fulfillment.select", session_id, idempotency_key, recipient=recipient, optionId=option_id
         )
-        session = self.shop.sessions[session_id]
-        option = next(o for o in quote_options() if o.id == option_id)
-        updated = session.model_copy(
-            update={
-                "selectedShippingOptionId": option_id,
-                "total": _items_total(session.lines, session.currency) + option.price,
-                "shippingOptions": [option],
-            }
-        )
-        self.shop.sessions[session_id] = updated
-        return updated
+
+        def work() -> CheckoutSession:
+            session = shop.open_session(session_id)
+            option = next((o for o in quote_options() if o.id == option_id), None)
+            if option is None:
+                raise refused(
+                    "fulfillment_option_unavailable",
+                    f"shipping option {option_id} is not offered for this destination",
+                )
+            updated = session.model_copy(
+                update={
+                    "selectedShippingOptionId": option_id,
+                    # As the sandbox (and UCP): with a destination and an option chosen it can be paid.
+                    "status": "ready_for_complete",
+                    "total": _items_total(session.lines, session.currency) + option.price,
+                    "shippingOptions": [option],
+                }
+            )
+            shop.sessions[session_id] = updated
+            return updated
+
+        return shop.once("fulfillment.select", idempotency_key, (session_id, recipient, option_id), work)
 
 
 class FakeCheckout:
@@ -251,42 +346,58 @@ class FakeCheckout:
     def create(
         self, lines: list[CartLine], buyer: Buyer, currency: str, idempotency_key: str
     ) -> CheckoutSession:
-        self.shop.received(
+        shop = self.shop
+        shop.received(
             "checkout.create", None, idempotency_key, lines=list(lines), buyer=buyer, currency=currency
         )
-        if idempotency_key in self.shop.keys:
-            return self.shop.sessions[self.shop.keys[idempotency_key]]
-        session_lines = self.shop.session_lines(lines)
-        session = CheckoutSession(
-            id=f"cs-{next(self.shop.ids)}", status="incomplete", currency=currency, lines=session_lines,
-            total=_items_total(session_lines, currency),
-        )  # fmt: skip
-        self.shop.sessions[session.id] = session
-        self.shop.keys[idempotency_key] = session.id
-        return session
+
+        def work() -> CheckoutSession:
+            session_lines = shop.session_lines(lines, currency)
+            session = CheckoutSession(
+                id=f"cs-{next(shop.ids)}", status="incomplete", currency=currency, lines=session_lines,
+                total=_items_total(session_lines, currency),
+            )  # fmt: skip
+            shop.sessions[session.id] = session
+            return session
+
+        return shop.once("checkout.create", idempotency_key, (list(lines), buyer, currency), work)
 
     def add_items(self, session_id: str, lines: list[CartLine], idempotency_key: str) -> CheckoutSession:
-        self.shop.received("checkout.add_items", session_id, idempotency_key, lines=list(lines))
-        session = self.shop.sessions[session_id]
-        if idempotency_key in self.shop.keys:
-            return session
-        all_lines = session.lines + self.shop.session_lines(lines)
-        updated = session.model_copy(
-            update={"lines": all_lines, "total": _items_total(all_lines, session.currency)}
-        )
-        self.shop.sessions[session_id] = updated
-        self.shop.keys[idempotency_key] = session_id
-        return updated
+        shop = self.shop
+        shop.received("checkout.add_items", session_id, idempotency_key, lines=list(lines))
+
+        def work() -> CheckoutSession:
+            session = shop.open_session(session_id)
+            all_lines = session.lines + shop.session_lines(lines, session.currency)
+            updated = session.model_copy(
+                update={"lines": all_lines, "total": _items_total(all_lines, session.currency)}
+            )
+            shop.sessions[session_id] = updated
+            return updated
+
+        shop.session(session_id)  # the adapter reads the session first: an unknown one is not found
+        return shop.once("checkout.add_items", idempotency_key, (session_id, list(lines)), work)
 
     def get(self, session_id: str) -> CheckoutSession:
         self.shop.received("checkout.get", session_id)
-        return self.shop.sessions[session_id]
+        return self.shop.session(session_id)
 
     def cancel(self, session_id: str, idempotency_key: str) -> CheckoutSession:
-        self.shop.received("checkout.cancel", session_id, idempotency_key)
-        updated = self.shop.sessions[session_id].model_copy(update={"status": "canceled"})
-        self.shop.sessions[session_id] = updated
-        return updated
+        shop = self.shop
+        shop.received("checkout.cancel", session_id, idempotency_key)
+
+        def work() -> CheckoutSession:
+            session = shop.session(session_id)
+            if session.status == "completed":
+                raise refused(
+                    "checkout_completed",
+                    f"checkout {session_id} became order {session.orderId}; cancel the order instead",
+                )
+            updated = session.model_copy(update={"status": "canceled"})
+            shop.sessions[session_id] = updated
+            return updated
+
+        return shop.once("checkout.cancel", idempotency_key, session_id, work)
 
 
 class FakePayments:
@@ -296,20 +407,31 @@ class FakePayments:
     def complete(self, session_id: str, payment_method_id: str, idempotency_key: str) -> Order:
         shop = self.shop
         shop.received("payments.complete", session_id, idempotency_key, paymentMethodId=payment_method_id)
-        if idempotency_key in shop.keys:
-            return shop.orders[shop.keys[idempotency_key]]
-        if shop.fail_complete_with is not None:
+        request = (session_id, payment_method_id)
+        if ("payments.complete", idempotency_key) not in shop.answers and shop.fail_complete_with is not None:
             raise shop.fail_complete_with
-        if payment_method_id == "pm_declined":
-            raise MerchantRejected("payment declined", status_code=402, code="payment_declined")
-        session = shop.sessions[session_id]
-        order = Order(id=f"ord-{next(shop.ids)}", checkoutId=session_id, status="confirmed", total=session.total,
-                      lines=session.lines)  # fmt: skip
-        shop.orders[order.id] = order
-        shop.charges.append((order.id, order.total))
-        shop.sessions[session_id] = session.model_copy(update={"status": "completed", "orderId": order.id})
-        shop.keys[idempotency_key] = order.id
-        return order
+
+        def work() -> Order:
+            session = shop.open_session(session_id)
+            if session.selectedShippingOptionId is None:
+                raise refused(
+                    "fulfillment_required",
+                    "set a shipping destination and choose a shipping option before completing",
+                )
+            for line in session.lines:
+                shop.purchasable(line.itemId, line.quantity, session.currency)
+            if payment_method_id == DECLINED_PAYMENT_METHOD:
+                raise refused("payment_failed", "payment declined", status_code=402)
+            order = Order(id=f"ord-{next(shop.ids)}", checkoutId=session_id, status="confirmed",
+                          total=session.total, lines=session.lines)  # fmt: skip
+            shop.orders[order.id] = order
+            shop.charges.append((order.id, order.total))
+            shop.sessions[session_id] = session.model_copy(
+                update={"status": "completed", "orderId": order.id}
+            )
+            return order
+
+        return shop.once("payments.complete", idempotency_key, request, work)
 
 
 class FakeOrders:
@@ -318,16 +440,21 @@ class FakeOrders:
 
     def get(self, order_id: str) -> Order:
         self.shop.received("orders.get", order_id)
-        return self.shop.orders[order_id]
+        return self.shop.order(order_id)
 
     def cancel(self, order_id: str, idempotency_key: str) -> Order:
-        self.shop.received("orders.cancel", order_id, idempotency_key)
-        order = self.shop.orders[order_id]
-        if order.status != "canceled":
-            self.shop.refunds.append((order_id, order.total))
-        canceled = order.model_copy(update={"status": "canceled"})
-        self.shop.orders[order_id] = canceled
-        return canceled
+        shop = self.shop
+        shop.received("orders.cancel", order_id, idempotency_key)
+
+        def work() -> Order:
+            order = shop.order(order_id)
+            if order.status != "canceled":
+                shop.refunds.append((order_id, order.total))
+            canceled = order.model_copy(update={"status": "canceled"})
+            shop.orders[order_id] = canceled
+            return canceled
+
+        return shop.once("orders.cancel", idempotency_key, order_id, work)
 
 
 @dataclass

@@ -371,7 +371,7 @@ def test_a_changed_session_total_is_never_charged(flow: OrderFlow):
     ]
     assert "payments.complete" not in [call.operation for call in flow.shop.calls]
     assert flow.shop.charges == [] and flow.shop.orders == {}
-    assert flow.shop.sessions[session_id].status == "incomplete"
+    assert flow.shop.sessions[session_id].status == "ready_for_complete"  # open, unpaid
     assert flow.shop.sessions[session_id].orderId is None
     assert unchanged(flow)[:4] == before[:4]  # no step recorded, no audit record written
 
