@@ -25,7 +25,6 @@ from unittest import mock
 import boto3
 
 from cartpilot import wiring
-from cartpilot.commerce.breaker import BreakerPolicy
 from cartpilot_local.lambda_runtime import InProcessLambdaRuntime, load_handler
 from cartpilot_local.resources import create_link_secret, create_tables, table_environment
 
@@ -65,8 +64,10 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
 # so a fault drill takes seconds instead of a minute; error names and retry counts are the file's, as
 # on AWS. One wait stays longer to keep the flow's behaviour: a step that met an open circuit is
 # retried just past the breaker's reset, as on AWS, so the retry meets a half-open breaker and a brief
-# brown-out heals instead of failing fast until the retries run out.
-CIRCUIT_OPEN_RETRY_SECONDS = math.floor(BreakerPolicy().reset_timeout) + 1
+# brown-out heals instead of failing fast until the retries run out. The breaker's reset is short
+# here too (MERCHANT_BREAKER_RESET_SECONDS), so that wait is two seconds, not six.
+LOCAL_BREAKER_RESET_SECONDS = 1
+CIRCUIT_OPEN_RETRY_SECONDS = math.floor(LOCAL_BREAKER_RESET_SECONDS) + 1
 LOCAL_RETRY_TIMINGS: dict[str, int] = {
     "LambdaRetryIntervalSeconds": 1,
     "LambdaRetryBackoffRate": 1,
@@ -176,6 +177,7 @@ class LocalStack:
             **table_environment(self.brand),
             "LINK_SIGNING_SECRET_ID": self.link_secret_id,
             "MERCHANT_URL": self.merchant_url,
+            "MERCHANT_BREAKER_RESET_SECONDS": str(LOCAL_BREAKER_RESET_SECONDS),
             "NOTIFY_TOPIC_ARN": self.topic_arn,
             "STATE_MACHINE_ARN": self.state_machine_arn,
             "APPROVAL_BASE_URL": self.api_url,

@@ -71,14 +71,17 @@ class MerchantSettings:
     url: str
     connect_timeout: float
     read_timeout: float
+    breaker_reset: float
 
 
-def merchant_settings(default_connect: float, default_read: float) -> MerchantSettings:
-    """MERCHANT_URL, and optional MERCHANT_CONNECT_TIMEOUT and MERCHANT_READ_TIMEOUT in seconds."""
+def merchant_settings(default_connect: float, default_read: float, default_reset: float) -> MerchantSettings:
+    """MERCHANT_URL, and optional MERCHANT_CONNECT_TIMEOUT, MERCHANT_READ_TIMEOUT and
+    MERCHANT_BREAKER_RESET_SECONDS (how long an open circuit fails fast), in seconds."""
     return MerchantSettings(
         url=_require("MERCHANT_URL").rstrip("/"),
         connect_timeout=_seconds("MERCHANT_CONNECT_TIMEOUT", default_connect),
         read_timeout=_seconds("MERCHANT_READ_TIMEOUT", default_read),
+        breaker_reset=_seconds("MERCHANT_BREAKER_RESET_SECONDS", default_reset),
     )
 
 
