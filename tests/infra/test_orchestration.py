@@ -13,7 +13,7 @@ from aws_cdk.assertions import Match, Template
 from cfnlint.api import ManualArgs, lint
 
 from cartpilot.commerce.breaker import BreakerPolicy
-from cartpilot_local.stack import LOCAL_RETRY_TIMINGS, substitute_definition
+from cartpilot_local.stack import LOCAL_BREAKER_RESET_SECONDS, LOCAL_RETRY_TIMINGS, substitute_definition
 from infra.functions import FUNCTIONS
 from infra.orchestration import RETRY_TIMINGS, DefinitionError, check_definition, retriers
 from infra.settings import PROJECT_ROOT
@@ -144,15 +144,15 @@ def test_the_local_stack_runs_the_same_flow_with_short_retry_waits() -> None:
     # The same states, error names, retry counts and jitter; only the waits differ.
     assert _without_waits(local) == _without_waits(aws)
     assert len(list(retriers(local))) == len(list(retriers(aws))) > 20
-    reset = BreakerPolicy().reset_timeout
     for retrier in retriers(local):
         assert retrier["BackoffRate"] == 1
         if retrier["ErrorEquals"] == ["MerchantCircuitOpen"]:
-            # As on AWS, a step that met an open circuit is retried once the breaker may half-open.
-            assert reset < retrier["IntervalSeconds"] <= reset + 1
+            # As on AWS, a step that met an open circuit is retried once the breaker may half-open
+            # (the local stack's breakers reset after LOCAL_BREAKER_RESET_SECONDS).
+            assert LOCAL_BREAKER_RESET_SECONDS < retrier["IntervalSeconds"] <= LOCAL_BREAKER_RESET_SECONDS + 1
         else:
             assert retrier["IntervalSeconds"] == 1
-    assert RETRY_TIMINGS["CircuitOpenRetryIntervalSeconds"] > reset
+    assert RETRY_TIMINGS["CircuitOpenRetryIntervalSeconds"] > BreakerPolicy().reset_timeout
 
 
 def test_cfn_lint_checks_the_definition_with_its_retry_waits_in_place() -> None:
