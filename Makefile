@@ -69,10 +69,11 @@ typecheck: install
 
 # Two runs: the end-to-end tests share one local stack per process, which owns the emulated
 # AWS account; the other tests build their own throwaway accounts and must not meet it.
+# The end-to-end tests spend much of their time waiting on the flow, so three workers share two cores.
 test: install browser lint typecheck
 	$(BIN)/pytest -n 2 --dist loadgroup -q --cov=cartpilot --cov-report=term-missing:skip-covered \
 	  --cov-fail-under=$(COV_FLOOR) tests/unit tests/integration tests/infra tests/contract
-	$(BIN)/pytest -n 2 -q tests/e2e
+	$(BIN)/pytest -n 3 -q tests/e2e
 
 unit: install
 	$(BIN)/pytest -q tests/unit

@@ -177,3 +177,12 @@ def iter_refs(value: Any) -> Iterator[str]:
     elif isinstance(value, list):
         for item in value:
             yield from iter_refs(item)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every infra test on one xdist worker (``--dist loadgroup``): the session's synth, the
+    slowest fixture of the suite, then happens once instead of once per worker."""
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.xdist_group("cdk-synth"))
