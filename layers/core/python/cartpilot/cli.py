@@ -5,12 +5,12 @@ installed, so a platform team can run ``cartpilot policy test`` with the core pa
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from cartpilot.brands.policy_tests import report
+from cartpilot.wiring.settings import brands_dir
 
 
 def policy_command(argv: Sequence[str]) -> int:
@@ -24,11 +24,7 @@ def policy_command(argv: Sequence[str]) -> int:
         "--brands-dir", type=Path, default=None, help="default: $CARTPILOT_BRANDS_DIR or the shipped brands"
     )
     args = parser.parse_args(argv)
-    # A command line is an edge, like a handler: it may read its own environment.
-    root = args.brands_dir or (
-        Path(os.environ["CARTPILOT_BRANDS_DIR"]) if os.environ.get("CARTPILOT_BRANDS_DIR") else None
-    )
-    return report(args.brand, root)
+    return report(args.brand, args.brands_dir or brands_dir())
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -37,8 +37,6 @@ def _seconds(name: str, default: float) -> float:
 
 @dataclass(frozen=True)
 class Settings:
-    brand: str
-    brands_dir: Path | None
     goals_table: str
     audit_table: str
     idempotency_table: str
@@ -51,10 +49,9 @@ class Settings:
 
 @functools.cache
 def settings() -> Settings:
-    brands_dir = os.environ.get("CARTPILOT_BRANDS_DIR")
+    """The tables and services a function uses; the brand is read apart (``brand_name``), since
+    some callers need it before any table exists."""
     return Settings(
-        brand=os.environ.get("CARTPILOT_BRAND", "sandbox"),
-        brands_dir=Path(brands_dir) if brands_dir else None,
         goals_table=_require("GOALS_TABLE"),
         audit_table=_require("AUDIT_TABLE"),
         idempotency_table=_require("IDEMPOTENCY_TABLE"),
