@@ -74,6 +74,35 @@ class PlannerConfig(BaseModel):
     prices: dict[str, ModelPrice] = Field(default_factory=dict, description="Per model name")
 
 
+class MerchantCredentials(BaseModel):
+    """How to present the brand's credential to a merchant; the value itself lives in Secrets Manager."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    secretId: str = Field(min_length=1, description="Secrets Manager id whose value is the credential")
+    header: str = Field(default="Authorization", pattern=r"^[A-Za-z0-9\-]{1,64}$")
+    scheme: str | None = Field(
+        default="Bearer", description="Prefix before the value, e.g. Bearer; none for X-API-Key"
+    )
+
+
+class MerchantConfig(BaseModel):
+    """One merchant a brand buys from: where it is, and what the brand holds for it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9\-]{1,60}$")
+    url: str = Field(
+        pattern=r"^https?://", description="The merchant's origin; its /.well-known/ucp says the rest"
+    )
+    feed: str | None = Field(
+        default=None,
+        description="A Google Merchant Center product feed (TSV or XML), by path (relative to the brand) or URL, "
+        "for a merchant without a catalog capability",
+    )
+    credentials: MerchantCredentials | None = None
+
+
 class BrandConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -89,7 +118,16 @@ class BrandConfig(BaseModel):
     priceTolerancePercent: int = Field(default=0, ge=0, le=20)
     planner: PlannerConfig = PlannerConfig()
     generatedShoppers: int = Field(default=0, ge=0, le=100000)
-    merchant: dict[str, str] = Field(default_factory=dict)
+    merchants: list[MerchantConfig] = Field(min_length=1, description="The first is the default")
+    paymentHandlers: dict[str, str] = Field(
+        default_factory=dict,
+        description="Payment handler name (reverse-domain) -> the credential provider that funds it",
+    )
+    currencyRates: dict[str, str] = Field(
+        default_factory=dict,
+        description="Units of the brand's currency per unit of another, e.g. {USD: '7.10'}; "
+        "limits are checked through these for plans in another currency",
+    )
     notifications: dict[str, str] = Field(default_factory=dict)
     # Where brand.yaml was read from; its policies and users sit beside it.
     _directory: Path | None = PrivateAttr(default=None)
@@ -97,6 +135,22 @@ class BrandConfig(BaseModel):
     @property
     def directory(self) -> Path:
         return self._directory or brand_dir(self.name)
+
+    def merchant(self, merchant_id: str | None = None) -> MerchantConfig:
+        """The merchant with this id, or the default one; an unknown id is a configuration error."""
+        if merchant_id is None:
+            return self.merchants[0]
+        for merchant in self.merchants:
+            if merchant.id == merchant_id:
+                return merchant
+        raise BrandConfigError(f"brand {self.name} has no merchant {merchant_id!r}")
+
+    @model_validator(mode="after")
+    def _merchant_ids_unique(self) -> BrandConfig:
+        ids = [merchant.id for merchant in self.merchants]
+        if len(ids) != len(set(ids)):
+            raise ValueError("merchant ids must be unique")
+        return self
 
     @model_validator(mode="after")
     def _limits_in_brand_currency(self) -> BrandConfig:

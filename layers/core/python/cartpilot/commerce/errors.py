@@ -21,12 +21,31 @@ class MerchantCircuitOpen(MerchantUnavailable):
 
 
 class MerchantRejected(ConnectorError):
-    """Permanent: the merchant refused the request (4xx). Retrying cannot help."""
+    """Permanent: the merchant refused the request (4xx, or a business outcome). Retrying cannot help.
+
+    `message` carries the merchant's own words where it gave any.
+    """
 
     def __init__(self, message: str, status_code: int | None = None, code: str | None = None) -> None:
         super().__init__(message)
         self.status_code = status_code
         self.code = code
+
+
+class IdempotencyKeyReused(MerchantRejected):
+    """409: the key was used before with a different request (overview.md). A definite refusal."""
+
+
+class MerchantEscalation(MerchantRejected):
+    """The checkout requires the buyer (`requires_escalation`): hand the merchant's continue URL over."""
+
+    def __init__(self, message: str, continue_url: str, code: str | None = None) -> None:
+        super().__init__(message, code=code)
+        self.continue_url = continue_url
+
+
+class UndoUnsupported(ConnectorError):
+    """The merchant advertises no way to cancel an order; undo is not offered for its orders."""
 
 
 class MerchantOutcomeUnknown(ConnectorError):

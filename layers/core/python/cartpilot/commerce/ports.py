@@ -1,15 +1,16 @@
 """What a plan needs from a merchant, in the domain's words.
 
-These are the ports; `connectors/ucp.py` is the adapter that speaks UCP REST.
-A fake for tests lives in `tests/` behind the same protocols.
+These are the ports; `commerce/ucp.py` is the adapter that speaks UCP REST, one wire codec per
+protocol version behind it, so nothing here names a version. A fake for tests lives in `tests/fakes/`
+behind the same protocols.
 """
 
 from __future__ import annotations
 
 from datetime import date
-from typing import Protocol
+from typing import Any, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from cartpilot.kernel.money import Money
 
@@ -74,12 +75,18 @@ class CartLine(_Model):
 
 
 class ShippingOption(_Model):
+    """One way to deliver a fulfillment group; merchants need not promise a delivery window."""
+
     id: str
     title: str
     carrier: str | None = None
     price: Money
-    earliestDelivery: date
-    latestDelivery: date
+    earliestDelivery: date | None = None
+    latestDelivery: date | None = None
+
+    def arrives_by(self, deadline: date) -> bool:
+        """Only a promised window can meet a deadline: an option without one never claims to."""
+        return self.latestDelivery is not None and self.latestDelivery <= deadline
 
 
 class SessionLine(_Model):
@@ -87,6 +94,23 @@ class SessionLine(_Model):
     title: str
     quantity: int
     unitPrice: Money
+
+
+class Quote(_Model):
+    """What a pricing checkout session confirmed: the merchant's own prices and options.
+
+    UCP reveals fulfillment options only inside a checkout once a destination is set
+    (fulfillment.md), and a catalog or product feed may lag the checkout's prices, so a plan's
+    prices and shipping come from a session opened for the purpose and canceled after reading.
+    """
+
+    sessionId: str
+    currency: str
+    lines: list[SessionLine]
+    options: list[ShippingOption]
+
+    def unit_price(self, item_id: str) -> Money | None:
+        return next((line.unitPrice for line in self.lines if line.itemId == item_id), None)
 
 
 class CheckoutSession(_Model):
@@ -117,6 +141,38 @@ class Buyer(_Model):
     phone: str | None = None
 
 
+class PaymentHandler(_Model):
+    """A payment handler the merchant advertises: who can fund it, and with what instruments."""
+
+    name: str = Field(description="Reverse-domain handler name, e.g. com.cartpilot.sandbox_tokenizer")
+    id: str = Field(description="The merchant's id for this handler instance")
+    instrumentTypes: tuple[str, ...] = ()
+    config: dict[str, Any] = Field(default_factory=dict)
+
+
+class MerchantProfile(_Model):
+    """What discovery and negotiation settled with one merchant: version, endpoint, capabilities."""
+
+    merchantUrl: str
+    version: str = Field(pattern=r"^\d{4}-\d{2}-\d{2}$", description="The negotiated UCP version")
+    endpoint: str = Field(description="The REST endpoint of the shopping service")
+    capabilities: tuple[str, ...] = ()
+    paymentHandlers: tuple[PaymentHandler, ...] = ()
+
+    def offers(self, capability: str) -> bool:
+        return capability in self.capabilities
+
+
+class PaymentCredential(_Model):
+    """An instrument's credential for one handler: a token, never the saved payment method's id."""
+
+    handler: PaymentHandler
+    instrumentType: str = "card"
+    token: SecretStr
+    expiresAt: str | None = None
+    display: dict[str, str] = Field(default_factory=dict, description="Brand and last digits, for people")
+
+
 class Catalog(Protocol):
     def search(self, query: SearchQuery) -> list[Product]: ...
 
@@ -124,13 +180,19 @@ class Catalog(Protocol):
 
 
 class Fulfillment(Protocol):
-    def quote(self, lines: list[CartLine], destination: Address, currency: str) -> list[ShippingOption]:
-        """Read-only: the options and delivery estimates for these lines to this address."""
+    def quote(self, lines: list[CartLine], recipient: Recipient, currency: str) -> Quote:
+        """Prices and options for these lines to this recipient, from a pricing session that charges nothing."""
         ...
 
     def select(
-        self, session_id: str, recipient: Recipient, option_id: str, idempotency_key: str
-    ) -> CheckoutSession: ...
+        self, session_id: str, recipient: Recipient, option: ShippingOption, idempotency_key: str
+    ) -> CheckoutSession:
+        """Sets the destination, reads the merchant's groups, and chooses the planned option.
+
+        The option is matched by id, else by the same title and price (ids are the merchant's and may
+        differ between sessions); none matching is a refusal, never another option.
+        """
+        ...
 
 
 class Checkout(Protocol):
@@ -146,8 +208,8 @@ class Checkout(Protocol):
 
 
 class Payments(Protocol):
-    def complete(self, session_id: str, payment_method_id: str, idempotency_key: str) -> Order:
-        """Completes the checkout with the payment method: the one call that charges."""
+    def complete(self, session_id: str, credential: PaymentCredential, idempotency_key: str) -> Order:
+        """Completes the checkout with the credential: the one call that charges."""
         ...
 
 
@@ -155,12 +217,28 @@ class Orders(Protocol):
     def get(self, order_id: str) -> Order: ...
 
     def cancel(self, order_id: str, idempotency_key: str) -> Order:
-        """Cancels the order and refunds its charge."""
+        """Cancels the order and refunds its charge; `UndoUnsupported` where the merchant offers no way."""
+        ...
+
+
+class CredentialProvider(Protocol):
+    """Turns a shopper's saved payment method into a credential one handler accepts."""
+
+    def can_fund(self, handler: PaymentHandler) -> bool: ...
+
+    def credential(
+        self, handler: PaymentHandler, payment_method_id: str, idempotency_key: str
+    ) -> PaymentCredential:
+        """The same key gives the same credential, so a retried completion sends the same body."""
         ...
 
 
 class Merchant(Protocol):
     """Everything one merchant offers, port by port."""
+
+    def profile(self) -> MerchantProfile:
+        """Discovery and negotiation (cached); a merchant with no version in common is refused."""
+        ...
 
     @property
     def catalog(self) -> Catalog: ...

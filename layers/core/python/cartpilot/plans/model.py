@@ -126,8 +126,26 @@ class ShippingChoice(_Strict):
     optionId: str
     title: str
     price: Money
-    earliestDelivery: date
-    latestDelivery: date
+    earliestDelivery: date | None = Field(default=None, description="None when the merchant gives no window")
+    latestDelivery: date | None = Field(default=None, description="None when the merchant gives no window")
+
+    def arrives_by(self, deadline: date) -> bool:
+        """Only a promised window meets a deadline: an option without one never claims to."""
+        return self.latestDelivery is not None and self.latestDelivery <= deadline
+
+
+class MerchantTerms(_Strict):
+    """The merchant a plan buys from and what discovery and negotiation settled with it."""
+
+    id: str = Field(min_length=1, max_length=80, description="The merchant's id in brand.yaml")
+    ucpVersion: str = Field(pattern=r"^\d{4}-\d{2}-\d{2}$", description="The negotiated UCP version")
+    paymentHandler: str = Field(min_length=1, max_length=200, description="The handler's reverse-domain name")
+    paymentHandlerId: str = Field(
+        min_length=1, max_length=200, description="The merchant's id for the handler"
+    )
+    undo: Literal["cancel", "none"] = Field(
+        description="cancel: the merchant advertises order cancellation; none: no undo window opens"
+    )
 
 
 class PlanSummary(_Strict):
@@ -174,6 +192,7 @@ class Plan(_Strict):
     goal: str = Field(max_length=2000)
     brand: str
     currency: str = Field(pattern=r"^[A-Z]{3}$")
+    merchant: MerchantTerms
     planner: PlannerInfo
     steps: list[Step] = Field(min_length=1, max_length=10)
     summary: PlanSummary
