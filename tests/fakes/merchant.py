@@ -4,7 +4,7 @@ The fake keeps the sandbox merchant's rules (tests/contract/test_merchant.py run
 same suite): unknown ids are ``MerchantRejected`` 404 ``not_found``; a completed or canceled session
 takes no more changes (422 ``checkout_completed`` / ``checkout_canceled``); payment needs a chosen
 shipping option; an idempotency key is scoped to its operation, replays its first answer (refusals
-included), and with another body is an ``IdempotencyConflict``.
+included), and with another body is an ``IdempotencyKeyReused``.
 """
 
 from __future__ import annotations
@@ -15,15 +15,25 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any, NamedTuple, TypeVar
 
-from cartpilot.commerce.errors import IdempotencyConflict, MerchantRejected
+from pydantic import SecretStr
+
+from cartpilot.commerce.errors import (
+    IdempotencyKeyReused,
+    MerchantEscalation,
+    MerchantRejected,
+    UndoUnsupported,
+)
 from cartpilot.commerce.ports import (
-    Address,
     Buyer,
     CartLine,
     CheckoutSession,
+    MerchantProfile,
     Order,
+    PaymentCredential,
+    PaymentHandler,
     Product,
     ProductVariant,
+    Quote,
     Recipient,
     SearchQuery,
     SessionLine,
@@ -138,6 +148,12 @@ def refused(code: str, message: str, status_code: int = 422) -> MerchantRejected
     return MerchantRejected(message, status_code=status_code, code=code)
 
 
+SANDBOX_HANDLER = PaymentHandler(
+    name="com.cartpilot.sandbox_tokenizer", id="sandbox_tokenizer", instrumentTypes=("card",)
+)
+FAKE_MERCHANT_URL = "https://fake-merchant.example"
+
+
 @dataclass
 class FakeShop:
     """The shop's state; the port classes below are its faces, as a real merchant has several APIs."""
@@ -153,6 +169,12 @@ class FakeShop:
     ids: itertools.count = field(default_factory=itertools.count)
     calls: list[MerchantCall] = field(default_factory=list)
     faults: dict[str, list[Exception]] = field(default_factory=dict)
+    options: list[ShippingOption] = field(default_factory=lambda: quote_options())
+    offers_cancel: bool = True
+    escalate_with: str | None = None  # a continue URL: completion requires the buyer
+    version: str = "2026-04-08"
+    handlers: tuple[PaymentHandler, ...] = field(default_factory=lambda: (SANDBOX_HANDLER,))
+    tokens: dict[str, str] = field(default_factory=dict)  # token -> payment method id it stands for
 
     def variants(self) -> dict[str, ProductVariant]:
         return {v.id: v for product in self.products for v in product.variants}
@@ -207,7 +229,7 @@ class FakeShop:
         if stored is not None:
             first_request, answer = stored
             if first_request != request:
-                raise IdempotencyConflict(
+                raise IdempotencyKeyReused(
                     f"{operation}: this Idempotency-Key was used with a different request"
                 )
             if isinstance(answer, MerchantRejected):
@@ -304,39 +326,48 @@ class FakeFulfillment:
     def __init__(self, shop: FakeShop) -> None:
         self.shop = shop
 
-    def quote(self, lines: list[CartLine], destination: Address, currency: str) -> list[ShippingOption]:
-        self.shop.received("fulfillment.quote", city=destination.city)
-        return quote_options()
+    def quote(self, lines: list[CartLine], recipient: Recipient, currency: str) -> Quote:
+        """As a pricing session: the merchant's current prices for the lines, and its options."""
+        self.shop.received("fulfillment.quote", city=recipient.address.city)
+        session_lines = self.shop.session_lines(lines, currency)
+        return Quote(
+            sessionId=f"cs-quote-{next(self.shop.ids)}", currency=currency, lines=session_lines,
+            options=self.shop.options,
+        )  # fmt: skip
 
     def select(
-        self, session_id: str, recipient: Recipient, option_id: str, idempotency_key: str
+        self, session_id: str, recipient: Recipient, option: ShippingOption, idempotency_key: str
     ) -> CheckoutSession:
         shop = self.shop
+        planned = option
         shop.received(
-            "fulfillment.select", session_id, idempotency_key, recipient=recipient, optionId=option_id
+            "fulfillment.select", session_id, idempotency_key, recipient=recipient, optionId=planned.id
         )
 
         def work() -> CheckoutSession:
             session = shop.open_session(session_id)
-            option = next((o for o in quote_options() if o.id == option_id), None)
-            if option is None:
+            offered = shop.options
+            chosen = next((o for o in offered if o.id == planned.id), None) or next(
+                (o for o in offered if o.title == planned.title and o.price == planned.price), None
+            )
+            if chosen is None:
                 raise refused(
                     "fulfillment_option_unavailable",
-                    f"shipping option {option_id} is not offered for this destination",
+                    f"shipping option {planned.id} is not offered for this destination",
                 )
             updated = session.model_copy(
                 update={
-                    "selectedShippingOptionId": option_id,
+                    "selectedShippingOptionId": chosen.id,
                     # As the sandbox (and UCP): with a destination and an option chosen it can be paid.
                     "status": "ready_for_complete",
-                    "total": _items_total(session.lines, session.currency) + option.price,
-                    "shippingOptions": [option],
+                    "total": _items_total(session.lines, session.currency) + chosen.price,
+                    "shippingOptions": [chosen],
                 }
             )
             shop.sessions[session_id] = updated
             return updated
 
-        return shop.once("fulfillment.select", idempotency_key, (session_id, recipient, option_id), work)
+        return shop.once("fulfillment.select", idempotency_key, (session_id, recipient, planned.id), work)
 
 
 class FakeCheckout:
@@ -404,10 +435,11 @@ class FakePayments:
     def __init__(self, shop: FakeShop) -> None:
         self.shop = shop
 
-    def complete(self, session_id: str, payment_method_id: str, idempotency_key: str) -> Order:
+    def complete(self, session_id: str, credential: PaymentCredential, idempotency_key: str) -> Order:
         shop = self.shop
-        shop.received("payments.complete", session_id, idempotency_key, paymentMethodId=payment_method_id)
-        request = (session_id, payment_method_id)
+        token = credential.token.get_secret_value()
+        shop.received("payments.complete", session_id, idempotency_key, token=token)
+        request = (session_id, token)
         if ("payments.complete", idempotency_key) not in shop.answers and shop.fail_complete_with is not None:
             raise shop.fail_complete_with
 
@@ -420,6 +452,11 @@ class FakePayments:
                 )
             for line in session.lines:
                 shop.purchasable(line.itemId, line.quantity, session.currency)
+            if shop.escalate_with is not None:
+                raise MerchantEscalation("the merchant needs the buyer to finish", shop.escalate_with)
+            payment_method_id = shop.tokens.get(token)
+            if payment_method_id is None:
+                raise refused("payment_failed", "the credential is not a token this merchant issued")
             if payment_method_id == DECLINED_PAYMENT_METHOD:
                 raise refused("payment_failed", "payment declined", status_code=402)
             order = Order(id=f"ord-{next(shop.ids)}", checkoutId=session_id, status="confirmed",
@@ -444,6 +481,8 @@ class FakeOrders:
 
     def cancel(self, order_id: str, idempotency_key: str) -> Order:
         shop = self.shop
+        if not shop.offers_cancel:
+            raise UndoUnsupported("the merchant offers no way to cancel an order")
         shop.received("orders.cancel", order_id, idempotency_key)
 
         def work() -> Order:
@@ -457,11 +496,42 @@ class FakeOrders:
         return shop.once("orders.cancel", idempotency_key, order_id, work)
 
 
+class FakeCredentials:
+    """The CredentialProvider port over the fake shop's tokenizer: one token per key, as a PSP keeps."""
+
+    def __init__(self, shop: FakeShop) -> None:
+        self.shop = shop
+        self._by_key: dict[str, str] = {}
+
+    def can_fund(self, handler: PaymentHandler) -> bool:
+        return handler.name == SANDBOX_HANDLER.name
+
+    def credential(
+        self, handler: PaymentHandler, payment_method_id: str, idempotency_key: str
+    ) -> PaymentCredential:
+        if not self.can_fund(handler):
+            raise refused("payment_handler_unsupported", f"cannot fund {handler.name}")
+        token = self._by_key.get(idempotency_key)
+        if token is None:
+            token = self._by_key[idempotency_key] = f"tok-{next(self.shop.ids)}"
+            self.shop.tokens[token] = payment_method_id
+        return PaymentCredential(handler=handler, token=SecretStr(token), display={"brand": "visa"})
+
+
 @dataclass
 class FakeMerchant:
     """The Merchant port: one shop, five faces."""
 
     shop: FakeShop = field(default_factory=FakeShop)
+
+    def profile(self) -> MerchantProfile:
+        capabilities = ["dev.ucp.shopping.checkout", "dev.ucp.shopping.fulfillment", "dev.ucp.shopping.order"]
+        if self.shop.offers_cancel:
+            capabilities.append("com.cartpilot.order_cancel")
+        return MerchantProfile(
+            merchantUrl=FAKE_MERCHANT_URL, version=self.shop.version, endpoint=FAKE_MERCHANT_URL,
+            capabilities=tuple(capabilities), paymentHandlers=self.shop.handlers,
+        )  # fmt: skip
 
     def __post_init__(self) -> None:
         self.catalog = FakeCatalog(self.shop)
@@ -469,3 +539,4 @@ class FakeMerchant:
         self.checkout = FakeCheckout(self.shop)
         self.payments = FakePayments(self.shop)
         self.orders = FakeOrders(self.shop)
+        self.credentials = FakeCredentials(self.shop)
