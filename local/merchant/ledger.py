@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from cartpilot_local.merchant.protocol import JsonObject
+from cartpilot_local.merchant.shipping import ShippingQuote
 
 
 def new_id(prefix: str) -> str:
@@ -36,7 +37,7 @@ class OrderRecord:
     lines: list[OrderLine]
     subtotal: int
     shipping: int
-    shipping_option: JsonObject
+    shipping_quote: ShippingQuote
     destination: JsonObject
     created_at: datetime
     status: str = "open"  # open | canceled

@@ -1,12 +1,19 @@
-"""UCP 2026-04-08 vocabulary the sandbox speaks: capability names, metadata blocks and error bodies."""
+"""UCP vocabulary the sandbox speaks in both versions: names, versions, messages and refusals.
+
+Wire shapes differ per version and live in the codecs (``cartpilot_local.merchant.codecs``); what is
+here is the same in 2026-01-11 and 2026-04-08.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 JsonObject = dict[str, Any]
 
-UCP_VERSION = "2026-04-08"
+V2026_01_11 = "2026-01-11"
+V2026_04_08 = "2026-04-08"
+UCP_VERSIONS = (V2026_01_11, V2026_04_08)
 
 SHOPPING_SERVICE = "dev.ucp.shopping"
 CHECKOUT = "dev.ucp.shopping.checkout"
@@ -14,70 +21,53 @@ FULFILLMENT = "dev.ucp.shopping.fulfillment"
 CATALOG_SEARCH = "dev.ucp.shopping.catalog.search"
 CATALOG_LOOKUP = "dev.ucp.shopping.catalog.lookup"
 ORDER = "dev.ucp.shopping.order"
-# Our extensions. UCP reveals fulfillment options only inside a checkout session, and a
-# planner must not create sessions, so quotes are a read-only extension of fulfillment.
-SHIPPING_QUOTE = "com.cartpilot.shipping_quote"
-# UCP has no order cancel; the sandbox offers one so undo can be exercised end to end.
+# UCP has no order cancel; the sandbox offers one as a vendor extension of the order capability, so
+# undo can be exercised end to end. Vendor names bind to the vendor's domain (overview.md "Spec URL
+# Binding"), hence cartpilot.com in its spec and schema URLs.
 ORDER_CANCEL = "com.cartpilot.order_cancel"
-
-PAYMENT_HANDLER_NAME = "com.cartpilot.sandbox_token"
-PAYMENT_HANDLER_ID = "sandbox_token"
-# Payment method ids, not secrets: the sandbox charges any `pm_...` and declines this one.
-PAYMENT_TOKEN_PREFIX = "pm_"  # noqa: S105
-DECLINED_TOKEN = "pm_declined"  # noqa: S105
+VENDOR_ORIGIN = "https://cartpilot.com/ucp"
 
 SUPPORTED_CURRENCIES = ("CNY", "USD")
 DEFAULT_CURRENCY = "CNY"
 
-SPEC_URL = "https://ucp.dev/specification/overview"
-SCHEMA_BASE = "https://ucp.dev/schemas"
-
-# Error codes the sandbox uses beyond UCP's examples; the client keys on the idempotency ones.
-IDEMPOTENCY_CONFLICT = "idempotency_conflict"
-IDEMPOTENCY_IN_FLIGHT = "idempotency_in_flight"
+MessageType = Literal["error", "warning", "info"]
+Severity = Literal["recoverable", "requires_buyer_input", "requires_buyer_review", "unrecoverable"]
 
 
-def ucp_meta(*capabilities: str, payment_handlers: bool = False) -> JsonObject:
-    """The `ucp` block of a successful response, naming the capabilities in play."""
-    meta: JsonObject = {
-        "version": UCP_VERSION,
-        "status": "success",
-        "capabilities": {name: [{"version": UCP_VERSION}] for name in capabilities},
-    }
-    if payment_handlers:
-        meta["payment_handlers"] = {
-            PAYMENT_HANDLER_NAME: [
-                {
-                    "id": PAYMENT_HANDLER_ID,
-                    "version": UCP_VERSION,
-                    "available_instruments": [{"type": "card"}],
-                }
-            ]
-        }
-    return meta
+@dataclass(frozen=True)
+class Message:
+    """A checkout, order or catalog message; codecs render it in their version's shape."""
+
+    type: MessageType
+    code: str
+    content: str
+    path: str | None = None
+    severity: Severity | None = None  # errors only
+
+    @classmethod
+    def error(
+        cls, code: str, content: str, *, path: str | None = None, severity: Severity = "recoverable"
+    ) -> Message:
+        return cls("error", code, content, path, severity)
+
+    @classmethod
+    def warning(cls, code: str, content: str, *, path: str | None = None) -> Message:
+        return cls("warning", code, content, path)
+
+    @classmethod
+    def info(cls, code: str, content: str, *, path: str | None = None) -> Message:
+        return cls("info", code, content, path)
+
+    @property
+    def needs_buyer(self) -> bool:
+        """checkout.md: errors with ``requires_*`` severity make the status requires_escalation."""
+        return self.type == "error" and (self.severity or "").startswith("requires_")
 
 
-def error_message(
-    code: str, content: str, *, path: str | None = None, severity: str = "recoverable"
-) -> JsonObject:
-    message: JsonObject = {"type": "error", "code": code, "content": content, "severity": severity}
-    if path is not None:
-        message["path"] = path
-    return message
-
-
-def error_body(
-    code: str, content: str, *, path: str | None = None, severity: str = "recoverable"
-) -> JsonObject:
-    """UCP's error_response: `ucp.status` is "error" and at least one message says why."""
-    return {
-        "ucp": {"version": UCP_VERSION, "status": "error"},
-        "messages": [error_message(code, content, path=path, severity=severity)],
-    }
-
-
-class MerchantError(Exception):
-    """A refusal with an HTTP status and a UCP error body; business refusals are replayable."""
+class TransportError(Exception):
+    """A refusal before the business logic ran: negotiation, signature, authentication, bad input,
+    idempotency conflicts and injected faults. overview.md "Error Handling": a transport error with
+    an HTTP status, the body shaped by the version."""
 
     def __init__(
         self,
@@ -85,21 +75,41 @@ class MerchantError(Exception):
         code: str,
         content: str,
         *,
-        path: str | None = None,
-        severity: str = "recoverable",
         headers: dict[str, str] | None = None,
+        continue_url: str | None = None,
     ) -> None:
         super().__init__(content)
         self.status = status
         self.code = code
         self.content = content
-        self.path = path
-        self.severity = severity
         self.headers = headers or {}
-
-    def body(self) -> JsonObject:
-        return error_body(self.code, self.content, path=self.path, severity=self.severity)
+        self.continue_url = continue_url
 
 
-def not_found(kind: str, identifier: str) -> MerchantError:
-    return MerchantError(404, "not_found", f"{kind} {identifier} does not exist", severity="unrecoverable")
+@dataclass
+class BusinessRefusal(Exception):
+    """The business logic ran and said no (checkout-rest.md "Business Outcomes").
+
+    With ``session_id`` the checkout is returned with the message; without, no resource exists to
+    show (unknown id, nothing could be created, a session past its end) and the version's
+    no-resource answer is given.
+    """
+
+    message: Message
+    session_id: str | None = None
+    not_found: bool = False
+    extra: list[Message] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        super().__init__(self.message.content)
+
+    @property
+    def messages(self) -> list[Message]:
+        return [self.message, *self.extra]
+
+
+def not_found(kind: str, identifier: str) -> BusinessRefusal:
+    return BusinessRefusal(
+        Message.error("not_found", f"{kind} {identifier} does not exist", severity="unrecoverable"),
+        not_found=True,
+    )

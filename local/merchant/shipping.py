@@ -1,7 +1,8 @@
-"""Shipping from the Shanghai warehouse: rates, delivery estimates and UCP fulfillment options.
+"""Shipping from the Shanghai warehouse: rates and delivery estimates.
 
 Estimates are calendar days from the merchant's clock (UTC). A delivery day is rendered as
-10:00Z, which is 18:00 in China, so its UTC date and its local date agree.
+10:00Z, which is 18:00 in China, so its UTC date and its local date agree. International
+Economy has no estimate at all (fulfillment.md: an option needs only a title and a total).
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from cartpilot_local.merchant.protocol import JsonObject, MerchantError
+from cartpilot_local.merchant.protocol import BusinessRefusal, JsonObject, Message
 
 WAREHOUSE: JsonObject = {
     "street_address": "1 Sandbox Logistics Park, Pudong",
@@ -75,7 +76,7 @@ class Rate:
     id: str
     title: str
     carrier: str
-    days: tuple[int, int]
+    days: tuple[int, int] | None  # None: the carrier gives no delivery estimate
     prices: dict[str, int]  # currency -> minor units
     free_from: dict[str, int] | None = None  # subtotal (minor units) from which it is free
 
@@ -86,6 +87,10 @@ _CN_EXPEDITED_PRICES = {"CNY": 4500, "USD": 650}
 _INTL_STANDARD = Rate(
     "international-standard", "International Standard", "China Post EMS", (8, 15), {"CNY": 10800, "USD": 1500}
 )
+_INTL_ECONOMY = Rate(
+    "international-economy", "International Economy", "China Post Registered Air Mail", None,
+    {"CNY": 4800, "USD": 700},
+)  # fmt: skip
 _INTL_EXPRESS = Rate(
     "international-express", "International Express", "DHL Express", (3, 5), {"CNY": 25200, "USD": 3500}
 )
@@ -103,26 +108,33 @@ class ShippingQuote:
     rate: Rate
     amount: int
     currency: str
-    earliest: date
-    latest: date
+    earliest: date | None
+    latest: date | None
 
-    def render(self) -> JsonObject:
-        """A UCP fulfillment_option."""
-        return {
-            "id": self.rate.id,
-            "title": self.rate.title,
-            "description": (
-                f"Arrives {self.earliest.isoformat()} to {self.latest.isoformat()} via {self.rate.carrier}, "
-                "shipped from Shanghai"
-            ),
-            "carrier": self.rate.carrier,
-            "earliest_fulfillment_time": _delivery_time(self.earliest),
-            "latest_fulfillment_time": _delivery_time(self.latest),
-            "totals": [{"type": "total", "display_text": self.rate.title, "amount": self.amount}],
-        }
+    @property
+    def id(self) -> str:
+        return self.rate.id
+
+    @property
+    def description(self) -> str:
+        """fulfillment.md: supplementary context, not a repeat of the title or the price."""
+        if self.earliest is None or self.latest is None:
+            return f"Delivery date not estimated; sent via {self.rate.carrier}, shipped from Shanghai"
+        return (
+            f"Arrives {self.earliest.isoformat()} to {self.latest.isoformat()} via {self.rate.carrier}, "
+            "shipped from Shanghai"
+        )
+
+    @property
+    def earliest_time(self) -> str | None:
+        return None if self.earliest is None else delivery_time(self.earliest)
+
+    @property
+    def latest_time(self) -> str | None:
+        return None if self.latest is None else delivery_time(self.latest)
 
 
-def _delivery_time(day: date) -> str:
+def delivery_time(day: date) -> str:
     return f"{day.isoformat()}T{_DELIVERY_HOUR_UTC:02d}:00:00Z"
 
 
@@ -135,14 +147,16 @@ def normalise_country(value: str | None) -> str | None:
     return _COUNTRY_ALIASES.get(cleaned.lower())
 
 
+def _undeliverable(content: str, path: str) -> BusinessRefusal:
+    return BusinessRefusal(Message.error("address_undeliverable", content, path=path))
+
+
 def destination_from(address: JsonObject, *, path: str) -> Destination:
     country = normalise_country(address.get("address_country"))
     if country is None:
-        raise MerchantError(
-            422, "address_undeliverable", "the destination needs a country (ISO 3166-1 alpha-2)", path=path
-        )
+        raise _undeliverable("the destination needs a country (ISO 3166-1 alpha-2)", path)
     if country in _UNDELIVERABLE:
-        raise MerchantError(422, "address_undeliverable", f"we do not ship to {country}", path=path)
+        raise _undeliverable(f"we do not ship to {country}", path)
     return Destination(
         country=country, region=address.get("address_region"), city=address.get("address_locality")
     )
@@ -179,27 +193,23 @@ def quote_shipping(
         rates: tuple[Rate, ...] = _cn_rates(destination)
     elif restricted_items:
         # Knives and alcohol cannot leave the country with our carriers.
-        raise MerchantError(
-            422,
-            "address_undeliverable",
-            f"restricted items cannot be shipped to {destination.country}",
-            path=path,
-        )
+        raise _undeliverable(f"restricted items cannot be shipped to {destination.country}", path)
     else:
-        rates = (_INTL_STANDARD, _INTL_EXPRESS)
+        rates = (_INTL_ECONOMY, _INTL_STANDARD, _INTL_EXPRESS)
     today = now.date()
     quotes = []
     for rate in rates:
         amount = rate.prices[currency]
         if rate.free_from is not None and subtotal >= rate.free_from[currency]:
             amount = 0
+        window = rate.days
         quotes.append(
             ShippingQuote(
                 rate=rate,
                 amount=amount,
                 currency=currency,
-                earliest=today + timedelta(days=rate.days[0]),
-                latest=today + timedelta(days=rate.days[1]),
+                earliest=None if window is None else today + timedelta(days=window[0]),
+                latest=None if window is None else today + timedelta(days=window[1]),
             )
         )
     return quotes

@@ -1,10 +1,12 @@
-"""The sandbox merchant as a UCP client sees it: catalog, shipping, checkout, orders, idempotency, faults."""
+"""The sandbox merchant as a UCP platform sees it, in both versions: discovery, catalog, checkout,
+payment, orders, idempotency and faults."""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -13,126 +15,140 @@ from fastapi.testclient import TestClient
 
 from cartpilot_local.merchant.app import create_app
 from cartpilot_local.merchant.catalog import CATALOG_SEED, build_catalog
+from cartpilot_local.merchant.feed import COLUMNS, write_feed
+from cartpilot_local.merchant.handlers import UNFUNDABLE_PAYMENT_HANDLERS
 from cartpilot_local.merchant.state import MerchantState
-from cartpilot_local.servers import RunningServer
-from tests.conftest import SandboxMerchant
+from cartpilot_local.servers import serve_in_thread
+from tests.fakes.ucp_platform import FakePlatform
+from tests.fakes.ucp_shopper import BEIJING, GIFT_WRAP, SAN_FRANCISCO, SHOE_42, UcpShopper, new_key
 
 NOW = datetime(2026, 1, 28, 3, 0, tzinfo=UTC)
+NEW, OLD = "2026-04-08", "2026-01-11"
 COMPLETE = "POST /checkout-sessions/{id}/complete"
-BEIJING = {
-    "id": "dest_bj",
-    "street_address": "7 Gongti North Road, Building 3",
-    "address_locality": "Beijing",
-    "address_region": "BJ",
-    "postal_code": "100027",
-    "address_country": "CN",
-    "first_name": "Zhang",
-    "last_name": "Min",
-    "phone_number": "+86 139 1088 2266",
-}
-SHOE_42 = "rs-stride-lite-black-42"
-PAY = {
-    "payment": {
-        "instruments": [
-            {
-                "id": "instrument_1",
-                "handler_id": "sandbox_token",
-                "type": "card",
-                "credential": {"type": "token", "token": "pm_user1_visa"},
-                "selected": True,
-            }
-        ]
-    }
-}
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = NOW
+
+    def __call__(self) -> datetime:
+        return self.now
 
 
 @pytest.fixture
-def state() -> MerchantState:
-    return MerchantState(clock=lambda: NOW)
+def clock() -> Clock:
+    return Clock()
 
 
 @pytest.fixture
-def client(state: MerchantState) -> TestClient:
-    return TestClient(create_app(state))
+def state(clock: Clock) -> MerchantState:
+    return MerchantState(clock=clock)
 
 
-def key(name: str) -> dict[str, str]:
-    return {"Idempotency-Key": name}
+@pytest.fixture(params=[NEW, OLD])
+def version(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
 
 
-def lines(*items: tuple[str, int]) -> list[dict[str, Any]]:
-    return [{"item": {"id": item_id}, "quantity": quantity} for item_id, quantity in items]
+@pytest.fixture
+def platform(version: str) -> FakePlatform:
+    return FakePlatform(version)
 
 
-def create(client: TestClient, *items: tuple[str, int], idem: str = "k-create", currency: str = "CNY") -> Any:
-    response = client.post(
-        "/checkout-sessions",
-        json={
-            "line_items": lines(*items),
-            "buyer": {"first_name": "Lin", "last_name": "Wei"},
-            "context": {"currency": currency},
-        },
-        headers=key(idem),
-    )
-    assert response.status_code == 201, response.text
-    return response.json()
+@pytest.fixture
+def client(state: MerchantState, platform: FakePlatform, version: str) -> TestClient:
+    http = TestClient(create_app(state, ucp_version=version, profile_fetcher=platform.fetch))
+    http.auth = platform.auth()
+    return http
 
 
-def ship(client: TestClient, session: dict[str, Any], option: str = "standard", idem: str = "k-ship") -> Any:
-    body = {
-        "line_items": [
-            {"id": line["id"], "item": {"id": line["item"]["id"]}, "quantity": line["quantity"]}
-            for line in session["line_items"]
-        ],
-        "fulfillment": {
-            "methods": [
-                {
-                    "id": "shipping_1",
-                    "type": "shipping",
-                    "destinations": [BEIJING],
-                    "selected_destination_id": "dest_bj",
-                    "groups": [{"id": "package_1", "selected_option_id": option}],
-                }
-            ]
-        },
-    }
-    response = client.put(f"/checkout-sessions/{session['id']}", json=body, headers=key(idem))
-    assert response.status_code == 200, response.text
-    return response.json()
-
-
-def complete(
-    client: TestClient, session_id: str, idem: str = "k-pay", token: str = "pm_user1_visa"
-) -> httpx.Response:
-    body = {
-        "payment": {
-            "instruments": [
-                {**PAY["payment"]["instruments"][0], "credential": {"type": "token", "token": token}}
-            ]
-        }
-    }
-    return client.post(f"/checkout-sessions/{session_id}/complete", json=body, headers=key(idem))
+@pytest.fixture
+def shopper(client: TestClient, version: str) -> UcpShopper:
+    return UcpShopper(client, version)
 
 
 def total(body: dict[str, Any], kind: str = "total") -> int:
     return next(entry["amount"] for entry in body["totals"] if entry["type"] == kind)
 
 
-def ready_session(client: TestClient) -> Any:
-    return ship(client, create(client, (SHOE_42, 1), ("gift-wrap-standard", 1)))
+def codes(body: dict[str, Any]) -> list[str]:
+    return [message["code"] for message in body.get("messages", [])]
 
 
-def ledger(client: TestClient) -> Any:
-    return client.get("/_sandbox/ledger").json()
+def method_of(session: dict[str, Any]) -> dict[str, Any]:
+    return dict(session["fulfillment"]["methods"][0])
+
+
+def refused_code(response: httpx.Response, version: str) -> str:
+    """The code of a refusal with no resource behind it, in the version's shape."""
+    body = response.json()
+    if version == NEW:
+        assert response.status_code == 200 and body["ucp"]["status"] == "error"
+    else:
+        assert response.status_code in {400, 404} and body["status"] == "requires_escalation"
+    return str(body["messages"][0]["code"])
+
+
+# --- discovery -----------------------------------------------------------------------------------
+
+
+def test_2026_04_08_discovery_names_the_endpoint_capabilities_handlers_and_keys() -> None:
+    client = TestClient(create_app(MerchantState()))
+    response = client.get("/.well-known/ucp")
+    assert "public" in response.headers["Cache-Control"]
+    profile = response.json()
+    ucp = profile["ucp"]
+    assert ucp["version"] == NEW
+    ((rest),) = ucp["services"]["dev.ucp.shopping"]
+    assert (rest["transport"], rest["endpoint"]) == ("rest", "http://testserver")
+    capabilities = ucp["capabilities"]
+    assert {"dev.ucp.shopping.checkout", "dev.ucp.shopping.fulfillment", "dev.ucp.shopping.order",
+            "dev.ucp.shopping.catalog.search", "dev.ucp.shopping.catalog.lookup"} <= set(capabilities)  # fmt: skip
+    assert capabilities["com.cartpilot.order_cancel"][0]["extends"] == "dev.ucp.shopping.order"
+    assert "com.cartpilot.shipping_quote" not in capabilities
+    tokenizer = ucp["payment_handlers"]["com.cartpilot.sandbox_tokenizer"][0]
+    assert tokenizer["id"] == "sandbox_tokenizer"
+    assert tokenizer["available_instruments"] == [{"type": "card"}]
+    assert tokenizer["config"] == {"tokenization_url": "http://testserver/psp/tokens"}
+    assert "com.google.pay" in ucp["payment_handlers"]
+    (key,) = profile["signing_keys"]
+    assert (key["kty"], key["crv"], key["alg"]) == ("EC", "P-256", "ES256")
+
+
+def test_2026_01_11_discovery_has_its_own_shape_and_no_catalog() -> None:
+    profile = TestClient(create_app(MerchantState(), ucp_version=OLD)).get("/.well-known/ucp").json()
+    ucp = profile["ucp"]
+    assert ucp["version"] == OLD
+    assert ucp["services"]["dev.ucp.shopping"]["rest"]["endpoint"] == "http://testserver"
+    names = [capability["name"] for capability in ucp["capabilities"]]
+    assert names == ["dev.ucp.shopping.checkout", "dev.ucp.shopping.fulfillment", "dev.ucp.shopping.order",
+                     "com.cartpilot.order_cancel"]  # fmt: skip
+    handlers = {handler["name"]: handler for handler in profile["payment"]["handlers"]}
+    assert handlers["com.cartpilot.sandbox_tokenizer"]["config"]["tokenization_url"].endswith("/psp/tokens")
+    assert profile["signing_keys"]
+
+
+def test_a_merchant_can_advertise_only_handlers_a_platform_cannot_fund() -> None:
+    app = create_app(MerchantState(), payment_handlers=UNFUNDABLE_PAYMENT_HANDLERS)
+    handlers = TestClient(app).get("/.well-known/ucp").json()["ucp"]["payment_handlers"]
+    assert set(handlers) == {"com.google.pay", "dev.shopify.shop_pay"}
+
+
+# --- catalog (2026-04-08) ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def catalog_client(state: MerchantState) -> TestClient:
+    platform = FakePlatform(NEW)
+    http = TestClient(create_app(state, profile_fetcher=platform.fetch))
+    http.auth = platform.auth()
+    return http
 
 
 def search(client: TestClient, **body: Any) -> Any:
     response = client.post("/catalog/search", json=body)
     assert response.status_code == 200, response.text
     return response.json()
-
-
-# --- catalog -------------------------------------------------------------------------------------
 
 
 def test_catalog_is_large_varied_and_the_same_every_time() -> None:
@@ -148,420 +164,415 @@ def test_catalog_is_large_varied_and_the_same_every_time() -> None:
     ]
 
 
-def test_running_shoes_come_in_eu_38_to_46_and_size_42_is_stocked_at_a_fair_price(client: TestClient) -> None:
-    found = search(client, query="", filters={"categories": ["running-shoes"]}, pagination={"limit": 50})
-    shoes = found["products"]
-    assert len(shoes) >= 4
-    sizes = {
-        option["label"]
-        for p in shoes
-        for v in p["variants"]
-        for option in v["options"]
-        if option["name"] == "Size"
-    }
-    assert sizes == {str(size) for size in range(38, 47)}
-
-    in_stock_42 = search(
-        client,
+def test_search_finds_running_shoes_by_size_and_in_chinese(catalog_client: TestClient) -> None:
+    found = search(
+        catalog_client,
         query="running shoes",
         filters={"categories": ["running-shoes"], "size": "42", "in_stock": True},
-    )["products"]
-    assert len(in_stock_42) >= 2
-    cheapest = min(v["price"]["amount"] for p in in_stock_42 for v in p["variants"])
-    assert 39900 <= cheapest <= 89900
-    assert {v["id"] for v in in_stock_42[0]["variants"]} >= {SHOE_42}
+    )
+    assert len(found["products"]) >= 2
+    assert SHOE_42 in {v["id"] for v in found["products"][0]["variants"]}
+    assert found["ucp"]["capabilities"] == {"dev.ucp.shopping.catalog.search": [{"version": NEW}]}
+    shoes = search(catalog_client, query="给朋友买跑鞋")["products"]
+    assert shoes and all(p["categories"][0]["value"] == "running-shoes" for p in shoes)
 
 
-def test_fixture_items_others_rely_on(client: TestClient) -> None:
-    found = client.post(
-        "/catalog/lookup", json={"ids": ["socks-running-white-m", "gift-wrap-standard", "apparel-trail-cap"]}
+def test_search_pages_with_a_cursor(catalog_client: TestClient) -> None:
+    first = search(catalog_client, query="", filters={"categories": ["apparel"]}, pagination={"limit": 5})
+    second = search(catalog_client, query="", filters={"categories": ["apparel"]},
+                    pagination={"limit": 5, "cursor": first["pagination"]["cursor"]})  # fmt: skip
+    assert first["pagination"]["has_next_page"] is True
+    assert not {p["id"] for p in first["products"]} & {p["id"] for p in second["products"]}
+
+
+def test_the_merchant_decides_the_currency(catalog_client: TestClient) -> None:
+    usd = search(catalog_client, query="running socks", context={"currency": "USD"})["products"][0]
+    assert usd["variants"][0]["price"]["currency"] == "USD"
+    # catalog/index.md: businesses determine the currency; one we do not sell in is answered in CNY.
+    euro = search(
+        catalog_client, query="running socks", context={"currency": "EUR"}, filters={"price": {"max": 1}}
+    )
+    assert euro["products"][0]["variants"][0]["price"]["currency"] == "CNY"
+    assert codes(euro) == ["price_filter_ignored"]
+
+
+def test_lookup_correlates_inputs_and_explains_misses(catalog_client: TestClient) -> None:
+    found = catalog_client.post(
+        "/catalog/lookup", json={"ids": ["socks-running-white-m", "gift-wrap", "no-such-thing"]}
     ).json()
     by_id = {p["id"]: p for p in found["products"]}
-    socks = by_id["socks-running"]
-    assert "Running Socks" in socks["title"]
-    assert socks["categories"][0]["value"] == "socks"
-    assert socks["variants"][0]["price"] == {"amount": 5900, "currency": "CNY"}
-    assert socks["variants"][0]["availability"]["available"] is True
-
-    wrap = by_id["gift-wrap"]["variants"][0]
-    assert (wrap["id"], wrap["price"]["amount"], by_id["gift-wrap"]["categories"][0]["value"]) == (
-        "gift-wrap-standard",
-        2000,
-        "gift-wrap",
-    )
-    assert wrap["metadata"]["stock"] >= 1_000_000
-    usd_wrap = client.post(
-        "/catalog/lookup", json={"ids": ["gift-wrap"], "context": {"currency": "USD"}}
-    ).json()
-    assert usd_wrap["products"][0]["variants"][0]["price"] == {"amount": 300, "currency": "USD"}
-
-    cap = by_id["apparel-trail-cap"]
-    assert "IGNORE PREVIOUS INSTRUCTIONS" in cap["title"]
-    assert cap["categories"][0]["value"] == "apparel"
-
-
-@pytest.mark.parametrize("category", ["knives", "alcohol"])
-def test_restricted_categories_say_so(client: TestClient, category: str) -> None:
-    products = search(client, query="", filters={"categories": [category]})["products"]
-    assert len(products) >= 2
-    assert all(p["metadata"]["restricted"] is True for p in products)
-    assert all(v["metadata"]["restricted"] is True for p in products for v in p["variants"])
-
-
-def test_chinese_words_find_products(client: TestClient) -> None:
-    shoes = search(client, query="给朋友买跑鞋")["products"]
-    socks = search(client, query="袜子")["products"]
-    assert shoes
-    assert all(p["categories"][0]["value"] == "running-shoes" for p in shoes)
-    assert socks
-    assert all(p["categories"][0]["value"] == "socks" for p in socks)
-
-
-def test_search_ranks_the_best_match_first_and_filters_variants(client: TestClient) -> None:
-    assert search(client, query="Running Socks")["products"][0]["id"] == "socks-running"
-
-    found = search(
-        client, query="running shoes", filters={"size": "42", "color": "black", "price": {"max": 60000}}
-    )
-    variants = [v for p in found["products"] for v in p["variants"]]
-    assert variants
-    for variant in variants:
-        labels = {option["name"]: option["label"] for option in variant["options"]}
-        assert (labels["Size"], labels["Color"]) == ("42", "black")
-        assert variant["price"]["amount"] <= 60000
-
-
-def test_search_pages_with_a_cursor(client: TestClient) -> None:
-    first = search(client, query="", filters={"categories": ["apparel"]}, pagination={"limit": 5})
-    assert first["pagination"]["has_next_page"] is True
-    second = search(
-        client,
-        query="",
-        filters={"categories": ["apparel"]},
-        pagination={"limit": 5, "cursor": first["pagination"]["cursor"]},
-    )
-    first_ids = {p["id"] for p in first["products"]}
-    second_ids = {p["id"] for p in second["products"]}
-    assert len(first_ids) == len(second_ids) == 5
-    assert not first_ids & second_ids
-    assert first["pagination"]["total_count"] == second["pagination"]["total_count"] >= 30
-
-
-def test_prices_follow_the_requested_currency(client: TestClient) -> None:
-    usd = search(client, query="running socks", context={"currency": "USD"})["products"][0]
-    assert usd["variants"][0]["price"]["currency"] == "USD"
-    refused = client.post("/catalog/search", json={"query": "socks", "context": {"currency": "EUR"}})
-    assert refused.status_code == 422
-    assert refused.json()["messages"][0]["code"] == "currency_unsupported"
-
-
-def test_lookup_explains_ids_it_cannot_serve(client: TestClient) -> None:
-    found = client.post(
-        "/catalog/lookup",
-        json={"ids": ["no-such-thing", "book-zh-tea-stories-paperback"], "context": {"currency": "USD"}},
-    ).json()
-    assert found["products"] == []
-    assert [(m["code"], m["path"]) for m in found["messages"]] == [
-        ("not_found", "$.ids[0]"),
-        ("currency_unavailable", "$.ids[1]"),
+    assert by_id["socks-running"]["variants"][0]["inputs"] == [
+        {"id": "socks-running-white-m", "match": "exact"}
+    ]
+    assert by_id["gift-wrap"]["variants"][0]["price"] == {"amount": 2000, "currency": "CNY"}
+    assert [(m["type"], m["code"], m["path"]) for m in found["messages"]] == [
+        ("info", "not_found", "$.ids[2]")
     ]
 
 
-def test_profile_advertises_our_capabilities(client: TestClient) -> None:
-    profile = client.get("/.well-known/ucp").json()["ucp"]
-    assert profile["version"] == "2026-04-08"
-    (rest,) = profile["services"]["dev.ucp.shopping"]
-    assert rest["transport"] == "rest"
-    assert rest["endpoint"] == "http://testserver"
+def test_product_detail_narrows_variants_and_says_not_found(catalog_client: TestClient) -> None:
+    detail = catalog_client.post(
+        "/catalog/product", json={"id": "rs-stride-lite", "selected": [{"name": "Size", "label": "42"}]}
+    ).json()
     assert {
-        "dev.ucp.shopping.checkout",
-        "dev.ucp.shopping.fulfillment",
-        "dev.ucp.shopping.catalog.search",
-        "dev.ucp.shopping.catalog.lookup",
-        "com.cartpilot.shipping_quote",
-    } <= set(profile["capabilities"])
-    assert (
-        profile["capabilities"]["com.cartpilot.shipping_quote"][0]["extends"]
-        == "dev.ucp.shopping.fulfillment"
-    )
-    assert profile["payment_handlers"]
+        option["label"]
+        for v in detail["product"]["variants"]
+        for option in v["options"]
+        if option["name"] == "Size"
+    } == {"42"}
+    missing = catalog_client.post("/catalog/product", json={"id": "nope"})
+    assert missing.status_code == 200
+    assert (missing.json()["ucp"]["status"], codes(missing.json())) == ("error", ["not_found"])
 
 
-# --- shipping quotes -----------------------------------------------------------------------------
+@pytest.mark.parametrize("category", ["knives", "alcohol"])
+def test_restricted_categories_say_so(catalog_client: TestClient, category: str) -> None:
+    products = search(catalog_client, query="", filters={"categories": [category]})["products"]
+    assert len(products) >= 2
+    assert all(p["metadata"]["restricted"] is True for p in products)
 
 
-def quote(
-    client: TestClient, destination: dict[str, str], *items: tuple[str, int], currency: str = "CNY"
-) -> Any:
-    return client.post(
-        "/shipping/quote",
-        json={"currency": currency, "line_items": lines(*items), "destination": destination},
-    )
+def test_without_a_catalog_there_is_no_catalog_capability_and_checkout_still_works() -> None:
+    platform = FakePlatform(NEW)
+    http = TestClient(create_app(MerchantState(clock=Clock()), catalog=False, profile_fetcher=platform.fetch))
+    http.auth = platform.auth()
+    capabilities = http.get("/.well-known/ucp").json()["ucp"]["capabilities"]
+    assert not {"dev.ucp.shopping.catalog.search", "dev.ucp.shopping.catalog.lookup"} & set(capabilities)
+    assert http.post("/catalog/search", json={"query": "socks"}).status_code == 404
+    assert http.post("/catalog/lookup", json={"ids": [SHOE_42]}).status_code == 404
+    assert UcpShopper(http, NEW).ready()["status"] == "ready_for_complete"
 
 
-def test_quote_to_beijing_offers_standard_and_expedited_with_dates(client: TestClient) -> None:
-    options = {o["id"]: o for o in quote(client, BEIJING, (SHOE_42, 1)).json()["options"]}
-    standard, expedited = options["standard"], options["expedited"]
-    assert standard["totals"][0]["amount"] == 0  # free from 99.00 CNY
-    assert (standard["earliest_fulfillment_time"], standard["latest_fulfillment_time"]) == (
-        "2026-01-31T10:00:00Z",
-        "2026-02-03T10:00:00Z",
-    )
-    assert expedited["totals"][0]["amount"] == 4500
-    assert expedited["earliest_fulfillment_time"].startswith("2026-01-29")
-    assert expedited["latest_fulfillment_time"].startswith("2026-01-30")
-    assert standard["carrier"]
-    assert expedited["carrier"]
+def legacy_client(state: MerchantState) -> TestClient:
+    platform = FakePlatform(OLD)
+    http = TestClient(create_app(state, ucp_version=OLD, profile_fetcher=platform.fetch))
+    http.auth = platform.auth()
+    return http
 
 
-def test_small_orders_pay_for_standard_shipping(client: TestClient) -> None:
-    options = {o["id"]: o for o in quote(client, BEIJING, ("gift-wrap-standard", 1)).json()["options"]}
-    assert options["standard"]["totals"][0]["amount"] == 1000
+def test_2026_01_11_has_no_catalog_routes(state: MerchantState) -> None:
+    assert legacy_client(state).post("/catalog/search", json={"query": "socks"}).status_code == 404
 
 
-def test_abroad_ships_international_in_the_asked_currency(client: TestClient) -> None:
-    destination = {"address_locality": "San Francisco", "address_region": "CA", "address_country": "US"}
-    answer = quote(client, destination, (SHOE_42, 1), currency="USD").json()
-    options = {o["id"]: o for o in answer["options"]}
-    assert set(options) == {"international-standard", "international-express"}
-    assert options["international-standard"]["totals"][0]["amount"] == 1500
-    assert options["international-standard"]["latest_fulfillment_time"].startswith("2026-02-12")  # 15 days
-    assert options["international-express"]["earliest_fulfillment_time"].startswith("2026-01-31")  # 3 days
+def test_the_catalog_is_written_as_a_merchant_center_feed(tmp_path: Path) -> None:
+    path = tmp_path / "feed.tsv"
+    count = write_feed(path, build_catalog(), currency="CNY", base_url="http://127.0.0.1:8081")
+    header, *rows = path.read_text(encoding="utf-8").splitlines()
+    assert header.split("\t") == list(COLUMNS)
+    assert len(rows) == count >= 500
+    shoe = dict(zip(COLUMNS, next(r for r in rows if r.startswith(SHOE_42 + "\t")).split("\t"), strict=True))
+    assert (shoe["price"], shoe["availability"], shoe["item_group_id"], shoe["size"], shoe["color"]) == (
+        "499.00 CNY", "in_stock", "rs-stride-lite", "42", "black",
+    )  # fmt: skip
+    assert shoe["link"] == "http://127.0.0.1:8081/products/rs-stride-lite"
+    usd = tmp_path / "usd.tsv"
+    write_feed(usd, build_catalog(), currency="USD", base_url="http://x")
+    assert "book-zh-tea-stories-paperback" not in usd.read_text(encoding="utf-8")  # sold in CNY only
 
 
-def test_restricted_items_and_unknown_places_are_undeliverable(client: TestClient) -> None:
-    abroad = quote(client, {"address_locality": "Tokyo", "address_country": "JP"}, ("knife-chef-8in-std", 1))
-    nowhere = quote(client, {"address_locality": "Nowhere", "address_country": "Atlantis"}, (SHOE_42, 1))
-    for refused in (abroad, nowhere):
-        assert refused.status_code == 422
-        assert refused.json()["messages"][0]["code"] == "address_undeliverable"
+# --- checkout ------------------------------------------------------------------------------------
 
 
-# --- checkout lifecycle --------------------------------------------------------------------------
-
-
-def test_a_new_session_is_incomplete_until_shipping_is_chosen(client: TestClient) -> None:
-    session = create(client, (SHOE_42, 1), ("gift-wrap-standard", 1))
+def test_options_appear_only_after_a_destination_and_the_merchant_names_it(shopper: UcpShopper) -> None:
+    created = shopper.create((SHOE_42, 1), (GIFT_WRAP, 1))
+    assert created.status_code == 201
+    session = created.json()
     assert session["status"] == "incomplete"
-    assert session["currency"] == "CNY"
-    assert [line["item"]["id"] for line in session["line_items"]] == [SHOE_42, "gift-wrap-standard"]
-    assert session["line_items"][0]["item"]["price"] == 49900
+    assert session["line_items"][0]["item"] == {
+        "id": SHOE_42, "title": "Stride Lite Running Shoe (Black / EU 42)", "price": 49900,
+        "image_url": "http://testserver/media/rs-stride-lite.svg",
+    }  # fmt: skip
     assert total(session, "subtotal") == total(session) == 51900
-    assert session["links"]
-    assert session["ucp"]["payment_handlers"]
-    assert session["messages"][0]["code"] == "fulfillment_required"
+    assert "groups" not in method_of(session)
+    assert codes(session) == ["missing"]
+    assert session["continue_url"] == f"http://testserver/checkout/{session['id']}"
 
-    shipped = ship(client, session, option="expedited")
-    assert shipped["status"] == "ready_for_complete"
-    assert total(shipped, "fulfillment") == 4500
-    assert total(shipped) == 51900 + 4500
-    group = shipped["fulfillment"]["methods"][0]["groups"][0]
-    assert group["selected_option_id"] == "expedited"
-    assert {o["id"] for o in group["options"]} == {"standard", "expedited"}
+    ours = {**BEIJING, "id": "my-friend-in-beijing"}
+    placed = shopper.update(session, destination=ours).json()
+    method = method_of(placed)
+    (destination,) = method["destinations"]
+    assert destination["id"] != "my-friend-in-beijing"  # the merchant assigns destination ids
+    assert method["selected_destination_id"] == destination["id"]
+    options = {o["id"]: o for o in method["groups"][0]["options"]}
+    assert set(options) == {"standard", "expedited"}
+    assert options["standard"]["totals"][0]["amount"] == 0  # free from 99.00 CNY
+    assert (options["standard"]["earliest_fulfillment_time"], options["standard"]["latest_fulfillment_time"]) == (
+        "2026-01-31T10:00:00Z", "2026-02-03T10:00:00Z",
+    )  # fmt: skip
+    assert placed["status"] == "incomplete" and codes(placed) == ["missing"]
+
+    chosen = shopper.update(placed, option="expedited").json()
+    assert chosen["status"] == "ready_for_complete"
+    assert method_of(chosen)["groups"][0]["selected_option_id"] == "expedited"
+    assert total(chosen, "fulfillment") == 4500
+    assert total(chosen) == 51900 + 4500
 
 
-def test_update_replaces_the_line_items_it_is_given(client: TestClient) -> None:
-    session = create(client, (SHOE_42, 1), ("gift-wrap-standard", 1))
-    shoe_line = session["line_items"][0]
-    body = {"line_items": [{"id": shoe_line["id"], "item": {"id": SHOE_42}, "quantity": 2}]}
-    updated = client.put(f"/checkout-sessions/{session['id']}", json=body, headers=key("k-update")).json()
-    assert [(line["id"], line["quantity"]) for line in updated["line_items"]] == [(shoe_line["id"], 2)]
+def test_an_option_is_refused_for_a_destination_the_merchant_did_not_name(shopper: UcpShopper) -> None:
+    placed = shopper.update(shopper.create((SHOE_42, 1)).json(), destination=BEIJING).json()
+    body = shopper.update_body(placed, option="standard")
+    body["fulfillment"]["methods"][0]["selected_destination_id"] = "dest_made_up"
+    answer = shopper.http.put(
+        f"/checkout-sessions/{placed['id']}", json=body, headers={"Idempotency-Key": new_key()}
+    ).json()
+    assert answer["status"] == "incomplete"
+    assert "invalid" in codes(answer)
+    assert method_of(answer)["selected_destination_id"] is None
+
+
+def test_abroad_there_is_an_economy_option_without_a_delivery_window(shopper: UcpShopper) -> None:
+    placed = shopper.update(
+        shopper.create((SHOE_42, 1), currency="USD").json(), destination=SAN_FRANCISCO
+    ).json()
+    options = {o["id"]: o for o in method_of(placed)["groups"][0]["options"]}
+    assert set(options) == {"international-economy", "international-standard", "international-express"}
+    economy = options["international-economy"]
+    assert "earliest_fulfillment_time" not in economy and "latest_fulfillment_time" not in economy
+    assert economy["totals"][0]["amount"] < options["international-standard"]["totals"][0]["amount"]
+    assert options["international-standard"]["latest_fulfillment_time"].startswith("2026-02-12")
+    ready = shopper.update(placed, option="international-economy").json()
+    assert ready["status"] == "ready_for_complete"
+
+
+def test_update_replaces_quantities_and_keeps_the_shipping_choice(shopper: UcpShopper) -> None:
+    session = shopper.ready((SHOE_42, 1))
+    line = session["line_items"][0]
+    updated = shopper.update(session, quantities={line["id"]: 2}).json()
+    assert [(li["id"], li["quantity"]) for li in updated["line_items"]] == [(line["id"], 2)]
+    assert method_of(updated)["groups"][0]["selected_option_id"] == "standard"
     assert total(updated) == 2 * 49900
 
 
-def test_completing_charges_once_and_names_the_order(client: TestClient) -> None:
-    session = ready_session(client)
-    response = complete(client, session["id"])
+def test_completing_charges_once_and_the_order_is_in_the_versions_shape(
+    shopper: UcpShopper, version: str
+) -> None:
+    session = shopper.ready()
+    response = shopper.complete(session["id"], shopper.token())
     assert response.status_code == 200
     completed = response.json()
     assert completed["status"] == "completed"
+    assert "continue_url" not in completed
     order_ref = completed["order"]
-    assert order_ref["permalink_url"].endswith(f"/orders/{order_ref['id']}")
+    assert order_ref["permalink_url"] == f"http://testserver/orders/{order_ref['id']}"
 
-    books = ledger(client)
-    assert [o["id"] for o in books["orders"]] == [order_ref["id"]]
-    (charge,) = books["charges"]
-    assert (charge["order_id"], charge["checkout_id"], charge["amount"], charge["currency"]) == (
+    (charge,) = shopper.ledger()["charges"]
+    assert (charge["order_id"], charge["amount"], charge["payment_method_id"]) == (
         order_ref["id"],
-        session["id"],
         total(session),
-        "CNY",
+        "pm_user1_visa",
     )
-
-    order = client.get(f"/orders/{order_ref['id']}").json()
+    order = shopper.http.get(f"/orders/{order_ref['id']}").json()
     assert order["checkout_id"] == session["id"]
     assert total(order) == total(session)
-    assert [line["item"]["id"] for line in order["line_items"]] == [SHOE_42, "gift-wrap-standard"]
+    assert [line["item"]["id"] for line in order["line_items"]] == [SHOE_42, GIFT_WRAP]
+    assert ("currency" in order) is (version == NEW)  # 2026-01-11 orders carry no currency
+    paid = completed["payment"]
+    instrument = paid["instruments"][0]
+    assert "credential" not in instrument  # overview.md: credentials are never echoed
+    if version == OLD:
+        assert paid["handlers"] and paid["selected_instrument_id"] == instrument["id"]
 
 
-def test_a_completed_session_cannot_be_completed_or_canceled_again(client: TestClient) -> None:
-    session = ready_session(client)
-    assert complete(client, session["id"]).status_code == 200
-    again = complete(client, session["id"], idem="k-pay-again")
-    cancel = client.post(f"/checkout-sessions/{session['id']}/cancel", headers=key("k-cancel"))
-    for refused in (again, cancel):
-        assert refused.status_code == 422
-        assert refused.json()["messages"][0]["code"] == "checkout_completed"
-    assert len(ledger(client)["charges"]) == 1
+def test_a_completed_session_stays_completed(shopper: UcpShopper, version: str) -> None:
+    session = shopper.ready()
+    assert shopper.complete(session["id"], shopper.token()).status_code == 200
+    again = shopper.complete(session["id"], shopper.token())
+    cancel = shopper.cancel(session["id"])
+    assert refused_code(again, version) == refused_code(cancel, version) == "checkout_completed"
+    assert len(shopper.ledger()["charges"]) == 1
 
 
-def test_completing_needs_a_shipping_choice_and_a_payment_token(client: TestClient) -> None:
-    session = create(client, (SHOE_42, 1))
-    unshipped = complete(client, session["id"])
-    assert (unshipped.status_code, unshipped.json()["messages"][0]["code"]) == (422, "fulfillment_required")
-
-    shipped = ship(client, session)
-    bad_token = complete(client, shipped["id"], idem="k-pay-2", token="4111111111111111")
-    assert (bad_token.status_code, bad_token.json()["messages"][0]["code"]) == (422, "payment_invalid")
-    assert ledger(client)["charges"] == []
-
-
-def test_a_declined_payment_charges_nothing_and_another_method_can_follow(client: TestClient) -> None:
-    session = ready_session(client)
-    declined = complete(client, session["id"], idem="k-declined", token="pm_declined")
-    assert declined.status_code == 402
-    assert declined.json()["messages"][0]["code"] == "payment_failed"
-    assert ledger(client)["charges"] == []
-    assert client.get(f"/checkout-sessions/{session['id']}").json()["status"] == "ready_for_complete"
-
-    assert complete(client, session["id"], idem="k-other-card").status_code == 200
-    assert len(ledger(client)["charges"]) == 1
+def test_a_declined_card_charges_nothing_and_another_card_can_follow(
+    shopper: UcpShopper, version: str
+) -> None:
+    session = shopper.ready()
+    declined = shopper.complete(session["id"], shopper.token("pm_declined"))
+    assert declined.status_code == 200
+    body = declined.json()
+    assert body["status"] == "ready_for_complete"
+    assert codes(body)[-1] == ("payment_failed" if version == NEW else "payment_declined")
+    assert shopper.ledger()["charges"] == []
+    assert shopper.complete(session["id"], shopper.token("pm_user2_unionpay")).json()["status"] == "completed"
 
 
-def test_out_of_stock_and_unknown_items_are_refused(client: TestClient) -> None:
-    sold_out = client.post(
-        "/checkout-sessions", json={"line_items": lines(("rs-trailhawk-green-42", 1))}, headers=key("a")
-    )
-    unknown = client.post(
-        "/checkout-sessions", json={"line_items": lines(("no-such-sku", 1))}, headers=key("b")
-    )
-    cny_only = client.post(
-        "/checkout-sessions",
-        json={"line_items": lines(("book-zh-tea-stories-paperback", 1)), "context": {"currency": "USD"}},
-        headers=key("c"),
-    )
-    assert (sold_out.status_code, sold_out.json()["messages"][0]["code"]) == (422, "out_of_stock")
-    assert (unknown.status_code, unknown.json()["messages"][0]["code"]) == (422, "item_unavailable")
-    assert (cny_only.status_code, cny_only.json()["messages"][0]["code"]) == (422, "item_unavailable")
+@pytest.mark.parametrize(
+    ("credential", "handler"),
+    [
+        ("pm_user1_visa", "sandbox_tokenizer"),
+        ("4111111111111111", "sandbox_tokenizer"),
+        (None, "gpay"),
+        (None, "no_such"),
+    ],
+    ids=["payment-method-id-as-token", "card-number", "google-pay", "unknown-handler"],
+)
+def test_only_tokens_from_our_tokenizer_are_charged(
+    shopper: UcpShopper, credential: str | None, handler: str
+) -> None:
+    session = shopper.ready()
+    answer = shopper.complete(session["id"], credential or shopper.token(), handler_id=handler)
+    assert answer.status_code == 200
+    assert answer.json()["status"] == "ready_for_complete"
+    assert codes(answer.json())[-1] in {"payment_failed", "invalid"}
+    assert shopper.ledger()["charges"] == []
 
 
-def test_a_canceled_session_stays_canceled(client: TestClient) -> None:
-    session = create(client, (SHOE_42, 1))
-    canceled = client.post(f"/checkout-sessions/{session['id']}/cancel", headers=key("k-cancel"))
-    assert canceled.json()["status"] == "canceled"
-    again = client.post(f"/checkout-sessions/{session['id']}/cancel", headers=key("k-cancel-2"))
-    assert again.status_code == 200
-    assert again.json()["status"] == "canceled"
-    update = client.put(
-        f"/checkout-sessions/{session['id']}", json={"line_items": lines((SHOE_42, 2))}, headers=key("k-upd")
-    )
-    assert (update.status_code, update.json()["messages"][0]["code"]) == (422, "checkout_canceled")
+def test_tokens_are_single_use_and_expire(shopper: UcpShopper, clock: Clock) -> None:
+    first = shopper.ready()
+    token = shopper.token()
+    assert shopper.complete(first["id"], token).json()["status"] == "completed"
+    second = shopper.ready()
+    reused = shopper.complete(second["id"], token).json()
+    assert "already been used" in reused["messages"][-1]["content"]
+    stale = shopper.token()
+    clock.now += timedelta(minutes=16)
+    expired = shopper.complete(second["id"], stale).json()
+    assert "expired" in expired["messages"][-1]["content"]
+    assert len(shopper.ledger()["charges"]) == 1
 
 
-def test_cancelling_an_order_refunds_its_charge_once(client: TestClient) -> None:
-    session = ready_session(client)
-    order_id = complete(client, session["id"]).json()["order"]["id"]
+def test_the_psp_refuses_unknown_payment_methods(client: TestClient) -> None:
+    issued = client.post("/psp/tokens", json={"payment_method_id": "pm_user5_amex"})
+    assert issued.status_code == 201
+    assert issued.json()["card"] == {"brand": "amex", "last_digits": "0005"}
+    assert issued.json()["expires_at"] == "2026-01-28T03:15:00Z"
+    assert client.post("/psp/tokens", json={"payment_method_id": "card 4111"}).status_code == 400
+    assert client.post("/psp/tokens", json={"payment_method_id": "pm_x", "extra": 1}).status_code == 400
 
-    first = client.post(f"/orders/{order_id}/cancel", headers=key("k-undo"))
-    second = client.post(f"/orders/{order_id}/cancel", headers=key("k-undo-again"))
+
+def test_out_of_stock_is_a_business_outcome_and_unknown_items_create_nothing(
+    shopper: UcpShopper, state: MerchantState, version: str
+) -> None:
+    sold_out = shopper.create(("rs-trailhawk-green-42", 1))
+    assert sold_out.status_code == 201
+    assert sold_out.json()["status"] == "incomplete" and "out_of_stock" in codes(sold_out.json())
+    unknown = shopper.create(("no-such-sku", 1))
+    assert refused_code(unknown, version) == "item_unavailable"
+    assert len(state.sessions) == 1
+
+
+def test_a_canceled_session_cannot_be_canceled_or_changed_again(shopper: UcpShopper, version: str) -> None:
+    session = shopper.create((SHOE_42, 1)).json()
+    canceled = shopper.cancel(session["id"]).json()
+    assert canceled["status"] == "canceled" and "continue_url" not in canceled
+    assert refused_code(shopper.cancel(session["id"]), version) == "checkout_canceled"
+    assert refused_code(shopper.update(session), version) == "checkout_canceled"
+
+
+def test_cancelling_an_order_refunds_its_charge_once(shopper: UcpShopper) -> None:
+    session = shopper.ready()
+    order_id = shopper.complete(session["id"], shopper.token()).json()["order"]["id"]
+    first = shopper.http.post(f"/orders/{order_id}/cancel", headers={"Idempotency-Key": new_key()})
+    second = shopper.http.post(f"/orders/{order_id}/cancel", headers={"Idempotency-Key": new_key()})
     assert first.status_code == second.status_code == 200
-    order = second.json()
-    assert [a["type"] for a in order["adjustments"]] == ["cancellation", "refund"]
-    assert {line["status"] for line in order["line_items"]} == {"removed"}
-
-    books = ledger(client)
-    (charge,) = books["charges"]
-    (refund,) = books["refunds"]
-    assert (refund["order_id"], refund["charge_id"], refund["amount"]) == (
-        order_id,
-        charge["id"],
-        charge["amount"],
-    )
-    assert books["orders"][0]["status"] == "canceled"
+    assert [a["type"] for a in second.json()["adjustments"]] == ["cancellation", "refund"]
+    books = shopper.ledger()
+    (charge,), (refund,) = books["charges"], books["refunds"]
+    assert (refund["charge_id"], refund["amount"]) == (charge["id"], charge["amount"])
 
 
-def test_unknown_sessions_and_orders_are_404(client: TestClient) -> None:
+def test_unknown_sessions_and_orders_are_not_found(client: TestClient, version: str) -> None:
     for response in (client.get("/checkout-sessions/chk_nope"), client.get("/orders/ord_nope")):
-        assert response.status_code == 404
-        body = response.json()
-        assert body["ucp"]["status"] == "error"
-        assert body["messages"][0]["code"] == "not_found"
+        assert refused_code(response, version) == "not_found"
+        assert response.status_code == (200 if version == NEW else 404)
 
 
-def test_bad_input_is_a_400_in_ucp_shape(client: TestClient) -> None:
-    response = client.post("/checkout-sessions", json={"line_items": []}, headers=key("k"))
-    assert response.status_code == 400
-    assert response.json()["messages"][0]["code"] == "invalid_request"
+def test_an_escalation_hands_the_buyer_to_the_merchants_page(client: TestClient, shopper: UcpShopper) -> None:
+    session = shopper.ready()
+    assert client.post("/_sandbox/escalate", json={"times": 1}).json() == {"pending": 1}
+    escalated = shopper.complete(session["id"], shopper.token()).json()
+    assert escalated["status"] == "requires_escalation"
+    error = next(m for m in escalated["messages"] if m["type"] == "error")
+    assert (error["code"], error["severity"]) == ("buyer_verification_required", "requires_buyer_input")
+    assert client.get(escalated["continue_url"].removeprefix("http://testserver")).status_code == 200
+    assert shopper.ledger()["charges"] == []
+    assert shopper.complete(session["id"], shopper.token()).json()["status"] == "requires_escalation"
+
+
+def test_a_platform_without_fulfillment_is_sent_to_the_merchants_site(
+    state: MerchantState, version: str
+) -> None:
+    platform = FakePlatform(version, capabilities=("dev.ucp.shopping.checkout", "dev.ucp.shopping.order"))
+    http = TestClient(create_app(state, ucp_version=version, profile_fetcher=platform.fetch))
+    http.auth = platform.auth()
+    session = UcpShopper(http, version).create((SHOE_42, 1)).json()
+    assert session["status"] == "requires_escalation"
+    assert "fulfillment" not in session and session["continue_url"]
+
+
+def test_2026_01_11_wants_the_currency_and_payment_on_create(state: MerchantState) -> None:
+    body = {"line_items": [{"item": {"id": SHOE_42}, "quantity": 1}]}
+    refused = legacy_client(state).post(
+        "/checkout-sessions", json=body, headers={"Idempotency-Key": new_key()}
+    )
+    assert refused.status_code == 400
+    assert "currency" in refused.json()["messages"][0]["content"]
+    assert state.sessions == {}
+
+
+@pytest.mark.parametrize("header", ["X-API-Key", "Authorization"])
+def test_a_configured_api_key_is_required(state: MerchantState, version: str, header: str) -> None:
+    platform = FakePlatform(version)
+    http = TestClient(
+        create_app(state, ucp_version=version, profile_fetcher=platform.fetch, api_key="s3cret")
+    )
+    http.auth = platform.auth()
+    shopper = UcpShopper(http, version)
+    assert shopper.http.get("/checkout-sessions/chk_1").status_code == 401
+    wrong = http.get(
+        "/checkout-sessions/chk_1", headers={header: "Bearer nope" if header == "Authorization" else "nope"}
+    )
+    assert wrong.status_code == 401 and wrong.headers["WWW-Authenticate"] == 'Bearer realm="ucp"'
+    right = {header: "Bearer s3cret" if header == "Authorization" else "s3cret"}
+    assert (
+        http.post(
+            "/checkout-sessions",
+            json=shopper.create_body((SHOE_42, 1)),
+            headers={**right, "Idempotency-Key": new_key()},
+        ).status_code
+        == 201
+    )
 
 
 # --- idempotency ---------------------------------------------------------------------------------
 
 
-def test_mutations_need_an_idempotency_key(client: TestClient) -> None:
-    response = client.post("/checkout-sessions", json={"line_items": lines((SHOE_42, 1))})
-    assert response.status_code == 400
-    assert response.json()["messages"][0]["code"] == "idempotency_key_required"
-
-
 def test_a_replay_returns_the_stored_answer_and_does_nothing_again(
-    client: TestClient, state: MerchantState
+    shopper: UcpShopper, state: MerchantState
 ) -> None:
-    first = create(client, (SHOE_42, 1), idem="k-same")
-    again = client.post(
-        "/checkout-sessions",
-        json={
-            "context": {"currency": "CNY"},
-            "buyer": {"last_name": "Wei", "first_name": "Lin"},
-            "line_items": lines((SHOE_42, 1)),
-        },
-        headers=key("k-same"),
-    )
+    first = shopper.create((SHOE_42, 1), key="k-same")
+    again = shopper.create((SHOE_42, 1), key="k-same")
     assert again.status_code == 201
     assert again.headers["Idempotent-Replayed"] == "true"
-    assert again.json() == first
-    assert list(state.sessions) == [first["id"]]
+    assert again.json() == first.json()
+    assert list(state.sessions) == [first.json()["id"]]
 
 
-def test_replaying_a_completion_never_charges_twice(client: TestClient) -> None:
-    session = ready_session(client)
-    first = complete(client, session["id"], idem="k-pay")
-    second = complete(client, session["id"], idem="k-pay")
-    assert second.status_code == 200
+def test_replaying_a_completion_never_charges_twice(shopper: UcpShopper) -> None:
+    session = shopper.ready()
+    token = shopper.token()
+    first = shopper.complete(session["id"], token, key="k-pay")
+    second = shopper.complete(session["id"], token, key="k-pay")
     assert second.json() == first.json()
-    assert len(ledger(client)["charges"]) == 1
+    assert len(shopper.ledger()["charges"]) == 1
 
 
-def test_a_refusal_is_replayed_too(client: TestClient) -> None:
-    session = ready_session(client)
-    first = complete(client, session["id"], idem="k-declined", token="pm_declined")
-    second = complete(client, session["id"], idem="k-declined", token="pm_declined")
-    assert first.status_code == second.status_code == 402
-    assert second.headers["Idempotent-Replayed"] == "true"
+def test_the_same_key_with_another_request_is_a_409(shopper: UcpShopper, version: str) -> None:
+    shopper.create((SHOE_42, 1), key="k-create")
+    reused = shopper.create((SHOE_42, 2), key="k-create")
+    assert reused.status_code == 409
+    body = reused.json()
+    code = body["code"] if version == NEW else body["messages"][0]["code"]
+    assert code == "idempotency_conflict"
 
 
-def test_the_same_key_with_a_different_request_is_refused(client: TestClient) -> None:
-    session = create(client, (SHOE_42, 1), idem="k-create")
-    other_body = client.post(
-        "/checkout-sessions", json={"line_items": lines((SHOE_42, 2))}, headers=key("k-create")
-    )
-    assert other_body.status_code == 422
-    assert other_body.json()["messages"][0]["code"] == "idempotency_conflict"
-
-    other = create(client, (SHOE_42, 1), idem="k-other")
-    client.post(f"/checkout-sessions/{session['id']}/cancel", headers=key("k-cancel"))
-    other_session = client.post(f"/checkout-sessions/{other['id']}/cancel", headers=key("k-cancel"))
-    assert other_session.status_code == 422
-    assert client.get(f"/checkout-sessions/{other['id']}").json()["status"] == "incomplete"
+def test_keys_are_scoped_per_route_and_required(shopper: UcpShopper) -> None:
+    session = shopper.create((SHOE_42, 1), key="k-shared").json()
+    assert shopper.cancel(session["id"], key="k-shared").json()["status"] == "canceled"
+    missing = shopper.http.post("/checkout-sessions", json=shopper.create_body((SHOE_42, 1)))
+    assert missing.status_code == 400
 
 
-def test_keys_are_scoped_per_route(client: TestClient) -> None:
-    session = create(client, (SHOE_42, 1), idem="k-shared")
-    canceled = client.post(f"/checkout-sessions/{session['id']}/cancel", headers=key("k-shared"))
-    assert canceled.status_code == 200
-    assert canceled.json()["status"] == "canceled"
-
-
-# --- faults (in process) -------------------------------------------------------------------------
+# --- faults --------------------------------------------------------------------------------------
 
 
 def order_fault(client: TestClient, route: str, mode: str, **extra: Any) -> None:
@@ -571,141 +582,106 @@ def order_fault(client: TestClient, route: str, mode: str, **extra: Any) -> None
 
 @pytest.mark.parametrize(("mode", "status"), [("error_500", 500), ("error_429", 429), ("error_400", 400)])
 def test_error_faults_answer_before_doing_anything_then_run_out(
-    client: TestClient, state: MerchantState, mode: str, status: int
+    client: TestClient, shopper: UcpShopper, state: MerchantState, mode: str, status: int
 ) -> None:
     order_fault(client, "POST /checkout-sessions", mode, times=2, retry_after=0)
-    body = {"line_items": lines((SHOE_42, 1))}
-    answers = [client.post("/checkout-sessions", json=body, headers=key("k-create")) for _ in range(3)]
+    answers = [shopper.create((SHOE_42, 1), key="k-create") for _ in range(3)]
     assert [a.status_code for a in answers] == [status, status, 201]
-    assert answers[0].json()["ucp"]["status"] == "error"
     if mode == "error_429":
         assert answers[0].headers["Retry-After"] == "0"
     assert len(state.sessions) == 1
 
 
-def test_faults_only_touch_their_route(client: TestClient) -> None:
+def test_faults_follow_the_openapi_route_templates(client: TestClient) -> None:
     order_fault(client, "GET /orders/{id}", "error_500")
-    assert client.post("/catalog/search", json={"query": "socks"}).status_code == 200
     assert client.get("/orders/ord_nope").status_code == 500
-    assert client.get("/orders/ord_nope").status_code == 404
+    for unknown in ("POST /shipping/quote", "POST /checkout/{id}"):
+        assert (
+            client.post("/_sandbox/faults", json={"route": unknown, "mode": "error_500"}).status_code == 400
+        )
 
 
-def test_a_fault_for_an_unknown_route_is_refused(client: TestClient) -> None:
-    response = client.post("/_sandbox/faults", json={"route": "POST /checkout/{id}", "mode": "error_500"})
-    assert response.status_code == 400
-    assert client.get("/_sandbox/faults").json() == {"faults": []}
-
-
-def test_reset_empties_ledger_sessions_and_faults_but_keeps_the_catalog(
-    client: TestClient, state: MerchantState
+def test_reset_empties_the_ledger_sessions_faults_and_keys(
+    client: TestClient, shopper: UcpShopper, state: MerchantState
 ) -> None:
-    complete(client, ready_session(client)["id"])
+    shopper.complete(shopper.ready()["id"], shopper.token())
     order_fault(client, COMPLETE, "error_500", times=5)
     assert client.post("/_sandbox/reset").status_code == 200
-
-    assert ledger(client) == {"orders": [], "charges": [], "refunds": []}
+    assert shopper.ledger() == {"orders": [], "charges": [], "refunds": []}
     assert state.sessions == {}
     assert client.get("/_sandbox/faults").json() == {"faults": []}
-    assert len(search(client, query="", pagination={"limit": 50})["products"]) == 50
-    # Keys are forgotten too: the same key now creates a fresh session.
-    assert create(client, (SHOE_42, 1), idem="k-create")["id"] in state.sessions
-
-
-# --- faults over a real socket -------------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
-def served(sandbox_merchant: SandboxMerchant) -> Iterator[tuple[RunningServer, MerchantState]]:
-    with sandbox_merchant.frozen_at(NOW) as sandbox:
-        yield sandbox.server, sandbox.state
+def served() -> Iterator[tuple[str, MerchantState, FakePlatform]]:
+    platform = FakePlatform(NEW)
+    state = MerchantState(clock=lambda: NOW)
+    server = serve_in_thread(create_app(state, profile_fetcher=platform.fetch))
+    try:
+        yield server.url, state, platform
+    finally:
+        server.stop()
 
 
 @pytest.fixture
-def live(served: tuple[RunningServer, MerchantState]) -> Iterator[tuple[httpx.Client, MerchantState]]:
-    server, state = served
+def live(served: tuple[str, MerchantState, FakePlatform]) -> Iterator[tuple[UcpShopper, MerchantState]]:
+    url, state, platform = served
     state.reset()
-    with httpx.Client(base_url=server.url, timeout=5.0) as http:
-        yield http, state
-
-
-def live_ready_session(http: httpx.Client) -> str:
-    created = http.post(
-        "/checkout-sessions", json={"line_items": lines((SHOE_42, 1))}, headers=key("live-create")
-    ).json()
-    body = {
-        "line_items": [{"id": created["line_items"][0]["id"], "item": {"id": SHOE_42}, "quantity": 1}],
-        "fulfillment": {
-            "methods": [
-                {
-                    "type": "shipping",
-                    "destinations": [BEIJING],
-                    "groups": [{"selected_option_id": "standard"}],
-                }
-            ]
-        },
-    }
-    shipped = http.put(f"/checkout-sessions/{created['id']}", json=body, headers=key("live-ship"))
-    assert shipped.json()["status"] == "ready_for_complete"
-    return str(created["id"])
+    with httpx.Client(base_url=url, timeout=5.0, auth=platform.auth()) as http:
+        yield UcpShopper(http, NEW), state
 
 
 def test_drop_response_after_commit_commits_but_the_caller_never_hears(
-    live: tuple[httpx.Client, MerchantState],
+    live: tuple[UcpShopper, MerchantState],
 ) -> None:
-    http, _ = live
-    session_id = live_ready_session(http)
-    http.post(
+    shopper, _ = live
+    session = shopper.ready()
+    token = shopper.token()
+    shopper.http.post(
         "/_sandbox/faults",
         json={"route": COMPLETE, "mode": "drop_response_after_commit", "delay_seconds": 1.0},
     )
-
     with pytest.raises(httpx.ReadTimeout):
-        http.post(f"/checkout-sessions/{session_id}/complete", json=PAY, headers=key("live-pay"), timeout=0.2)
-
-    assert len(http.get("/_sandbox/ledger").json()["charges"]) == 1
-    replay = http.post(f"/checkout-sessions/{session_id}/complete", json=PAY, headers=key("live-pay"))
-    assert replay.status_code == 200
+        shopper.http.post(f"/checkout-sessions/{session['id']}/complete", json=shopper.payment_body(token),
+                          headers={"Idempotency-Key": "live-pay"}, timeout=0.2)  # fmt: skip
+    assert len(shopper.ledger()["charges"]) == 1
+    replay = shopper.complete(session["id"], token, key="live-pay")
     assert replay.headers["Idempotent-Replayed"] == "true"
-    assert replay.json()["order"]["id"] == http.get("/_sandbox/ledger").json()["orders"][0]["id"]
-    assert len(http.get("/_sandbox/ledger").json()["charges"]) == 1
-
-
-def test_timeout_stalls_first_then_the_work_still_happens(live: tuple[httpx.Client, MerchantState]) -> None:
-    http, state = live
-    session_id = live_ready_session(http)
-    http.post("/_sandbox/faults", json={"route": COMPLETE, "mode": "timeout", "delay_seconds": 1.0})
-
-    with pytest.raises(httpx.ReadTimeout):
-        http.post(f"/checkout-sessions/{session_id}/complete", json=PAY, headers=key("live-pay"), timeout=0.2)
-
-    # Like a slow merchant, the stalled request is processed late; its outcome was unknown to the caller.
-    assert state.idempotency.wait_until_answered(COMPLETE, "live-pay", timeout=5.0)
-    assert len(http.get("/_sandbox/ledger").json()["charges"]) == 1
-    replay = http.post(f"/checkout-sessions/{session_id}/complete", json=PAY, headers=key("live-pay"))
-    assert replay.status_code == 200
     assert replay.json()["status"] == "completed"
 
 
-def test_a_duplicate_of_a_request_in_flight_gets_409(live: tuple[httpx.Client, MerchantState]) -> None:
-    http, state = live
-    session_id = live_ready_session(http)
-    http.post(
+def test_a_duplicate_of_a_request_in_flight_is_told_to_retry(live: tuple[UcpShopper, MerchantState]) -> None:
+    shopper, state = live
+    session = shopper.ready()
+    token = shopper.token()
+    shopper.http.post(
         "/_sandbox/faults",
         json={"route": COMPLETE, "mode": "timeout", "delay_seconds": 0.5, "hold_idempotency_key": True},
     )
-    url = f"/checkout-sessions/{session_id}/complete"
     first: dict[str, httpx.Response] = {}
     worker = threading.Thread(
-        target=lambda: first.update(r=http.post(url, json=PAY, headers=key("live-pay")))
+        target=lambda: first.update(r=shopper.complete(session["id"], token, key="live-pay"))
     )
     worker.start()
-    try:
-        assert state.idempotency.wait_until_in_flight(COMPLETE, "live-pay", timeout=5.0)
-        duplicate = http.post(url, json=PAY, headers=key("live-pay"))
-    finally:
-        worker.join(10)
-    assert duplicate.status_code == 409
-    assert duplicate.json()["messages"][0]["code"] == "idempotency_in_flight"
-    assert first["r"].status_code == 200
-    assert http.post(url, json=PAY, headers=key("live-pay")).json() == first["r"].json()
-    assert len(http.get("/_sandbox/ledger").json()["charges"]) == 1
+    scope = f"{FakePlatform(NEW).url} {COMPLETE}"
+    assert state.idempotency.wait_until_in_flight(scope, "live-pay", timeout=5.0)
+    duplicate = shopper.complete(session["id"], token, key="live-pay")
+    worker.join(10)
+    # 409 means a reused key with another payload (overview.md); a duplicate in flight is retried.
+    assert (duplicate.status_code, duplicate.headers["Retry-After"]) == (503, "1")
+    assert first["r"].json()["status"] == "completed"
+    assert len(shopper.ledger()["charges"]) == 1
+
+
+def test_the_psp_repeats_a_token_for_a_repeated_idempotency_key(client: TestClient) -> None:
+    """A platform retrying a completion asks again under the same key and must send the same token."""
+    headers = {"Idempotency-Key": "tok-key-1"}
+    first = client.post("/psp/tokens", json={"payment_method_id": "pm_user1_visa"}, headers=headers)
+    again = client.post("/psp/tokens", json={"payment_method_id": "pm_user1_visa"}, headers=headers)
+    assert first.status_code == again.status_code == 201
+    assert first.json()["token"] == again.json()["token"]
+
+    other = client.post("/psp/tokens", json={"payment_method_id": "pm_user2_visa"}, headers=headers)
+    assert other.status_code == 409 and other.json()["code"] == "idempotency_key_reused"
+    fresh = client.post("/psp/tokens", json={"payment_method_id": "pm_user1_visa"})
+    assert fresh.json()["token"] != first.json()["token"]
