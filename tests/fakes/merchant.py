@@ -171,6 +171,7 @@ class FakeShop:
     faults: dict[str, list[Exception]] = field(default_factory=dict)
     options: list[ShippingOption] = field(default_factory=lambda: quote_options())
     offers_cancel: bool = True
+    offers_catalog: bool = True  # False: a merchant whose products come from a feed
     escalate_with: str | None = None  # a continue URL: completion requires the buyer
     version: str = "2026-04-08"
     handlers: tuple[PaymentHandler, ...] = field(default_factory=lambda: (SANDBOX_HANDLER,))
@@ -447,7 +448,7 @@ class FakePayments:
             session = shop.open_session(session_id)
             if session.selectedShippingOptionId is None:
                 raise refused(
-                    "fulfillment_required",
+                    "missing",
                     "set a shipping destination and choose a shipping option before completing",
                 )
             for line in session.lines:
@@ -526,6 +527,8 @@ class FakeMerchant:
 
     def profile(self) -> MerchantProfile:
         capabilities = ["dev.ucp.shopping.checkout", "dev.ucp.shopping.fulfillment", "dev.ucp.shopping.order"]
+        if self.shop.offers_catalog:
+            capabilities += ["dev.ucp.shopping.catalog.lookup", "dev.ucp.shopping.catalog.search"]
         if self.shop.offers_cancel:
             capabilities.append("com.cartpilot.order_cancel")
         return MerchantProfile(

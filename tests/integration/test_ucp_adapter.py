@@ -1,4 +1,11 @@
-"""The UCP adapters against the real sandbox merchant, served over loopback HTTP."""
+"""The UCP adapter against the real sandbox merchant over loopback HTTP, in both UCP versions.
+
+What a shopper would notice: a purchase goes through in either version with the merchant's own
+prices, options and delivery windows; retries never charge twice; a merchant that asks for the
+buyer hands over its page; and every refusal (no version in common, no handler the brand can fund,
+a key reused, a profile the merchant cannot fetch, missing credentials) is definite, in the
+merchant's words, with nothing charged. Every message is checked against the version's schemas.
+"""
 
 from __future__ import annotations
 
@@ -9,16 +16,21 @@ from typing import Any
 import httpx
 import pytest
 
-from cartpilot.commerce.errors import MerchantOutcomeUnknown, MerchantRejected, MerchantUnavailable
-from cartpilot.commerce.http import MerchantClient, RetryPolicy, Timeouts
-from cartpilot.commerce.ports import Address, Buyer, CartLine, Recipient, SearchQuery
+from cartpilot.brands.config import BrandConfig, MerchantConfig, MerchantCredentials, load_brand
+from cartpilot.commerce.credentials import SandboxTokenizer, choose_handler
+from cartpilot.commerce.errors import (
+    IdempotencyKeyReused,
+    MerchantEscalation,
+    MerchantOutcomeUnknown,
+    MerchantRejected,
+    MerchantUnavailable,
+)
+from cartpilot.commerce.http import MerchantAuth, RetryPolicy, Timeouts
+from cartpilot.commerce.ports import Address, Buyer, CartLine, Order, Recipient
 from cartpilot.commerce.ucp import UcpMerchant
-from cartpilot.kernel.errors import MissingSetting
-from cartpilot.wiring.merchants import merchant_from_env, reset_merchant_cache
-from cartpilot_local.merchant.state import MerchantState
-from cartpilot_local.servers import RunningServer
-from tests.conftest import SandboxMerchant
-from tests.fakes.merchant import cny, usd
+from tests.contract.merchant_backends import SANDBOX_VERSIONS, ServedSandbox, served_sandbox
+from tests.fakes.merchant import cny
+from tests.fakes.platform import LocalPlatform
 
 NOW = datetime(2026, 1, 28, 3, 0, tzinfo=UTC)
 SHOE_42 = "rs-stride-lite-black-42"
@@ -37,123 +49,104 @@ FRIEND_IN_BEIJING = Recipient(
 BUYER = Buyer(fullName="Lin Wei", email="lin.wei@example.com")
 
 
-@pytest.fixture(scope="module")
-def served(sandbox_merchant: SandboxMerchant) -> Iterator[tuple[RunningServer, MerchantState]]:
-    with sandbox_merchant.frozen_at(NOW) as sandbox:
-        yield sandbox.server, sandbox.state
+@pytest.fixture(scope="module", params=SANDBOX_VERSIONS)
+def sandbox(request: pytest.FixtureRequest) -> Iterator[ServedSandbox]:
+    with served_sandbox(request.param, clock=lambda: NOW) as served:
+        yield served
 
 
-@pytest.fixture
-def state(served: tuple[RunningServer, MerchantState]) -> MerchantState:
-    served[1].reset()
-    return served[1]
-
-
-@pytest.fixture
-def server(served: tuple[RunningServer, MerchantState], state: MerchantState) -> RunningServer:
-    return served[0]
-
-
-@pytest.fixture
-def shop(server: RunningServer) -> Iterator[UcpMerchant]:
-    # Short timeouts and no real waiting between attempts keep fault tests fast.
-    merchant = UcpMerchant.for_url(
-        server.url,
-        timeouts=Timeouts(connect=1.0, read=0.5),
-        retry=RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.02),
-    )
-    yield merchant
-    merchant.close()
-
-
-def admin(server: RunningServer, path: str, body: dict[str, Any] | None = None) -> Any:
-    if body is None:
-        return httpx.get(f"{server.url}{path}").json()
-    response = httpx.post(f"{server.url}{path}", json=body)
+def admin(sandbox: ServedSandbox, path: str, body: dict[str, Any] | None = None) -> Any:
+    with sandbox.admin() as client:
+        response = client.get(path) if body is None else client.post(path, json=body)
     assert response.status_code in (200, 201), response.text
     return response.json()
 
 
-def charges(server: RunningServer) -> list[dict[str, Any]]:
-    return list(admin(server, "/_sandbox/ledger")["charges"])
+def charges(sandbox: ServedSandbox) -> list[dict[str, Any]]:
+    return list(admin(sandbox, "/_sandbox/ledger")["charges"])
+
+
+@pytest.fixture
+def shop(sandbox: ServedSandbox) -> Iterator[UcpMerchant]:
+    admin(sandbox, "/_sandbox/reset", {})
+    # Short timeouts and no real waiting between attempts keep fault tests fast.
+    merchant = UcpMerchant(
+        sandbox.url,
+        identity=sandbox.platform.identity(),
+        timeouts=Timeouts(connect=1.0, read=0.5),
+        retry=RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.02),
+    )
+    TOKENIZERS[merchant] = SandboxTokenizer()
+    yield merchant
+    merchant.close()
+    del TOKENIZERS[merchant]
+    assert admin(sandbox, "/_sandbox/conformance")["violations"] == []
+
+
+def pay(shop: UcpMerchant, session_id: str, key: str, payment_method_id: str = "pm_user1_visa") -> Order:
+    """As the executor pays: a token for the saved card under a key derived from the step's, then complete."""
+    handler = choose_handler(shop.profile(), load_brand("sandbox"))
+    credential = TOKENIZERS[shop].credential(handler, payment_method_id, f"{key}.credential")
+    return shop.payments.complete(session_id, credential, key)
+
+
+# One tokenizer per merchant under test: it remembers credentials by key, as a warm container does.
+TOKENIZERS: dict[UcpMerchant, SandboxTokenizer] = {}
 
 
 def ready_session(shop: UcpMerchant, prefix: str = "g1") -> str:
     session = shop.checkout.create([CartLine(itemId=SHOE_42, quantity=1)], BUYER, "CNY", f"{prefix}-create")
     shop.checkout.add_items(session.id, [CartLine(itemId=GIFT_WRAP, quantity=1)], f"{prefix}-wrap")
-    shop.fulfillment.select(session.id, FRIEND_IN_BEIJING, "standard", f"{prefix}-ship")
+    standard = shop.fulfillment.quote(
+        [CartLine(itemId=SHOE_42, quantity=1)], FRIEND_IN_BEIJING, "CNY"
+    ).options[0]
+    shop.fulfillment.select(session.id, FRIEND_IN_BEIJING, standard, f"{prefix}-ship")
     return session.id
 
 
-# --- read-only ports ------------------------------------------------------------------------------
+# --- discovery ------------------------------------------------------------------------------------
 
 
-def test_search_finds_size_42_running_shoes_in_stock(shop: UcpMerchant) -> None:
-    products = shop.catalog.search(
-        SearchQuery(text="running shoes", currency="CNY", category="running-shoes", size="42", color="black")
-    )
-    variants = [v for p in products for v in p.variants]
-    assert variants
-    assert {(v.size, v.color, v.category) for v in variants} == {("42", "black", "running-shoes")}
-    cheapest = min((v for v in variants if v.in_stock), key=lambda v: v.price.amount_minor)
-    assert cheapest.id == SHOE_42
-    assert cheapest.price == cny("499.00")
-    assert cheapest.title == "Stride Lite Running Shoe (Black / EU 42)"
-    assert cheapest.imageUrl is not None
-    assert cheapest.imageUrl.endswith("/media/rs-stride-lite.svg")
+def test_discovery_negotiates_the_sandboxs_version_and_reads_its_endpoint_and_handlers(
+    shop: UcpMerchant, sandbox: ServedSandbox
+) -> None:
+    profile = shop.profile()
+
+    assert (profile.version, profile.endpoint) == (sandbox.version, sandbox.url)
+    assert profile.offers("dev.ucp.shopping.checkout") and profile.offers("com.cartpilot.order_cancel")
+    # 2026-01-11 has no catalog capability: the planner reads a product feed there.
+    assert profile.offers("dev.ucp.shopping.catalog.search") is (sandbox.version == "2026-04-08")
+    names = {handler.name for handler in profile.paymentHandlers}
+    assert {"com.cartpilot.sandbox_tokenizer", "com.google.pay"} <= names
 
 
-def test_search_honours_a_price_cap_and_chinese_words(shop: UcpMerchant) -> None:
-    capped = shop.catalog.search(SearchQuery(text="跑鞋", currency="CNY", maxPrice=cny("500.00"), limit=50))
-    assert capped
-    assert all(v.price.amount_minor <= 50000 for p in capped for v in p.variants)
-    assert {p.category for p in capped} == {"running-shoes"}
+def test_our_agent_profile_names_the_version_we_speak(shop: UcpMerchant, sandbox: ServedSandbox) -> None:
+    shop.checkout.create([CartLine(itemId=SHOE_42, quantity=1)], BUYER, "CNY", "g1-create")
 
-
-def test_lookup_returns_variants_in_the_asked_currency(shop: UcpMerchant) -> None:
-    variants = shop.catalog.lookup([GIFT_WRAP, "socks-running-white-m", "no-such-item"], "USD")
-    assert [v.id for v in variants] == [GIFT_WRAP, "socks-running-white-m"]
-    assert variants[0].price == usd("3.00")
-    assert variants[1].stock > 0
-    assert variants[1].size == "M"
-
-
-def test_lookup_by_product_id_gives_all_its_variants(shop: UcpMerchant) -> None:
-    variants = shop.catalog.lookup(["knife-chef-8in"], "CNY")
-    assert [v.id for v in variants] == ["knife-chef-8in-std"]
-    assert variants[0].category == "knives"
-
-
-def test_quote_to_beijing_has_delivery_windows_from_the_merchants_clock(shop: UcpMerchant) -> None:
-    options = shop.fulfillment.quote(
-        [CartLine(itemId=SHOE_42, quantity=1), CartLine(itemId=GIFT_WRAP, quantity=1)],
-        FRIEND_IN_BEIJING.address,
-        "CNY",
-    )
-    by_id = {o.id: o for o in options}
-    assert by_id["standard"].price == cny("0.00")
-    assert (by_id["standard"].earliestDelivery, by_id["standard"].latestDelivery) == (
-        date(2026, 1, 31),
-        date(2026, 2, 3),
-    )
-    assert by_id["expedited"].price == cny("45.00")
-    assert (by_id["expedited"].earliestDelivery, by_id["expedited"].latestDelivery) == (
-        date(2026, 1, 29),
-        date(2026, 1, 30),
-    )
-
-
-def test_the_merchant_server_fixture_serves_on_loopback(merchant_server: RunningServer) -> None:
-    assert merchant_server.url.startswith("http://127.0.0.1:")
-    with MerchantClient(merchant_server.url) as client:
-        profile = client.get("/.well-known/ucp")
-    assert profile["ucp"]["services"]["dev.ucp.shopping"][0]["endpoint"] == merchant_server.url
+    expected = "/.well-known/ucp" if sandbox.version == "2026-04-08" else "/.well-known/ucp/2026-01-11"
+    assert sandbox.platform.fetched and sandbox.platform.fetched[-1].endswith(expected)
 
 
 # --- the purchase ---------------------------------------------------------------------------------
 
 
-def test_create_add_select_complete_and_read_the_order(shop: UcpMerchant, server: RunningServer) -> None:
+def test_the_quote_has_the_merchants_prices_and_delivery_windows_from_its_clock(shop: UcpMerchant) -> None:
+    quote = shop.fulfillment.quote(
+        [CartLine(itemId=SHOE_42, quantity=1), CartLine(itemId=GIFT_WRAP, quantity=1)],
+        FRIEND_IN_BEIJING,
+        "CNY",
+    )
+
+    assert quote.unit_price(SHOE_42) == cny("499.00") and quote.unit_price(GIFT_WRAP) == cny("20.00")
+    by_title = {option.title: option for option in quote.options}
+    standard, expedited = by_title["Standard Shipping"], by_title["Expedited Shipping"]
+    assert standard.price == cny("0.00")
+    assert (standard.earliestDelivery, standard.latestDelivery) == (date(2026, 1, 31), date(2026, 2, 3))
+    assert expedited.price == cny("45.00")
+    assert (expedited.earliestDelivery, expedited.latestDelivery) == (date(2026, 1, 29), date(2026, 1, 30))
+
+
+def test_create_add_select_complete_and_read_the_order(shop: UcpMerchant, sandbox: ServedSandbox) -> None:
     session = shop.checkout.create([CartLine(itemId=SHOE_42, quantity=1)], BUYER, "CNY", "g1-create")
     assert (session.status, session.total, session.orderId) == ("incomplete", cny("499.00"), None)
 
@@ -161,171 +154,279 @@ def test_create_add_select_complete_and_read_the_order(shop: UcpMerchant, server
     assert [line.itemId for line in session.lines] == [SHOE_42, GIFT_WRAP]
     assert session.total == cny("519.00")
 
-    session = shop.fulfillment.select(session.id, FRIEND_IN_BEIJING, "standard", "g1-ship")
-    assert session.status == "ready_for_complete"
-    assert session.selectedShippingOptionId == "standard"
-    assert {o.id for o in session.shippingOptions} == {"standard", "expedited"}
-    assert session.total == cny("519.00")
+    expedited = next(
+        option
+        for option in shop.fulfillment.quote(
+            [CartLine(itemId=SHOE_42, quantity=1)], FRIEND_IN_BEIJING, "CNY"
+        ).options
+        if option.title == "Expedited Shipping"
+    )
+    session = shop.fulfillment.select(session.id, FRIEND_IN_BEIJING, expedited, "g1-ship")
+    assert (session.status, session.selectedShippingOptionId) == ("ready_for_complete", expedited.id)
+    assert session.total == cny("564.00")
 
-    order = shop.payments.complete(session.id, "pm_user1_visa", "g1-pay")
-    assert order.checkoutId == session.id
-    assert order.status == "confirmed"
-    assert order.total == cny("519.00")
-    assert order.permalinkUrl == f"{server.url}/orders/{order.id}"
+    order = pay(shop, session.id, "g1-pay")
+    assert (order.checkoutId, order.status, order.total) == (session.id, "confirmed", cny("564.00"))
+    assert order.permalinkUrl == f"{sandbox.url}/orders/{order.id}"
 
     assert shop.checkout.get(session.id).orderId == order.id
+    # 2026-01-11 orders name no currency: it comes from their checkout.
     assert shop.orders.get(order.id) == order
-    (charge,) = charges(server)
-    assert (charge["order_id"], charge["amount"]) == (order.id, 51900)
+    (charge,) = charges(sandbox)
+    assert (charge["order_id"], charge["amount"], charge["payment_method_id"]) == (
+        order.id,
+        56400,
+        "pm_user1_visa",
+    )
 
 
-def test_repeating_a_step_with_its_key_changes_nothing(shop: UcpMerchant, server: RunningServer) -> None:
+def test_repeating_every_step_with_its_key_changes_nothing(shop: UcpMerchant, sandbox: ServedSandbox) -> None:
     session = shop.checkout.create([CartLine(itemId=SHOE_42, quantity=1)], BUYER, "CNY", "g1-create")
-    again = shop.checkout.create([CartLine(itemId=SHOE_42, quantity=1)], BUYER, "CNY", "g1-create")
-    assert again.id == session.id
+    assert (
+        shop.checkout.create([CartLine(itemId=SHOE_42, quantity=1)], BUYER, "CNY", "g1-create").id
+        == session.id
+    )
 
     wrapped = shop.checkout.add_items(session.id, [CartLine(itemId=GIFT_WRAP, quantity=1)], "g1-wrap")
     rewrapped = shop.checkout.add_items(session.id, [CartLine(itemId=GIFT_WRAP, quantity=1)], "g1-wrap")
-    assert rewrapped == wrapped
-    assert [line.itemId for line in rewrapped.lines].count(GIFT_WRAP) == 1
+    assert rewrapped == wrapped and [line.itemId for line in rewrapped.lines].count(GIFT_WRAP) == 1
 
-    shop.fulfillment.select(session.id, FRIEND_IN_BEIJING, "standard", "g1-ship")
-    first = shop.payments.complete(session.id, "pm_user1_visa", "g1-pay")
-    second = shop.payments.complete(session.id, "pm_user1_visa", "g1-pay")
-    assert second == first
-    assert len(charges(server)) == 1
+    standard = shop.fulfillment.quote(
+        [CartLine(itemId=SHOE_42, quantity=1)], FRIEND_IN_BEIJING, "CNY"
+    ).options[0]
+    first_pick = shop.fulfillment.select(session.id, FRIEND_IN_BEIJING, standard, "g1-ship")
+    assert shop.fulfillment.select(session.id, FRIEND_IN_BEIJING, standard, "g1-ship") == first_pick
 
-
-def test_completing_again_with_a_new_key_is_refused_and_charges_nothing(
-    shop: UcpMerchant, server: RunningServer
-) -> None:
-    session_id = ready_session(shop)
-    shop.payments.complete(session_id, "pm_user1_visa", "g1-pay")
-    with pytest.raises(MerchantRejected) as refused:
-        shop.payments.complete(session_id, "pm_user1_visa", "g2-pay")
-    assert (refused.value.status_code, refused.value.code) == (422, "checkout_completed")
-    assert len(charges(server)) == 1
+    first = pay(shop, session.id, "g1-pay")
+    assert pay(shop, session.id, "g1-pay") == first
+    assert len(charges(sandbox)) == 1
 
 
-def test_a_declined_card_is_a_rejection_without_a_charge(shop: UcpMerchant, server: RunningServer) -> None:
-    session_id = ready_session(shop)
-    with pytest.raises(MerchantRejected) as declined:
-        shop.payments.complete(session_id, "pm_declined", "g1-pay")
-    assert (declined.value.status_code, declined.value.code) == (402, "payment_failed")
-    assert charges(server) == []
-
-
-def test_cancel_a_session(shop: UcpMerchant) -> None:
-    session = shop.checkout.create([CartLine(itemId=SHOE_42, quantity=1)], BUYER, "CNY", "g1-create")
-    assert shop.checkout.cancel(session.id, "g1-undo").status == "canceled"
-    assert shop.checkout.get(session.id).status == "canceled"
-
-
-def test_cancel_an_order_refunds_once(shop: UcpMerchant, server: RunningServer) -> None:
-    order = shop.payments.complete(ready_session(shop), "pm_user1_visa", "g1-pay")
-    canceled = shop.orders.cancel(order.id, "g1-undo")
-    assert canceled.status == "canceled"
-    assert shop.orders.cancel(order.id, "g1-undo-again").status == "canceled"
-    assert shop.orders.get(order.id).status == "canceled"
-    refunds = admin(server, "/_sandbox/ledger")["refunds"]
-    assert [(r["order_id"], r["amount"]) for r in refunds] == [(order.id, 51900)]
-
-
-def test_a_sold_out_size_is_rejected_with_the_merchants_code(shop: UcpMerchant) -> None:
+def test_a_sold_out_size_is_refused_in_the_merchants_words(shop: UcpMerchant, sandbox: ServedSandbox) -> None:
     with pytest.raises(MerchantRejected) as refused:
         shop.checkout.create(
             [CartLine(itemId="rs-trailhawk-green-42", quantity=1)], BUYER, "CNY", "g1-create"
         )
-    assert (refused.value.status_code, refused.value.code) == (422, "out_of_stock")
+
+    assert refused.value.code == "out_of_stock"
+    assert "out of stock" in str(refused.value)
+    assert charges(sandbox) == []
+
+
+# --- what the merchant asks of the shopper, and definite refusals ----------------------------------
+
+
+def test_an_escalated_completion_hands_over_the_continue_url_and_charges_nothing(
+    shop: UcpMerchant, sandbox: ServedSandbox
+) -> None:
+    session_id = ready_session(shop)
+    admin(
+        sandbox,
+        "/_sandbox/escalate",
+        {"times": 1, "code": "requires_3ds", "content": "Confirm with your bank."},
+    )
+
+    with pytest.raises(MerchantEscalation) as escalated:
+        pay(shop, session_id, "g1-pay")
+
+    assert escalated.value.continue_url.startswith(sandbox.url)
+    assert "Confirm with your bank." in str(escalated.value)
+    assert escalated.value.code == "requires_3ds"
+    assert charges(sandbox) == []
+    assert shop.checkout.get(session_id).status == "requires_escalation"
+
+
+def test_a_key_reused_with_another_body_is_a_definite_refusal(
+    shop: UcpMerchant, sandbox: ServedSandbox
+) -> None:
+    shop.checkout.create([CartLine(itemId=SHOE_42, quantity=1)], BUYER, "CNY", "g1-create")
+
+    with pytest.raises(IdempotencyKeyReused) as reused:
+        shop.checkout.create([CartLine(itemId=SHOE_42, quantity=2)], BUYER, "CNY", "g1-create")
+
+    assert reused.value.status_code == 409
+    assert not isinstance(reused.value, MerchantOutcomeUnknown)
+    assert charges(sandbox) == []
+
+
+def test_a_merchant_whose_handlers_the_brand_cannot_fund_is_refused_and_charged_nothing() -> None:
+    with served_sandbox("2026-04-08", payment_handlers=["com.google.pay"]) as sandbox:
+        merchant = UcpMerchant(sandbox.url, identity=sandbox.platform.identity())
+        try:
+            with pytest.raises(MerchantRejected) as refused:
+                choose_handler(merchant.profile(), load_brand("sandbox"))
+        finally:
+            merchant.close()
+        assert refused.value.code == "payment_handler_unsupported"
+        assert "com.google.pay" in str(refused.value) and "com.cartpilot.sandbox_tokenizer" in str(
+            refused.value
+        )
+        assert admin(sandbox, "/_sandbox/ledger") == {"orders": [], "charges": [], "refunds": []}
+
+
+def test_a_merchant_that_cannot_fetch_our_profile_refuses_before_creating_anything() -> None:
+    published = LocalPlatform()
+    elsewhere = LocalPlatform(base_url="https://elsewhere.test/v1", keys=published.keys)
+    with served_sandbox("2026-04-08", platform=published) as sandbox:
+        merchant = UcpMerchant(sandbox.url, identity=elsewhere.identity())
+        try:
+            with pytest.raises(MerchantRejected) as refused:
+                merchant.checkout.create([CartLine(itemId=SHOE_42, quantity=1)], BUYER, "CNY", "g1-create")
+        finally:
+            merchant.close()
+    assert (refused.value.status_code, refused.value.code) == (424, "profile_unreachable")
+
+
+def test_the_brands_credentials_are_presented_as_configured() -> None:
+    with served_sandbox("2026-01-11", api_key="merchant-issued-key") as sandbox:
+        without = UcpMerchant(sandbox.url, identity=sandbox.platform.identity())
+        with_key = UcpMerchant(
+            sandbox.url, identity=sandbox.platform.identity(),
+            auth=MerchantAuth(header="X-API-Key", scheme=None, secret=lambda: "merchant-issued-key"),
+        )  # fmt: skip
+        try:
+            with pytest.raises(MerchantRejected) as refused:
+                without.checkout.create([CartLine(itemId=SHOE_42, quantity=1)], BUYER, "CNY", "k1")
+            created = with_key.checkout.create([CartLine(itemId=SHOE_42, quantity=1)], BUYER, "CNY", "k2")
+        finally:
+            without.close()
+            with_key.close()
+    assert (refused.value.status_code, refused.value.code) == (401, "unauthorized")
+    assert created.status == "incomplete"
 
 
 # --- faults ---------------------------------------------------------------------------------------
 
 
-def test_a_lost_reply_is_recovered_by_replaying_the_key(shop: UcpMerchant, server: RunningServer) -> None:
+def test_a_lost_reply_is_recovered_by_replaying_the_key(shop: UcpMerchant, sandbox: ServedSandbox) -> None:
     session_id = ready_session(shop)
-    admin(
-        server,
-        "/_sandbox/faults",
-        {
-            "route": "POST /checkout-sessions/{id}/complete",
-            "mode": "drop_response_after_commit",
-            "delay_seconds": 1.5,
-        },
-    )
-    order = shop.payments.complete(session_id, "pm_user1_visa", "g1-pay")
+    admin(sandbox, "/_sandbox/faults", {
+        "route": "POST /checkout-sessions/{id}/complete", "mode": "drop_response_after_commit", "delay_seconds": 1.5,
+    })  # fmt: skip
+
+    order = pay(shop, session_id, "g1-pay")
 
     assert shop.checkout.get(session_id).orderId == order.id
-    (charge,) = charges(server)
-    assert charge["order_id"] == order.id
+    assert [charge["order_id"] for charge in charges(sandbox)] == [order.id]
 
 
 def test_when_no_reply_ever_comes_the_outcome_is_unknown_until_replayed(
-    shop: UcpMerchant, server: RunningServer
+    shop: UcpMerchant, sandbox: ServedSandbox
 ) -> None:
     session_id = ready_session(shop)
-    admin(
-        server,
-        "/_sandbox/faults",
-        {
-            "route": "POST /checkout-sessions/{id}/complete",
-            "mode": "drop_response_after_commit",
-            "delay_seconds": 1.5,
-            "times": 3,
-        },
-    )
+    admin(sandbox, "/_sandbox/faults", {
+        "route": "POST /checkout-sessions/{id}/complete", "mode": "drop_response_after_commit", "delay_seconds": 1.5,
+        "times": 3,
+    })  # fmt: skip
     with pytest.raises(MerchantOutcomeUnknown):
-        shop.payments.complete(session_id, "pm_user1_visa", "g1-pay")
-    assert len(charges(server)) == 1
+        pay(shop, session_id, "g1-pay")
+    assert len(charges(sandbox)) == 1
 
-    order = shop.payments.complete(session_id, "pm_user1_visa", "g1-pay")
-    assert len(charges(server)) == 1
-    assert charges(server)[0]["order_id"] == order.id
+    # The step runs again (the same key, so the same token): the merchant replays, it does not charge.
+    order = pay(shop, session_id, "g1-pay")
+    assert [charge["order_id"] for charge in charges(sandbox)] == [order.id]
 
 
-def test_rate_limits_and_server_errors_are_retried(shop: UcpMerchant, server: RunningServer) -> None:
+def test_rate_limits_and_server_errors_are_retried(shop: UcpMerchant, sandbox: ServedSandbox) -> None:
+    admin(sandbox, "/_sandbox/faults", {"route": "POST /checkout-sessions", "mode": "error_500", "times": 2})
     admin(
-        server, "/_sandbox/faults", {"route": "POST /catalog/search", "mode": "error_429", "retry_after": 0}
+        sandbox,
+        "/_sandbox/faults",
+        {"route": "GET /checkout-sessions/{id}", "mode": "error_429", "retry_after": 0},
     )
-    admin(server, "/_sandbox/faults", {"route": "POST /checkout-sessions", "mode": "error_500", "times": 2})
-    assert shop.catalog.search(SearchQuery(text="running socks", currency="CNY"))
+
     session = shop.checkout.create([CartLine(itemId=SHOE_42, quantity=1)], BUYER, "CNY", "g1-create")
-    assert session.status == "incomplete"
+
+    assert shop.checkout.get(session.id).status == "incomplete"
 
 
-def test_a_merchant_that_keeps_failing_is_unavailable(shop: UcpMerchant, server: RunningServer) -> None:
-    admin(server, "/_sandbox/faults", {"route": "GET /orders/{id}", "mode": "error_500", "times": 3})
+def test_a_merchant_that_keeps_failing_is_unavailable(shop: UcpMerchant, sandbox: ServedSandbox) -> None:
+    admin(sandbox, "/_sandbox/faults", {"route": "GET /orders/{id}", "mode": "error_500", "times": 3})
     with pytest.raises(MerchantUnavailable):
         shop.orders.get("ord_anything")
 
 
-def test_a_400_fault_is_a_rejection(shop: UcpMerchant, server: RunningServer) -> None:
-    admin(server, "/_sandbox/faults", {"route": "POST /checkout-sessions", "mode": "error_400"})
+def test_a_400_fault_is_a_refusal_with_the_merchants_code(shop: UcpMerchant, sandbox: ServedSandbox) -> None:
+    admin(sandbox, "/_sandbox/faults", {"route": "POST /checkout-sessions", "mode": "error_400"})
     with pytest.raises(MerchantRejected) as refused:
         shop.checkout.create([CartLine(itemId=SHOE_42, quantity=1)], BUYER, "CNY", "g1-create")
-    assert refused.value.status_code == 400
+    assert (refused.value.status_code, refused.value.code) == (400, "invalid_request")
 
 
-# --- configuration --------------------------------------------------------------------------------
+# --- wiring: the brand's merchants ----------------------------------------------------------------
 
 
-def test_merchant_from_env_is_built_once_per_url(
-    server: RunningServer, monkeypatch: pytest.MonkeyPatch
+def _brand_with(url: str, *, credentials: MerchantCredentials | None = None) -> BrandConfig:
+    brand = load_brand("sandbox")
+    merchants = [
+        MerchantConfig(id="sandbox-merchant", url=url, credentials=credentials),
+        MerchantConfig(id="second-shop", url="https://second-shop.example"),
+    ]
+    return brand.model_copy(update={"merchants": merchants})
+
+
+def test_a_brand_merchant_is_built_once_per_container_with_merchant_url_standing_in_for_the_default(
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    reset_merchant_cache()
-    monkeypatch.setenv("MERCHANT_URL", server.url)
+    from cartpilot.wiring.merchants import merchant_for, reset_merchant_cache
+
+    monkeypatch.setenv("PUBLIC_API_URL", "https://cartpilot.test/v1")
     monkeypatch.setenv("MERCHANT_READ_TIMEOUT", "0.75")
-    try:
-        first = merchant_from_env()
-        assert merchant_from_env() is first
-        assert first.http.timeouts.read == 0.75
-        assert first.http.timeouts.connect == 2.0
-        assert first.catalog.lookup([GIFT_WRAP], "CNY")[0].price == cny("20.00")
-    finally:
+    with served_sandbox("2026-01-11") as sandbox:
+        monkeypatch.setenv("MERCHANT_URL", sandbox.url)
         reset_merchant_cache()
+        try:
+            brand = _brand_with("https://configured.example")
+            first = merchant_for(brand)
+            assert merchant_for(brand, "sandbox-merchant") is first
+            assert first.merchant_url == sandbox.url  # MERCHANT_URL stands in for the default merchant
+            assert merchant_for(brand, "second-shop").merchant_url == "https://second-shop.example"
+            # Our profile URL comes from PUBLIC_API_URL, for the version negotiated.
+            session = first.checkout.create([CartLine(itemId=SHOE_42, quantity=1)], BUYER, "CNY", "k1")
+            assert session.status == "incomplete"
+            assert sandbox.platform.fetched[-1] == "https://cartpilot.test/v1/.well-known/ucp/2026-01-11"
+        finally:
+            reset_merchant_cache()
 
 
-def test_merchant_from_env_needs_a_url(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("MERCHANT_URL", raising=False)
-    with pytest.raises(MissingSetting, match="MERCHANT_URL"):
-        merchant_from_env()
+def test_a_merchant_credential_is_read_from_secrets_manager(
+    aws_tables: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import boto3
+
+    from cartpilot.wiring.merchants import merchant_for, reset_merchant_cache
+
+    secret = boto3.client("secretsmanager").create_secret(
+        Name="cartpilot/sandbox/merchant", SecretString="k-81"
+    )
+    monkeypatch.setenv("PUBLIC_API_URL", "https://cartpilot.test/v1")
+    with served_sandbox("2026-01-11", api_key="k-81") as sandbox:
+        monkeypatch.setenv("MERCHANT_URL", sandbox.url)
+        monkeypatch.setenv("MERCHANT_CREDENTIALS_SECRET_ID", secret["ARN"])
+        reset_merchant_cache()
+        try:
+            brand = _brand_with(
+                sandbox.url, credentials=MerchantCredentials(secretId="unused", header="Authorization")
+            )
+            session = merchant_for(brand).checkout.create(
+                [CartLine(itemId=SHOE_42, quantity=1)], BUYER, "CNY", "k"
+            )
+        finally:
+            reset_merchant_cache()
+    assert session.status == "incomplete"
+
+
+def test_nothing_is_fetched_until_the_merchant_is_used() -> None:
+    seen: list[httpx.Request] = []
+
+    def record(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(503)
+
+    merchant = UcpMerchant(
+        "https://merchant.test", identity=LocalPlatform().identity(), transport=httpx.MockTransport(record)
+    )
+    assert seen == []
+    with pytest.raises(MerchantUnavailable):
+        merchant.profile()
+    assert [request.url.path for request in seen] == ["/.well-known/ucp"]

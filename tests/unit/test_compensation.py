@@ -20,7 +20,9 @@ PAYMENT_FAILED = "payment declined"
 
 def undo(flow: OrderFlow, outputs: dict[str, Any], **options: Any) -> dict[str, Any]:
     options.setdefault("reason", PAYMENT_FAILED)
-    result = undo_executed_steps(flow.goal_id, outputs, ledger=flow.ledger, merchant=flow.merchant, **options)
+    result = undo_executed_steps(
+        flow.goal_id, outputs, ledger=flow.ledger, merchants=flow.merchants, **options
+    )
     return result.model_dump(mode="json")  # what the flow receives
 
 
@@ -85,7 +87,7 @@ def test_an_order_whose_payment_reply_was_lost_is_found_at_the_merchant_and_refu
     outputs = flow.run_steps("s1", "s2", "s3")
     session = outputs["s3"]["checkoutId"]
     # The payment went through, but its reply never reached the flow: its outputs know no order.
-    placed = flow.merchant.payments.complete(session, "pm_user1_visa", flow.key("s4"))
+    placed = flow.merchant.payments.complete(session, flow.credential(flow.key("s4")), flow.key("s4"))
 
     result = undo(flow, outputs)
 
@@ -291,3 +293,44 @@ def test_every_undo_call_is_recorded_by_the_fake_as_a_write(flow: OrderFlow):
         MerchantCall("checkout.get", session, None, {}),
         MerchantCall("checkout.cancel", session, step_idempotency_key(flow.goal_id, session, "undo"), {}),
     ]
+
+
+# --- a merchant that offers no way to cancel ------------------------------------------------------
+
+
+def test_an_order_the_merchant_cannot_cancel_is_left_to_a_person_at_once_and_not_tried_again(flow: OrderFlow):
+    outputs = flow.run_steps()
+    order_id = outputs["s4"]["orderId"]
+    flow.shop.offers_cancel = False
+
+    result = undo(flow, outputs, attempt=0, max_attempts=3)
+
+    assert result["status"] == "NEEDS_ATTENTION" and result["undone"] == []
+    (left,) = result["left"]
+    assert "the order stands" in left and "no way to cancel" in left
+    assert "orders.cancel" not in [operation for operation, _, _ in undo_calls(flow)]
+    assert flow.shop.refunds == [] and flow.shop.orders[order_id].status == "confirmed"
+    assert flow.goal().status is GoalStatus.NEEDS_ATTENTION
+
+
+def test_sessions_without_orders_are_still_canceled_where_orders_cannot_be(flow: OrderFlow):
+    flow.shop.offers_cancel = False
+    outputs = flow.run_steps("s1", "s2", "s3")
+    session = outputs["s1"]["checkoutId"]
+
+    result = undo(flow, outputs)
+
+    assert result == {"status": "COMPENSATED", "undone": [f"checkout {session} canceled"], "left": []}
+
+
+def test_compensation_undoes_at_the_plans_merchant(flow: OrderFlow):
+    outputs = flow.run_steps("s1")
+    asked: list[str] = []
+
+    def merchants(merchant_id: str) -> Any:
+        asked.append(merchant_id)
+        return flow.merchant
+
+    undo_executed_steps(flow.goal_id, outputs, ledger=flow.ledger, merchants=merchants, reason="x")
+
+    assert asked == [flow.plan.merchant.id]

@@ -10,13 +10,13 @@ import pytest
 
 from cartpilot.commerce.errors import MerchantRejected, PlanIntegrityError, PlanNeedsReapproval
 from cartpilot.commerce.ports import Buyer, CartLine
-from cartpilot.execution.executor import PriceChanged, load_verified_plan, require_connector
+from cartpilot.execution.executor import PriceChanged, StepExecutor, load_verified_plan, require_connector
 from cartpilot.execution.keys import step_idempotency_key
 from cartpilot.goals.events import ConnectorEvent, StepRef
 from cartpilot.goals.model import GoalRecord, GoalStatus
 from cartpilot.kernel.money import Money
 from cartpilot.plans.model import CONNECTOR_FOR_ACTION, Action, PaymentCompleteStep
-from tests.fakes.merchant import MerchantCall, cny
+from tests.fakes.merchant import SANDBOX_HANDLER, MerchantCall, cny
 from tests.unit.stages import OrderFlow
 
 
@@ -45,6 +45,7 @@ def test_each_step_kind_calls_the_merchant_once_with_the_key_of_its_goal_and_ste
     plan, profile = flow.plan, flow.users.get(flow.plan.userId)
     assert profile is not None
     session = outputs["s1"]["checkoutId"]
+    token = flow.shop.writes()[-1].args["token"]
     assert flow.shop.writes() == [
         MerchantCall("checkout.create", None, step_idempotency_key(flow.goal_id, "s1"), {
             "lines": [CartLine(itemId="shoe-a-42", quantity=1)],
@@ -55,8 +56,10 @@ def test_each_step_kind_calls_the_merchant_once_with_the_key_of_its_goal_and_ste
         MerchantCall("fulfillment.select", session, step_idempotency_key(flow.goal_id, "s3"), {
             "recipient": plan.summary.recipient, "optionId": "standard"}),
         MerchantCall("payments.complete", session, step_idempotency_key(flow.goal_id, "s4"), {
-            "paymentMethodId": "pm_user1_visa"}),
+            "token": token}),
     ]  # fmt: skip
+    # The merchant got a token its tokenizer issued for the saved card, never the card's id itself.
+    assert token != "pm_user1_visa" and flow.shop.tokens[token] == "pm_user1_visa"
     keys = [call.key for call in flow.shop.writes()]
     assert len(set(keys)) == 4 and all(re.fullmatch(r"cp-[0-9a-f]{40}", str(key)) for key in keys)
 
@@ -401,7 +404,7 @@ def test_an_order_placed_before_a_lost_reply_is_recovered_not_refused(flow: Orde
     """No guard once the order exists: the merchant already charged, and the same key replays it."""
     outputs = flow.run_steps("s1", "s2", "s3")
     session_id = outputs["s3"]["checkoutId"]
-    placed = flow.merchant.payments.complete(session_id, "pm_user1_visa", flow.key("s4"))
+    placed = flow.merchant.payments.complete(session_id, flow.credential(flow.key("s4")), flow.key("s4"))
     flow.shop.change_session_total(session_id, plus(agreed_amount(flow), 500))
 
     outputs = flow.run("s4", outputs)
@@ -430,3 +433,77 @@ def test_the_goal_record_never_carries_a_plan_it_did_not_approve(flow: OrderFlow
     assert goal.status is GoalStatus.AWAITING_APPROVAL
     assert goal.planHash == goal.approvedPlanHash == flow.plan.plan_hash()
     assert goal.verdict is not None and goal.verdict.route == "approve"
+
+
+# --- the plan's merchant, its options and its payment handlers -------------------------------------------
+
+
+def test_each_step_runs_at_the_merchant_the_plan_names(flow: OrderFlow):
+    asked: list[str] = []
+
+    def merchants(merchant_id: str) -> Any:
+        asked.append(merchant_id)
+        return flow.merchant
+
+    executor = StepExecutor(
+        ledger=flow.ledger, merchants=merchants, users=flow.users,
+        credentials={SANDBOX_HANDLER.name: flow.merchant.credentials},
+    )  # fmt: skip
+    executor.run(flow.event("s1"))
+
+    assert asked == [flow.plan.merchant.id]
+
+
+def test_the_planned_option_is_chosen_by_title_and_price_when_the_merchant_renamed_it(flow: OrderFlow):
+    flow.shop.options = [option.model_copy(update={"id": f"{option.id}-v2"}) for option in flow.shop.options]
+    outputs = flow.run_steps("s1", "s2", "s3")
+
+    assert outputs["s3"]["optionId"] == f"{flow.plan.summary.shipping.optionId}-v2"
+    assert (
+        flow.shop.sessions[outputs["s1"]["checkoutId"]].selectedShippingOptionId == outputs["s3"]["optionId"]
+    )
+
+
+def test_an_option_the_merchant_no_longer_offers_stops_the_step(flow: OrderFlow):
+    flow.shop.options = [
+        option.model_copy(update={"id": "x", "title": "Drone"}) for option in flow.shop.options
+    ]
+    outputs = flow.run_steps("s1", "s2")
+
+    with pytest.raises(MerchantRejected) as refused:
+        flow.run("s3", outputs)
+
+    assert refused.value.code == "fulfillment_option_unavailable"
+    assert "payments.complete" not in [call.operation for call in flow.shop.calls]
+
+
+def test_a_payment_handler_the_merchant_no_longer_offers_charges_nothing(flow: OrderFlow):
+    outputs = flow.run_steps("s1", "s2", "s3")
+    flow.shop.handlers = ()
+
+    with pytest.raises(MerchantRejected) as refused:
+        flow.run("s4", outputs)
+
+    assert refused.value.code == "payment_handler_unsupported"
+    assert flow.shop.charges == [] and flow.shop.tokens == {}
+
+
+def test_a_retried_payment_presents_the_same_token(flow: OrderFlow):
+    outputs = flow.run_steps("s1", "s2", "s3")
+    flow.run("s4", outputs)
+    flow.run("s4", outputs)
+
+    tokens = {call.args["token"] for call in flow.shop.writes() if call.operation == "payments.complete"}
+    assert len(tokens) == 1 and len(flow.shop.charges) == 1
+
+
+def test_a_merchant_without_a_catalog_is_held_to_the_sessions_total_instead(flow: OrderFlow):
+    flow.shop.offers_catalog = False
+    flow.shop.reprice("shoe-a-42", cny("799.00"))  # a feed cannot be asked again; the session can
+    outputs = flow.run_steps("s1", "s2", "s3")
+
+    with pytest.raises(PriceChanged):
+        flow.run("s4", outputs)
+
+    assert "catalog.lookup" not in [call.operation for call in flow.shop.calls]
+    assert flow.shop.charges == []

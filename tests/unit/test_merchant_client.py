@@ -1,10 +1,12 @@
-"""MerchantClient against scripted merchants (httpx.MockTransport): headers, retries and error mapping."""
+"""MerchantClient against scripted merchants (httpx.MockTransport): headers, signatures, retries and
+the error envelopes of both UCP versions."""
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
@@ -12,14 +14,22 @@ import httpx
 import pytest
 
 from cartpilot.commerce.errors import (
-    IdempotencyConflict,
+    IdempotencyKeyReused,
     MerchantOutcomeUnknown,
     MerchantRejected,
     MerchantUnavailable,
 )
-from cartpilot.commerce.http import MerchantClient, RetryPolicy, Timeouts
+from cartpilot.commerce.http import (
+    MerchantAuth,
+    MerchantClient,
+    RequestSigner,
+    RetryPolicy,
+    Timeouts,
+    wire_idempotency_key,
+)
 
 Reply = httpx.Response | Exception
+AGENT_PROFILE = "https://agent.test/.well-known/ucp"
 
 
 def ucp_error(status: int, code: str, headers: dict[str, str] | None = None) -> httpx.Response:
@@ -49,6 +59,11 @@ class ScriptedMerchant:
         return [r.headers.get("Idempotency-Key") for r in self.requests]
 
 
+def sent(key: str) -> str:
+    """The Idempotency-Key header for the caller's key (a UUID derived from it)."""
+    return wire_idempotency_key(key)
+
+
 def ok(body: dict[str, object] | None = None) -> httpx.Response:
     return httpx.Response(200, json=body if body is not None else {"id": "chk_1", "status": "incomplete"})
 
@@ -60,11 +75,15 @@ def make_client(
     random: Callable[[], float] = lambda: 1.0,
     sleeps: list[float] | None = None,
     timeouts: Timeouts | None = None,
+    signer: RequestSigner | None = None,
+    auth: MerchantAuth | None = None,
 ) -> MerchantClient:
     recorded = sleeps if sleeps is not None else []
     return MerchantClient(
         "http://merchant.test/ucp",
-        agent_profile="https://agent.test/.well-known/ucp",
+        agent_profile_url=AGENT_PROFILE,
+        signer=signer,
+        auth=auth,
         transport=httpx.MockTransport(merchant),
         retry=RetryPolicy(attempts=attempts, base_delay=0.2, max_delay=2.0, max_retry_after=10.0),
         timeouts=timeouts,
@@ -104,9 +123,77 @@ def test_a_mutation_sends_the_callers_key_and_a_json_body() -> None:
     )
 
     (request,) = merchant.requests
-    assert request.headers["Idempotency-Key"] == "cp-1"
+    assert request.headers["Idempotency-Key"] == sent("cp-1")
     assert request.headers["Content-Type"] == "application/json"
     assert json.loads(request.content) == {"line_items": [{"item": {"id": "sku-1"}, "quantity": 1}]}
+
+
+def test_the_brands_credentials_go_in_the_header_it_configures() -> None:
+    bearer = ScriptedMerchant(ok())
+    make_client(bearer, auth=MerchantAuth("Authorization", "Bearer", lambda: "tok-1\n")).get(
+        "/orders/{id}", path={"id": "o"}
+    )
+    api_key = ScriptedMerchant(ok())
+    make_client(api_key, auth=MerchantAuth("X-API-Key", None, lambda: "key-2")).get(
+        "/orders/{id}", path={"id": "o"}
+    )
+
+    assert bearer.requests[0].headers["Authorization"] == "Bearer tok-1"
+    assert api_key.requests[0].headers["X-API-Key"] == "key-2"
+    assert "Authorization" not in api_key.requests[0].headers
+
+
+def test_a_replaced_credential_is_sent_from_the_next_request_on() -> None:
+    merchant = ScriptedMerchant(ok())
+    secret = {"value": "old"}
+    client = make_client(merchant, auth=MerchantAuth("X-API-Key", None, lambda: secret["value"]))
+    client.get("/orders/{id}", path={"id": "o"})
+    secret["value"] = "new"
+    client.get("/orders/{id}", path={"id": "o"})
+    assert [r.headers["X-API-Key"] for r in merchant.requests] == ["old", "new"]
+
+
+class RecordingSigner:
+    """Signs by naming what it was shown: the merchant can check the fields cover the bytes it got."""
+
+    def __init__(self) -> None:
+        self.calls: list[dict[str, object]] = []
+
+    def __call__(
+        self, *, method: str, url: str, headers: Mapping[str, str], body: bytes | None
+    ) -> dict[str, str]:
+        self.calls.append({"method": method, "url": url, "headers": dict(headers), "body": body})
+        return {"Signature-Input": f'sig1=("@method");keyid="k{len(self.calls)}"', "Signature": "sig1=:AAAA:"}
+
+
+def test_a_signed_request_is_signed_over_the_url_headers_and_bytes_it_is_sent_with() -> None:
+    merchant = ScriptedMerchant(ucp_error(503, "unavailable"), ok())
+    signer = RecordingSigner()
+    make_client(merchant, signer=signer).mutate(
+        "PUT", "/checkout-sessions/{id}", {"line_items": [{"item": {"id": "sku 1"}, "quantity": 1}]},
+        idempotency_key="cp-1", path={"id": "chk 1"},
+    )  # fmt: skip
+
+    first, second = merchant.requests
+    assert len(signer.calls) == 2  # every attempt signs afresh
+    for request, call in zip(merchant.requests, signer.calls, strict=True):
+        assert call["url"] == str(request.url) == "http://merchant.test/ucp/checkout-sessions/chk%201"
+        assert call["body"] == request.content
+        shown = {name.lower(): value for name, value in call["headers"].items()}  # type: ignore[union-attr]
+        assert shown["ucp-agent"] == request.headers["UCP-Agent"]
+        assert shown["idempotency-key"] == request.headers["Idempotency-Key"]
+        assert shown["content-type"] == "application/json"
+    assert (first.headers["Signature-Input"], second.headers["Signature-Input"]) == (
+        'sig1=("@method");keyid="k1"',
+        'sig1=("@method");keyid="k2"',
+    )
+    assert first.content == second.content
+
+
+def test_an_unsigned_client_sends_no_signature_fields() -> None:
+    merchant = ScriptedMerchant(ok())
+    make_client(merchant).mutate("POST", "/checkout-sessions", {}, idempotency_key="cp-1")
+    assert not {"Signature", "Signature-Input", "Content-Digest"} & set(merchant.requests[0].headers)
 
 
 def test_a_mutation_without_a_key_is_refused_before_sending() -> None:
@@ -152,7 +239,7 @@ def test_5xx_is_retried_with_the_same_key_and_bytes_until_it_succeeds() -> None:
     )
 
     assert body["id"] == "chk_1"
-    assert merchant.keys == ["cp-pay"] * 3
+    assert merchant.keys == [sent("cp-pay")] * 3
     assert len({r.content for r in merchant.requests}) == 1
     assert {r.headers["Request-Id"] for r in merchant.requests} == {"req-1"}
     assert len(sleeps) == 2
@@ -200,6 +287,7 @@ def test_retry_after_as_an_http_date_is_honoured() -> None:
     sleeps: list[float] = []
     client = MerchantClient(
         "http://merchant.test",
+        agent_profile_url=AGENT_PROFILE,
         transport=httpx.MockTransport(merchant),
         retry=RetryPolicy(attempts=2, max_retry_after=60.0),
         sleep=sleeps.append,
@@ -224,7 +312,7 @@ def test_a_connection_that_never_opened_is_retried_and_is_not_ambiguous() -> Non
     with pytest.raises(MerchantUnavailable) as raised:
         make_client(merchant).mutate("POST", "/checkout-sessions", {}, idempotency_key="cp-create")
     assert not isinstance(raised.value, MerchantOutcomeUnknown)
-    assert merchant.keys == ["cp-create"] * 3
+    assert merchant.keys == [sent("cp-create")] * 3
 
 
 def test_a_read_timeout_on_a_mutation_is_replayed_with_the_same_key() -> None:
@@ -237,7 +325,7 @@ def test_a_read_timeout_on_a_mutation_is_replayed_with_the_same_key() -> None:
         path={"id": "chk_1"},
     )
     assert body["status"] == "completed"
-    assert merchant.keys == ["cp-pay", "cp-pay"]
+    assert merchant.keys == [sent("cp-pay")] * 2
 
 
 def test_a_mutation_that_never_gets_an_answer_has_an_unknown_outcome() -> None:
@@ -246,7 +334,7 @@ def test_a_mutation_that_never_gets_an_answer_has_an_unknown_outcome() -> None:
         make_client(merchant).mutate(
             "POST", "/checkout-sessions/{id}/complete", {}, idempotency_key="cp-pay", path={"id": "chk_1"}
         )
-    assert merchant.keys == ["cp-pay"] * 3
+    assert merchant.keys == [sent("cp-pay")] * 3
 
 
 def test_a_dropped_connection_after_sending_a_mutation_is_ambiguous_too() -> None:
@@ -267,33 +355,40 @@ def test_a_read_timeout_on_a_read_is_just_unavailable() -> None:
     assert len(merchant.requests) == 3
 
 
-# --- idempotency answers -------------------------------------------------------------------------
+# --- idempotency -------------------------------------------------------------------------------
 
 
-def test_an_in_flight_duplicate_is_retried_until_the_first_finishes() -> None:
+def test_the_idempotency_key_is_a_uuid_derived_from_the_callers_key() -> None:
+    merchant = ScriptedMerchant(ok())
+    make_client(merchant).mutate("POST", "/checkout-sessions", {}, idempotency_key="cp-step-1")
+
+    key = merchant.keys[0]
+    assert key is not None and str(uuid.UUID(key)) == key
+    assert key == sent("cp-step-1") != sent("cp-step-2")
+    # A caller that already holds a UUID sends it as it is.
+    assert sent("0b6d5c2a-4f0e-4a5e-9c1e-2d7f3a9b8c61") == "0b6d5c2a-4f0e-4a5e-9c1e-2d7f3a9b8c61"
+
+
+def test_a_key_reused_with_another_body_is_a_definite_refusal_at_once() -> None:
+    # overview.md, "Protocol Errors": 409 is the key reused with a different payload.
     merchant = ScriptedMerchant(
-        ucp_error(409, "idempotency_in_flight"), ok({"id": "chk_1", "status": "completed"})
+        httpx.Response(409, json={"code": "idempotency_conflict", "content": "key reused"}), ok()
     )
-    body = make_client(merchant).mutate(
-        "POST", "/checkout-sessions/{id}/complete", {}, idempotency_key="cp-pay", path={"id": "chk_1"}
-    )
-    assert body["status"] == "completed"
-    assert merchant.keys == ["cp-pay", "cp-pay"]
+    sleeps: list[float] = []
+    with pytest.raises(IdempotencyKeyReused) as raised:
+        make_client(merchant, sleeps=sleeps).mutate(
+            "POST", "/checkout-sessions/{id}/complete", {}, idempotency_key="cp-pay", path={"id": "chk_1"}
+        )
+    assert (raised.value.status_code, raised.value.code) == (409, "idempotency_conflict")
+    assert not isinstance(raised.value, MerchantOutcomeUnknown)
+    assert len(merchant.requests) == 1 and sleeps == []
 
 
-def test_a_key_still_in_flight_after_every_attempt_has_an_unknown_outcome() -> None:
-    # The first request may still commit: the state machine must retry with the same key later.
-    merchant = ScriptedMerchant(ucp_error(409, "idempotency_in_flight"))
-    with pytest.raises(MerchantOutcomeUnknown) as raised:
+def test_a_bare_409_is_still_a_reused_key() -> None:
+    merchant = ScriptedMerchant(httpx.Response(409))
+    with pytest.raises(IdempotencyKeyReused) as raised:
         make_client(merchant).mutate("POST", "/checkout-sessions", {}, idempotency_key="cp-create")
-    assert isinstance(raised.value.__cause__, IdempotencyConflict)
-    assert len(merchant.requests) == 3
-
-
-def test_the_same_key_with_a_different_body_is_a_conflict_at_once() -> None:
-    merchant = ScriptedMerchant(ucp_error(422, "idempotency_conflict"), ok())
-    with pytest.raises(IdempotencyConflict, match="different request"):
-        make_client(merchant).mutate("POST", "/checkout-sessions", {}, idempotency_key="cp-create")
+    assert raised.value.code == "idempotency_key_reused"
     assert len(merchant.requests) == 1
 
 
@@ -316,11 +411,63 @@ def test_a_refusal_is_final_and_keeps_its_status_and_ucp_code(status: int, code:
     assert sleeps == []
 
 
-def test_a_refusal_without_a_ucp_body_still_maps_to_rejected() -> None:
-    merchant = ScriptedMerchant(httpx.Response(403, text="forbidden"))
+@pytest.mark.parametrize(
+    ("envelope", "code", "words"),
+    [
+        pytest.param(  # 2026-04-08 error_response
+            {"ucp": {"version": "2026-04-08", "status": "error"},
+             "messages": [{"type": "error", "code": "not_found", "content": "checkout chk_9 does not exist",
+                           "severity": "unrecoverable"}]},
+            "not_found", "checkout chk_9 does not exist", id="2026-04-08 error_response",
+        ),
+        pytest.param(  # 2026-01-11 error: status and messages with content
+            {"status": "requires_escalation",
+             "messages": [{"type": "error", "code": "invalid_cart_items",
+                           "content": "One or more cart items are invalid", "severity": "requires_buyer_input"}]},
+            "invalid_cart_items", "One or more cart items are invalid", id="2026-01-11 messages",
+        ),
+        pytest.param(  # 2026-01-11's negotiation example writes "message"
+            {"status": "requires_escalation",
+             "messages": [{"type": "error", "code": "version_unsupported",
+                           "message": "Version 2026-01-12 is not supported.", "severity": "requires_buyer_input"}]},
+            "version_unsupported", "Version 2026-01-12 is not supported.", id="2026-01-11 message",
+        ),
+        pytest.param(  # negotiation and signature errors: code and content
+            {"code": "profile_unreachable", "content": "Unable to fetch agent profile: connection timeout",
+             "continue_url": "https://merchant.com/cart"},
+            "profile_unreachable", "Unable to fetch agent profile", id="transport error",
+        ),
+        pytest.param(  # the MCP binding's JSON-RPC error
+            {"jsonrpc": "2.0", "id": 1, "error": {"code": -32001, "message": "Protocol version not supported",
+             "data": {"code": "version_unsupported", "content": "Protocol version 2026-01-12 is not supported."}}},
+            "version_unsupported", "Protocol version 2026-01-12 is not supported.", id="json-rpc error",
+        ),
+    ],
+)  # fmt: skip
+def test_every_documented_error_envelope_gives_its_code_and_the_merchants_words(
+    envelope: dict[str, object], code: str, words: str
+) -> None:
+    merchant = ScriptedMerchant(httpx.Response(422, json=envelope))
+    with pytest.raises(MerchantRejected) as raised:
+        make_client(merchant).mutate("POST", "/checkout-sessions", {}, idempotency_key="cp-create")
+    assert (raised.value.status_code, raised.value.code) == (422, code)
+    assert words in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        httpx.Response(403, text="forbidden"),
+        httpx.Response(400, json={"detail": [{"loc": ["body"], "msg": "field required"}]}),
+        httpx.Response(401, headers={"WWW-Authenticate": 'Bearer realm="ucp"'}),
+    ],
+)
+def test_an_unknown_error_envelope_is_a_clear_refusal_never_a_missing_code(reply: httpx.Response) -> None:
+    merchant = ScriptedMerchant(reply)
     with pytest.raises(MerchantRejected) as raised:
         make_client(merchant).get("/orders/{id}", path={"id": "ord_1"})
-    assert (raised.value.status_code, raised.value.code) == (403, None)
+    assert (raised.value.status_code, raised.value.code) == (reply.status_code, "unknown_error")
+    assert f"HTTP {reply.status_code}" in str(raised.value)
 
 
 def test_a_success_without_json_after_a_mutation_has_an_unknown_outcome() -> None:
@@ -370,6 +517,7 @@ def test_circuit_opens_after_repeated_failures_and_fails_fast() -> None:
 
     client = MerchantClient(
         "http://merchant.test",
+        agent_profile_url=AGENT_PROFILE,
         transport=httpx.MockTransport(down),
         sleep=lambda _: None,
         retry=RetryPolicy(attempts=1),
@@ -397,6 +545,7 @@ def test_half_open_circuit_closes_on_a_successful_trial() -> None:
 
     client = MerchantClient(
         "http://merchant.test",
+        agent_profile_url=AGENT_PROFILE,
         transport=httpx.MockTransport(flaky),
         sleep=lambda _: None,
         retry=RetryPolicy(attempts=1),
@@ -416,6 +565,7 @@ def test_rejections_do_not_open_the_circuit() -> None:
 
     client = MerchantClient(
         "http://merchant.test",
+        agent_profile_url=AGENT_PROFILE,
         transport=httpx.MockTransport(
             lambda request: httpx.Response(400, json={"messages": [{"code": "bad"}]})
         ),
@@ -440,6 +590,7 @@ def test_retry_budget_caps_retries_across_calls() -> None:
     budget = RetryBudget(capacity=10)  # two retries' worth
     client = MerchantClient(
         "http://merchant.test",
+        agent_profile_url=AGENT_PROFILE,
         transport=httpx.MockTransport(down),
         sleep=lambda _: None,
         retry=RetryPolicy(attempts=3),

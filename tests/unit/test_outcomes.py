@@ -64,7 +64,7 @@ def test_the_order_is_read_back_and_confirmed(flow: OrderFlow):
     outputs = flow.run_steps()
     order_id, session = outputs["s4"]["orderId"], outputs["s4"]["checkoutId"]
 
-    confirmed = confirm_order(flow.goal_id, outputs, ledger=flow.ledger, merchant=flow.merchant)
+    confirmed = confirm_order(flow.goal_id, outputs, ledger=flow.ledger, merchants=flow.merchants)
 
     assert confirmed == {
         **outputs,
@@ -89,7 +89,7 @@ def test_an_order_whose_total_differs_from_the_plan_is_refused(flow: OrderFlow):
     with pytest.raises(
         PlanIntegrityError, match=re.escape(f"order {order_id} totals 799.00 CNY, not 719.00 CNY")
     ):
-        confirm_order(flow.goal_id, outputs, ledger=flow.ledger, merchant=flow.merchant)
+        confirm_order(flow.goal_id, outputs, ledger=flow.ledger, merchants=flow.merchants)
 
     assert flow.events() == events  # nothing confirmed on record
 
@@ -97,14 +97,14 @@ def test_an_order_whose_total_differs_from_the_plan_is_refused(flow: OrderFlow):
 def test_there_is_nothing_to_confirm_without_an_order(flow: OrderFlow):
     outputs = flow.run_steps("s1", "s2", "s3")
     with pytest.raises(PlanIntegrityError, match="no order was placed"):
-        confirm_order(flow.goal_id, outputs, ledger=flow.ledger, merchant=flow.merchant)
+        confirm_order(flow.goal_id, outputs, ledger=flow.ledger, merchants=flow.merchants)
 
 
 # --- the receipt -------------------------------------------------------------------------------------------
 
 
 def test_the_receipt_completes_the_goal_counts_the_order_and_tells_the_shopper(flow: OrderFlow):
-    outputs = confirm_order(flow.goal_id, flow.run_steps(), ledger=flow.ledger, merchant=flow.merchant)
+    outputs = confirm_order(flow.goal_id, flow.run_steps(), ledger=flow.ledger, merchants=flow.merchants)
     order_id, summary = outputs["confirm"]["orderId"], flow.plan.summary
     before = utc_now()
 
@@ -146,7 +146,7 @@ def test_the_receipt_completes_the_goal_counts_the_order_and_tells_the_shopper(f
 
 
 def test_a_retried_receipt_counts_the_order_once(flow: OrderFlow):
-    outputs = confirm_order(flow.goal_id, flow.run_steps(), ledger=flow.ledger, merchant=flow.merchant)
+    outputs = confirm_order(flow.goal_id, flow.run_steps(), ledger=flow.ledger, merchants=flow.merchants)
     first = receipt(flow, outputs)
     events = flow.events()
     second = receipt(flow, outputs)
@@ -350,7 +350,7 @@ class NotifierDown(RecordingNotifier):
 def test_a_receipt_retried_after_the_notice_failed_tells_the_shopper_once_with_the_same_window(
     flow: OrderFlow,
 ):
-    outputs = confirm_order(flow.goal_id, flow.run_steps(), ledger=flow.ledger, merchant=flow.merchant)
+    outputs = confirm_order(flow.goal_id, flow.run_steps(), ledger=flow.ledger, merchants=flow.merchants)
     flow.notifier = NotifierDown()
     with pytest.raises(RuntimeError, match="Throttling"):
         receipt(flow, outputs)
@@ -395,7 +395,7 @@ def test_a_receipt_retried_after_the_audit_write_failed_records_the_completion_a
         brand=brand, users=users, merchant=merchant, plan=plan,
         ledger=GoalLedger(InMemoryGoalStore(), AuditTrail(records)),
     ).received().planned().validated("approve")  # fmt: skip
-    outputs = confirm_order(flow.goal_id, flow.run_steps(), ledger=flow.ledger, merchant=flow.merchant)
+    outputs = confirm_order(flow.goal_id, flow.run_steps(), ledger=flow.ledger, merchants=flow.merchants)
     with pytest.raises(RuntimeError, match="ProvisionedThroughput"):
         receipt(flow, outputs)
     assert flow.goal().status is GoalStatus.COMPLETED and "order.completed" not in flow.events()

@@ -55,10 +55,6 @@ class MerchantOutcomeUnknown(ConnectorError):
     """
 
 
-class IdempotencyConflict(ConnectorError):
-    """The merchant saw this key with a different body, or is still processing it."""
-
-
 class PlanIntegrityError(ConnectorError):
     """The plan to execute is not the plan that was approved."""
 

@@ -1,4 +1,13 @@
-"""The one HTTP client every merchant adapter uses: timeouts, retries, idempotency headers, error mapping.
+"""The one HTTP client every merchant adapter uses: timeouts, retries, UCP headers, signatures, error mapping.
+
+What every request carries (overview.md, checkout-rest.md):
+
+- ``UCP-Agent: profile="<url>"``, the profile CartPilot publishes for the negotiated version;
+- ``Request-Id``, and for a mutation an ``Idempotency-Key``: the caller's key, as a UUID
+  (the OpenAPI declares ``format: uuid``) derived from it, so a retry sends the same one;
+- the brand's credentials for this merchant, in the header the brand configures;
+- when the version signs requests, the signer's ``Content-Digest``/``Signature-Input``/``Signature``
+  fields over the exact bytes sent (signatures.md), made afresh for every attempt.
 
 Retry rules, in one place:
 
@@ -8,13 +17,13 @@ Retry rules, in one place:
   a mutating call with the same Idempotency-Key, so the merchant replays instead of repeating. If the
   attempts run out, the outcome is unknown: `MerchantOutcomeUnknown`.
 - 429 and 5xx are retried, waiting at least as long as `Retry-After` asks.
-- 409 means a request with this key is still in flight: retried; if it never settles, the outcome
-  is unknown (`MerchantOutcomeUnknown`, caused by `IdempotencyConflict`).
-- 422 with an idempotency-conflict code means the key was used with another body: `IdempotencyConflict`.
-- Any other 4xx is final: `MerchantRejected` with the status and the UCP error code.
+- 409 is the key reused with a different request (overview.md, "Protocol Errors"): a definite
+  refusal, `IdempotencyKeyReused`, never retried.
+- Any other 4xx is final: `MerchantRejected` with the status and the code and words of whichever
+  UCP error envelope the merchant used (``unknown_error`` when it used none CartPilot can read).
 
-Bodies carry names, phones and addresses, so nothing here logs them: a log line has the method, the
-route template, the status and the attempt.
+Bodies carry names, phones, addresses and payment tokens, so nothing here logs them: a log line has
+the method, the route template, the status and the attempt.
 """
 
 from __future__ import annotations
@@ -26,11 +35,11 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any, Final, Literal, Protocol
 from urllib.parse import quote
 
 import httpx
@@ -38,22 +47,57 @@ import pybreaker
 
 from cartpilot import __version__
 from cartpilot.commerce.breaker import BreakerPolicy, EndpointBreakers, RetryBudget, TransientFailure
+from cartpilot.commerce.codecs.wire import UNKNOWN_ERROR, read_refusal
 from cartpilot.commerce.errors import (
     ConnectorError,
-    IdempotencyConflict,
+    IdempotencyKeyReused,
     MerchantCircuitOpen,
     MerchantOutcomeUnknown,
-    MerchantRejected,
     MerchantUnavailable,
 )
+from cartpilot.commerce.platform_profile import ucp_agent_header
 
 JsonObject = dict[str, Any]
 MutatingMethod = Literal["POST", "PUT", "PATCH", "DELETE"]
 
 log = logging.getLogger("cartpilot.commerce.http")
 
-DEFAULT_AGENT_PROFILE = "https://cartpilot.example/.well-known/ucp"
-IDEMPOTENCY_CONFLICT_CODES = frozenset({"idempotency_conflict", "idempotency_key_reused"})
+# Idempotency keys become UUIDs under this namespace: the same caller key, the same UUID.
+IDEMPOTENCY_NAMESPACE: Final = uuid.uuid5(uuid.NAMESPACE_URL, "https://cartpilot.com/ucp/idempotency-key")
+
+
+def wire_idempotency_key(key: str) -> str:
+    """The ``Idempotency-Key`` sent for the caller's key: the key itself when it is a UUID, else a
+    UUID derived from it (the OpenAPI declares the header ``format: uuid``)."""
+    try:
+        return str(uuid.UUID(key))
+    except ValueError:
+        return str(uuid.uuid5(IDEMPOTENCY_NAMESPACE, key))
+
+
+class RequestSigner(Protocol):
+    """Signs one request: returns the header fields to add (e.g. ``commerce.signatures.sign_request``
+    with CartPilot's current key bound)."""
+
+    def __call__(
+        self, *, method: str, url: str, headers: Mapping[str, str], body: bytes | None
+    ) -> Mapping[str, str]: ...
+
+
+@dataclass(frozen=True)
+class MerchantAuth:
+    """The brand's credential for a merchant: the header it goes in, its scheme (``Bearer``; none for
+    an ``X-API-Key``), and how to read the secret (each request, so a replaced secret takes effect
+    once the reader's own cache expires)."""
+
+    header: str
+    scheme: str | None
+    secret: Callable[[], str] = field(repr=False)
+
+    def value(self) -> str:
+        secret = self.secret().strip()
+        return f"{self.scheme} {secret}" if self.scheme else secret
+
 
 # Raised before any byte reached the merchant: always safe to retry.
 _NOT_SENT = (
@@ -108,7 +152,9 @@ class MerchantClient:
         self,
         base_url: str,
         *,
-        agent_profile: str = DEFAULT_AGENT_PROFILE,
+        agent_profile_url: str,
+        signer: RequestSigner | None = None,
+        auth: MerchantAuth | None = None,
         timeouts: Timeouts | None = None,
         retry: RetryPolicy | None = None,
         transport: httpx.BaseTransport | None = None,
@@ -119,7 +165,9 @@ class MerchantClient:
         retry_budget: RetryBudget | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
-        self.agent_profile = agent_profile
+        self.agent_profile_url = agent_profile_url
+        self._signer = signer
+        self._auth = auth
         self.timeouts = timeouts or Timeouts()
         self.retry = retry or RetryPolicy()
         self._transport = transport
@@ -208,13 +256,15 @@ class MerchantClient:
             None if body is None else json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
         )
         headers = {
-            "UCP-Agent": f'profile="{self.agent_profile}"',
+            "UCP-Agent": ucp_agent_header(self.agent_profile_url),
             "Request-Id": request_id or self._new_request_id(),
         }
         if content is not None:
             headers["Content-Type"] = "application/json"
         if idempotency_key is not None:
-            headers["Idempotency-Key"] = idempotency_key
+            headers["Idempotency-Key"] = wire_idempotency_key(idempotency_key)
+        if self._auth is not None:
+            headers[self._auth.header] = self._auth.value()
         mutating = idempotency_key is not None
 
         maybe_committed = False
@@ -259,8 +309,7 @@ class MerchantClient:
         try:
             with breaker.calling():
                 outcome = self._send(method, route, url, content, headers, attempt, mutating)
-                # A key still in flight (409) says nothing about the endpoint's health.
-                if isinstance(outcome, _Retry) and isinstance(outcome.error, MerchantUnavailable):
+                if isinstance(outcome, _Retry):
                     raise TransientFailure(outcome)
         except TransientFailure as failure:
             retry: _Retry = failure.outcome  # type: ignore[assignment]
@@ -287,7 +336,16 @@ class MerchantClient:
     ) -> JsonObject | _Retry:
         started = time.monotonic()
         try:
-            response = self._http().request(method, url, content=content, headers=headers)
+            client = self._http()
+            request = client.build_request(method, url, content=content, headers=headers)
+            if self._signer is not None:
+                # Signed per attempt over the request as it goes out: its URL and these very bytes.
+                request.headers.update(
+                    self._signer(
+                        method=method, url=str(request.url), headers=dict(request.headers), body=content
+                    )
+                )
+            response = client.send(request)
         except _NOT_SENT as exc:
             self._log(method, route, f"not sent ({type(exc).__name__})", attempt, started)
             return _Retry(
@@ -304,29 +362,26 @@ class MerchantClient:
         self._log(method, route, status, attempt, started)
         if 200 <= status < 300:
             return self._json(response, method, route, mutating)
-        code = _error_code(response)
         if status == 429 or status >= 500:
             return _Retry(
                 MerchantUnavailable(f"{method} {route}: merchant answered {status}"),
                 retry_after=_retry_after(response),
             )
-        if status == 409:
-            # The first request with this key is still running and may yet commit: if the attempts
-            # run out, the outcome is unknown and the state machine retries with the same key.
-            return _Retry(
-                IdempotencyConflict(
-                    f"{method} {route}: a request with this Idempotency-Key is still in flight"
+        refusal = read_refusal(status, _json_or_none(response))
+        if status == 409 and mutating:
+            # overview.md, "Protocol Errors": 409 is the key reused with a different payload.
+            known = refusal.code != UNKNOWN_ERROR
+            raise IdempotencyKeyReused(
+                f"{method} {route}: "
+                + (
+                    refusal.message
+                    if known
+                    else "this Idempotency-Key was used with a different request (409)"
                 ),
-                retry_after=_retry_after(response),
-                maybe_committed=mutating,
+                status_code=status,
+                code=refusal.code if known else "idempotency_key_reused",
             )
-        if status == 422 and code in IDEMPOTENCY_CONFLICT_CODES:
-            raise IdempotencyConflict(
-                f"{method} {route}: this Idempotency-Key was used with a different request"
-            )
-        raise MerchantRejected(
-            f"{method} {route}: merchant refused ({status} {code})", status_code=status, code=code
-        )
+        raise refusal.rejected(f"{method} {route}: merchant refused ({status})", status)
 
     def _json(self, response: httpx.Response, method: str, route: str, mutating: bool) -> JsonObject:
         try:
@@ -365,23 +420,11 @@ def _expand(route: str, path: Mapping[str, str]) -> str:
         raise ValueError(f"route {route} needs path parameter {missing}") from None
 
 
-def _error_code(response: httpx.Response) -> str | None:
-    """The UCP error code of an error_response (first error message), or None."""
+def _json_or_none(response: httpx.Response) -> object:
     try:
-        body = response.json()
+        return response.json()
     except ValueError:
         return None
-    if not isinstance(body, dict):
-        return None
-    messages = body.get("messages")
-    if isinstance(messages, list):
-        for message in messages:
-            if isinstance(message, dict) and message.get("type", "error") == "error" and message.get("code"):
-                return str(message["code"])
-    error = body.get("error")
-    if isinstance(error, dict) and error.get("code"):
-        return str(error["code"])
-    return None
 
 
 def _retry_after(response: httpx.Response) -> float | None:

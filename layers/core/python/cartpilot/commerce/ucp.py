@@ -1,542 +1,513 @@
-"""The commerce ports over UCP REST (2026-04-08): JSON on the wire, domain types inside.
+"""The commerce ports over UCP REST, in whichever version discovery negotiates with the merchant.
 
-Amounts are minor-unit integers on both sides, so money maps one to one. Retries, timeouts,
-idempotency headers and error mapping live in `MerchantClient`; this module only translates.
+Nothing here names a field: the codec of the negotiated version (``commerce/codecs``) builds every
+body and reads every answer, and ``MerchantClient`` owns retries, timeouts, headers, signatures and
+error envelopes. This module holds the flow the specification prescribes:
 
-Updates use UCP's full-replacement PUT, so an adapter that changes a session first reads it and
-then sends the whole field. To keep a retried step idempotent across invocations, the body must
-come out the same the second time even though the first attempt may already have been applied:
-`add_items` names its new lines after the step's key, and on a retry recognises them as its own.
+- a shipping option exists only inside a checkout once it has a destination (fulfillment.md), so a
+  quote opens a pricing session, sets the destination, reads the merchant's groups, options and
+  line prices, and cancels the session; it charges nothing;
+- selecting sets the destination (adopting the id the merchant gives it), reads the groups back
+  and chooses the planned option in each, by id, else by the same title and price; each of its
+  updates has a key derived from the step's, and a body that comes out the same on a retry;
+- a checkout that ``requires_escalation`` hands the buyer the merchant's ``continue_url``
+  (``MerchantEscalation``); its error messages are refusals in the merchant's words;
+- orders are cancelled only where the merchant advertises ``com.cartpilot.order_cancel``.
+
+The merchant is discovered on first use, never at construction or import.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-from dataclasses import dataclass
-from datetime import date, datetime
-from typing import Any
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
 
-from cartpilot.commerce.errors import MerchantOutcomeUnknown, MerchantRejected
-from cartpilot.commerce.http import JsonObject, MerchantClient, RetryPolicy, Timeouts
+import httpx
+
+from cartpilot.commerce.breaker import BreakerPolicy, RetryBudget
+from cartpilot.commerce.codecs import WireCodec, codec_for
+from cartpilot.commerce.codecs.wire import (
+    CheckoutUpdate,
+    JsonObject,
+    LineUpdate,
+    MalformedAnswer,
+    MethodUpdate,
+    WireCheckout,
+    destination_body,
+    kept_lines,
+    order_from_completed,
+    raise_for_escalation,
+    refusal_of,
+    without_lines_added_by,
+)
+from cartpilot.commerce.discovery import MerchantDiscovery
+from cartpilot.commerce.errors import MerchantOutcomeUnknown, MerchantRejected, UndoUnsupported
+from cartpilot.commerce.http import MerchantAuth, MerchantClient, RequestSigner, RetryPolicy, Timeouts
+from cartpilot.commerce.platform_profile import (
+    CATALOG_LOOKUP,
+    CATALOG_SEARCH,
+    FULFILLMENT,
+    ORDER_CANCEL,
+    SUPPORTED_VERSIONS,
+    profile_url,
+)
 from cartpilot.commerce.ports import (
-    Address,
     Buyer,
     CartLine,
     CheckoutSession,
+    MerchantProfile,
     Order,
+    PaymentCredential,
     Product,
     ProductVariant,
+    Quote,
     Recipient,
     SearchQuery,
-    SessionLine,
     ShippingOption,
 )
-from cartpilot.kernel.money import CurrencyMismatch, Money
 
-SEARCH = "/catalog/search"
-LOOKUP = "/catalog/lookup"
-QUOTE = "/shipping/quote"
-SESSIONS = "/checkout-sessions"
-SESSION = "/checkout-sessions/{id}"
-COMPLETE = "/checkout-sessions/{id}/complete"
-CANCEL_SESSION = "/checkout-sessions/{id}/cancel"
-ORDER = "/orders/{id}"
-CANCEL_ORDER = "/orders/{id}/cancel"
+log = logging.getLogger("cartpilot.commerce.ucp")
 
-SANDBOX_PAYMENT_HANDLER = "sandbox_token"
+SEARCH: Final = "/catalog/search"
+LOOKUP: Final = "/catalog/lookup"
+SESSIONS: Final = "/checkout-sessions"
+SESSION: Final = "/checkout-sessions/{id}"
+COMPLETE: Final = "/checkout-sessions/{id}/complete"
+CANCEL_SESSION: Final = "/checkout-sessions/{id}/cancel"
+ORDER: Final = "/orders/{id}"
+# The com.cartpilot.order_cancel extension's route (UCP itself has none).
+CANCEL_ORDER: Final = "/orders/{id}/cancel"
 
 
-class _Malformed(ValueError):
-    """The merchant's answer did not have the shape UCP promises."""
+@dataclass(frozen=True)
+class PlatformIdentity:
+    """Who CartPilot is to a merchant: the profile ``UCP-Agent`` names per version, and how it signs."""
+
+    profile_urls: Mapping[str, str]
+    signers: Mapping[str, RequestSigner] = field(default_factory=dict)
+
+    def profile_url(self, version: str) -> str:
+        try:
+            return self.profile_urls[version]
+        except KeyError:
+            raise MerchantRejected(
+                f"CartPilot publishes no profile for UCP {version}", code="version_unsupported"
+            ) from None
+
+    @classmethod
+    def served_at(cls, base_url: str, signers: Mapping[str, RequestSigner] | None = None) -> PlatformIdentity:
+        """Our profiles as the API serves them under ``base_url`` (``platform_profile.profile_url``)."""
+        return cls(
+            {version: profile_url(base_url, version) for version in SUPPORTED_VERSIONS}, dict(signers or {})
+        )
+
+
+class _Connection:
+    """One merchant: its negotiated profile, and a client and codec for that version, made on first use."""
+
+    def __init__(
+        self,
+        merchant_url: str,
+        *,
+        identity: PlatformIdentity,
+        discovery: MerchantDiscovery,
+        client_factory: Callable[[str, str, RequestSigner | None], MerchantClient],
+    ) -> None:
+        self.merchant_url = merchant_url.rstrip("/")
+        self.identity = identity
+        self.discovery = discovery
+        self._client_factory = client_factory
+        self._client: MerchantClient | None = None
+        self._client_key: tuple[str, str] | None = None
+        self._lock = threading.Lock()
+
+    def profile(self) -> MerchantProfile:
+        return self.discovery.profile(self.merchant_url)
+
+    def speaking(self) -> tuple[MerchantClient, WireCodec, MerchantProfile]:
+        profile = self.profile()
+        key = (profile.endpoint, profile.version)
+        with self._lock:
+            if self._client is None or self._client_key != key:
+                if self._client is not None:
+                    self._client.close()
+                self._client = self._client_factory(
+                    profile.endpoint,
+                    self.identity.profile_url(profile.version),
+                    self.identity.signers.get(profile.version),
+                )
+                self._client_key = key
+            return self._client, codec_for(profile.version), profile
+
+    def close(self) -> None:
+        with self._lock:
+            if self._client is not None:
+                self._client.close()
+                self._client = None
+
+
+def _read_checkout(codec: WireCodec, answer: Mapping[str, Any], *, mutating: bool, what: str) -> WireCheckout:
+    try:
+        return codec.read_checkout(answer)
+    except MalformedAnswer as error:
+        raise _malformed(error, mutating=mutating, what=what) from error
 
 
 def _malformed(error: Exception, *, mutating: bool, what: str) -> Exception:
-    message = f"unexpected {what} from merchant: {type(error).__name__} {error}"
+    message = f"{what}: the merchant's answer has an unexpected shape ({error})"
     # After a mutating call the change may have happened; only a replay of the key can tell.
     return (
         MerchantOutcomeUnknown(message) if mutating else MerchantRejected(message, code="malformed_response")
     )
 
 
-# --- wire -> domain ------------------------------------------------------------------------------
+def _settled(checkout: WireCheckout, what: str) -> WireCheckout:
+    """A checkout that is still being filled in: escalation, or an error that blocks, stops here."""
+    raise_for_escalation(checkout, what)
+    refusal = refusal_of(checkout, what, blocking_only=True)
+    if refusal is not None:
+        raise refusal
+    return checkout
 
 
-def _money(amount: Any, currency: str) -> Money:
-    if isinstance(amount, bool) or not isinstance(amount, int):
-        raise _Malformed(f"amount {amount!r} is not minor units")
-    return Money(amount_minor=amount, currency=currency)
-
-
-def _total(totals: list[JsonObject], currency: str, kind: str = "total") -> Money:
-    for entry in totals:
-        if entry.get("type") == kind:
-            return _money(entry["amount"], currency)
-    if kind == "total" and totals:
-        return _money(sum(int(entry["amount"]) for entry in totals), currency)
-    raise _Malformed(f"no {kind} among totals")
-
-
-def _day(value: str) -> date:
-    return datetime.fromisoformat(value.replace("Z", "+00:00")).date()
-
-
-def _option_value(variant: JsonObject, *names: str) -> str | None:
-    for option in variant.get("options") or []:
-        if str(option.get("name", "")).lower() in names:
-            return str(option["label"])
-    return None
-
-
-def _category(product: JsonObject) -> str:
-    categories = product.get("categories") or []
-    if categories:
-        return str(categories[0]["value"])
-    return str((product.get("metadata") or {}).get("category", "uncategorised"))
-
-
-def _stock(variant: JsonObject) -> int:
-    stock = (variant.get("metadata") or {}).get("stock")
-    if isinstance(stock, int) and not isinstance(stock, bool):
-        return max(0, stock)
-    # Without a count, availability is all a merchant tells: one we can buy, or none.
-    return 1 if (variant.get("availability") or {}).get("available") else 0
-
-
-def _media_url(entity: JsonObject) -> str | None:
-    for media in entity.get("media") or []:
-        if media.get("type") == "image" and media.get("url"):
-            return str(media["url"])
-    return None
-
-
-def _variant(product: JsonObject, variant: JsonObject) -> ProductVariant:
-    price = variant["price"]
-    size = _option_value(variant, "size")
-    color = _option_value(variant, "color", "colour")
-    return ProductVariant(
-        id=str(variant["id"]),
-        productId=str(product["id"]),
-        title=f"{product['title']} ({variant['title']})",
-        price=_money(price["amount"], str(price["currency"])),
-        size=size,
-        color=color.lower() if color else None,
-        stock=_stock(variant),
-        category=_category(product),
-        imageUrl=_media_url(variant) or _media_url(product),
+def _matching(offered: Sequence[ShippingOption], planned: ShippingOption) -> ShippingOption | None:
+    """The planned option by id, else by the same title and price: ids are the merchant's and may
+    differ between its sessions."""
+    return next((o for o in offered if o.id == planned.id), None) or next(
+        (o for o in offered if o.title == planned.title and o.price == planned.price), None
     )
-
-
-def _product(product: JsonObject) -> Product:
-    description = product.get("description") or {}
-    return Product(
-        id=str(product["id"]),
-        title=str(product["title"]),
-        description=str(description.get("plain") or description.get("markdown") or ""),
-        category=_category(product),
-        variants=[_variant(product, variant) for variant in product.get("variants") or []],
-    )
-
-
-def _shipping_option(option: JsonObject, currency: str) -> ShippingOption | None:
-    earliest = option.get("earliest_fulfillment_time")
-    latest = option.get("latest_fulfillment_time")
-    if not earliest or not latest:
-        return None  # an option without a delivery window cannot be planned against a date
-    return ShippingOption(
-        id=str(option["id"]),
-        title=str(option["title"]),
-        carrier=option.get("carrier"),
-        price=_total(option.get("totals") or [], currency),
-        earliestDelivery=_day(earliest),
-        latestDelivery=_day(latest),
-    )
-
-
-def _session_lines(line_items: list[JsonObject], currency: str) -> list[SessionLine]:
-    lines = []
-    for line in line_items:
-        item = line["item"]
-        quantity = line["quantity"]
-        if isinstance(quantity, dict):  # order line items count quantity as an object
-            quantity = quantity.get("original", quantity.get("total", 0))
-        lines.append(
-            SessionLine(
-                itemId=str(item["id"]),
-                title=str(item.get("title", item["id"])),
-                quantity=int(quantity),
-                unitPrice=_money(item["price"], currency),
-            )
-        )
-    return lines
-
-
-def _groups(checkout: JsonObject) -> list[JsonObject]:
-    methods = (checkout.get("fulfillment") or {}).get("methods") or []
-    return [group for method in methods for group in method.get("groups") or []]
-
-
-def _checkout(checkout: JsonObject) -> CheckoutSession:
-    currency = str(checkout["currency"])
-    options: list[ShippingOption] = []
-    selected: str | None = None
-    for group in _groups(checkout):
-        for raw in group.get("options") or []:
-            option = _shipping_option(raw, currency)
-            if option is not None:
-                options.append(option)
-        selected = selected or group.get("selected_option_id")
-    order = checkout.get("order") or {}
-    return CheckoutSession(
-        id=str(checkout["id"]),
-        status=str(checkout["status"]),
-        currency=currency,
-        lines=_session_lines(checkout.get("line_items") or [], currency),
-        total=_total(checkout.get("totals") or [], currency),
-        shippingOptions=options,
-        selectedShippingOptionId=selected,
-        orderId=order.get("id"),
-    )
-
-
-def order_status(order: JsonObject) -> str:
-    """UCP orders carry no status field; it is read from adjustments and line statuses.
-
-    confirmed (placed, nothing shipped yet) | partial | fulfilled | canceled
-    """
-    adjustments = order.get("adjustments") or []
-    if any(a.get("type") == "cancellation" and a.get("status") == "completed" for a in adjustments):
-        return "canceled"
-    statuses = {line.get("status") for line in order.get("line_items") or []}
-    if statuses == {"removed"}:
-        return "canceled"
-    if statuses and statuses <= {"fulfilled", "removed"}:
-        return "fulfilled"
-    if "partial" in statuses or ("fulfilled" in statuses and "processing" in statuses):
-        return "partial"
-    return "confirmed"
-
-
-def _order(order: JsonObject) -> Order:
-    currency = str(order["currency"])
-    return Order(
-        id=str(order["id"]),
-        checkoutId=str(order["checkout_id"]),
-        status=order_status(order),
-        total=_total(order.get("totals") or [], currency),
-        lines=_session_lines(order.get("line_items") or [], currency),
-        permalinkUrl=order.get("permalink_url"),
-    )
-
-
-def _order_from_completed(checkout: JsonObject) -> Order:
-    """The order a completed checkout names, from the checkout itself: no second call after a charge."""
-    session = _checkout(checkout)
-    reference = checkout.get("order") or {}
-    if session.status != "completed" or not reference.get("id"):
-        raise _Malformed(f"checkout {session.id} is {session.status} without an order")
-    return Order(
-        id=str(reference["id"]),
-        checkoutId=session.id,
-        status="confirmed",
-        total=session.total,
-        lines=session.lines,
-        permalinkUrl=reference.get("permalink_url"),
-    )
-
-
-# --- domain -> wire ------------------------------------------------------------------------------
-
-
-def _line_items(lines: list[CartLine]) -> list[JsonObject]:
-    return [{"item": {"id": line.itemId}, "quantity": line.quantity} for line in lines]
-
-
-def _split_name(full_name: str) -> dict[str, str]:
-    first, _, last = full_name.strip().partition(" ")
-    return {"first_name": first, "last_name": last.strip()} if last.strip() else {"first_name": first}
-
-
-def _buyer(buyer: Buyer) -> JsonObject:
-    wire: JsonObject = _split_name(buyer.fullName)
-    if buyer.email:
-        wire["email"] = buyer.email
-    if buyer.phone:
-        wire["phone_number"] = buyer.phone
-    return wire
-
-
-def _postal_address(address: Address) -> JsonObject:
-    wire: JsonObject = {
-        "street_address": address.line1,
-        "address_locality": address.city,
-        "address_country": address.country,
-    }
-    if address.region:
-        wire["address_region"] = address.region
-    if address.postalCode:
-        wire["postal_code"] = address.postalCode
-    return wire
-
-
-def _destination(recipient: Recipient) -> JsonObject:
-    wire = {
-        **_postal_address(recipient.address),
-        **_split_name(recipient.name),
-        "phone_number": recipient.phone,
-    }
-    # Named after its content, so the same recipient gives the same body on a retry.
-    digest = hashlib.sha256(json.dumps(wire, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
-    return {"id": f"dest_{digest[:12]}", **wire}
-
-
-def _kept_lines(checkout: JsonObject, *, exclude_prefix: str | None = None) -> list[JsonObject]:
-    """The session's lines as an update sends them back: id, item id, quantity."""
-    return [
-        {"id": line["id"], "item": {"id": line["item"]["id"]}, "quantity": line["quantity"]}
-        for line in checkout.get("line_items") or []
-        if exclude_prefix is None or not str(line["id"]).startswith(exclude_prefix)
-    ]
-
-
-def _key_prefix(idempotency_key: str) -> str:
-    return f"li_{hashlib.sha256(idempotency_key.encode()).hexdigest()[:10]}_"
 
 
 # --- adapters ------------------------------------------------------------------------------------
 
 
 class UcpCatalog:
-    def __init__(self, http: MerchantClient) -> None:
-        self.http = http
+    def __init__(self, connection: _Connection) -> None:
+        self._connection = connection
+
+    def _require(self, capability: str) -> tuple[MerchantClient, WireCodec]:
+        client, codec, profile = self._connection.speaking()
+        if not profile.offers(capability):
+            raise MerchantRejected(
+                f"merchant {profile.merchantUrl} offers no {capability} at UCP {profile.version}: "
+                "plan from the brand's product feed",
+                code="catalog_unsupported",
+            )
+        return client, codec
 
     def search(self, query: SearchQuery) -> list[Product]:
-        filters: JsonObject = {}
-        if query.category:
-            filters["categories"] = [query.category]
-        if query.size:
-            filters["size"] = query.size
-        if query.color:
-            filters["color"] = query.color
-        if query.maxPrice is not None:
-            if query.maxPrice.currency != query.currency:
-                raise CurrencyMismatch(
-                    f"a {query.currency} search cannot cap prices in {query.maxPrice.currency}"
-                )
-            filters["price"] = {"max": query.maxPrice.amount_minor}
-        body: JsonObject = {
-            "query": query.text,
-            "context": {"currency": query.currency},
-            "pagination": {"limit": query.limit},
-        }
-        if filters:
-            body["filters"] = filters
-        answer = self.http.query(SEARCH, body)
+        client, codec = self._require(CATALOG_SEARCH)
+        answer = client.query(SEARCH, codec.search_request(query))
         try:
-            return [_product(product) for product in answer.get("products") or []]
-        except (KeyError, TypeError, ValueError) as error:
-            raise _malformed(error, mutating=False, what="search result") from error
+            return codec.read_search(answer)
+        except MalformedAnswer as error:
+            raise _malformed(error, mutating=False, what="catalog search") from error
 
     def lookup(self, item_ids: list[str], currency: str) -> list[ProductVariant]:
         """The variants for these ids, in the order asked; a product id stands for all its variants."""
         if not item_ids:
             return []
-        answer = self.http.query(LOOKUP, {"ids": item_ids, "context": {"currency": currency}})
+        client, codec = self._require(CATALOG_LOOKUP)
+        answer = client.query(LOOKUP, codec.lookup_request(item_ids, currency))
         try:
-            found: dict[str, list[ProductVariant]] = {}
-            for product in answer.get("products") or []:
-                for raw in product.get("variants") or []:
-                    variant = _variant(product, raw)
-                    for source in raw.get("inputs") or [{"id": variant.id}]:
-                        found.setdefault(str(source["id"]), []).append(variant)
-        except (KeyError, TypeError, ValueError) as error:
-            raise _malformed(error, mutating=False, what="lookup result") from error
-        variants: list[ProductVariant] = []
-        seen: set[str] = set()
-        for item_id in item_ids:
-            for variant in found.get(item_id, []):
-                if variant.id not in seen:
-                    seen.add(variant.id)
-                    variants.append(variant)
-        return variants
+            return codec.read_lookup(answer, item_ids)
+        except MalformedAnswer as error:
+            raise _malformed(error, mutating=False, what="catalog lookup") from error
 
 
 class UcpCheckout:
-    def __init__(self, http: MerchantClient) -> None:
-        self.http = http
+    def __init__(self, connection: _Connection) -> None:
+        self._connection = connection
 
     def create(
         self, lines: list[CartLine], buyer: Buyer, currency: str, idempotency_key: str
     ) -> CheckoutSession:
-        body = {"line_items": _line_items(lines), "buyer": _buyer(buyer), "context": {"currency": currency}}
-        answer = self.http.mutate("POST", SESSIONS, body, idempotency_key=idempotency_key)
-        return _parse_checkout(answer, mutating=True)
+        client, codec, profile = self._connection.speaking()
+        body = codec.create_checkout(lines, buyer, currency, shipping=profile.offers(FULFILLMENT))
+        answer = client.mutate("POST", SESSIONS, body, idempotency_key=idempotency_key)
+        checkout = _read_checkout(codec, answer, mutating=True, what="create checkout")
+        return _settled(checkout, f"create checkout {checkout.id}").session()
 
     def add_items(self, session_id: str, lines: list[CartLine], idempotency_key: str) -> CheckoutSession:
-        prefix = _key_prefix(idempotency_key)
-        current = self.http.get(SESSION, path={"id": session_id})
-        try:
-            kept = _kept_lines(current, exclude_prefix=prefix)
-        except (KeyError, TypeError) as error:
-            raise _malformed(error, mutating=False, what="checkout") from error
-        # Lines named after the key: on a retry they are recognised as ours, so the body repeats.
-        added = [
-            {"id": f"{prefix}{index}", "item": {"id": line.itemId}, "quantity": line.quantity}
-            for index, line in enumerate(lines, start=1)
-        ]
-        answer = self.http.mutate(
-            "PUT",
-            SESSION,
-            {"line_items": kept + added},
-            idempotency_key=idempotency_key,
-            path={"id": session_id},
+        client, codec, _ = self._connection.speaking()
+        current = _read_checkout(
+            codec, client.get(SESSION, path={"id": session_id}), mutating=False, what="checkout"
         )
-        return _parse_checkout(answer, mutating=True)
+        # A full replacement: the lines the session had before this step, then the new ones.
+        kept = without_lines_added_by(current, lines)
+        added = tuple(LineUpdate(item_id=line.itemId, quantity=line.quantity) for line in lines)
+        body = codec.update_checkout(current, CheckoutUpdate(lines=kept + added))
+        answer = client.mutate("PUT", SESSION, body, idempotency_key=idempotency_key, path={"id": session_id})
+        checkout = _read_checkout(codec, answer, mutating=True, what="add items")
+        return _settled(checkout, f"add items to checkout {session_id}").session()
 
     def get(self, session_id: str) -> CheckoutSession:
-        return _parse_checkout(self.http.get(SESSION, path={"id": session_id}), mutating=False)
+        client, codec, _ = self._connection.speaking()
+        answer = client.get(SESSION, path={"id": session_id})
+        return _read_checkout(codec, answer, mutating=False, what="checkout").session()
 
     def cancel(self, session_id: str, idempotency_key: str) -> CheckoutSession:
-        answer = self.http.mutate(
-            "POST", CANCEL_SESSION, None, idempotency_key=idempotency_key, path={"id": session_id}
-        )
-        return _parse_checkout(answer, mutating=True)
+        client, codec, _ = self._connection.speaking()
+        try:
+            answer = client.mutate(
+                "POST", CANCEL_SESSION, None, idempotency_key=idempotency_key, path={"id": session_id}
+            )
+            checkout = _read_checkout(codec, answer, mutating=True, what="cancel checkout")
+        except MerchantRejected as refused:
+            # checkout.md: canceling a canceled session is an error; for the port, canceling is done.
+            if refused.code != "checkout_canceled":
+                raise
+            checkout = _read_checkout(
+                codec, client.get(SESSION, path={"id": session_id}), mutating=False, what="checkout"
+            )
+        if checkout.status != "canceled":
+            # checkout.md "Cancel Checkout": a completed session cannot be canceled; the merchant says why.
+            what = f"cancel checkout {session_id}"
+            raise refusal_of(checkout, what, blocking_only=False) or MerchantRejected(
+                f"{what}: the checkout is {checkout.status}", code=f"checkout_{checkout.status}"
+            )
+        return checkout.session()
 
 
 class UcpFulfillment:
-    def __init__(self, http: MerchantClient) -> None:
-        self.http = http
+    def __init__(self, connection: _Connection) -> None:
+        self._connection = connection
 
-    def quote(self, lines: list[CartLine], destination: Address, currency: str) -> list[ShippingOption]:
-        body = {
-            "currency": currency,
-            "line_items": _line_items(lines),
-            "destination": _postal_address(destination),
-        }
-        answer = self.http.query(QUOTE, body)
-        try:
-            quoted = str(answer.get("currency") or currency)
-            options = [_shipping_option(option, quoted) for option in answer.get("options") or []]
-        except (KeyError, TypeError, ValueError) as error:
-            raise _malformed(error, mutating=False, what="shipping quote") from error
-        return [option for option in options if option is not None]
-
-    def select(
-        self, session_id: str, recipient: Recipient, option_id: str, idempotency_key: str
-    ) -> CheckoutSession:
-        """Sets the destination and chooses the option in one update."""
-        current = self.http.get(SESSION, path={"id": session_id})
-        try:
-            methods = (current.get("fulfillment") or {}).get("methods") or []
-            shipping = next((m for m in methods if m.get("type") == "shipping"), None)
-            groups = (shipping or {}).get("groups") or []
-            lines = _kept_lines(current)
-        except (KeyError, TypeError) as error:
-            raise _malformed(error, mutating=False, what="checkout") from error
-        if shipping is None or not groups:
+    def quote(self, lines: list[CartLine], recipient: Recipient, currency: str) -> Quote:
+        """A pricing session: created, given the destination, read, and canceled; nothing is charged."""
+        client, codec, profile = self._connection.speaking()
+        if not profile.offers(FULFILLMENT):
             raise MerchantRejected(
-                f"checkout {session_id} offers no shipping group to choose an option in",
+                f"merchant {profile.merchantUrl} offers no fulfillment: CartPilot cannot ship its goods",
                 code="fulfillment_unsupported",
             )
-        destination = _destination(recipient)
-        method: JsonObject = {
-            "id": shipping["id"],
-            "type": "shipping",
-            "line_item_ids": [line["id"] for line in lines],
-            "destinations": [destination],
-            "selected_destination_id": destination["id"],
-            "groups": [{"id": group["id"], "selected_option_id": option_id} for group in groups],
-        }
-        body = {"line_items": lines, "fulfillment": {"methods": [method]}}
-        answer = self.http.mutate(
-            "PUT", SESSION, body, idempotency_key=idempotency_key, path={"id": session_id}
+        key = f"cp-quote-{uuid.uuid4()}"
+        answer = client.mutate(
+            "POST", SESSIONS, codec.create_checkout(lines, None, currency, shipping=True), idempotency_key=key
         )
-        return _parse_checkout(answer, mutating=True)
+        opened = _read_checkout(codec, answer, mutating=True, what="open a pricing session")
+        try:
+            _settled(opened, "price the items")
+            destined = self._set_destination(client, codec, opened, recipient, key)
+            options = destined.options()
+            if not options:
+                raise _no_options(destined, recipient)
+            return Quote(
+                sessionId=destined.id,
+                currency=destined.currency,
+                lines=[line.domain() for line in destined.lines],
+                options=options,
+            )
+        finally:
+            self._close_pricing_session(client, codec, opened.id, f"{key}.cancel")
+
+    def select(
+        self, session_id: str, recipient: Recipient, option: ShippingOption, idempotency_key: str
+    ) -> CheckoutSession:
+        client, codec, _ = self._connection.speaking()
+        current = _read_checkout(
+            codec, client.get(SESSION, path={"id": session_id}), mutating=False, what="checkout"
+        )
+        destined = self._set_destination(client, codec, current, recipient, idempotency_key)
+        method = destined.shipping
+        if method is None or not method.groups:
+            raise _no_options(destined, recipient)
+        choices: list[tuple[str, str]] = []
+        for group in method.groups:
+            chosen = _matching(group.options, option)
+            if chosen is None:
+                offered = ", ".join(f"{o.title} {o.price.format()}" for o in group.options) or "none"
+                raise MerchantRejected(
+                    f"checkout {session_id}: the planned shipping option {option.title} {option.price.format()} "
+                    f"is not offered for this destination (offered: {offered})",
+                    code="fulfillment_option_unavailable",
+                )
+            choices.append((group.id, chosen.id))
+        destination_id = method.selected_destination_id or _our_destination(method.destinations)
+        update = CheckoutUpdate(
+            lines=kept_lines(destined),
+            method=MethodUpdate(
+                id=method.id,
+                line_item_ids=tuple(line.id for line in destined.lines),
+                destination={**destination_body(recipient), "id": destination_id},
+                selected_destination_id=destination_id,
+                group_choices=tuple(choices),
+            ),
+        )
+        answer = client.mutate(
+            "PUT", SESSION, codec.update_checkout(destined, update), idempotency_key=f"{idempotency_key}.option",
+            path={"id": session_id},
+        )  # fmt: skip
+        selected = _read_checkout(codec, answer, mutating=True, what="choose shipping")
+        what = f"choose shipping for checkout {session_id}"
+        _settled(selected, what)
+        chosen_ids = {group.selected_option_id for group in selected.groups}
+        if chosen_ids != {option_id for _, option_id in choices}:
+            refusal = refusal_of(selected, what, blocking_only=False)
+            raise refusal or MerchantRejected(
+                f"{what}: the merchant did not take the planned option", code="fulfillment_option_unavailable"
+            )
+        return selected.session()
+
+    def _set_destination(
+        self, client: MerchantClient, codec: WireCodec, current: WireCheckout, recipient: Recipient, key: str
+    ) -> WireCheckout:
+        """Sends the destination without an id and reads back what the merchant made of it: the id it
+        assigned, its groups and their options (fulfillment.md). The body depends only on the session's
+        lines, buyer and method, and the recipient, so a retry sends it again byte for byte."""
+        method = current.shipping
+        update = CheckoutUpdate(
+            lines=kept_lines(current),
+            method=MethodUpdate(
+                id=method.id if method else None,
+                line_item_ids=tuple(line.id for line in current.lines),
+                destination=destination_body(recipient),
+            ),
+        )
+        what = f"ship checkout {current.id} to {recipient.address.city}"
+        answer = client.mutate(
+            "PUT", SESSION, codec.update_checkout(current, update), idempotency_key=f"{key}.destination",
+            path={"id": current.id},
+        )  # fmt: skip
+        destined = _settled(_read_checkout(codec, answer, mutating=True, what="set the destination"), what)
+        method = destined.shipping
+        if method is None or method.groups or method.selected_destination_id or not method.destinations:
+            return destined
+        # The merchant kept the destination but selected none: select it by the id it assigned.
+        chosen = _our_destination(method.destinations)
+        update = CheckoutUpdate(
+            lines=kept_lines(destined),
+            method=MethodUpdate(
+                id=method.id,
+                line_item_ids=tuple(line.id for line in destined.lines),
+                destination={**destination_body(recipient), "id": chosen},
+                selected_destination_id=chosen,
+            ),
+        )
+        answer = client.mutate(
+            "PUT", SESSION, codec.update_checkout(destined, update), idempotency_key=f"{key}.destination-choice",
+            path={"id": current.id},
+        )  # fmt: skip
+        return _settled(_read_checkout(codec, answer, mutating=True, what="select the destination"), what)
+
+    @staticmethod
+    def _close_pricing_session(client: MerchantClient, codec: WireCodec, session_id: str, key: str) -> None:
+        try:
+            client.mutate("POST", CANCEL_SESSION, None, idempotency_key=key, path={"id": session_id})
+        except Exception as error:  # the quote stands; an open session expires at the merchant anyway
+            log.warning("pricing session not canceled: %s", type(error).__name__)
+
+
+def _our_destination(destinations: Sequence[JsonObject]) -> str | None:
+    ids = [str(d["id"]) for d in destinations if d.get("id")]
+    return ids[-1] if ids else None
+
+
+def _no_options(checkout: WireCheckout, recipient: Recipient) -> MerchantRejected:
+    what = f"checkout {checkout.id} to {recipient.address.city}, {recipient.address.country}"
+    refusal = refusal_of(checkout, what, blocking_only=False)
+    if refusal is not None:
+        return refusal
+    return MerchantRejected(
+        f"{what}: the merchant offers no shipping option", code="fulfillment_option_unavailable"
+    )
 
 
 class UcpPayments:
-    def __init__(self, http: MerchantClient, handler_id: str = SANDBOX_PAYMENT_HANDLER) -> None:
-        self.http = http
-        self.handler_id = handler_id
+    def __init__(self, connection: _Connection) -> None:
+        self._connection = connection
 
-    def complete(self, session_id: str, payment_method_id: str, idempotency_key: str) -> Order:
-        body = {
-            "payment": {
-                "instruments": [
-                    {
-                        "id": "instrument_1",
-                        "handler_id": self.handler_id,
-                        "type": "card",
-                        "credential": {"type": "token", "token": payment_method_id},
-                        "selected": True,
-                    }
-                ]
-            }
-        }
-        answer = self.http.mutate(
+    def complete(self, session_id: str, credential: PaymentCredential, idempotency_key: str) -> Order:
+        client, codec, _ = self._connection.speaking()
+        body = codec.complete_checkout(session_id, credential)
+        answer = client.mutate(
             "POST", COMPLETE, body, idempotency_key=idempotency_key, path={"id": session_id}
         )
-        try:
-            return _order_from_completed(answer)
-        except (KeyError, TypeError, ValueError) as error:
-            raise _malformed(error, mutating=True, what="completed checkout") from error
+        checkout = _read_checkout(codec, answer, mutating=True, what="complete checkout")
+        return order_from_completed(checkout, f"complete checkout {session_id}")
 
 
 class UcpOrders:
-    def __init__(self, http: MerchantClient) -> None:
-        self.http = http
+    def __init__(self, connection: _Connection) -> None:
+        self._connection = connection
 
     def get(self, order_id: str) -> Order:
-        return _parse_order(self.http.get(ORDER, path={"id": order_id}), mutating=False)
+        client, codec, _ = self._connection.speaking()
+        return self._order(client, codec, client.get(ORDER, path={"id": order_id}), mutating=False)
 
     def cancel(self, order_id: str, idempotency_key: str) -> Order:
-        answer = self.http.mutate(
+        client, codec, profile = self._connection.speaking()
+        if not profile.offers(ORDER_CANCEL):
+            raise UndoUnsupported(
+                f"merchant {profile.merchantUrl} advertises no way to cancel an order ({ORDER_CANCEL})"
+            )
+        answer = client.mutate(
             "POST", CANCEL_ORDER, None, idempotency_key=idempotency_key, path={"id": order_id}
         )
-        return _parse_order(answer, mutating=True)
+        return self._order(client, codec, answer, mutating=True)
+
+    @staticmethod
+    def _order(client: MerchantClient, codec: WireCodec, answer: JsonObject, *, mutating: bool) -> Order:
+        currency: str | None = None
+        if not codec.orders_carry_currency and isinstance(answer.get("checkout_id"), str):
+            # 2026-01-11 orders carry no currency: it is the checkout's.
+            checkout = client.get(SESSION, path={"id": str(answer["checkout_id"])})
+            currency = _read_checkout(codec, checkout, mutating=False, what="checkout").currency
+        try:
+            return codec.read_order(answer, currency)
+        except MalformedAnswer as error:
+            raise _malformed(error, mutating=mutating, what="order") from error
 
 
-def _parse_checkout(answer: JsonObject, *, mutating: bool) -> CheckoutSession:
-    try:
-        return _checkout(answer)
-    except (KeyError, TypeError, ValueError) as error:
-        raise _malformed(error, mutating=mutating, what="checkout") from error
-
-
-def _parse_order(answer: JsonObject, *, mutating: bool) -> Order:
-    try:
-        return _order(answer)
-    except (KeyError, TypeError, ValueError) as error:
-        raise _malformed(error, mutating=mutating, what="order") from error
-
-
-@dataclass(frozen=True)
 class UcpMerchant:
-    """Every port over one client: what a connector function needs from the merchant."""
+    """Every port over one merchant, discovered on first use: what a connector function needs."""
 
-    http: MerchantClient
-    catalog: UcpCatalog
-    fulfillment: UcpFulfillment
-    checkout: UcpCheckout
-    payments: UcpPayments
-    orders: UcpOrders
+    def __init__(
+        self,
+        merchant_url: str,
+        *,
+        identity: PlatformIdentity,
+        discovery: MerchantDiscovery | None = None,
+        auth: MerchantAuth | None = None,
+        timeouts: Timeouts | None = None,
+        retry: RetryPolicy | None = None,
+        breakers: BreakerPolicy | None = None,
+        retry_budget: RetryBudget | None = None,
+        transport: httpx.BaseTransport | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        def client(endpoint: str, agent_profile_url: str, signer: RequestSigner | None) -> MerchantClient:
+            return MerchantClient(
+                endpoint, agent_profile_url=agent_profile_url, signer=signer, auth=auth, timeouts=timeouts,
+                retry=retry, transport=transport, sleep=sleep, breakers=breakers, retry_budget=retry_budget,
+            )  # fmt: skip
 
-    @classmethod
-    def over(cls, http: MerchantClient) -> UcpMerchant:
-        return cls(
-            http=http,
-            catalog=UcpCatalog(http),
-            fulfillment=UcpFulfillment(http),
-            checkout=UcpCheckout(http),
-            payments=UcpPayments(http),
-            orders=UcpOrders(http),
+        self.merchant_url = merchant_url.rstrip("/")
+        self._owns_discovery = discovery is None
+        self.discovery = discovery or MerchantDiscovery(transport=transport)
+        self._connection = _Connection(
+            self.merchant_url, identity=identity, discovery=self.discovery, client_factory=client
         )
+        self.catalog = UcpCatalog(self._connection)
+        self.fulfillment = UcpFulfillment(self._connection)
+        self.checkout = UcpCheckout(self._connection)
+        self.payments = UcpPayments(self._connection)
+        self.orders = UcpOrders(self._connection)
+
+    def profile(self) -> MerchantProfile:
+        """Discovery and negotiation, cached by the discovery's TTL; refuses a merchant with no version in common."""
+        return self._connection.profile()
 
     @classmethod
-    def for_url(
-        cls, url: str, *, timeouts: Timeouts | None = None, retry: RetryPolicy | None = None
-    ) -> UcpMerchant:
-        return cls.over(MerchantClient(url, timeouts=timeouts, retry=retry))
+    def for_url(cls, url: str, *, identity: PlatformIdentity, **options: Any) -> UcpMerchant:
+        return cls(url, identity=identity, **options)
 
     def close(self) -> None:
-        self.http.close()
+        self._connection.close()
+        if self._owns_discovery:
+            self.discovery.close()

@@ -4,13 +4,18 @@ The merchant, not the flow's outputs, is the source of truth for what happened:
 a payment whose reply was lost may still have created an order, so every session
 the goal touched is read back before deciding what to undo. Each undo call carries
 its own idempotency key, so a retried compensation never refunds twice.
+
+An order is cancelled only where the merchant advertises a way to (UCP has no cancel
+route of its own): where it offers none (``UndoUnsupported``), nothing is tried again
+and the order is left to a person, named in the goal's record.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from cartpilot.commerce.errors import CompensationIncomplete, ConnectorError
+from cartpilot.commerce.errors import CompensationIncomplete, ConnectorError, UndoUnsupported
 from cartpilot.commerce.ports import Merchant
 from cartpilot.execution.keys import step_idempotency_key
 from cartpilot.goals.events import CompensationResult
@@ -55,7 +60,7 @@ def undo_executed_steps(
     outputs: dict[str, Any],
     *,
     ledger: GoalLedger,
-    merchant: Merchant,
+    merchants: Callable[[str], Merchant],
     final_status: GoalStatus = GoalStatus.COMPENSATED,
     reason: str | None = None,
     attempt: int = 0,
@@ -69,17 +74,24 @@ def undo_executed_steps(
     machine retries; on the last attempt the goal ends NEEDS_ATTENTION with what is left.
     """
     goal = ledger.store.require(goal_id)
+    merchant = merchants(goal.current_plan().merchant.id)
     undone: list[str] = []
     left: list[str] = []
+    cannot_cancel = False
     for session_id in _sessions_touched(goal.steps, outputs):
         try:
             result = _undo_session(goal_id, session_id, merchant)
+        except UndoUnsupported as exc:
+            # Retrying cannot help: the merchant offers no cancel. A person takes it from here.
+            cannot_cancel = True
+            left.append(f"checkout {session_id}: the order stands, {exc}")
+            continue
         except ConnectorError as exc:
             left.append(f"checkout {session_id}: {type(exc).__name__}: {exc}")
             continue
         if result:
             undone.append(result)
-    if left and attempt + 1 < max_attempts:
+    if left and not cannot_cancel and attempt + 1 < max_attempts:
         ledger.note(
             goal_id,
             actor="compensator",

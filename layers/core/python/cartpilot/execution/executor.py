@@ -1,18 +1,39 @@
-"""Running one plan step against the merchant, exactly once in effect.
+"""Running one plan step against the plan's merchant, exactly once in effect.
 
 Before a mutating call the executor re-reads the plan and refuses unless it is
 the plan the flow carries and, where approval was needed, the plan the approver
 saw. Every call carries an Idempotency-Key derived from (goal, step), so a retry
-of the same step can never place a second order or charge twice.
+of the same step can never place a second order or charge twice; the payment
+credential is asked for under a key derived from the step's too, so a retried
+payment presents the same token.
+
+A ``MerchantEscalation`` (the merchant wants the shopper at its ``continue_url``)
+leaves here unchanged: the flow ends the goal ``HANDED_OFF`` by the error's name.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from cartpilot.brands.users import UserDirectory
-from cartpilot.commerce.errors import MerchantRejected, PlanIntegrityError, PlanNeedsReapproval
-from cartpilot.commerce.ports import Buyer, CartLine, CheckoutSession, Merchant
+from cartpilot.commerce.errors import (
+    MerchantEscalation,
+    MerchantRejected,
+    PlanIntegrityError,
+    PlanNeedsReapproval,
+)
+from cartpilot.commerce.platform_profile import CATALOG_LOOKUP
+from cartpilot.commerce.ports import (
+    Buyer,
+    CartLine,
+    CheckoutSession,
+    CredentialProvider,
+    Merchant,
+    PaymentCredential,
+    PaymentHandler,
+    ShippingOption,
+)
 from cartpilot.execution.keys import step_idempotency_key
 from cartpilot.goals.events import ConnectorEvent
 from cartpilot.goals.ledger import GoalLedger
@@ -33,6 +54,39 @@ from cartpilot.plans.model import (
 
 class PriceChanged(MerchantRejected):
     """The merchant's total is no longer the total that was approved."""
+
+
+MerchantDirectory = Callable[[str], Merchant]
+"""The merchant a plan names (``plan.merchant.id``, an id of brand.yaml's ``merchants``)."""
+
+
+def planned_option(plan: Plan, option_id: str) -> ShippingOption:
+    """The shipping option the plan chose, as the merchant offered it when the plan was priced."""
+    shipping = plan.summary.shipping
+    return ShippingOption(
+        id=option_id,
+        title=shipping.title,
+        price=shipping.price,
+        earliestDelivery=shipping.earliestDelivery,
+        latestDelivery=shipping.latestDelivery,
+    )
+
+
+def payment_handler(merchant: Merchant, plan: Plan) -> PaymentHandler:
+    """The handler the plan pays through, as the merchant advertises it now (its config may have moved):
+    by the merchant's id for it, else by its name (the merchant may have renamed its instance)."""
+    terms = plan.merchant
+    advertised = merchant.profile().paymentHandlers
+    for handler in advertised:
+        if handler.id == terms.paymentHandlerId and handler.name == terms.paymentHandler:
+            return handler
+    for handler in advertised:
+        if handler.name == terms.paymentHandler:
+            return handler
+    raise MerchantRejected(
+        f"the merchant no longer offers payment handler {terms.paymentHandler} ({terms.paymentHandlerId})",
+        code="payment_handler_unsupported",
+    )
 
 
 def load_verified_plan(goal: GoalRecord, plan_id: str, plan_hash: str) -> Plan:
@@ -68,13 +122,15 @@ class StepExecutor:
         self,
         *,
         ledger: GoalLedger,
-        merchant: Merchant,
+        merchants: MerchantDirectory,
         users: UserDirectory,
+        credentials: Mapping[str, CredentialProvider],
         price_tolerance_percent: int = 0,
     ) -> None:
         self._ledger = ledger
-        self._merchant = merchant
+        self._merchants = merchants
         self._users = users
+        self._credentials = credentials
         self._tolerance = price_tolerance_percent
 
     def run(self, event: ConnectorEvent) -> dict[str, Any]:
@@ -96,9 +152,18 @@ class StepExecutor:
                 event="execution.started",
                 plan_hash=event.planHash,
             )
-        self._stop_if_prices_moved(goal.goalId, plan, event.planHash)
+        merchant = self._merchants(plan.merchant.id)
+        self._stop_if_prices_moved(goal.goalId, plan, event.planHash, merchant)
         key = step_idempotency_key(goal.goalId, step.id)
-        output = self._perform(plan, step, event.outputs, key)
+        try:
+            output = self._perform(merchant, plan, step, event.outputs, key)
+        except MerchantEscalation as escalation:
+            # checkout.md: the buyer finishes at the merchant's continue_url. Recorded here, where the
+            # step met it; re-raised so the flow tells the shopper, by the error's name.
+            self._ledger.hand_off(
+                goal.goalId, escalation.continue_url, str(escalation), plan_hash=event.planHash
+            )
+            raise
         at = utc_now_iso()
         self._ledger.store.append_step(
             goal.goalId,
@@ -114,10 +179,15 @@ class StepExecutor:
         )
         return {**event.outputs, step.id: output}
 
-    def _stop_if_prices_moved(self, goal_id: str, plan: Plan, plan_hash: str) -> None:
-        """Hours may pass between approval and execution: nobody is charged a price they did not see."""
+    def _stop_if_prices_moved(self, goal_id: str, plan: Plan, plan_hash: str, merchant: Merchant) -> None:
+        """Hours may pass between approval and execution: nobody is charged a price they did not see.
+
+        A merchant without a catalog lookup (a product feed stands in for it) is held to the
+        session's total instead, at payment (``PriceChanged``)."""
+        if not merchant.profile().offers(CATALOG_LOOKUP):
+            return
         try:
-            check_price_drift(plan, self._merchant.catalog, tolerance_percent=self._tolerance)
+            check_price_drift(plan, merchant.catalog, tolerance_percent=self._tolerance)
         except PlanNeedsReapproval as drift:
             self._ledger.note(
                 goal_id,
@@ -128,8 +198,9 @@ class StepExecutor:
             )
             raise
 
-    def _perform(self, plan: Plan, step: Step, outputs: dict[str, Any], key: str) -> dict[str, Any]:
-        merchant = self._merchant
+    def _perform(
+        self, merchant: Merchant, plan: Plan, step: Step, outputs: dict[str, Any], key: str
+    ) -> dict[str, Any]:
         if isinstance(step, CheckoutCreateStep):
             profile = self._users.get(plan.userId)
             if profile is None:
@@ -150,9 +221,13 @@ class StepExecutor:
             return _session_summary(session)
         if isinstance(step, FulfillmentSelectStep):
             session = merchant.fulfillment.select(
-                _session_of(outputs), plan.summary.recipient, step.args.optionId, key
+                _session_of(outputs), plan.summary.recipient, planned_option(plan, step.args.optionId), key
             )
-            return {**_session_summary(session), "optionId": step.args.optionId}
+            # The merchant's id for the option it took (ids may differ between its sessions).
+            return {
+                **_session_summary(session),
+                "optionId": session.selectedShippingOptionId or step.args.optionId,
+            }
         if isinstance(step, PaymentCompleteStep):
             session_id = _session_of(outputs)
             session = merchant.checkout.get(session_id)
@@ -161,7 +236,8 @@ class StepExecutor:
                 raise PriceChanged(
                     f"the merchant now asks {session.total.format()}, the plan agreed {step.args.amount.format()}"
                 )
-            order = merchant.payments.complete(session_id, step.args.paymentMethodId, key)
+            credential = self._credential(merchant, plan, step.args.paymentMethodId, key)
+            order = merchant.payments.complete(session_id, credential, key)
             return {
                 "checkoutId": session_id,
                 "orderId": order.id,
@@ -169,6 +245,19 @@ class StepExecutor:
                 "total": order.total.model_dump(mode="json"),
             }
         raise PlanIntegrityError(f"no connector serves {step.action.value}")
+
+    def _credential(
+        self, merchant: Merchant, plan: Plan, payment_method_id: str, key: str
+    ) -> PaymentCredential:
+        """The handler's credential for the saved payment method (a token, never the method's id)."""
+        handler = payment_handler(merchant, plan)
+        provider = self._credentials.get(handler.name)
+        if provider is None or not provider.can_fund(handler):
+            raise MerchantRejected(
+                f"the brand can no longer fund payment handler {handler.name}",
+                code="payment_handler_unsupported",
+            )
+        return provider.credential(handler, payment_method_id, f"{key}.credential")
 
 
 def require_connector(event: ConnectorEvent, connector: str) -> Action:

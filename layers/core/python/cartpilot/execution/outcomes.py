@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from collections.abc import Callable
 from typing import Any
 
 from cartpilot.approvals.ports import ApprovalStore
@@ -14,9 +14,11 @@ from cartpilot.commerce.errors import PlanIntegrityError
 from cartpilot.commerce.ports import Merchant
 from cartpilot.goals.events import OutcomeRecorded, ReceiptSent
 from cartpilot.goals.ledger import GoalLedger
-from cartpilot.goals.model import GoalStatus, Receipt, ReceiptLine
+from cartpilot.goals.model import GoalStatus, Receipt, ReceiptLine, delivery_estimate
 from cartpilot.goals.ports import Notifier
+from cartpilot.goals.undo import undo_deadline, undo_notice
 from cartpilot.kernel.clock import utc_now, utc_now_iso
+from cartpilot.plans.model import Plan
 from cartpilot.plans.verdicts import RiskTier, Verdict
 
 _OUTCOME_SUBJECTS = {
@@ -36,13 +38,13 @@ def _order_output(outputs: dict[str, Any]) -> dict[str, Any]:
 
 
 def confirm_order(
-    goal_id: str, outputs: dict[str, Any], *, ledger: GoalLedger, merchant: Merchant
+    goal_id: str, outputs: dict[str, Any], *, ledger: GoalLedger, merchants: Callable[[str], Merchant]
 ) -> dict[str, Any]:
-    """Reads the order back from the merchant and checks it is what the plan bought."""
+    """Reads the order back from the plan's merchant and checks it is what the plan bought."""
     goal = ledger.store.require(goal_id)
     plan = goal.current_plan()
     placed = _order_output(outputs)
-    order = merchant.orders.get(str(placed["orderId"]))
+    order = merchants(plan.merchant.id).orders.get(str(placed["orderId"]))
     if order.total != plan.summary.total:
         raise PlanIntegrityError(
             f"order {order.id} totals {order.total.format()}, not {plan.summary.total.format()}"
@@ -68,12 +70,14 @@ def send_receipt(
     counters: OrderCounters,
 ) -> ReceiptSent:
     goal = ledger.store.require(goal_id)
-    if goal.status is GoalStatus.COMPLETED and goal.receipt is not None and goal.undoUntil is not None:
+    if goal.status is GoalStatus.COMPLETED and goal.receipt is not None:
         # A retry after the goal was completed: finish what the failed attempt left undone,
         # keeping the receipt and the undo window the first attempt recorded.
         if goal.receiptSentAt is None:
             _record_completion_once(ledger, goal.goalId, goal.receipt, goal.planHash)
-            _tell_shopper(notifier, goal.goalId, goal.userId, goal.receipt, goal.undoUntil)
+            _tell_shopper(
+                notifier, goal.goalId, goal.userId, goal.receipt, goal.undoUntil, goal.current_plan()
+            )
             ledger.store.update(goal_id, updated_at=utc_now_iso(), receiptSentAt=utc_now_iso())
         return ReceiptSent(orderId=goal.receipt.orderId, undoUntil=goal.undoUntil)
     plan = goal.current_plan()
@@ -88,10 +92,11 @@ def send_receipt(
             for item in summary.items
         ],
         recipient=describe_recipient(summary.recipient),
-        deliveryEstimate=f"{summary.shipping.earliestDelivery.isoformat()} to {summary.shipping.latestDelivery.isoformat()}",
+        deliveryEstimate=delivery_estimate(summary.shipping),
         merchantStatus=str(order.get("status", "")),
     )
-    undo_until = (utc_now() + timedelta(seconds=brand.undoWindowSeconds)).isoformat(timespec="seconds")
+    # None where the merchant offers no way to cancel: no undo window opens (the flow skips it).
+    undo_until = undo_deadline(plan, brand.undoWindowSeconds, utc_now())
     # Counted before the goal is marked complete (the order exists either way); a retried
     # receipt counts it once. The spend and velocity policies read these counters.
     counters.record_order(goal_id, goal.userId, summary.total, at=utc_now())
@@ -105,7 +110,7 @@ def send_receipt(
         receipt=receipt,
         undoUntil=undo_until,
     )
-    _tell_shopper(notifier, goal_id, goal.userId, receipt, undo_until)
+    _tell_shopper(notifier, goal_id, goal.userId, receipt, undo_until, plan)
     ledger.store.update(goal_id, updated_at=utc_now_iso(), receiptSentAt=utc_now_iso())
     return ReceiptSent(orderId=receipt.orderId, undoUntil=undo_until)
 
@@ -126,13 +131,23 @@ def _record_completion_once(
     )
 
 
-def _tell_shopper(notifier: Notifier, goal_id: str, user_id: str, receipt: Receipt, undo_until: str) -> None:
+def _tell_shopper(
+    notifier: Notifier, goal_id: str, user_id: str, receipt: Receipt, undo_until: str | None, plan: Plan
+) -> None:
+    body: dict[str, Any] = {
+        "orderId": receipt.orderId,
+        "total": receipt.total.format(),
+        "undoUntil": undo_until,
+    }
+    notice = undo_notice(plan)
+    if notice is not None:
+        body["undo"] = notice
     notifier.send(
         kind="receipt",
         goal_id=goal_id,
         user_id=user_id,
         subject=f"Order {receipt.orderId} placed: {receipt.total.format()}",
-        body={"orderId": receipt.orderId, "total": receipt.total.format(), "undoUntil": undo_until},
+        body=body,
     )
 
 
