@@ -65,6 +65,18 @@ class Timed:
         return timed
 
 
+class TimedMerchant:
+    """The merchant with its catalog and fulfillment timed (negotiation is not the planner's time)."""
+
+    def __init__(self, inner: Any, spent: list[float]) -> None:
+        self._inner = inner
+        self.catalog = Timed(inner.catalog, spent)
+        self.fulfillment = Timed(inner.fulfillment, spent)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
 class Recorder(httpx.BaseTransport):
     """Passes requests to a live OpenAI-compatible endpoint and keeps every chat-completion body it answers with."""
 
@@ -124,12 +136,13 @@ def run_goal(
     from cartpilot.planning.rules import PlanningFailed, PlanningRequest, RulesPlanner
 
     merchant_seconds = [0.0]
-    catalog, fulfillment = (
-        Timed(merchant.catalog, merchant_seconds),
-        Timed(merchant.fulfillment, merchant_seconds),
-    )
+    timed = TimedMerchant(merchant, merchant_seconds)
     planner = LlmPlanner(
-        provider, catalog, fulfillment, config=brand.planner, fallback=RulesPlanner(catalog, fulfillment)
+        provider,
+        timed,
+        brand.merchant(),
+        config=brand.planner,
+        fallback=RulesPlanner(timed, brand.merchant()),
     )
     request = PlanningRequest(
         goalId="g-bench",

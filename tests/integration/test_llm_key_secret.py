@@ -16,7 +16,7 @@ from cartpilot.planning.llm import LlmPlanner
 from cartpilot.planning.providers.openai import OpenAiCompatibleChat
 from cartpilot.planning.rules import PlanningRequest, RulesPlanner
 from cartpilot.planning.setup import configured_planner, reset_providers
-from tests.conftest import planning_request
+from tests.conftest import handler_chooser, planning_request
 
 
 @pytest.fixture(autouse=True)
@@ -65,9 +65,10 @@ def test_deployed_key_is_read_from_secrets_manager_and_sent_as_bearer(brand, mer
         api_key=api_key_from_secrets_manager(secret["ARN"]),
         transport=httpx.MockTransport(overloaded_model),
     )
+    chooser = handler_chooser(merchant)
     planner = LlmPlanner(
-        provider, merchant.catalog, merchant.fulfillment, config=brand.planner,
-        fallback=RulesPlanner(merchant.catalog, merchant.fulfillment),
+        provider, merchant, brand.merchant(), config=brand.planner, choose_handler=chooser,
+        fallback=RulesPlanner(merchant, brand.merchant(), choose_handler=chooser),
     )  # fmt: skip
     plan = planner.plan(socks_request(brand))
     assert seen == ["Bearer sk-from-secret"]
@@ -78,9 +79,9 @@ def test_deployed_key_is_read_from_secrets_manager_and_sent_as_bearer(brand, mer
 def test_an_unreadable_key_secret_falls_back_instead_of_failing_the_goal(brand, merchant, aws_env):
     planner = configured_planner(
         brand,
-        merchant.catalog,
-        merchant.fulfillment,
+        merchant,
         environ={"CARTPILOT_PLANNER": "openai", "LLM_API_KEY_SECRET_ID": "cartpilot/missing"},
+        choose_handler=handler_chooser(merchant),
     )
     plan = planner.plan(socks_request(brand))
     assert (

@@ -26,7 +26,7 @@ from cartpilot.planning.llm import LlmPlanner
 from cartpilot.planning.providers.openai import OpenAiCompatibleChat
 from cartpilot.planning.rules import PlanningRequest, RulesPlanner
 from cartpilot_local.servers import RunningServer, serve_in_thread
-from tests.conftest import SEED_GOAL, planning_request
+from tests.conftest import SEED_GOAL, handler_chooser, planning_request
 from tests.fakes import FakeMerchant
 
 API_KEY = "sk-local-test-0123456789abcdef"
@@ -170,12 +170,14 @@ def planner_for(
 ) -> LlmPlanner:
     config = brand.planner.model_copy(update={"timeoutSeconds": timeout} if timeout else {})
     provider = OpenAiCompatibleChat(base_url=url, model=MODEL, api_key=lambda: API_KEY)
+    chooser = handler_chooser(merchant)
     return LlmPlanner(
         provider,
-        merchant.catalog,
-        merchant.fulfillment,
+        merchant,
+        brand.merchant(),
         config=config,
-        fallback=RulesPlanner(merchant.catalog, merchant.fulfillment),
+        choose_handler=chooser,
+        fallback=RulesPlanner(merchant, brand.merchant(), choose_handler=chooser),
     )
 
 

@@ -3,7 +3,7 @@ from datetime import date
 import pytest
 
 from cartpilot.kernel.money import Money
-from cartpilot.planning.intent import GoalNotUnderstood, parse_goal
+from cartpilot.planning.intent import GoalNotUnderstood, QuantityNotPlannable, parse_goal
 from tests.fakes import TODAY
 
 
@@ -13,18 +13,20 @@ def parse(goal: str):
 
 def test_seed_goal_in_english():
     intent = parse("Get my friend running shoes, size 42, gift-wrap them and ship to Beijing before Feb 5")
-    assert (intent.category, intent.size, intent.giftWrap) == ("running-shoes", "42", True)
-    assert (intent.relation, intent.city) == ("friend", "Beijing")
+    assert (intent.keywords, intent.size, intent.giftWrap) == (("running", "shoes"), "42", True)
+    assert (intent.relation, intent.person, intent.city) == ("friend", "friend", "Beijing")
     # "before Feb 5" is the next Feb 5, and the parcel must arrive the day before at the latest.
     assert intent.deliverBy == date(2027, 2, 4)
+    assert (intent.quantity, intent.quantityText) == (1, None)
 
 
 def test_seed_goal_in_chinese():
     intent = parse("给我朋友买一双42码的黑色跑鞋，礼品包装，2月5日前送到北京，预算800元")
-    assert (intent.category, intent.size, intent.color) == ("running-shoes", "42", "black")
+    assert (intent.keywords, intent.size, intent.color) == (("跑鞋",), "42", "black")
     assert intent.giftWrap and intent.relation == "friend" and intent.city == "Beijing"
     assert intent.deliverBy == date(2027, 2, 4)
     assert intent.budget == Money(amount_minor=80000, currency="CNY")
+    assert (intent.quantity, intent.quantityText) == (1, "一双")
 
 
 @pytest.mark.parametrize(
@@ -53,15 +55,152 @@ def test_deadlines(goal, deadline):
     ],
 )
 def test_budgets(goal, budget):
-    assert parse(goal).budget == budget
+    intent = parse(goal)
+    # A budget's number is never read as a quantity.
+    assert (intent.budget, intent.quantity) == (budget, 1)
 
 
-def test_quantities_and_home_address():
-    intent = parse("Buy two pairs of running socks and ship them to my home address")
-    assert (intent.category, intent.quantity, intent.relation) == ("socks", 2, "self")
-    assert parse("给我买两双跑步袜").quantity == 2
+@pytest.mark.parametrize(
+    ("goal", "quantity"),
+    [
+        ("Buy two pairs of running socks and ship them to my home address", 2),
+        ("Buy 20 pairs of socks", 20),
+        ("buy 2 t-shirts", 2),
+        ("twelve yoga mats", 12),
+        ("twenty candles", 20),
+        ("a dozen candles", 12),
+        ("half a dozen mugs", 6),
+        ("a couple of lip balms", 2),
+        ("USB-C cable x3", 3),
+        ("qty 4 chargers", 4),
+        ("给我买两双跑步袜", 2),
+        ("十双袜子", 10),
+        ("三件T恤", 3),
+        ("十二本书", 12),
+        ("二十个马克杯", 20),
+        ("买一打蜡烛", 12),
+        ("半打马克杯", 6),
+        ("防晒霜 两瓶", 2),
+    ],
+)
+def test_quantities_written_as_digits_words_and_chinese_numerals(goal, quantity):
+    intent = parse(goal)
+    assert intent.quantity == quantity and intent.quantityText is not None
 
 
-def test_a_goal_naming_nothing_to_buy_is_not_understood():
-    with pytest.raises(GoalNotUnderstood):
-        parse("please do something nice for me")
+@pytest.mark.parametrize(
+    "goal",
+    ["a 1000-piece puzzle", "a 20L backpack", "a power bank 10000 mAh", "a 65W charger", "a water bottle 750 ml",
+     "iPhone 15 case", "running shoes size 44", "跑鞋 44码"],
+)  # fmt: skip
+def test_numbers_that_describe_the_product_are_not_quantities(goal):
+    assert parse(goal).quantity == 1 and parse(goal).quantityText is None
+
+
+@pytest.mark.parametrize(
+    ("goal", "reason"),
+    [
+        ("buy -1 running shoes", "the goal asks for '-1': a quantity must be at least 1"),
+        ("Buy 0 yoga mats", "the goal asks for '0': a quantity must be at least 1"),
+        ("zero mugs", "the goal asks for 'zero': a quantity must be at least 1"),
+        ("Buy 21 tees", "the goal asks for 21 ('21'); a plan buys at most 20 of an item"),
+        ("twenty-one mugs", "the goal asks for 21 ('twenty-one'); a plan buys at most 20 of an item"),
+        ("two dozen mugs", "the goal asks for 24 ('two dozen'); a plan buys at most 20 of an item"),
+        ("三十双袜子", "the goal asks for 30 ('三十双'); a plan buys at most 20 of an item"),
+        ("两打袜子", "the goal asks for 24 ('两打'); a plan buys at most 20 of an item"),
+        ("a few yoga mats", "the goal asks for 'a few': say how many (1 to 20)"),
+        ("several mugs for the office", "the goal asks for 'several': say how many (1 to 20)"),
+        ("买几双袜子", "the goal asks for '几双': say how many (1 to 20)"),
+    ],
+)
+def test_a_quantity_no_plan_can_carry_is_refused_never_read_as_one(goal, reason):
+    with pytest.raises(QuantityNotPlannable) as refused:
+        parse(goal)
+    assert str(refused.value) == reason
+    assert isinstance(refused.value, GoalNotUnderstood)
+
+
+@pytest.mark.parametrize(
+    ("goal", "wanted", "declined"),
+    [
+        ("running socks, gift-wrapped", True, False),
+        ("running socks, no gift wrap", False, True),
+        ("running socks without gift wrapping", False, True),
+        ("running socks, don't wrap them", False, True),
+        ("跑步袜，礼品包装", True, False),
+        ("跑步袜，不要礼品包装", False, True),
+        ("跑步袜，不用包装", False, True),
+        ("跑步袜，不需要礼物包装", False, True),
+        ("running socks", False, False),
+    ],
+)
+def test_gift_wrap_and_its_negation(goal, wanted, declined):
+    intent = parse(goal)
+    assert (intent.giftWrap, intent.giftWrapDeclined) == (wanted, declined)
+    assert "wrap" not in intent.keywords and "包装" not in intent.keywords
+
+
+@pytest.mark.parametrize(
+    ("goal", "size"),
+    [
+        ("running shoes size 42.5", "42.5"),
+        ("running shoes EU 43", "43"),
+        ("跑鞋 43码", "43"),
+        ("a tee in size M", "M"),
+        ("a hoodie, size xl", "XL"),
+        ("a hoodie in medium size", "M"),
+        ("running shorts XS", "XS"),
+        ("T恤 M码", "M"),
+        ("卫衣 XL号", "XL"),
+        ("一件中号的卫衣", "M"),
+        ("一件加大号的卫衣", "XL"),
+        ("a t-shirt", None),
+    ],
+)
+def test_numeric_and_letter_sizes(goal, size):
+    assert parse(goal).size == size
+
+
+@pytest.mark.parametrize(
+    ("goal", "colour"),
+    [("a black tee", "black"), ("a Gray hoodie", "grey"), ("灰色的卫衣", "grey"), ("藏青色袜子", "navy")],
+)
+def test_colours_in_english_and_chinese(goal, colour):
+    assert parse(goal).color == colour
+
+
+def test_wine_is_not_a_colour_of_the_word_red_in_chinese():
+    # 红酒 (red wine) and 白酒 (baijiu) are products, not colours.
+    assert (parse("买一瓶红酒").color, parse("买一瓶红酒").keywords) == (None, ("红酒",))
+
+
+@pytest.mark.parametrize(
+    ("goal", "relation", "person", "city", "place"),
+    [
+        ("running shoes for my sister in Shanghai", "family", "sister", "Shanghai", None),
+        ("给我妹妹买跑鞋", "family", "sister", None, None),
+        ("给女朋友买防晒霜", "partner", "girlfriend", None, None),
+        ("a kite for my mom", "family", "mother", None, None),
+        ("running socks for me", "self", "self", None, None),
+        ("send a kite to my nephew in Xi'an", "family", "nephew", "Xi'an", None),
+        ("Ship a blue backpack to Guilin", None, None, None, "Guilin"),
+        ("送到桂林的书包", None, None, None, "桂林"),
+    ],
+)
+def test_who_and_where(goal, relation, person, city, place):
+    intent = parse(goal)
+    assert (intent.relation, intent.person, intent.city, intent.place) == (relation, person, city, place)
+
+
+@pytest.mark.parametrize(
+    ("goal", "keywords"),
+    [
+        ("Buy me a bottle of wine", ("wine",)),
+        ("Ship a blue backpack to Guilin", ("backpack",)),
+        ("a 20L backpack for my friend", ("20l", "backpack")),
+        ("我想买一个蓝色的双肩包送给妹妹", ("双肩包",)),
+        ("please do something nice for me", ()),
+    ],
+)
+def test_the_product_words_are_what_is_left(goal, keywords):
+    assert parse(goal).keywords == keywords

@@ -67,10 +67,10 @@ def make_planner(client: Any, sandbox: UcpMerchant, brand: BrandConfig) -> tuple
     provider = BedrockConverse(model=MODEL, client=recording)
     planner = LlmPlanner(
         provider,
-        sandbox.catalog,
-        sandbox.fulfillment,
+        sandbox,
+        brand.merchant(),
         config=brand.planner,
-        fallback=RulesPlanner(sandbox.catalog, sandbox.fulfillment),
+        fallback=RulesPlanner(sandbox, brand.merchant()),
     )
     return planner, recording
 
@@ -193,10 +193,10 @@ def test_read_timeout_falls_back_to_the_rules_planner(sandbox, brand, users):
     provider = BedrockConverse(model=MODEL, client=TimingOut())
     planner = LlmPlanner(
         provider,
-        sandbox.catalog,
-        sandbox.fulfillment,
+        sandbox,
+        brand.merchant(),
         config=brand.planner,
-        fallback=RulesPlanner(sandbox.catalog, sandbox.fulfillment),
+        fallback=RulesPlanner(sandbox, brand.merchant()),
     )
     plan = planner.plan(
         request_for({"goal": "Running shoes size 42 for me", "userId": "user-1"}, brand, users)

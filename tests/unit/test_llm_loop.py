@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
-from cartpilot.brands.config import BrandConfig, ModelPrice, PlannerConfig
+from cartpilot.brands.config import BrandConfig, ModelPrice, PlannerConfig, load_brand
 from cartpilot.brands.users import UserDirectory
 from cartpilot.kernel.money import Money
 from cartpilot.planning.conversation import (
@@ -21,7 +21,7 @@ from cartpilot.planning.conversation import (
 )
 from cartpilot.planning.llm import LlmPlanner, estimate_cost
 from cartpilot.planning.rules import PlanningFailed, PlanningRequest, RulesPlanner
-from tests.conftest import planning_request
+from tests.conftest import handler_chooser, planning_request
 from tests.fakes import FakeMerchant
 
 Step = Callable[[ModelRequest], ModelReply]
@@ -73,7 +73,14 @@ def unavailable(reason: str) -> Step:
 def planner_with(
     provider: ScriptedProvider, merchant: FakeMerchant, config: PlannerConfig, **kwargs
 ) -> LlmPlanner:
-    return LlmPlanner(provider, merchant.catalog, merchant.fulfillment, config=config, **kwargs)
+    return LlmPlanner(
+        provider, merchant, load_brand("sandbox").merchant(), config=config,
+        choose_handler=handler_chooser(merchant), **kwargs,
+    )  # fmt: skip
+
+
+def rules_planner(merchant: FakeMerchant, brand: BrandConfig) -> RulesPlanner:
+    return RulesPlanner(merchant, brand.merchant(), choose_handler=handler_chooser(merchant))
 
 
 def request(
@@ -84,9 +91,7 @@ def request(
 
 def test_a_model_that_keeps_calling_tools_is_told_to_stop_then_replaced(merchant, brand, users):
     provider = ScriptedProvider(calls(("search_products", {"query": "running shoes"})))
-    planner = planner_with(
-        provider, merchant, brand.planner, fallback=RulesPlanner(merchant.catalog, merchant.fulfillment)
-    )
+    planner = planner_with(provider, merchant, brand.planner, fallback=rules_planner(merchant, brand))
     plan = planner.plan(request(brand, users))
 
     assert [r.allow_tools for r in provider.requests] == [True, True, True, True, False]
@@ -104,7 +109,7 @@ def test_the_time_budget_bounds_each_call_and_the_whole_loop(merchant, brand, us
     now = [0.0]
     provider = ScriptedProvider(calls(("get_shopper", {})), on_call=lambda: now.__setitem__(0, now[0] + 25.0))
     planner = planner_with(
-        provider, merchant, brand.planner, fallback=RulesPlanner(merchant.catalog, merchant.fulfillment),
+        provider, merchant, brand.planner, fallback=rules_planner(merchant, brand),
         clock=lambda: now[0],
     )  # fmt: skip
     plan, trace = planner.plan_with_trace(request(brand, users))
@@ -138,14 +143,12 @@ def test_without_a_fallback_a_model_failure_is_a_clear_planning_failure(merchant
 
 def test_when_the_fallback_cannot_plan_either_both_reasons_are_given(merchant, brand, users):
     provider = ScriptedProvider(unavailable("HTTP 503"))
-    planner = planner_with(
-        provider, merchant, brand.planner, fallback=RulesPlanner(merchant.catalog, merchant.fulfillment)
-    )
+    planner = planner_with(provider, merchant, brand.planner, fallback=rules_planner(merchant, brand))
     with pytest.raises(PlanningFailed) as failed:
         planner.plan(request(brand, users, goal="something nice"))
     assert str(failed.value) == (
         "openai scripted-model: HTTP 503; the rules planner could not plan either: "
-        "the goal does not name a product this planner knows how to find"
+        "the goal does not say what to buy"
     )
 
 

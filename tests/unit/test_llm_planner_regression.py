@@ -190,10 +190,10 @@ def replay(name: str, sandbox: UcpMerchant, brand: BrandConfig, users: UserDirec
     )
     planner = LlmPlanner(
         provider,
-        sandbox.catalog,
-        sandbox.fulfillment,
+        sandbox,
+        brand.merchant(),
         config=brand.planner,
-        fallback=RulesPlanner(sandbox.catalog, sandbox.fulfillment),
+        fallback=RulesPlanner(sandbox, brand.merchant()),
     )
     request = planning_request(
         brand,

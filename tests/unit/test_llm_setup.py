@@ -28,7 +28,7 @@ def fresh_providers() -> Iterator[None]:
 
 
 def build(brand: BrandConfig, merchant: FakeMerchant, **environ: str):
-    return configured_planner(brand, merchant.catalog, merchant.fulfillment, environ=environ)
+    return configured_planner(brand, merchant, environ=environ)
 
 
 def test_the_sandbox_brand_plans_with_rules_offline(brand, merchant):

@@ -24,7 +24,14 @@ def test_seed_plan_is_concrete_and_grounded(seed_plan, merchant):
     payment = seed_plan.steps[-1]
     assert payment.args.amount == summary.total and payment.args.paymentMethodId == "pm_user1_visa"
     assert all(step.justification for step in seed_plan.steps)
-    assert any("catalog.lookup shoe-a-42" in call for call in seed_plan.planner.lookups)
+    # The prices are the merchant's pricing session's, after negotiation and a catalog search.
+    lookups = seed_plan.planner.lookups
+    assert lookups[0].startswith("merchant.profile sandbox-merchant UCP 2026-04-08")
+    assert "catalog.search 'running shoes'" in lookups and "fulfillment.quote Beijing, CN" in lookups
+    assert seed_plan.merchant.model_dump() == {
+        "id": "sandbox-merchant", "ucpVersion": "2026-04-08", "paymentHandler": "com.cartpilot.sandbox_tokenizer",
+        "paymentHandlerId": "sandbox_tokenizer", "undo": "cancel",
+    }  # fmt: skip
 
 
 def test_out_of_stock_sizes_are_skipped(merchant, brand, users):

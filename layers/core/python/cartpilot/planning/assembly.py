@@ -1,7 +1,8 @@
 """Turning chosen items, shipping, recipient and payment into a concrete plan; shared by every planner.
 
 Planners differ in how they choose (rules read the goal's words, a model calls tools); once the
-choice is made, the plan is built here, the same way: prices from the catalog's variants, totals
+choice is made, the plan is built here, the same way: prices as the merchant's pricing session
+confirmed them (the planners put the session's price on each chosen variant), totals
 summed in integer minor units, one step per action in the only allowed order, and a one-line
 justification on each step that states the grounded facts first.
 """
@@ -26,6 +27,7 @@ from cartpilot.plans.model import (
     FulfillmentSelectArgs,
     FulfillmentSelectStep,
     LineRef,
+    MerchantTerms,
     PaymentCompleteArgs,
     PaymentCompleteStep,
     Plan,
@@ -108,12 +110,26 @@ def describe_variant(variant: ProductVariant) -> str:
     )
 
 
+NO_DATE_PROMISED = "no delivery date promised"
+
+
+def delivery_window(option: ShippingOption) -> str:
+    if option.latestDelivery is None:
+        return NO_DATE_PROMISED
+    if option.earliestDelivery is None or option.earliestDelivery == option.latestDelivery:
+        return f"arrives by {option.latestDelivery.isoformat()}"
+    return f"arrives {option.earliestDelivery.isoformat()} to {option.latestDelivery.isoformat()}"
+
+
 def shipping_reason(option: ShippingOption, deliver_by: date | None) -> str:
-    eta = f"arrives {option.earliestDelivery.isoformat()} to {option.latestDelivery.isoformat()}"
+    """Never claims on-time delivery for an option without a promised window."""
+    eta = delivery_window(option)
     if deliver_by is None:
         return f"Cheapest shipping: {option.title}, {eta}."
-    if option.latestDelivery <= deliver_by:
+    if option.arrives_by(deliver_by):
         return f"Cheapest shipping that meets {deliver_by.isoformat()}: {option.title}, {eta}."
+    if option.latestDelivery is None:
+        return f"No option promises delivery by {deliver_by.isoformat()}; {option.title}: {eta}."
     return f"No option meets {deliver_by.isoformat()}; fastest is {option.title}, {eta}."
 
 
@@ -131,10 +147,17 @@ def _line_fact(item: ChosenItem) -> str:
 
 
 def assemble_plan(
-    request: PlanningRequest, choices: PlanChoices, *, planner: PlannerInfo, payment_label: str
+    request: PlanningRequest,
+    choices: PlanChoices,
+    *,
+    planner: PlannerInfo,
+    payment_label: str,
+    merchant: MerchantTerms,
+    currency: str | None = None,
 ) -> Plan:
-    """The concrete plan for these choices; raises PlanningFailed when there is nothing to buy."""
-    currency = request.brand.currency
+    """The concrete plan for these choices at this merchant, in ``currency`` (the merchant's; the
+    brand's by default); raises PlanningFailed when there is nothing to buy."""
+    currency = currency or request.brand.currency
     main_items = [item for item in choices.items if not item.optional]
     optional_items = [item for item in choices.items if item.optional]
     if not main_items:
@@ -213,6 +236,7 @@ def assemble_plan(
         goal=request.goal,
         brand=request.brand.name,
         currency=currency,
+        merchant=merchant,
         planner=planner,
         steps=steps,
         summary=PlanSummary(

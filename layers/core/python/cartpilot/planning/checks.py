@@ -2,8 +2,9 @@
 
 The draft is re-read against the merchant as it is now, not as the tools showed it: stock (a sold-out
 variant is swapped for another of the same product, keeping what the goal named, size or colour),
-the price (the catalog's current price is the price of record), and the deadline (the shipping
-quote for the final items must arrive in time; a cheaper-but-late option becomes a faster one).
+the price (the merchant's pricing session for the final items is the price of record), and the
+deadline (the session's shipping options must arrive in time; a cheaper-but-late option becomes a
+faster one, and one without a delivery window never counts as in time).
 What cannot be repaired is said plainly: a PlanningFailed reason, or a line in the plan's
 ``adjustments`` and the step's justification that the validator and the approver will read.
 """
@@ -14,27 +15,36 @@ import re
 from dataclasses import dataclass, field
 from datetime import date
 
+from cartpilot.commerce.errors import MerchantRejected
 from cartpilot.commerce.ports import (
     CartLine,
     Catalog,
     Fulfillment,
     ProductVariant,
+    Quote,
     SearchQuery,
     ShippingOption,
 )
 from cartpilot.kernel.money import Money
-from cartpilot.planning.assembly import ChosenItem, PlanChoices, PlanningFailed, PlanningRequest
+from cartpilot.planning.assembly import (
+    NO_DATE_PROMISED,
+    ChosenItem,
+    PlanChoices,
+    PlanningFailed,
+    PlanningRequest,
+)
 from cartpilot.planning.drafts import GroundedDraft, GroundedLine
 from cartpilot.planning.intent import GoalNotUnderstood, ShoppingIntent, parse_goal
-from cartpilot.planning.rules import choose_shipping
-
-_LETTER_SIZES = ("XXS", "XS", "S", "M", "L", "XL", "XXL", "XXXL")
+from cartpilot.planning.rules import choose_shipping, priced_options
+from cartpilot.planning.variants import LETTER_SIZES, normalize_size
 
 
 @dataclass
 class CheckedDraft:
     choices: PlanChoices
     adjustments: list[str] = field(default_factory=list)
+    currency: str | None = None
+    """The currency the merchant's session priced the plan in."""
 
 
 def check_draft(
@@ -44,49 +54,63 @@ def check_draft(
     fulfillment: Fulfillment,
     request: PlanningRequest,
     lookups: list[str],
+    currency: str | None = None,
 ) -> CheckedDraft:
-    """The draft as a plan's choices after checking it against the catalog; PlanningFailed if it cannot be."""
-    currency = request.brand.currency
+    """The draft as a plan's choices after checking it against the merchant; PlanningFailed if it cannot be.
+
+    ``catalog`` is where the tools found products (the merchant's catalog or the brand's feed); the
+    prices and shipping of record come from the merchant's pricing session for the final items.
+    """
+    currency = currency or request.brand.currency
     intent = _intent(request)
     adjustments: list[str] = []
 
     deliver_by = _strictest_deadline(request, draft, intent, adjustments)
-    budget = _tightest_budget(request, draft, intent)
+    budget = _tightest_budget(request, draft, intent, currency)
 
     fresh = {
         variant.id: variant for variant in catalog.lookup([line.variant.id for line in draft.lines], currency)
     }
     lookups.append(f"catalog.lookup {' '.join(line.variant.id for line in draft.lines)}")
-    items: list[ChosenItem] = []
+    # Each line of the draft as the variant to buy now: itself while in stock, else a substitute.
+    chosen: list[tuple[GroundedLine, ProductVariant]] = []
     for line in draft.lines:
         current = fresh.get(line.variant.id)
         if current is not None and current.stock >= line.quantity:
-            if current.price != line.variant.price:
-                adjustments.append(
-                    f"{current.title} now costs {current.price.format()}, not the "
-                    f"{line.variant.price.format()} quoted while planning; the plan uses the current price."
-                )
-            items.append(
-                ChosenItem(current, line.quantity, optional=line.optional, reason=line.justification)
-            )
-            continue
-        if line.optional:
+            chosen.append((line, current))
+        elif line.optional:
             adjustments.append(f"{line.variant.title} is sold out; the plan goes without it.")
-            continue
-        substitute = _substitute(line, catalog, request, intent, lookups)
-        note = f"{line.variant.title} is sold out; chose {substitute.title} at {substitute.price.format()} instead."
-        adjustments.append(note)
-        items.append(ChosenItem(substitute, line.quantity, reason=note))
-    if not any(not item.optional for item in items):
+        else:
+            chosen.append((line, _substitute(line, catalog, request, intent, lookups, currency)))
+    if not any(not line.optional for line, _ in chosen):
         raise PlanningFailed("nothing in the plan is in stock any more")
 
-    shipping, shipping_note = _shipping_in_time(draft, items, fulfillment, request, deliver_by, lookups)
+    quote = _quote(chosen, draft, fulfillment, currency, lookups)
+    items: list[ChosenItem] = []
+    for line, current in chosen:
+        confirmed = quote.unit_price(current.id)
+        if confirmed is None:
+            raise PlanningFailed(f"the merchant's checkout did not price {current.title}")
+        variant = current.model_copy(update={"price": confirmed})
+        if current.id != line.variant.id:
+            note = f"{line.variant.title} is sold out; chose {variant.title} at {confirmed.format()} instead."
+            adjustments.append(note)
+            items.append(ChosenItem(variant, line.quantity, reason=note))
+            continue
+        if confirmed != line.variant.price:
+            adjustments.append(
+                f"{variant.title} now costs {confirmed.format()}, not the "
+                f"{line.variant.price.format()} quoted while planning; the plan uses the current price."
+            )
+        items.append(ChosenItem(variant, line.quantity, optional=line.optional, reason=line.justification))
+
+    shipping, shipping_note = _shipping_in_time(draft, priced_options(quote), deliver_by)
     if shipping_note:
         adjustments.append(shipping_note)
 
     subtotal = sum(item.variant.price.amount_minor * item.quantity for item in items)
-    total = Money(amount_minor=subtotal + shipping.price.amount_minor, currency=currency)
-    if budget is not None and budget.currency == currency and total.exceeds(budget):
+    total = Money(amount_minor=subtotal + shipping.price.amount_minor, currency=quote.currency)
+    if budget is not None and budget.currency == quote.currency and total.exceeds(budget):
         adjustments.append(f"The total {total.format()} is over the budget of {budget.format()}.")
 
     return CheckedDraft(
@@ -103,7 +127,26 @@ def check_draft(
             paymentReason=draft.paymentJustification,
         ),
         adjustments=adjustments,
+        currency=quote.currency,
     )
+
+
+def _quote(
+    chosen: list[tuple[GroundedLine, ProductVariant]],
+    draft: GroundedDraft,
+    fulfillment: Fulfillment,
+    currency: str,
+    lookups: list[str],
+) -> Quote:
+    """The merchant's pricing session for the final items: their prices and the shipping options."""
+    address = draft.recipient.address
+    lines = [CartLine(itemId=variant.id, quantity=line.quantity) for line, variant in chosen]
+    try:
+        quote = fulfillment.quote(lines, draft.recipient, currency)
+    except MerchantRejected as refusal:
+        raise PlanningFailed(f"the merchant's checkout refused the items: {refusal}") from refusal
+    lookups.append(f"fulfillment.quote {address.city}, {address.country}")
+    return quote
 
 
 def _intent(request: PlanningRequest) -> ShoppingIntent | None:
@@ -133,11 +176,10 @@ def _strictest_deadline(
 
 
 def _tightest_budget(
-    request: PlanningRequest, draft: GroundedDraft, intent: ShoppingIntent | None
+    request: PlanningRequest, draft: GroundedDraft, intent: ShoppingIntent | None, currency: str
 ) -> Money | None:
     if request.context.budget is not None:
         return request.context.budget
-    currency = request.brand.currency
     candidates = [
         amount
         for amount in (draft.budget, intent.budget if intent else None)
@@ -157,14 +199,15 @@ def _named(goal: str, value: str | None, intent_value: str | None) -> bool:
 
 
 def _size_distance(wanted: str | None, other: str | None) -> float:
+    wanted, other = normalize_size(wanted), normalize_size(other)
     if wanted is None or other is None:
         return 0.0
     try:
         return abs(float(wanted) - float(other))
     except ValueError:
         pass
-    if wanted.upper() in _LETTER_SIZES and other.upper() in _LETTER_SIZES:
-        return float(abs(_LETTER_SIZES.index(wanted.upper()) - _LETTER_SIZES.index(other.upper())))
+    if wanted in LETTER_SIZES and other in LETTER_SIZES:
+        return float(abs(LETTER_SIZES.index(wanted) - LETTER_SIZES.index(other)))
     return 99.0
 
 
@@ -189,9 +232,10 @@ def _substitute(
     request: PlanningRequest,
     intent: ShoppingIntent | None,
     lookups: list[str],
+    currency: str,
 ) -> ProductVariant:
     wanted = line.variant
-    siblings = _siblings(wanted, catalog, request.brand.currency, lookups)
+    siblings = _siblings(wanted, catalog, currency, lookups)
     keep_size = _named(request.goal, wanted.size, intent.size if intent else None)
     keep_color = _named(request.goal, wanted.color, intent.color if intent else None)
     in_stock = [v for v in siblings if v.id != wanted.id and v.stock >= line.quantity]
@@ -227,33 +271,38 @@ def _substitute(
 
 
 def _shipping_in_time(
-    draft: GroundedDraft,
-    items: list[ChosenItem],
-    fulfillment: Fulfillment,
-    request: PlanningRequest,
-    deliver_by: date | None,
-    lookups: list[str],
+    draft: GroundedDraft, options: list[ShippingOption], deliver_by: date | None
 ) -> tuple[ShippingOption, str | None]:
-    """The quote for the final items; the model's option unless it is gone or late and a timely one exists."""
-    address = draft.recipient.address
-    lines = [CartLine(itemId=item.variant.id, quantity=item.quantity) for item in items]
-    options = fulfillment.quote(lines, address, request.brand.currency)
-    lookups.append(f"fulfillment.quote {address.city}, {address.country}")
+    """The model's option from the final quote, unless it is gone or late and a timely one exists.
+
+    An option without a delivery window never counts as arriving in time.
+    """
     chosen = next((option for option in options if option.id == draft.shippingOptionId), None)
     if chosen is None:
         replacement = choose_shipping(options, deliver_by)
         return replacement, (
             f"Shipping option {draft.shippingOptionId} is not offered for these items; chose {replacement.title}."
         )
-    if deliver_by is None or chosen.latestDelivery <= deliver_by:
+    if deliver_by is None or chosen.arrives_by(deliver_by):
         return chosen, None
+    deadline = deliver_by.isoformat()
+    late = (
+        f"may arrive {chosen.latestDelivery.isoformat()}, after {deadline}"
+        if chosen.latestDelivery is not None
+        else f"promises no delivery date, so not by {deadline}"
+    )
     replacement = choose_shipping(options, deliver_by)
-    if replacement.latestDelivery <= deliver_by:
+    if replacement.arrives_by(deliver_by) and replacement.latestDelivery is not None:
         return replacement, (
-            f"{chosen.title} may arrive {chosen.latestDelivery.isoformat()}, after {deliver_by.isoformat()}; "
-            f"switched to {replacement.title}, which arrives by {replacement.latestDelivery.isoformat()}."
+            f"{chosen.title} {late}; switched to {replacement.title}, "
+            f"which arrives by {replacement.latestDelivery.isoformat()}."
+        )
+    if replacement.latestDelivery is None:
+        return (
+            replacement,
+            f"No shipping option promises delivery by {deadline}; {replacement.title}: {NO_DATE_PROMISED}.",
         )
     return replacement, (
-        f"No shipping option arrives by {deliver_by.isoformat()}; the fastest, {replacement.title}, "
+        f"No shipping option arrives by {deadline}; the fastest, {replacement.title}, "
         f"may arrive {replacement.latestDelivery.isoformat()}."
     )

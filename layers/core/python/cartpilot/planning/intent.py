@@ -1,70 +1,136 @@
-"""Reads a shopping goal, in English or Chinese, into a structured intent.
+"""Reads a shopping goal, in English or Chinese, into what it asks besides the product itself.
 
-Deterministic on purpose: this is the offline planner and the fallback when a
-model is unavailable, so the same words always give the same intent.
+The product is found by the goal's own words in the merchant's catalog or feed (``ranking.py``);
+this module reads everything else: quantity, size, colour, who it is for and where, the deadline,
+the budget, and whether gift-wrap is wanted or declined. Each part it reads is blanked out of the
+text, and the words left over (less words that name no product: "buy", "please", "给我") are the
+product's key words.
+
+Deterministic on purpose: this is the offline planner and the fallback when a model is unavailable,
+so the same words always give the same intent. A quantity that was written is never dropped: it
+is read (digits, "two", "a dozen", "十双") or planning fails saying why.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from datetime import date, timedelta
 
 from pydantic import BaseModel, ConfigDict
 
 from cartpilot.kernel.money import Money
+from cartpilot.planning.variants import COLOURS, normalize_size
+from cartpilot.planning.words import is_cjk, words
 
-_PRODUCTS: tuple[tuple[tuple[str, ...], str, str | None], ...] = (
-    # (words that name it, search text, category)
-    (
-        ("running shoes", "running shoe", "running sneakers", "跑鞋", "跑步鞋", "运动鞋"),
-        "running shoes",
-        "running-shoes",
-    ),
-    (("running socks", "sport socks", "跑步袜", "运动袜"), "running socks", "socks"),
-    (("socks", "袜子"), "socks", "socks"),
-    (("backpack", "双肩包", "背包"), "backpack", "bags"),
-    (("water bottle", "水壶", "水杯"), "water bottle", None),
-    (("headphones", "earbuds", "耳机"), "headphones", None),
-    (("t-shirt", "tee", "t恤", "短袖"), "t-shirt", "apparel"),
-    (("jacket", "夹克", "外套"), "jacket", "apparel"),
-    (("kitchen knife", "knife", "刀"), "knife", "knives"),
-    (("wine", "红酒", "葡萄酒"), "wine", "alcohol"),
-    (("book", "书"), "book", "books"),
-)
-
-_COLOURS = {
-    "black": "black", "white": "white", "red": "red", "blue": "blue", "navy": "navy", "grey": "grey",
-    "gray": "grey", "green": "green", "pink": "pink", "yellow": "yellow", "orange": "orange",
-    "黑色": "black", "白色": "white", "红色": "red", "蓝色": "blue", "灰色": "grey", "绿色": "green",
-    "粉色": "pink", "黄色": "yellow", "橙色": "orange",
-}  # fmt: skip
-
-_CITIES = {
-    "beijing": "Beijing", "北京": "Beijing", "shanghai": "Shanghai", "上海": "Shanghai",
-    "shenzhen": "Shenzhen", "深圳": "Shenzhen", "hangzhou": "Hangzhou", "杭州": "Hangzhou",
-    "chengdu": "Chengdu", "成都": "Chengdu", "guangzhou": "Guangzhou", "广州": "Guangzhou",
-    "san francisco": "San Francisco", "旧金山": "San Francisco",
-}  # fmt: skip
-
-_RELATIONS = (
-    (("my friend", "a friend", "friend", "朋友"), "friend"),
-    (("my mom", "my mother", "my mum", "my dad", "my father", "my sister", "my brother", "妈妈", "母亲",
-      "爸爸", "父亲", "家人"), "family"),
-    (("for me", "me a", "myself", "my home", "my address", "home address", "给我", "我自己", "我家"), "self"),
-)  # fmt: skip
-
-_GIFT_WRAP = ("gift-wrap", "gift wrap", "giftwrap", "gift wrapped", "wrap them", "wrap it", "礼品包装", "礼物包装",
-              "包装成礼物", "礼盒")  # fmt: skip
+MAX_QUANTITY = 20  # plans.model.LineRef: a plan buys at most 20 of one item
 
 _MONTHS = {
     "jan": 1, "feb": 2, "mar": 3, "apr": 4, "may": 5, "jun": 6,
     "jul": 7, "aug": 8, "sep": 9, "oct": 10, "nov": 11, "dec": 12,
 }  # fmt: skip
+_MONTH_NAMES = r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?"
 
-_NUMBER_WORDS = {"a": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "一": 1, "两": 2, "二": 2, "三": 3,
-                 "四": 4, "五": 5}  # fmt: skip
+_EN_NUMBERS = {
+    "zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
+    "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13, "fourteen": 14, "fifteen": 15,
+    "sixteen": 16, "seventeen": 17, "eighteen": 18, "nineteen": 19, "twenty": 20, "thirty": 30,
+    "forty": 40, "fifty": 50, "hundred": 100,
+}  # fmt: skip
+_ZH_DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8,
+              "九": 9}  # fmt: skip
 
-_SIZE = re.compile(r"(?:size|eu|尺码|码数)\s*[:：]?\s*(\d{2}(?:\.5)?)|(\d{2}(?:\.5)?)\s*码", re.IGNORECASE)
+_CITIES = {
+    "beijing": "Beijing", "北京": "Beijing", "shanghai": "Shanghai", "上海": "Shanghai",
+    "shenzhen": "Shenzhen", "深圳": "Shenzhen", "hangzhou": "Hangzhou", "杭州": "Hangzhou",
+    "chengdu": "Chengdu", "成都": "Chengdu", "guangzhou": "Guangzhou", "广州": "Guangzhou",
+    "nanjing": "Nanjing", "南京": "Nanjing", "wuhan": "Wuhan", "武汉": "Wuhan", "xi'an": "Xi'an",
+    "xian": "Xi'an", "西安": "Xi'an", "chongqing": "Chongqing", "重庆": "Chongqing", "tianjin": "Tianjin",
+    "天津": "Tianjin", "suzhou": "Suzhou", "苏州": "Suzhou", "xiamen": "Xiamen", "厦门": "Xiamen",
+    "qingdao": "Qingdao", "青岛": "Qingdao", "changsha": "Changsha", "长沙": "Changsha",
+    "kunming": "Kunming", "昆明": "Kunming", "hong kong": "Hong Kong", "香港": "Hong Kong",
+    "san francisco": "San Francisco", "旧金山": "San Francisco", "new york": "New York", "纽约": "New York",
+    "london": "London", "伦敦": "London", "singapore": "Singapore", "新加坡": "Singapore",
+    "tokyo": "Tokyo", "东京": "Tokyo",
+}  # fmt: skip
+
+# (words that name the person, who they are, the relation saved recipients are filed under)
+_PEOPLE: tuple[tuple[tuple[str, ...], str, str], ...] = (
+    (("girlfriend", "女朋友", "女友"), "girlfriend", "partner"),
+    (("boyfriend", "男朋友", "男友"), "boyfriend", "partner"),
+    (("partner",), "partner", "partner"),
+    (("grandmother", "grandma", "granny", "奶奶", "外婆", "姥姥"), "grandmother", "family"),
+    (("grandfather", "grandpa", "爷爷", "外公", "姥爷"), "grandfather", "family"),
+    (("mother", "mom", "mum", "mommy", "妈妈", "母亲", "老妈"), "mother", "family"),
+    (("father", "dad", "daddy", "爸爸", "父亲", "老爸"), "father", "family"),
+    (("sister", "姐姐", "妹妹"), "sister", "family"),
+    (("brother", "哥哥", "弟弟"), "brother", "family"),
+    (("wife", "老婆", "妻子", "太太"), "wife", "family"),
+    (("husband", "老公", "丈夫"), "husband", "family"),
+    (("daughter", "女儿"), "daughter", "family"),
+    (("son", "儿子"), "son", "family"),
+    (("aunt", "auntie", "阿姨", "姑姑", "舅妈"), "aunt", "family"),
+    (("uncle", "叔叔", "舅舅", "伯伯"), "uncle", "family"),
+    (("cousin", "表哥", "表姐", "表妹", "表弟", "堂哥", "堂姐"), "cousin", "family"),
+    (("parents", "父母", "爸妈"), "parents", "family"),
+    (("family", "家人"), "family", "family"),
+    (("granddaughter", "孙女", "外孙女"), "granddaughter", "family"),
+    (("grandson", "孙子", "外孙"), "grandson", "family"),
+    (("niece", "侄女", "外甥女"), "niece", "family"),
+    (("nephew", "侄子", "外甥"), "nephew", "family"),
+    (
+        ("my child", "my kid", "my kids", "my children", "our kids", "our children", "孩子", "小孩"),
+        "child",
+        "family",
+    ),
+    (("colleague", "coworker", "co-worker", "boss", "同事", "老板", "领导"), "colleague", "colleague"),
+    (("neighbour", "neighbor", "邻居"), "neighbour", "neighbour"),
+    (("teacher", "老师"), "teacher", "teacher"),
+    (("friend", "buddy", "朋友", "好友", "闺蜜"), "friend", "friend"),
+)
+# The English names of each person, as saved recipients' ids use them ("mother-hangzhou").
+PERSON_NAMES: dict[str, tuple[str, ...]] = {
+    person: tuple(
+        dict.fromkeys(
+            word for name in names if not is_cjk(name) for word in name.split() if word not in {"my", "our"}
+        )
+    )
+    for names, person, _ in _PEOPLE
+}
+_SELF = re.compile(
+    r"\b(?:for\s+(?:me|myself)|to\s+me|myself|(?:to\s+)?my\s+(?:home\s+address|home|place|address|flat|apartment)"
+    r"|home\s+address|ship\s+(?:it\s+|them\s+)?home)\b|我自己|给我自己|我家|家里|给我|寄给我|送给我",
+    re.IGNORECASE,
+)
+
+_GIFT_WRAP_DECLINED = re.compile(
+    r"\b(?:no|without|w/o|skip(?:\s+the)?|don'?t|do\s+not|not|never|no\s+need\s+(?:for|to))\s+"
+    r"(?:any\s+|the\s+|a\s+)?(?:gift[\s-]*)?wrap(?:ping|ped|s)?\b(?:\s+(?:them|it|needed|please))?"
+    r"|\bgift[\s-]*wrap(?:ping)?\s*(?::\s*no|not\s+needed)\b"
+    r"|(?:不要|不用|不需要|无需|无须|别|不必|免)(?:给我)?(?:做|加|进行)?(?:礼品|礼物)?包装",
+    re.IGNORECASE,
+)
+_GIFT_WRAP = re.compile(
+    r"\bgift[\s-]*wrap(?:ping|ped|s)?\b|\bwrap(?:ped)?\s+(?:them|it|this|as\s+a\s+gift)\b"
+    r"|礼品包装|礼物包装|包装成礼物|礼盒装?|礼品装|包装一下",
+    re.IGNORECASE,
+)
+
+_LETTERS = r"XXXL|XXL|XXS|XL|XS|2XL|3XL|S|M|L"
+_SIZE_WORDS = r"extra[\s-]small|x-small|small|medium|large|extra[\s-]large|x-large"
+_SIZE_PATTERNS = (
+    re.compile(
+        rf"(?:\bsize|\beu|尺码|码数|鞋码)\s*[:：]?\s*(\d{{1,2}}(?:[.,]5)?|{_LETTERS}|{_SIZE_WORDS})(?![\w.])",
+        re.IGNORECASE,
+    ),
+    re.compile(rf"\b({_SIZE_WORDS})\s+size\b", re.IGNORECASE),
+    re.compile(r"(?<![\d.])(\d{2}(?:\.5)?)\s*(?:码|号)"),
+    re.compile(rf"(?<![A-Za-z])({_LETTERS})\s*(?:码|号)", re.IGNORECASE),
+    re.compile(r"(加小号|加小码|小号|小码|中号|中码|加大号|加大码|特大号|特大码|加加大|大号|大码)"),
+    # A letter size on its own, in capitals, as shoppers write it: "a black tee, M".
+    re.compile(rf"(?<![\w\-'’])({_LETTERS})(?![\w\-'’])"),
+)
+
 _BUDGET_EN = re.compile(
     r"(?:under|below|less than|at most|no more than|max(?:imum)?|budget(?: of| is)?|up to)\s*"
     r"(¥|\$|cny|rmb|usd)?\s*(\d+(?:[.,]\d{1,2})?)\s*(cny|rmb|yuan|usd|dollars|元)?",
@@ -77,33 +143,151 @@ _DATE_ISO = re.compile(
     r"(before|by|until|no later than|之前|前)?\s*(\d{4})-(\d{2})-(\d{2})\s*(之前|前)?", re.IGNORECASE
 )
 _DATE_EN = re.compile(
-    r"\b(before|by|until|no later than)\s+(?:the\s+)?"
-    r"(?:(jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?\s+(\d{1,2})(?:st|nd|rd|th)?"
-    r"|(\d{1,2})(?:st|nd|rd|th)?\s+(?:of\s+)?(jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*)",
+    rf"\b(before|by|until|no later than)\s+(?:the\s+)?"
+    rf"(?:({_MONTH_NAMES})\s+(\d{{1,2}})(?:st|nd|rd|th)?|(\d{{1,2}})(?:st|nd|rd|th)?\s+(?:of\s+)?({_MONTH_NAMES}))",
     re.IGNORECASE,
 )
 _DATE_ZH = re.compile(r"(\d{1,2})\s*月\s*(\d{1,2})\s*[日号]\s*(之前|前|以前)?")
-_QUANTITY_EN = re.compile(r"\b(a|one|two|three|four|five|\d)\s+(?:pairs?|pieces?|units?|of)\b", re.IGNORECASE)
-_QUANTITY_ZH = re.compile(r"([一两二三四五\d])\s*[双件个条]")
+
+_NUMBER_WORD = "|".join(sorted(_EN_NUMBERS, key=len, reverse=True))
+_MEASURES_EN = (
+    r"pairs?|pieces?|pcs|units?|items?|packs?|sets?|boxes|box|bottles?|cans?|bags?|copies|copy|rolls?"
+)
+# "two *pairs of* socks": the measure and "of" go with the number; a measure alone may be the product.
+_MEASURE_OF = re.compile(rf"\s*(?:{_MEASURES_EN})\s+of\b", re.IGNORECASE)
+_QUANTITY_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"\b(?:qty|quantity)\s*[:=]?\s*([-−]?\d+)\b", re.IGNORECASE), "digits"),
+    (
+        re.compile(rf"(?<![\w.,/:])([-−]?\d+)(?:\s*(?:×|x\b)|(?=\s*(?:{_MEASURES_EN})\b))", re.IGNORECASE),
+        "digits",
+    ),
+    (re.compile(r"(?:^|\s)(?:x|×)\s*([-−]?\d+)\b", re.IGNORECASE), "digits"),
+    (re.compile(r"\b(half\s+a|a|one|two|three|four|five|\d+)\s+dozens?\b", re.IGNORECASE), "dozen"),
+    (re.compile(r"(半|[一两二三四五六七八九十\d]+)打(?!折|印|包|开|车|电话|算)"), "zh-dozen"),
+    (
+        re.compile(r"\ba\s+(?:couple|pair)\s+of\b|\ba(?=\s+(?:" + _MEASURES_EN + r")\s+of\b)", re.IGNORECASE),
+        "phrase",
+    ),
+    (
+        re.compile(
+            r"(负|[-−])?(\d+|[零〇一二两三四五六七八九十百]+)\s*"
+            r"(双|件|个|条|只|支|瓶|盒|套|本|把|副|张|顶|台|包|袋|罐|对|份|部|组|卷|枚|片|盏|床)"
+        ),
+        "zh",
+    ),
+    # A quantity written without a number: how many is for the shopper to say, not for us to guess.
+    (
+        re.compile(r"\b(?:a\s+few|several|many|lots\s+of|a\s+lot\s+of|a\s+bunch\s+of)\b", re.IGNORECASE),
+        "vague",
+    ),
+    (re.compile(r"(?:好|若干)?几(?:双|件|个|条|只|支|瓶|盒|套|本|把|副|张|顶|台|包|袋|罐|对|份)"), "vague"),
+    (
+        re.compile(
+            rf"\b({_NUMBER_WORD})(?:[\s-]({_NUMBER_WORD}))?\b(?!\s*-|\s+of\s+(?:the|them|these|those)\b)",
+            re.IGNORECASE,
+        ),
+        "words",
+    ),
+)
+# A bare number is a quantity when it comes right after a verb or the start ("buy 2 tees"), not
+# after a product word ("iPhone 15 case") and not before a unit ("750 ml", "2 days").
+_BARE_NUMBER = re.compile(r"(?<![\w.,/:\-−])([-−]?\d+)(?![\w.,/:%\-])")
+_QUANTITY_LEADS = frozenset(
+    {"buy", "get", "order", "purchase", "want", "need", "send", "ship", "me", "us", "him", "her", "them",
+     "please", "and", "grab", "pick", "买", "要", "来", "订", "购买"}
+)  # fmt: skip
+_UNITS = frozenset(
+    {"ml", "l", "mah", "w", "mm", "cm", "m", "kg", "g", "gb", "tb", "inch", "inches", "in", "oz", "lb", "lbs",
+     "km", "v", "hz", "percent", "cny", "rmb", "usd", "yuan", "dollars", "day", "days", "week", "weeks",
+     "hour", "hours", "pm", "am", "元", "块", "码", "号", "月", "日", "年", "岁", "天", "小时"}
+)  # fmt: skip
+
+_PLACE_EN = re.compile(
+    r"\b(?i:ship|send|deliver|mail|post)\b[^.,;:!?]{0,60}?\b(?i:to)\s+"
+    r"([A-Z][\w'’\-]+(?:\s+[A-Z][\w'’\-]+)?)"
+    r"|\b(?i:in|at)\s+([A-Z][a-z][\w'’\-]*(?:\s+[A-Z][a-z][\w'’\-]*)?)"
+)
+_PLACE_ZH = re.compile(
+    r"(?:送到|寄到|发到|送去|寄去|邮到|住在)([\u4e00-\u9fff]{2,6}?)(?=的|给|，|,|。|\s|$|前|之前|以前|\d)"
+)
+_NOT_PLACES = frozenset(
+    {"black", "white", "red", "blue", "navy", "grey", "gray", "green", "pink", "yellow", "orange", "purple",
+     "brown", "beige", "silver", "gold", "size", "stock", "total", "christmas", "person", "store", "the",
+     "me", "my", "home", "our"}
+)  # fmt: skip
+
+# Words that name no product: what shoppers say around the thing they want.
+GOAL_STOPWORDS = frozenset(
+    {
+        "buy", "get", "order", "purchase", "find", "want", "need", "like", "would", "please", "pls", "me", "my",
+        "i", "i'm", "we", "us", "our", "you", "your", "him", "her", "his", "hers", "them", "they", "it", "its",
+        "a", "an", "the", "some", "any", "for", "to", "of", "and", "with", "in", "on", "at", "by", "from", "new",
+        "nice", "good", "great", "best", "cheap", "cheapest", "affordable", "gift", "gifts", "present",
+        "birthday", "ship", "send", "deliver", "delivered", "delivery", "arrive", "arrives", "pair", "pairs",
+        "piece", "pieces", "unit", "units", "item", "items", "size", "sizes", "color", "colour", "also", "just",
+        "really", "very", "can", "could", "should", "will", "that", "this", "these", "those", "as", "so", "be",
+        "is", "are", "asap", "soon", "quickly", "fast", "urgently", "there", "here", "something", "thing",
+        "things", "stuff", "thanks", "thank", "hi", "hello", "budget", "price", "under", "max", "or", "one",
+        "which", "what", "up", "ones", "too", "make", "sure", "needs", "needed", "let", "let's", "do", "does", "did",
+        "have", "has", "had", "am", "go", "comfortable", "comfy", "pretty", "cute", "quality",
+        "给", "我", "我的", "帮", "帮我", "请", "麻烦", "一下", "的", "了", "要", "想", "想要", "需要", "买", "购买", "下单",
+        "订", "送", "送给", "送到", "寄", "寄给", "寄到", "到", "和", "跟", "与", "个", "一个", "件", "双", "条", "只",
+        "款", "些", "一些", "吧", "呢", "啊", "吗", "在", "用", "她", "他", "她的", "他的", "下", "能", "可以", "礼物",
+        "生日", "新", "新的", "好", "好的", "便宜", "最", "最便宜", "关于", "配送", "发", "发到", "邮寄", "尽快",
+        "快点", "家", "地址", "尺码", "颜色", "码", "号", "那", "这", "这个", "那个", "一", "两", "之前", "以前", "前",
+        "内", "以内", "左右", "大概", "合适", "适合", "谢谢", "您", "们", "我们", "一份", "东西", "点", "送去",
+        "买个", "买些", "买点", "来个", "来一个", "买一个", "address", "place",
+    }
+)  # fmt: skip
 
 
 class ShoppingIntent(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    query: str
-    category: str | None = None
+    keywords: tuple[str, ...] = ()
+    """The goal's words that name the product, in order, as written (lowercased)."""
     size: str | None = None
     color: str | None = None
     quantity: int = 1
+    quantityText: str | None = None
+    """How the goal wrote the quantity ("two pairs of", "十双"); None when it wrote none."""
     budget: Money | None = None
     giftWrap: bool = False
+    giftWrapDeclined: bool = False
     relation: str | None = None
+    person: str | None = None
+    """Who the goal names ("sister", "friend"), more precise than the relation it is filed under."""
     city: str | None = None
+    place: str | None = None
+    """A destination the goal names that is not a city this planner knows."""
     deliverBy: date | None = None
+
+    @property
+    def query(self) -> str:
+        return " ".join(self.keywords)
 
 
 class GoalNotUnderstood(ValueError):
-    """The goal names nothing the planner can buy."""
+    """The goal cannot be read into something to buy; the message says what is missing or wrong."""
+
+
+class QuantityNotPlannable(GoalNotUnderstood):
+    """The goal writes a quantity no plan can carry: zero, negative, or more than a plan buys."""
+
+
+class _Text:
+    """The goal with the parts already read blanked out, so no part is read twice."""
+
+    def __init__(self, goal: str) -> None:
+        self.original = goal
+        self.masked = goal
+
+    def take(self, match: re.Match[str], group: int = 0) -> None:
+        start, end = match.span(group)
+        self.masked = self.masked[:start] + " " * (end - start) + self.masked[end:]
+
+    def find(self, pattern: re.Pattern[str]) -> re.Match[str] | None:
+        return pattern.search(self.masked)
 
 
 def _next_occurrence(month: int, day: int, today: date) -> date:
@@ -111,70 +295,247 @@ def _next_occurrence(month: int, day: int, today: date) -> date:
     return candidate if candidate >= today else date(today.year + 1, month, day)
 
 
-def _deadline(text: str, today: date) -> date | None:
+def _deadline(text: _Text, today: date) -> date | None:
     """The last acceptable delivery day; "before Feb 5" means Feb 4 at the latest."""
-    if match := _DATE_ISO.search(text):
-        strict = bool(match.group(1) and match.group(1).lower() in {"before", "之前", "前"}) or bool(
-            match.group(5)
-        )
-        day = date(int(match.group(2)), int(match.group(3)), int(match.group(4)))
-        return day - timedelta(days=1) if strict else day
-    if match := _DATE_EN.search(text):
-        month_name = match.group(2) or match.group(5)
-        day_number = int(match.group(3) or match.group(4))
-        day = _next_occurrence(_MONTHS[month_name[:3].lower()], day_number, today)
-        return day - timedelta(days=1) if match.group(1).lower() == "before" else day
-    if match := _DATE_ZH.search(text):
-        day = _next_occurrence(int(match.group(1)), int(match.group(2)), today)
-        return day - timedelta(days=1) if match.group(3) else day
+    try:
+        if match := text.find(_DATE_ISO):
+            text.take(match)
+            strict = bool(match.group(1) and match.group(1).lower() in {"before", "之前", "前"}) or bool(
+                match.group(5)
+            )
+            day = date(int(match.group(2)), int(match.group(3)), int(match.group(4)))
+            return day - timedelta(days=1) if strict else day
+        if match := text.find(_DATE_EN):
+            text.take(match)
+            month_name = match.group(2) or match.group(5)
+            day_number = int(match.group(3) or match.group(4))
+            day = _next_occurrence(_MONTHS[month_name[:3].lower()], day_number, today)
+            return day - timedelta(days=1) if match.group(1).lower() == "before" else day
+        if match := text.find(_DATE_ZH):
+            text.take(match)
+            day = _next_occurrence(int(match.group(1)), int(match.group(2)), today)
+            return day - timedelta(days=1) if match.group(3) else day
+    except ValueError:
+        raise GoalNotUnderstood("the goal's delivery date is not a date on the calendar") from None
     return None
 
 
-def _budget(text: str, default_currency: str) -> Money | None:
-    if match := _BUDGET_EN.search(text):
+def _budget(text: _Text, default_currency: str) -> Money | None:
+    if match := text.find(_BUDGET_EN):
+        text.take(match)
         symbol = (match.group(1) or match.group(3) or "").lower()
         currency = "USD" if symbol in {"$", "usd", "dollars"} else "CNY" if symbol else default_currency
         return Money.from_decimal(match.group(2).replace(",", "."), currency)
-    if match := _BUDGET_ZH.search(text):
+    if match := text.find(_BUDGET_ZH):
+        text.take(match)
         return Money.from_decimal(match.group(1) or match.group(3), "CNY")
     return None
 
 
-def _quantity(text: str) -> int:
-    match = _QUANTITY_EN.search(text) or _QUANTITY_ZH.search(text)
-    if not match:
-        return 1
-    word = match.group(1).lower()
-    return int(word) if word.isdigit() else _NUMBER_WORDS.get(word, 1)
+def _gift_wrap(text: _Text) -> tuple[bool, bool]:
+    """(wanted, declined); a refusal anywhere wins: "no gift wrap" names gift wrap too."""
+    declined = False
+    while match := text.find(_GIFT_WRAP_DECLINED):
+        declined = True
+        text.take(match)
+    wanted = False
+    while match := text.find(_GIFT_WRAP):
+        wanted = True
+        text.take(match)
+    return wanted and not declined, declined
 
 
-def _first(text: str, table: dict[str, str]) -> str | None:
-    # Longest names first, so "san francisco" wins over a shorter overlapping name.
-    for name in sorted(table, key=len, reverse=True):
-        if name in text:
-            return table[name]
+def _size(text: _Text) -> str | None:
+    for pattern in _SIZE_PATTERNS:
+        if match := text.find(pattern):
+            text.take(match)
+            return normalize_size(match.group(1))
     return None
 
 
+def _alternation(names: Iterable[str]) -> str:
+    return "|".join(re.escape(name) for name in sorted(names, key=len, reverse=True))
+
+
+def _person(text: _Text) -> tuple[str | None, str | None]:
+    for names, person, relation in _PEOPLE:
+        latin = [name for name in names if not is_cjk(name)]
+        chinese = [name for name in names if is_cjk(name)]
+        patterns = []
+        if latin:
+            patterns.append(rf"\b(?:(?:my|our)\s+)?(?:{_alternation(latin)})(?:'s|s)?\b")
+        if chinese:
+            patterns.append(rf"(?:我的?)?(?:{_alternation(chinese)})")
+        if match := text.find(re.compile("|".join(patterns), re.IGNORECASE)):
+            text.take(match)
+            return relation, person
+    if match := text.find(_SELF):
+        text.take(match)
+        return "self", "self"
+    return None, None
+
+
+def _city(text: _Text) -> tuple[str | None, str | None]:
+    """A city this planner knows, else a place the goal names that it does not."""
+    pattern = re.compile(rf"(?<![A-Za-z])(?:{_alternation(_CITIES)})(?![A-Za-z])", re.IGNORECASE)
+    if match := text.find(pattern):
+        text.take(match)
+        return _CITIES[match.group().lower()], None
+    if match := text.find(_PLACE_ZH):
+        text.take(match, 1)
+        return None, match.group(1)
+    for match in _PLACE_EN.finditer(text.masked):
+        group = 1 if match.group(1) else 2
+        place = match.group(group)
+        first = place.split()[0].lower()
+        if first in _NOT_PLACES or first[:3] in _MONTHS or first in GOAL_STOPWORDS:
+            continue
+        text.take(match, group)  # only the place: "ship *a blue backpack* to Guilin" names the product
+        return None, place
+    return None, None
+
+
+def _colour(text: _Text) -> str | None:
+    pattern = re.compile(rf"(?<![A-Za-z])(?:{_alternation(COLOURS)})(?![A-Za-z])", re.IGNORECASE)
+    if match := text.find(pattern):
+        text.take(match)
+        return COLOURS[match.group().lower()]
+    return None
+
+
+def _zh_number(numeral: str) -> int:
+    if numeral.isdigit():
+        return int(numeral)
+    total, current = 0, 0
+    for char in numeral:
+        if char in _ZH_DIGITS:
+            current = _ZH_DIGITS[char]
+        elif char == "十":
+            total += (current or 1) * 10
+            current = 0
+        elif char == "百":
+            total += (current or 1) * 100
+            current = 0
+    return total + current
+
+
+def _en_number(word: str) -> int:
+    word = word.lower().replace("−", "-")
+    if re.fullmatch(r"-?\d+", word):
+        return int(word)
+    return _EN_NUMBERS[word]
+
+
+def _read_quantity(match: re.Match[str], kind: str) -> int:
+    if kind == "digits":
+        return _en_number(match.group(1))
+    if kind == "dozen":
+        count = match.group(1).lower()
+        return 6 if count.startswith("half") else 12 * (1 if count == "a" else _en_number(count))
+    if kind == "zh-dozen":
+        count = match.group(1)
+        return 6 if count == "半" else 12 * (_zh_number(count) if count else 1)
+    if kind == "phrase":
+        return 2 if "couple" in match.group().lower() else 1
+    if kind == "zh":
+        value = _zh_number(match.group(2))
+        return -value if match.group(1) else value
+    first, second = match.group(1), match.group(2)
+    return _en_number(first) + (_en_number(second) if second else 0)
+
+
+def _bare_number(text: _Text) -> re.Match[str] | None:
+    for match in _BARE_NUMBER.finditer(text.masked):
+        before = re.findall(r"[\w']+|[\u4e00-\u9fff]", text.masked[: match.start()].lower())
+        after = re.match(r"\s*([a-z]+|[\u4e00-\u9fff])", text.masked[match.end() :].lower())
+        if after is None or after.group(1) in _UNITS:
+            continue
+        if not before or before[-1] in _QUANTITY_LEADS:
+            return match
+    return None
+
+
+def _quantity(text: _Text) -> tuple[int, str | None]:
+    """The quantity the goal writes, and how it wrote it; (1, None) when it writes none."""
+    found: list[tuple[int, re.Match[str], str]] = []
+    for pattern, kind in _QUANTITY_PATTERNS:
+        if match := text.find(pattern):
+            found.append((match.start(), match, kind))
+    if bare := _bare_number(text):
+        found.append((bare.start(), bare, "digits"))
+    if not found:
+        return 1, None
+    _, match, kind = min(found, key=lambda hit: hit[0])
+    if kind == "vague":
+        raise QuantityNotPlannable(f"the goal asks for {match.group()!r}: say how many (1 to {MAX_QUANTITY})")
+    quantity = _read_quantity(match, kind)
+    text.take(match)
+    written = match.group()
+    if measure := _MEASURE_OF.match(text.masked, match.end()):
+        text.take(measure)
+        written += measure.group()
+    written = " ".join(written.split())
+    if quantity < 1:
+        raise QuantityNotPlannable(f"the goal asks for {written!r}: a quantity must be at least 1")
+    if quantity > MAX_QUANTITY:
+        raise QuantityNotPlannable(
+            f"the goal asks for {quantity} ({written!r}); a plan buys at most {MAX_QUANTITY} of an item"
+        )
+    return quantity, written
+
+
+# Clauses end at sentence marks and commas, in both scripts; a goal names its product in one of them
+# and may chatter in the others ("...; call me on ... or mail ..."), which must not join the search.
+_CLAUSE_END = re.compile(r"[;；。.!！?？,，:：\n]+")
+_PURCHASE_VERB = re.compile(
+    r"\b(?:buy|get|order|purchase|find|want|need|send)\b|买|要|订|来一|购", re.IGNORECASE
+)
+
+
+def _product_words(clause: str) -> list[str]:
+    kept: list[str] = []
+    for word in words(clause):
+        if word in GOAL_STOPWORDS or word in _UNITS or word.isdigit() or (len(word) == 1 and word.isascii()):
+            continue
+        if word not in kept:
+            kept.append(word)
+    return kept
+
+
+def _keywords(text: _Text) -> tuple[str, ...]:
+    """The product's words, from the clause that asks to buy something (else the first that names
+    anything); specifications ("20l", "1000-piece") first, so the last word is the kind."""
+    clauses = [clause for clause in _CLAUSE_END.split(text.masked) if clause.strip()]
+    named = [(clause, found) for clause in clauses if (found := _product_words(clause))]
+    asking = [found for clause, found in named if _PURCHASE_VERB.search(clause)]
+    kept = asking[0] if asking else (named[0][1] if named else [])
+    specifications = [word for word in kept if re.search(r"\d", word)]
+    return (*specifications, *(word for word in kept if word not in specifications))
+
+
 def parse_goal(goal: str, *, today: date, currency: str) -> ShoppingIntent:
-    text = goal.lower()
-    product = next(
-        ((query, category) for names, query, category in _PRODUCTS if any(name in text for name in names)),
-        None,
-    )
-    if product is None:
-        raise GoalNotUnderstood("the goal does not name a product this planner knows how to find")
-    size_match = _SIZE.search(goal)
-    relation = next((rel for names, rel in _RELATIONS if any(name in text for name in names)), None)
+    """The intent the goal's words give; raises GoalNotUnderstood for a quantity no plan can carry."""
+    text = _Text(goal)
+    deliver_by = _deadline(text, today)
+    budget = _budget(text, currency)
+    gift_wrap, declined = _gift_wrap(text)
+    size = _size(text)
+    relation, person = _person(text)
+    city, place = _city(text)
+    colour = _colour(text)
+    quantity, written = _quantity(text)
     return ShoppingIntent(
-        query=product[0],
-        category=product[1],
-        size=(size_match.group(1) or size_match.group(2)) if size_match else None,
-        color=_first(text, _COLOURS),
-        quantity=_quantity(goal),
-        budget=_budget(goal, currency),
-        giftWrap=any(word in text for word in _GIFT_WRAP),
+        keywords=_keywords(text),
+        size=size,
+        color=colour,
+        quantity=quantity,
+        quantityText=written,
+        budget=budget,
+        giftWrap=gift_wrap,
+        giftWrapDeclined=declined,
         relation=relation,
-        city=_first(text, _CITIES),
-        deliverBy=_deadline(goal, today),
+        person=person,
+        city=city,
+        place=place,
+        deliverBy=deliver_by,
     )

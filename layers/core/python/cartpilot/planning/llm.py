@@ -29,8 +29,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
-from cartpilot.brands.config import ModelPrice, PlannerConfig
-from cartpilot.commerce.ports import Catalog, Fulfillment
+from cartpilot.brands.config import MerchantConfig, ModelPrice, PlannerConfig
+from cartpilot.commerce.ports import Catalog, Merchant
 from cartpilot.kernel.money import Money
 from cartpilot.planning.assembly import PlanningFailed, PlanningRequest, assemble_plan
 from cartpilot.planning.checks import check_draft
@@ -48,6 +48,7 @@ from cartpilot.planning.conversation import (
 from cartpilot.planning.drafts import DraftRejected, Refusal, ground_draft, parse_draft
 from cartpilot.planning.prompts import DRAFT_SCHEMA_NAME, PromptSet, load_prompts
 from cartpilot.planning.service import Planner
+from cartpilot.planning.storefront import HandlerChooser, Storefronts, StorefrontSource
 from cartpilot.planning.tools import ShoppingTools
 from cartpilot.plans.model import Plan, PlannerInfo, TokenUsage
 
@@ -102,17 +103,21 @@ class LlmPlanner:
     def __init__(
         self,
         provider: ChatProvider,
-        catalog: Catalog,
-        fulfillment: Fulfillment,
+        merchant: Merchant,
+        merchant_config: MerchantConfig,
         *,
         config: PlannerConfig,
+        feed: Catalog | None = None,
+        elsewhere: StorefrontSource | None = None,
+        choose_handler: HandlerChooser | None = None,
         fallback: Planner | None = None,
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         self.provider = provider
         self.kind = provider.kind
-        self._catalog = catalog
-        self._fulfillment = fulfillment
+        self.storefronts = Storefronts(
+            merchant, merchant_config, feed, elsewhere=elsewhere, choose_handler=choose_handler
+        )
         self._config = config
         self.fallback = fallback
         self._clock = clock
@@ -146,7 +151,12 @@ class LlmPlanner:
 
     def _plan_with_model(self, request: PlanningRequest, prompts: PromptSet, trace: PlanningTrace) -> Plan:
         config = self._config
-        tools = ShoppingTools(self._catalog, self._fulfillment, request)
+        # Negotiation before the first model call: a merchant that cannot be bought from costs no tokens.
+        negotiation: list[str] = []
+        negotiated = self.storefronts.negotiate(request, negotiation)
+        currency = negotiated.currency(request.brand.currency)
+        fulfillment = negotiated.merchant.fulfillment
+        tools = ShoppingTools(negotiated.products, fulfillment, request, currency=currency)
         conversation: list[Message] = [
             UserText(
                 prompts.user_message(
@@ -187,19 +197,25 @@ class LlmPlanner:
                 continue
             if isinstance(outcome, Refusal):
                 raise PlanningFailed(_short(outcome.reason, 500), planner=self._info(trace, prompts))
-            lookups = list(tools.memory.lookups)
+            lookups = [*negotiation, *tools.memory.lookups]
             checked = check_draft(
                 outcome,
-                catalog=self._catalog,
-                fulfillment=self._fulfillment,
+                catalog=negotiated.products,
+                fulfillment=fulfillment,
                 request=request,
                 lookups=lookups,
+                currency=currency,
             )
             info = self._info(trace, prompts).model_copy(
                 update={"adjustments": checked.adjustments, "lookups": lookups}
             )
             return assemble_plan(
-                request, checked.choices, planner=info, payment_label="the chosen payment method"
+                request,
+                checked.choices,
+                planner=info,
+                payment_label="the chosen payment method",
+                merchant=negotiated.terms(),
+                currency=checked.currency,
             )
 
     def _ask(

@@ -1,19 +1,26 @@
-"""The deterministic planner: intent from the goal's words, grounded in the merchant's catalog.
+"""The deterministic planner: the goal's words find the product in the merchant's catalog or feed.
 
-Every price, item id and delivery estimate in the plan comes from a read-only call
-to the merchant; nothing is taken from the goal's text except what to look for.
+Every price, item id and delivery estimate in the plan comes from the merchant: products from its
+catalog (or the brand's feed for it), prices and shipping from a pricing checkout session
+(``Fulfillment.quote``), which is what the merchant will actually charge. Nothing is taken from the
+goal's text except what to look for.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
 
+from cartpilot.brands.config import MerchantConfig
+from cartpilot.brands.users import SavedRecipient
+from cartpilot.commerce.errors import MerchantRejected
 from cartpilot.commerce.ports import (
     CartLine,
     Catalog,
-    Fulfillment,
+    Merchant,
+    Product,
     ProductVariant,
+    Quote,
     Recipient,
     SearchQuery,
     ShippingOption,
@@ -27,7 +34,11 @@ from cartpilot.planning.assembly import (
     PlanningRequest,
     assemble_plan,
 )
-from cartpilot.planning.intent import GoalNotUnderstood, ShoppingIntent, parse_goal
+from cartpilot.planning.intent import PERSON_NAMES, GoalNotUnderstood, ShoppingIntent, parse_goal
+from cartpilot.planning.ranking import Ranked, rank_products
+from cartpilot.planning.storefront import HandlerChooser, Negotiated, Storefronts, StorefrontSource
+from cartpilot.planning.variants import fits
+from cartpilot.planning.words import document_terms, fold, is_cjk, lexicon, term_groups, words
 from cartpilot.plans.model import Plan, PlannerInfo
 
 __all__ = [
@@ -36,149 +47,366 @@ __all__ = [
     "PlanningRequest",
     "RulesPlanner",
     "choose_shipping",
+    "priced_options",
     "resolve_recipient",
 ]
 
+SEARCH_LIMIT = 20
+MAX_SEARCHES = 3
+# A refused quote (sold out since the catalog was read) moves on to the next candidate, a few times.
+MAX_QUOTE_ATTEMPTS = 3
+_GENERIC_PEOPLE = frozenset({"self", "friend", "family", "colleague", "partner", "neighbour", "teacher"})
 
-@dataclass
-class _Lookups:
-    calls: list[str] = field(default_factory=list)
+
+# --- recipients ------------------------------------------------------------------------------------
 
 
-def _matches(variant: ProductVariant, intent: ShoppingIntent) -> bool:
-    if intent.size and (variant.size or "").lower() != intent.size.lower():
+def _describe_person(intent: ShoppingIntent) -> str:
+    who = {None: None, "self": "home"}.get(intent.person, f"your {intent.person}")
+    where = intent.city or intent.place
+    return " ".join(part for part in (who, f"in {where}" if where else None) if part) or "home"
+
+
+def _is_person(saved: SavedRecipient, relation: str | None, person: str | None) -> bool:
+    """Whether a saved recipient is who the goal names: "my sister" is not any family member."""
+    if relation is None:
+        return True
+    filed_under = saved.relation.lower()
+    if person is not None and filed_under == person:
+        return True
+    if filed_under != relation:
         return False
-    if intent.color and intent.color.lower() not in (variant.color or "").lower():
-        return False
-    return variant.stock >= intent.quantity
+    if person is None or person in _GENERIC_PEOPLE:
+        return True
+    named = set(saved.id.lower().replace("_", "-").split("-"))
+    return bool(named & set(PERSON_NAMES.get(person, (person,))))
 
 
 def resolve_recipient(request: PlanningRequest, intent: ShoppingIntent) -> tuple[str, Recipient]:
-    """The context's recipient if given, else the saved one the goal points at."""
+    """The context's recipient if given, else the saved one the goal names; never home by default
+    when the goal names someone or somewhere the profile does not hold."""
     if request.context.recipient is not None:
         return "context", request.context.recipient
-    profile = request.profile
+    ask = "add the recipient's name, phone and address to the request's context"
+    if intent.place is not None:
+        raise PlanningFailed(f"no saved recipient is in {intent.place}; {ask}")
     relation = intent.relation or ("self" if intent.city is None else None)
+    person = intent.person if intent.relation else None
     candidates = [
         saved
-        for saved in profile.recipients
-        if (relation is None or saved.relation == relation)
-        and (intent.city is None or saved.recipient.address.city == intent.city)
+        for saved in request.profile.recipients
+        if _is_person(saved, relation, person)
+        and (intent.city is None or saved.recipient.address.city.lower() == intent.city.lower())
     ]
     if not candidates:
-        wanted = " ".join(
-            part for part in (intent.relation, f"in {intent.city}" if intent.city else None) if part
-        )
+        raise PlanningFailed(f"no saved recipient matches {_describe_person(intent)}; {ask}")
+    cities = {saved.recipient.address.city for saved in candidates}
+    if relation != "self" and len(cities) > 1:
         raise PlanningFailed(
-            f"no saved recipient matches '{wanted or 'home'}'; add the recipient to the request's context"
+            f"several saved recipients match {_describe_person(intent)} (in {', '.join(sorted(cities))}); "
+            "name the city in the goal or " + ask
         )
     return candidates[0].id, candidates[0].recipient
 
 
+# --- shipping --------------------------------------------------------------------------------------
+
+
+def priced_options(quote: Quote) -> list[ShippingOption]:
+    """The session's options priced in its currency: another currency cannot be added to the total."""
+    return [option for option in quote.options if option.price.currency == quote.currency]
+
+
 def choose_shipping(options: list[ShippingOption], deliver_by: date | None) -> ShippingOption:
-    """The cheapest option that arrives in time; the fastest one if none does (the validator will say so)."""
+    """The cheapest option that arrives in time; else the fastest that promises a date (the validator
+    will say it is late); an option without a delivery window never counts as in time."""
     if not options:
         raise PlanningFailed("the merchant offers no shipping to this address")
-    in_time = [option for option in options if deliver_by is None or option.latestDelivery <= deliver_by]
+    if deliver_by is None:
+        return min(
+            options,
+            key=lambda o: (
+                o.price.amount_minor,
+                o.latestDelivery is None,
+                o.latestDelivery or date.max,
+                o.id,
+            ),
+        )
+    in_time = [option for option in options if option.arrives_by(deliver_by)]
     if in_time:
-        return min(in_time, key=lambda option: (option.price.amount_minor, option.latestDelivery, option.id))
-    return min(options, key=lambda option: (option.latestDelivery, option.price.amount_minor, option.id))
+        return min(in_time, key=lambda o: (o.price.amount_minor, o.latestDelivery or date.max, o.id))
+    dated = [option for option in options if option.latestDelivery is not None]
+    if dated:
+        return min(dated, key=lambda o: (o.latestDelivery or date.max, o.price.amount_minor, o.id))
+    return min(options, key=lambda o: (o.price.amount_minor, o.id))
+
+
+# --- products --------------------------------------------------------------------------------------
+
+
+def _other_language(query: str) -> str:
+    """The goal's key words in the lexicon's other language ("跑鞋" -> "running shoe"), or ""."""
+    vocabulary = lexicon()
+    translated = []
+    for word in words(query):
+        choices = vocabulary.translations(word if is_cjk(word) else fold(word))
+        if choices:
+            translated.append(choices[0])
+    return " ".join(translated)
+
+
+def _singular(query: str) -> str:
+    return " ".join(word if is_cjk(word) else fold(word) for word in words(query))
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    variant: ProductVariant
+    product: Product
+    score: float
+    covered: int
+
+
+def _variant_terms(candidate: _Candidate) -> set[str]:
+    """What tells this variant from its siblings ("Hardcover", "50ml"): a goal naming it prefers it."""
+    title = candidate.variant.title.removeprefix(candidate.product.title)
+    return set(document_terms(" ".join(part for part in (title, candidate.variant.size) if part)))
 
 
 class RulesPlanner:
     kind = "rules"
 
-    def __init__(self, catalog: Catalog, fulfillment: Fulfillment) -> None:
-        self._catalog = catalog
-        self._fulfillment = fulfillment
+    def __init__(
+        self,
+        merchant: Merchant,
+        merchant_config: MerchantConfig,
+        feed: Catalog | None = None,
+        *,
+        elsewhere: StorefrontSource | None = None,
+        choose_handler: HandlerChooser | None = None,
+    ) -> None:
+        self.storefronts = Storefronts(
+            merchant, merchant_config, feed, elsewhere=elsewhere, choose_handler=choose_handler
+        )
 
     def plan(self, request: PlanningRequest) -> Plan:
-        currency = request.brand.currency
         try:
-            intent = parse_goal(request.goal, today=request.today, currency=currency)
+            intent = parse_goal(request.goal, today=request.today, currency=request.brand.currency)
         except GoalNotUnderstood as exc:
             raise PlanningFailed(str(exc)) from exc
+        if not intent.keywords:
+            raise PlanningFailed("the goal does not say what to buy")
         deliver_by = request.context.deliverBy or intent.deliverBy
-        budget = request.context.budget or intent.budget
-        lookups = _Lookups()
-
-        main = self._choose_item(intent, currency, budget, lookups)
-        items = [ChosenItem(main, intent.quantity)]
-        if intent.giftWrap:
-            items.append(ChosenItem(self._gift_wrap(currency, lookups), 1, optional=True))
-
         recipient_id, recipient = resolve_recipient(request, intent)
-        lines = [CartLine(itemId=item.variant.id, quantity=item.quantity) for item in items]
-        options = self._fulfillment.quote(lines, recipient.address, currency)
-        lookups.calls.append(f"fulfillment.quote {recipient.address.city}, {recipient.address.country}")
-        shipping = choose_shipping(options, deliver_by)
-
         saved_method = request.profile.default_payment_method()
         payment_method = request.context.paymentMethodId or (saved_method.id if saved_method else None)
         if payment_method is None:
             raise PlanningFailed("the shopper has no saved payment method and none was given")
 
+        lookups: list[str] = []
+        negotiated = self.storefronts.negotiate(request, lookups)
+        currency = negotiated.currency(request.brand.currency)
+        budget = request.context.budget or intent.budget
+        candidates = self._candidates(intent, negotiated, currency, budget, lookups)
+        wrap = self._gift_wrap(negotiated, currency, lookups) if intent.giftWrap else None
+        main, quote = self._quote(candidates, wrap, intent.quantity, recipient, negotiated, currency, lookups)
+
+        asked = len(term_groups(words(intent.query)))
+        partial = (
+            f"Nothing the merchant sells matches every word of '{intent.query}'; "
+            f"{main.product.title} matches {main.covered} of {asked}."
+            if main.covered < asked
+            else None
+        )
+        items = [_priced(main.variant, intent.quantity, quote, negotiated.source, note=partial)]
+        if wrap is not None:
+            items.append(_priced(wrap, 1, quote, negotiated.source, optional=True))
         return assemble_plan(
             request,
             PlanChoices(
                 items=items,
                 recipientId=recipient_id,
                 recipient=recipient,
-                shipping=shipping,
+                shipping=choose_shipping(priced_options(quote), deliver_by),
                 paymentMethodId=payment_method,
                 deliverBy=deliver_by,
                 budget=budget,
             ),
-            planner=PlannerInfo(kind="rules", model=None, promptVersion="rules-1", lookups=lookups.calls),
+            planner=PlannerInfo(kind="rules", model=None, promptVersion="rules-2", lookups=lookups),
             payment_label="the saved payment method",
+            merchant=negotiated.terms(),
+            currency=quote.currency,
         )
 
-    def _choose_item(
-        self, intent: ShoppingIntent, currency: str, budget: Money | None, lookups: _Lookups
-    ) -> ProductVariant:
-        query = SearchQuery(
-            text=intent.query,
-            currency=currency,
-            category=intent.category,
-            size=intent.size,
-            color=intent.color,
-        )
-        products = self._catalog.search(query)
-        lookups.calls.append(f"catalog.search {intent.query!r}")
-        candidates = [
-            variant for product in products for variant in product.variants if _matches(variant, intent)
-        ]
-        if not candidates and intent.category:
-            # The category guess may be narrower than the merchant's; search the words alone.
-            products = self._catalog.search(query.model_copy(update={"category": None}))
-            lookups.calls.append(f"catalog.search {intent.query!r} any category")
-            candidates = [v for product in products for v in product.variants if _matches(v, intent)]
-        if not candidates:
-            wanted = ", ".join(
-                part
-                for part in (intent.query, f"size {intent.size}" if intent.size else None, intent.color)
-                if part
-            )
-            raise PlanningFailed(f"nothing in stock matches {wanted}")
-        if budget is not None and budget.currency == currency:
-            affordable = [
-                v for v in candidates if v.price.times(intent.quantity).amount_minor <= budget.amount_minor
+    # --- choosing ---
+
+    def _search(self, negotiated: Negotiated, text: str, currency: str, lookups: list[str]) -> list[Product]:
+        products = negotiated.products.search(SearchQuery(text=text, currency=currency, limit=SEARCH_LIMIT))
+        lookups.append(f"{negotiated.source}.search {text!r}")
+        return products
+
+    def _ranked(
+        self, intent: ShoppingIntent, negotiated: Negotiated, currency: str, lookups: list[str]
+    ) -> list[Ranked]:
+        """The products the goal's words name, as the merchant's search (or the feed) finds them.
+
+        A merchant's search box may be stricter or plainer than ours, or not read the goal's
+        language: when the key words find nothing we rank, the last word alone (what the goal names,
+        singular) and then the other language are tried, a few searches at most.
+        """
+        boost = [intent.color] if intent.color else []
+        head = intent.keywords[-1]
+        attempts = [intent.query, _singular(head), _other_language(intent.query), _other_language(head)]
+        tried: list[str] = []
+        for text in attempts:
+            if not text or text in tried or len(tried) >= MAX_SEARCHES:
+                continue
+            tried.append(text)
+            found = self._search(negotiated, text, currency, lookups)
+            ranked = rank_products(found, intent.query, boost=boost, require_last=True)
+            ranked = [hit for hit in ranked if hit.product.category != GIFT_WRAP_CATEGORY]
+            if ranked:
+                return ranked
+        return []
+
+    def _candidates(
+        self,
+        intent: ShoppingIntent,
+        negotiated: Negotiated,
+        currency: str,
+        budget: Money | None,
+        lookups: list[str],
+    ) -> list[_Candidate]:
+        """The variants to try, best first: the products that carry most of the goal's words, and
+        among them the cheapest variant that fits (within the budget when one does), a variant the
+        goal names ("hardcover", "50ml") before its siblings."""
+        ranked = self._ranked(intent, negotiated, currency, lookups)
+        if not ranked:
+            raise PlanningFailed(f"the merchant sells nothing that matches {intent.query!r}")
+        for covered in sorted({hit.covered for hit in ranked}, reverse=True):
+            fitting = [
+                _Candidate(variant, hit.product, hit.score, hit.covered)
+                for hit in ranked
+                if hit.covered == covered
+                for variant in hit.product.variants
+                if variant.price.currency == currency
+                and fits(
+                    variant,
+                    hit.product.variants,
+                    size=intent.size,
+                    colour=intent.color,
+                    quantity=intent.quantity,
+                )
             ]
-            candidates = affordable or candidates
-        chosen = min(candidates, key=lambda variant: (variant.price.amount_minor, variant.id))
-        # Re-read the chosen item: search results may be cached, the lookup is the price of record.
-        fresh = self._catalog.lookup([chosen.id], currency)
-        lookups.calls.append(f"catalog.lookup {chosen.id}")
-        if not fresh or fresh[0].stock < intent.quantity:
-            raise PlanningFailed(f"{chosen.title} went out of stock while planning")
-        return fresh[0]
+            if budget is not None and budget.currency == currency:
+                affordable = [
+                    c
+                    for c in fitting
+                    if c.variant.price.times(intent.quantity).amount_minor <= budget.amount_minor
+                ]
+                fitting = affordable or fitting
+            if fitting:
+                named = {term for word in intent.keywords for term in document_terms(word)}
+                return sorted(
+                    fitting,
+                    key=lambda c: (
+                        -len(named & _variant_terms(c)),
+                        c.variant.price.amount_minor,
+                        -c.score,
+                        c.variant.id,
+                    ),
+                )
+        wanted = ", ".join(
+            part
+            for part in (
+                intent.query,
+                f"size {intent.size}" if intent.size else None,
+                intent.color,
+                f"{intent.quantity} in stock" if intent.quantity > 1 else None,
+            )
+            if part
+        )
+        raise PlanningFailed(f"nothing in stock matches {wanted}")
 
-    def _gift_wrap(self, currency: str, lookups: _Lookups) -> ProductVariant:
-        products = self._catalog.search(
+    def _gift_wrap(self, negotiated: Negotiated, currency: str, lookups: list[str]) -> ProductVariant:
+        products = negotiated.products.search(
             SearchQuery(text="gift wrap", currency=currency, category=GIFT_WRAP_CATEGORY)
         )
-        lookups.calls.append("catalog.search 'gift wrap'")
-        variants = [variant for product in products for variant in product.variants if variant.in_stock]
+        lookups.append(f"{negotiated.source}.search 'gift wrap'")
+        wraps = [p for p in products if p.category == GIFT_WRAP_CATEGORY]
+        if not wraps:
+            wraps = [
+                hit.product
+                for hit in rank_products(products, "gift wrap", require_last=True)
+                if hit.covered == 2
+            ]
+        variants = [
+            variant
+            for product in wraps
+            for variant in product.variants
+            if variant.in_stock and variant.price.currency == currency
+        ]
         if not variants:
-            raise PlanningFailed("the merchant offers no gift-wrap")
+            raise PlanningFailed("the goal asks for gift-wrap and the merchant offers none")
         return min(variants, key=lambda variant: (variant.price.amount_minor, variant.id))
+
+    def _quote(
+        self,
+        candidates: list[_Candidate],
+        wrap: ProductVariant | None,
+        quantity: int,
+        recipient: Recipient,
+        negotiated: Negotiated,
+        currency: str,
+        lookups: list[str],
+    ) -> tuple[_Candidate, Quote]:
+        """The merchant's prices and options for the first candidate its checkout accepts."""
+        address = recipient.address
+        refusal: MerchantRejected | None = None
+        for candidate in candidates[:MAX_QUOTE_ATTEMPTS]:
+            lines = [CartLine(itemId=candidate.variant.id, quantity=quantity)]
+            if wrap is not None:
+                lines.append(CartLine(itemId=wrap.id, quantity=1))
+            try:
+                quote = negotiated.merchant.fulfillment.quote(lines, recipient, currency)
+            except MerchantRejected as refused:
+                refusal = refused
+                lookups.append(
+                    f"fulfillment.quote refused {candidate.variant.id} ({refused.code or 'refused'})"
+                )
+                continue
+            lookups.append(f"fulfillment.quote {address.city}, {address.country}")
+            return candidate, quote
+        assert refusal is not None
+        raise PlanningFailed(
+            f"the merchant's checkout would not sell {candidates[0].variant.title}: {refusal}"
+        )
+
+
+def _priced(
+    variant: ProductVariant,
+    quantity: int,
+    quote: Quote,
+    source: str,
+    *,
+    optional: bool = False,
+    note: str | None = None,
+) -> ChosenItem:
+    """The item at the price the merchant's session confirmed, saying so when the listing differed."""
+    confirmed = quote.unit_price(variant.id)
+    if confirmed is None:
+        raise PlanningFailed(f"the merchant's checkout did not price {variant.title}")
+    if confirmed.currency != quote.currency:
+        raise PlanningFailed(f"the merchant's checkout priced {variant.title} in {confirmed.currency}")
+    reasons = [note] if note else []
+    if confirmed != variant.price:
+        reasons.append(
+            f"The {source} lists {variant.price.format()}; the merchant's checkout asks {confirmed.format()}, "
+            "the price this plan pays."
+        )
+    return ChosenItem(
+        variant.model_copy(update={"price": confirmed}),
+        quantity,
+        optional=optional,
+        reason=" ".join(reasons) or None,
+    )

@@ -28,13 +28,15 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from cartpilot.brands.config import BrandConfig, PlannerConfig
-from cartpilot.commerce.ports import Catalog, Fulfillment
+from cartpilot.brands.config import BrandConfig, MerchantConfig, PlannerConfig
+from cartpilot.commerce.feed import FeedSource
+from cartpilot.commerce.ports import Catalog, Merchant
 from cartpilot.kernel.errors import MissingSetting
 from cartpilot.planning.conversation import ChatProvider
 from cartpilot.planning.llm import LlmPlanner
 from cartpilot.planning.rules import RulesPlanner
 from cartpilot.planning.service import Planner
+from cartpilot.planning.storefront import HandlerChooser, Storefront, StorefrontSource
 
 ENV_PLANNER = "CARTPILOT_PLANNER"
 ENV_LLM_URL = "CARTPILOT_LLM_URL"
@@ -89,22 +91,72 @@ def effective_config(brand: BrandConfig, overrides: PlannerOverrides) -> Planner
 
 def configured_planner(
     brand: BrandConfig,
-    catalog: Catalog,
-    fulfillment: Fulfillment,
+    merchant: Merchant,
     *,
     environ: Mapping[str, str],
     overrides: PlannerOverrides | None = None,
+    merchant_config: MerchantConfig | None = None,
+    feed: Catalog | None = None,
+    elsewhere: StorefrontSource | None = None,
+    choose_handler: HandlerChooser | None = None,
 ) -> Planner:
-    """``environ`` is where API keys are looked up (the composition root passes the process's)."""
+    """The brand's planner for ``merchant`` (the brand's first merchant unless ``merchant_config`` says
+    which it is), with that merchant's product feed from brand.yaml unless ``feed`` is given.
+
+    ``elsewhere`` builds the storefronts of the brand's other merchants, for goals whose context names
+    one (``storefront_source``); without it a planner plans at its own merchant only. ``choose_handler``
+    replaces ``commerce.credentials.choose_handler`` (tests over a fake merchant). ``environ`` is
+    where API keys are looked up (the composition root passes the process's).
+    """
     overrides = overrides or PlannerOverrides.from_env(environ)
     config = effective_config(brand, overrides)
-    rules = RulesPlanner(catalog, fulfillment)
+    merchant_config = merchant_config or brand.merchant()
+    if feed is None and merchant_config.feed:
+        feed = feed_for(merchant_config, brand)
+    rules = RulesPlanner(merchant, merchant_config, feed, elsewhere=elsewhere, choose_handler=choose_handler)
     if config.provider == "rules":
         return rules
     provider = provider_for(config, api_key=_api_key_source(config, overrides, environ))
     return LlmPlanner(
-        provider, catalog, fulfillment, config=config, fallback=rules if config.fallback == "rules" else None
+        provider,
+        merchant,
+        merchant_config,
+        config=config,
+        feed=feed,
+        elsewhere=elsewhere,
+        choose_handler=choose_handler,
+        fallback=rules if config.fallback == "rules" else None,
     )
+
+
+# --- product feeds -----------------------------------------------------------------------------
+
+_feeds: dict[tuple[str, str], FeedSource] = {}
+_feeds_lock = threading.Lock()
+
+
+def feed_for(merchant_config: MerchantConfig, brand: BrandConfig) -> FeedSource | None:
+    """The merchant's product feed from brand.yaml (a path relative to the brand, or a URL), one per
+    warm container: read when first searched and refreshed as it ages."""
+    if not merchant_config.feed:
+        return None
+    key = (merchant_config.feed, str(brand.directory))
+    with _feeds_lock:
+        source = _feeds.get(key)
+        if source is None:
+            source = _feeds[key] = FeedSource(merchant_config.feed, base_dir=brand.directory)
+        return source
+
+
+def storefront_source(
+    brand: BrandConfig, open_merchant: Callable[[MerchantConfig], Merchant]
+) -> StorefrontSource:
+    """Storefronts for the brand's merchants: the connector ``open_merchant`` builds, and the feed."""
+
+    def storefront(merchant_config: MerchantConfig) -> Storefront:
+        return Storefront(open_merchant(merchant_config), merchant_config, feed_for(merchant_config, brand))
+
+    return storefront
 
 
 # --- API keys ----------------------------------------------------------------------------------
@@ -208,10 +260,13 @@ def _build_provider(config: PlannerConfig, api_key: _KeySource) -> ChatProvider:
 
 
 def reset_providers() -> None:
-    """Closes and forgets cached providers (tests and local stacks that change configuration)."""
+    """Closes and forgets cached providers and product feeds (tests and local stacks that change
+    configuration)."""
     with _providers_lock:
         for provider in _providers.values():
             close = getattr(provider, "close", None)
             if close is not None:
                 close()
         _providers.clear()
+    with _feeds_lock:
+        _feeds.clear()

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -77,7 +78,9 @@ class ToolArgumentError(ValueError):
 
 
 @dataclass(frozen=True)
-class Quote:
+class QuotedShipping:
+    """One quote_shipping answer: the options the merchant's pricing session offered for these lines."""
+
     recipientId: str
     lines: tuple[tuple[str, int], ...]
     options: tuple[ShippingOption, ...]
@@ -88,7 +91,7 @@ class ToolMemory:
     """What the tools showed the model during one planning conversation."""
 
     variants: dict[str, ProductVariant] = field(default_factory=dict)
-    quotes: list[Quote] = field(default_factory=list)
+    quotes: list[QuotedShipping] = field(default_factory=list)
     shopper_read: bool = False
     lookups: list[str] = field(default_factory=list)
 
@@ -108,10 +111,19 @@ def money_text(amount: Money) -> str:
 class ShoppingTools:
     """Dispatches the model's tool calls for one planning request."""
 
-    def __init__(self, catalog: Catalog, fulfillment: Fulfillment, request: PlanningRequest) -> None:
+    def __init__(
+        self,
+        catalog: Catalog,
+        fulfillment: Fulfillment,
+        request: PlanningRequest,
+        *,
+        currency: str | None = None,
+    ) -> None:
+        """``catalog`` is where products are found: the merchant's catalog, or the brand's feed for it."""
         self._catalog = catalog
         self._fulfillment = fulfillment
         self.request = request
+        self.currency = currency or request.brand.currency
         self.memory = ToolMemory()
         self._handlers: dict[str, tuple[type[_Args], Callable[[Any], dict[str, Any]]]] = {
             "get_shopper": (_NoArgs, self._get_shopper),
@@ -181,7 +193,7 @@ class ShoppingTools:
     # --- catalog -------------------------------------------------------------------------------
 
     def _search_products(self, args: _SearchArgs) -> dict[str, Any]:
-        currency = self.request.brand.currency
+        currency = self.currency
         query = SearchQuery(
             text=args.query,
             currency=currency,
@@ -201,7 +213,7 @@ class ShoppingTools:
         return {"products": [self._product(product) for product in products[:MAX_PRODUCTS]]}
 
     def _lookup_items(self, args: _LookupArgs) -> dict[str, Any]:
-        variants = self._catalog.lookup(list(dict.fromkeys(args.itemIds)), self.request.brand.currency)
+        variants = self._catalog.lookup(list(dict.fromkeys(args.itemIds)), self.currency)
         self.memory.lookups.append(f"catalog.lookup {' '.join(args.itemIds)}")
         found = {variant.id for variant in variants} | {variant.productId for variant in variants}
         return {
@@ -256,12 +268,12 @@ class ShoppingTools:
             raise ToolArgumentError(
                 f"unknown recipientId {args.recipientId!r}; use one that get_shopper returned"
             )
-        currency = self.request.brand.currency
         lines = [CartLine(itemId=line.itemId, quantity=line.quantity) for line in args.items]
-        options = self._fulfillment.quote(lines, recipient.address, currency)
+        quote = self._fulfillment.quote(lines, recipient, self.currency)
+        options = quote.options
         self.memory.lookups.append(f"fulfillment.quote {recipient.address.city}, {recipient.address.country}")
         self.memory.quotes.append(
-            Quote(
+            QuotedShipping(
                 recipientId=args.recipientId,
                 lines=tuple((line.itemId, line.quantity) for line in lines),
                 options=tuple(options),
@@ -275,12 +287,17 @@ class ShoppingTools:
                     "optionId": option.id,
                     "title": option.title,
                     "price": money_text(option.price),
-                    "earliestDelivery": option.earliestDelivery.isoformat(),
-                    "latestDelivery": option.latestDelivery.isoformat(),
+                    # A merchant need not promise a window; the model then sees null, never a guess.
+                    "earliestDelivery": _iso(option.earliestDelivery),
+                    "latestDelivery": _iso(option.latestDelivery),
                 }
                 for option in options
             ],
         }
+
+
+def _iso(day: date | None) -> str | None:
+    return day.isoformat() if day is not None else None
 
 
 def _major_units(text: str, currency: str) -> Money:
