@@ -21,7 +21,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         request.goalId,
         request.outputs,
         ledger=wiring.ledger(),
-        merchant=wiring.merchant(),
+        merchants=wiring.merchant,
         final_status=GoalStatus(request.finalStatus),
         reason=failure_reason(request.error),
         attempt=request.attempt,

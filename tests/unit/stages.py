@@ -7,7 +7,7 @@ merchant are the in-memory fakes of ``tests/fakes``, so a test can look at every
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, time
+from datetime import UTC, date, datetime, time
 from typing import Any, Literal
 
 from cartpilot.approvals.desk import ApprovalDesk, LinkParams
@@ -15,7 +15,9 @@ from cartpilot.approvals.request import request_approval
 from cartpilot.audit.chain import AuditRecord
 from cartpilot.audit.trail import AuditTrail
 from cartpilot.brands.config import BrandConfig
+from cartpilot.brands.policy_tests import PolicyTestCase, plan_for_case
 from cartpilot.brands.users import UserDirectory
+from cartpilot.commerce.ports import PaymentCredential
 from cartpilot.execution.executor import StepExecutor
 from cartpilot.execution.keys import step_idempotency_key
 from cartpilot.execution.outcomes import confirm_order, send_receipt
@@ -39,6 +41,7 @@ from tests.fakes import (
     RecordingNotifier,
     StaticKeySource,
 )
+from tests.fakes.merchant import SANDBOX_HANDLER
 
 Route = Literal["auto", "approve", "deny", "pending"]
 APPROVAL_TOKEN = "approval-task-token"
@@ -153,11 +156,22 @@ class OrderFlow:
 
     # --- execution ---------------------------------------------------------------------------------
 
+    def merchants(self, merchant_id: str) -> FakeMerchant:
+        """The merchant a plan names: the one fake shop, whatever its id."""
+        return self.merchant
+
+    def credential(self, step_key: str, payment_method_id: str = "pm_user1_visa") -> PaymentCredential:
+        """The token the executor presents for the payment step with ``step_key`` (the same key, the same token)."""
+        return self.merchant.credentials.credential(
+            SANDBOX_HANDLER, payment_method_id, f"{step_key}.credential"
+        )
+
     def executor(self, *, tolerance_percent: int = 0, users: UserDirectory | None = None) -> StepExecutor:
         return StepExecutor(
             ledger=self.ledger,
-            merchant=self.merchant,
+            merchants=self.merchants,
             users=users or self.users,
+            credentials={SANDBOX_HANDLER.name: self.merchant.credentials},
             price_tolerance_percent=tolerance_percent,
         )
 
@@ -186,7 +200,7 @@ class OrderFlow:
 
     def completed(self) -> dict[str, Any]:
         """Runs every step, confirms the order and sends the receipt: the goal is COMPLETED."""
-        outputs = confirm_order(self.goal_id, self.run_steps(), ledger=self.ledger, merchant=self.merchant)
+        outputs = confirm_order(self.goal_id, self.run_steps(), ledger=self.ledger, merchants=self.merchants)
         send_receipt(
             self.goal_id, outputs, ledger=self.ledger, notifier=self.notifier, brand=self.brand,
             counters=self.counters,
@@ -265,11 +279,17 @@ class Pending:
         )
 
 
-def wait_for_approval(merchant: FakeMerchant, brand: BrandConfig, users: UserDirectory, goal: str) -> Pending:
+def wait_for_approval(
+    merchant: FakeMerchant, brand: BrandConfig, users: UserDirectory, goal: str, *, plan: Plan | None = None
+) -> Pending:
+    """``goal`` planned by the rules planner (or ``plan``, made by hand), validated, waiting for approval."""
     ledger = GoalLedger(InMemoryGoalStore(), AuditTrail(InMemoryAuditRecords()))
     approvals = InMemoryApprovalStore()
     keys = StaticKeySource()
-    plan = make_plan(merchant, brand, users, goal)
+    if plan is None:
+        plan = make_plan(merchant, brand, users, goal)
+    else:
+        goal = plan.goal
     goal_id = plan.goalId
     stamp = NOON.isoformat()
     ledger.store.create(
@@ -304,3 +324,43 @@ def wait_for_approval(merchant: FakeMerchant, brand: BrandConfig, users: UserDir
         brand=brand, users=users, ledger=ledger, approvals=approvals, keys=keys, sfn=sfn, goal_id=goal_id,
         approval_id=approval_id, link=LinkParams(exp=link.exp, kid=link.kid, sig=link.sig), plan=plan,
     )  # fmt: skip
+
+
+# --- a plan made by hand, without the planner ---------------------------------------------------------
+
+
+def socks_plan(
+    merchant: FakeMerchant, brand: BrandConfig, users: UserDirectory, *, goal_id: str = "g-test",
+    undo: Literal["cancel", "none"] = "cancel", deliver_by: date | None = None, promised_delivery: bool = True,
+) -> Plan:  # fmt: skip
+    """One pair of the fake shop's running socks (59.00 CNY) to user-1's home with free standard
+    shipping, as a planner would make it: checkout, shipping, payment, the shop's own titles.
+    ``undo`` is what the merchant offers; without ``promised_delivery`` the option gives no window."""
+    case = PolicyTestCase.model_validate(
+        {
+            "name": "one pair of running socks",
+            "checks": "-",
+            "items": [{"item": "socks-1-m", "category": "socks", "price": 5900}],
+            "deliverBy": deliver_by,
+            "promisedDelivery": promised_delivery,
+            "expect": {"tier": "AUTO", "reasons": []},
+        }
+    )
+    profile = users.get("user-1")
+    assert profile is not None
+    drafted = plan_for_case(case, brand, profile, TODAY)
+    variants = merchant.shop.variants()
+    items = [
+        item.model_copy(
+            update={"title": variants[item.itemId].title, "productId": variants[item.itemId].productId}
+        )
+        for item in drafted.summary.items
+    ]
+    return drafted.model_copy(
+        update={
+            "planId": f"p-{goal_id.removeprefix('g-')}",
+            "goalId": goal_id,
+            "merchant": drafted.merchant.model_copy(update={"undo": undo}),
+            "summary": drafted.summary.model_copy(update={"items": items}),
+        }
+    )

@@ -192,3 +192,26 @@ def test_a_retry_after_the_flow_failed_to_start_starts_it(ledger, brand, users):
 
     assert list(workflow.started) == [accepted.goalId]
     assert ledger.store.require(accepted.goalId).executionArn is not None
+
+
+def test_a_goal_may_name_one_of_the_brands_merchants(intake: GoalIntake, ledger, workflow, brand):
+    accepted = intake.submit(request(merchantId="sandbox-merchant"), KEY)
+    assert ledger.store.require(accepted.goalId).context.merchantId == "sandbox-merchant"
+    assert list(workflow.started) == [accepted.goalId]
+
+
+def test_a_merchant_the_brand_does_not_buy_from_is_refused_and_nothing_is_stored(
+    intake: GoalIntake, ledger, workflow, brand
+):
+    with pytest.raises(IntakeError) as refused:
+        intake.submit(request(merchantId="other-shop"), KEY)
+    assert (refused.value.status, refused.value.code) == (422, "UNKNOWN_MERCHANT")
+    assert refused.value.message == "merchant other-shop is not one this brand buys from (sandbox-merchant)"
+    assert ledger.store.get(goal_id_for(brand.name, "user-1", KEY)) is None
+    assert workflow.started == {}
+
+
+@pytest.mark.parametrize("merchant_id", ["", "Sandbox Merchant", "../etc", "x" * 80])
+def test_a_merchant_id_that_cannot_be_one_is_refused_by_the_request_model(merchant_id: str):
+    with pytest.raises(ValueError, match="merchantId"):
+        request(merchantId=merchant_id)

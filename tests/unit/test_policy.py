@@ -11,17 +11,31 @@ from pathlib import Path
 import pytest
 
 from cartpilot.brands.activity import RecentActivity
-from cartpilot.brands.config import BrandConfigError, default_brands_dir, load_brand
+from cartpilot.brands.config import (
+    BrandConfig,
+    BrandConfigError,
+    MerchantConfig,
+    default_brands_dir,
+    load_brand,
+)
 from cartpilot.brands.policy import (
     OrderLine,
+    PolicyDecision,
     PolicyFacts,
     PolicyFileError,
     decide,
+    evaluate_plan,
     load_policies_from,
     policies_for,
     reset_policy_cache,
 )
+from cartpilot.brands.policy_tests import PolicyTestCase, plan_for_case
+from cartpilot.brands.rates import NoCurrencyRate, in_brand_currency
+from cartpilot.brands.users import directory_for
+from cartpilot.kernel.money import Money
+from cartpilot.plans.model import Plan
 from cartpilot.plans.verdicts import RiskTier
+from tests.fakes import TODAY
 from tests.fakes.merchant import cny, usd
 
 SANDBOX = default_brands_dir() / "sandbox"
@@ -205,12 +219,6 @@ def test_an_order_no_rule_speaks_against_runs_by_itself():
 # Each sandbox rule: the change that makes it speak, the tier it then forces, and the nearest
 # change that leaves it silent.
 RULES = [
-    (
-        "brand.currency",
-        {"total": usd("59.00")},
-        RiskTier.DENY,
-        {"total": cny("59.00")},
-    ),
     ("limit.per-order", {"total": cny("3000.01")}, RiskTier.DENY, {"total": cny("3000.00")}),
     (
         "limit.per-day",
@@ -324,3 +332,115 @@ def test_a_brand_whose_permits_leave_out_auto_execution_gets_approval_with_a_rea
         {"policy.not-permitted"},
         "user",
     )
+
+
+def test_facts_in_another_currency_are_refused_rather_than_read_as_the_brands():
+    # 59.00 USD read as 5900 fen would pass every limit it should not.
+    with pytest.raises(ValueError, match="CNY"):
+        decide(policies_for("sandbox"), facts(total=usd("59.00")))
+
+
+# ---- The plan's merchant and currency ------------------------------------------------------
+
+
+def plan_of(brand: BrandConfig, **case: object) -> Plan:
+    """The plan the policy-test runner builds for a socks order with ``case``'s changes."""
+    order = PolicyTestCase.model_validate(
+        {
+            "name": "a test order",
+            "checks": "test",
+            "items": [{"item": "socks-1-m", "category": "socks", "price": 5900}],
+            "expect": {"tier": "AUTO", "reasons": []},
+            **case,
+        }
+    )
+    profile = directory_for(brand).get("user-1")
+    assert profile is not None
+    return plan_for_case(order, brand, profile, TODAY)
+
+
+def evaluated(brand: BrandConfig, plan: Plan, recent: RecentActivity | None = None) -> PolicyDecision:
+    profile = directory_for(brand).get("user-1")
+    assert profile is not None
+    return evaluate_plan(plan, profile, brand, recent or RecentActivity(), TODAY)
+
+
+def test_the_allowed_merchants_policy_reads_the_merchant_the_plan_buys_from(brand):
+    outlet = MerchantConfig(id="sandbox-outlet", url="https://outlet.example")
+    two_merchants = brand.model_copy(update={"merchants": [*brand.merchants, outlet]})
+
+    allowed = evaluated(two_merchants, plan_of(two_merchants))
+    refused = evaluated(two_merchants, plan_of(two_merchants, merchant="sandbox-outlet"))
+
+    assert (allowed.tier, ids(allowed)) == (RiskTier.AUTO, {"order.permitted"})
+    assert (refused.tier, ids(refused)) == (RiskTier.DENY, {"merchant.not-allowed"})
+    assert refused.findings[0].message == "the order is with a merchant this brand does not trade with"
+    # The same plans with the allow-list turned around: it is the plan's merchant that counts.
+    outlet_only = two_merchants.model_copy(update={"allowedMerchants": ["sandbox-outlet"]})
+    assert ids(evaluated(outlet_only, plan_of(outlet_only))) == {"merchant.not-allowed"}
+    assert ids(evaluated(outlet_only, plan_of(outlet_only, merchant="sandbox-outlet"))) == {"order.permitted"}
+
+
+def test_amounts_in_another_currency_are_converted_at_the_brands_rate_rounding_up(brand):
+    assert brand.currencyRates == {"USD": "7.10"}
+    assert in_brand_currency(usd("9.00"), brand) == cny("63.90")
+    # 0.071 CNY: rounded up, never down, so no limit is passed by rounding.
+    assert in_brand_currency(usd("0.01"), brand) == cny("0.08")
+    assert in_brand_currency(cny("12.34"), brand) == cny("12.34")
+    with pytest.raises(NoCurrencyRate, match="EUR to CNY"):
+        in_brand_currency(Money.from_decimal("1.00", "EUR"), brand)
+
+
+def test_a_plan_priced_in_dollars_is_held_to_the_limits_in_yuan(brand):
+    decision = evaluated(brand, plan_of(brand, currency="USD", items=[
+        {"item": "shoe-a-42", "category": "running-shoes", "price": 45000}
+    ]))  # fmt: skip
+    assert decision.tier is RiskTier.DENY
+    message = next(f.message for f in decision.findings if f.policyId == "limit.per-order")
+    assert message == (
+        "3195.00 CNY (450.00 USD at the brand's rate) is above the per-order limit of 3000.00 CNY"
+    )
+
+
+def test_dollars_spent_today_count_toward_the_daily_limit_in_yuan(brand):
+    plan = plan_of(brand)  # 59.00 CNY
+    # 4,880.00 CNY + 59.00 CNY is within 5,000.00 CNY; another 10.00 USD (71.00 CNY) is not.
+    within = RecentActivity(orders=2, spend_minor={"CNY": 488000})
+    over = RecentActivity(orders=3, spend_minor={"CNY": 488000, "USD": 1000})
+    assert "limit.per-day" not in ids(evaluated(brand, plan, within))
+    assert ids(evaluated(brand, plan, over)) == {"limit.per-day"}
+
+
+def test_a_plan_in_a_currency_without_a_rate_is_denied_whatever_the_policy_file_says(brand, tmp_path):
+    lenient = brand_files(
+        tmp_path, '@id("order.permitted")\n@reason("always")\npermit (principal, action, resource);\n'
+    )
+    shutil.copy(SANDBOX / "users.yaml", lenient / "users.yaml")
+    lenient_brand = brand.model_copy()
+    lenient_brand._directory = lenient
+    reset_policy_cache()
+    try:
+        decision = evaluated(lenient_brand, plan_of(lenient_brand, currency="EUR"))
+    finally:
+        reset_policy_cache()
+    assert (decision.tier, decision.approver) == (RiskTier.DENY, None)
+    assert [(f.policyId, f.tier) for f in decision.findings] == [("brand.currency-rate", RiskTier.DENY)]
+    assert decision.findings[0].message == (
+        "amounts in EUR cannot be checked against the brand's limits: it has no exchange rate from EUR to CNY"
+    )
+
+
+@pytest.mark.parametrize(
+    ("rates", "problem"),
+    [
+        ({"USD": "seven"}, "not a decimal number"),
+        ({"USD": "0"}, "must be a positive number"),
+        ({"USD": "-7.1"}, "must be a positive number"),
+        ({"CNY": "1"}, "the brand's own currency"),
+        ({"XYZ": "1"}, "unsupported currency XYZ"),
+    ],
+)
+def test_a_rate_that_cannot_convert_is_a_brand_file_error(brand, rates, problem):
+    document = brand.model_dump() | {"currencyRates": rates}
+    with pytest.raises(ValueError, match=problem):
+        BrandConfig.model_validate(document)

@@ -38,7 +38,10 @@ def waiting(merchant, brand, users, seed_plan, audit_records) -> OrderFlow:
 
 def snapshot(flow: OrderFlow, plan_id: str | None = None):
     return snapshot_current_prices(
-        flow.goal_id, plan_id or flow.plan.planId, store=flow.ledger.store, catalog=flow.merchant.catalog
+        flow.goal_id,
+        plan_id or flow.plan.planId,
+        store=flow.ledger.store,
+        merchants=lambda _id: flow.merchant,
     )
 
 
@@ -75,7 +78,7 @@ def test_the_price_check_is_only_for_the_goals_current_plan(flow: OrderFlow):
         snapshot(flow, "p-some-older-plan")
     with pytest.raises(GoalNotFound):
         snapshot_current_prices(
-            "g-nobody", flow.plan.planId, store=flow.ledger.store, catalog=flow.merchant.catalog
+            "g-nobody", flow.plan.planId, store=flow.ledger.store, merchants=lambda _id: flow.merchant
         )
 
 
@@ -108,7 +111,7 @@ def test_the_goal_view_never_shows_the_undo_token_or_the_audit_head(flow: OrderF
 
     assert set(shown) == set(GoalView.model_fields) == {
         "goalId", "userId", "status", "goal", "plan", "planHash", "verdict", "approval", "steps",
-        "receipt", "undoUntil", "failure", "createdAt", "updatedAt",
+        "receipt", "undoUntil", "continueUrl", "failure", "createdAt", "updatedAt",
     }  # fmt: skip
     text = view.model_dump_json()
     for hidden in (UNDO_TOKEN, goal.auditHead, "undoToken", "auditHead", "auditSeq", "requestHash",

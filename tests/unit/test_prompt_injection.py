@@ -18,7 +18,6 @@ import pytest
 from cartpilot.brands.config import BrandConfig
 from cartpilot.brands.users import UserDirectory
 from cartpilot.commerce.ports import Address, ProductVariant, Recipient
-from cartpilot.commerce.ucp import UcpMerchant
 from cartpilot.goals.model import GoalContext
 from cartpilot.kernel.money import total_of
 from cartpilot.planning.rules import PlanningFailed
@@ -163,7 +162,7 @@ def shop(request: pytest.FixtureRequest) -> Iterator[Any]:
     if request.param == "fake":
         yield FakeMerchant()
         return
-    merchant = UcpMerchant.for_url(request.getfixturevalue("merchant_server").url)
+    merchant = request.getfixturevalue("sandbox_merchant").merchant()
     try:
         yield merchant
     finally:

@@ -16,6 +16,6 @@ from cartpilot.plans.pricing import snapshot_current_prices
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     ref = PlanRef.model_validate(event)
     snapshot = snapshot_current_prices(
-        ref.goalId, ref.planId, store=wiring.goals(), catalog=wiring.merchant().catalog
+        ref.goalId, ref.planId, store=wiring.goals(), merchants=wiring.merchant, products=wiring.products
     )
     return snapshot.model_dump(mode="json")

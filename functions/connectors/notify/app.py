@@ -8,6 +8,7 @@ from pydantic import BaseModel
 from cartpilot import wiring
 from cartpilot.execution.outcomes import record_outcome, send_receipt
 from cartpilot.goals.events import OutcomeEvent
+from cartpilot.goals.handoff import announce_hand_off
 from cartpilot.goals.model import GoalStatus
 from cartpilot.goals.undo import close_undo_window, open_undo_window
 from cartpilot.kernel.observability import logger, metrics, tracer
@@ -25,6 +26,8 @@ def _end_goal(request: OutcomeEvent) -> BaseModel:
         return open_undo_window(request.goalId, request.taskToken, ledger=wiring.ledger())
     if request.kind == "undo_closed":
         return close_undo_window(request.goalId, ledger=wiring.ledger())
+    if request.kind == "handed_off":
+        return announce_hand_off(request.goalId, ledger=wiring.ledger(), notifier=wiring.notifier())
     if request.kind == "receipt":
         return send_receipt(
             request.goalId,

@@ -256,8 +256,8 @@ class ApprovalDesk:
             raise DeskError(409, "NO_PROFILE", "the shopper's profile is gone")
         # The same checks the validator ran on the original plan, with the price snapshot it used:
         # the reduced plan buys a subset of those items.
-        snapshot = goal.priceCheck
-        current_items = snapshot.items if snapshot is not None and snapshot.planId == approval.planId else []
+        snapshot = goal.priceCheck if goal.priceCheck and goal.priceCheck.planId == approval.planId else None
+        current_items = snapshot.items if snapshot is not None else []
         now = self._clock()
         recent = self._counters.recent_activity(goal.userId, now=now)
         return validate_plan(
@@ -269,6 +269,8 @@ class ApprovalDesk:
                 today=now.date(),
                 recent=recent,
                 context=goal.context,
+                # Checked for the original plan's lines; the reduced plan's are a subset of them.
+                price_check=snapshot.model_copy(update={"planId": plan.planId}) if snapshot else None,
             )
         )
 

@@ -18,6 +18,8 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from cartpilot.approvals.desk import ApprovalView
 from cartpilot.audit.privacy import describe_recipient
 from cartpilot.brands.config import BrandConfig
+from cartpilot.goals.model import delivery_estimate
+from cartpilot.goals.undo import NO_UNDO_NOTICE, offers_undo
 from cartpilot.kernel.money import Money
 from cartpilot.plans.model import PlanItem
 
@@ -99,7 +101,9 @@ def render_approval_page(
             summary=summary,
             rows=_rows(view),
             recipient=describe_recipient(summary.recipient),
-            meets_deadline=summary.deliverBy is None or summary.shipping.latestDelivery <= summary.deliverBy,
+            # A window-less option is never "on time": the merchant promised no date.
+            meets_deadline=summary.deliverBy is None or summary.shipping.arrives_by(summary.deliverBy),
+            delivery=delivery_estimate(summary.shipping),
             phrase=view.phrase,
             options=view.options,
             dropped=set(dropped),
@@ -107,6 +111,8 @@ def render_approval_page(
             outcome=view.outcome,
             action_url=action_url,
             undo_terms=_undo_terms(brand.undoWindowSeconds),
+            undo_offered=offers_undo(view.plan),
+            no_undo_notice=NO_UNDO_NOTICE,
             expires=datetime.fromtimestamp(view.approval.expiresAt, UTC).strftime("%Y-%m-%d %H:%M UTC"),
             error=error,
         )

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import functools
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
-from cartpilot.kernel.money import Money
+from cartpilot.kernel.money import MINOR_UNIT_EXPONENTS, Money
 
 DEFAULT_LAMBDA_BRANDS_DIR = Path("/opt/brands")
 # In a source checkout the brands live at the repository root, five levels above this module.
@@ -150,6 +151,21 @@ class BrandConfig(BaseModel):
         ids = [merchant.id for merchant in self.merchants]
         if len(ids) != len(set(ids)):
             raise ValueError("merchant ids must be unique")
+        return self
+
+    @model_validator(mode="after")
+    def _rates_are_positive_decimals(self) -> BrandConfig:
+        for currency, rate in self.currencyRates.items():
+            if currency not in MINOR_UNIT_EXPONENTS:
+                raise ValueError(f"currencyRates: unsupported currency {currency}")
+            if currency == self.currency:
+                raise ValueError(f"currencyRates: {currency} is the brand's own currency")
+            try:
+                value = Decimal(rate)
+            except InvalidOperation:
+                raise ValueError(f"currencyRates.{currency}: {rate!r} is not a decimal number") from None
+            if not value.is_finite() or value <= 0:
+                raise ValueError(f"currencyRates.{currency}: {rate!r} must be a positive number")
         return self
 
     @model_validator(mode="after")

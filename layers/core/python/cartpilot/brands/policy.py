@@ -23,12 +23,15 @@ import cedarpy
 
 from cartpilot.brands.activity import RecentActivity
 from cartpilot.brands.config import BrandConfig, BrandConfigError, brand_dir
+from cartpilot.brands.rates import NoCurrencyRate, in_brand_currency
 from cartpilot.brands.users import UserProfile
 from cartpilot.kernel.money import Money
 from cartpilot.plans.model import PaymentCompleteStep, Plan
 from cartpilot.plans.verdicts import Finding, RiskTier
 
 POLICY_FILE = "policies.cedar"
+# The finding for a plan priced in a currency the brand has no rate for (decided here, not in Cedar).
+CURRENCY_RATE_POLICY = "brand.currency-rate"
 SCHEMA_FILE = "policies.cedarschema"
 NAMESPACE = "CartPilot"
 
@@ -71,6 +74,7 @@ REASON_PLACEHOLDERS = frozenset(
         "ordersLast24h",
         "paymentMethodAgeDays",
         "trustLevel",
+        "pricedIn",
     }
 )
 _PLACEHOLDER = re.compile(r"\{([A-Za-z0-9_]+)\}")
@@ -355,7 +359,11 @@ class OrderLine:
 @dataclass(frozen=True)
 class PolicyFacts:
     """What the policies decide on. Derived from the plan's numbers and the user's saved
-    profile, never from free text: titles, justifications and the goal's words have no say."""
+    profile, never from free text: titles, justifications and the goal's words have no say.
+
+    Amounts are in the brand's currency: a plan priced elsewhere is converted at the brand's
+    rate, rounded up (``brands.rates``); ``priced_in`` and ``plan_total`` keep what the merchant
+    charges, for reasons and for policies about foreign currencies."""
 
     user_id: str
     trust_level: int
@@ -372,11 +380,14 @@ class PolicyFacts:
     limits: Mapping[str, Money | int]
     recent: RecentActivity
     brand_currency: str
+    priced_in: str | None = None  # the plan's currency, when it is not the brand's
+    plan_total: Money | None = None  # the total the merchant charges, in ``priced_in``
 
 
 def facts_for(
     plan: Plan, profile: UserProfile, brand: BrandConfig, recent: RecentActivity, today: date
 ) -> PolicyFacts:
+    """Raises ``NoCurrencyRate`` when an amount is in a currency the brand has no rate for."""
     summary = plan.summary
     payment = next((step for step in plan.steps if isinstance(step, PaymentCompleteStep)), None)
     method = next(
@@ -391,19 +402,21 @@ def facts_for(
         merged[item.itemId] = OrderLine(
             item_id=item.itemId,
             category=item.category,
-            unit_price_minor=item.unitPrice.amount_minor,
+            unit_price_minor=in_brand_currency(item.unitPrice, brand).amount_minor,
             quantity=item.quantity + (known.quantity if known else 0),
         )
     # Known and self are decided by the address itself, not by the id a planner put beside it.
     saved = [entry for entry in profile.recipients if entry.recipient == summary.recipient]
     limits = brand.limits
-    merchant_id = brand.merchant.get("id", "unknown")
+    # The merchant the plan buys from, not the stack's default: a brand may list several.
+    merchant_id = plan.merchant.id
+    foreign = summary.total.currency != brand.currency
     return PolicyFacts(
         user_id=profile.userId,
         trust_level=profile.trustLevel,
         payment_method_age_days=age_days,
         order_id=plan.planId,
-        total=summary.total,
+        total=in_brand_currency(summary.total, brand),
         lines=tuple(merged.values()),
         recipient_known=bool(saved),
         recipient_is_self=any(entry.relation == "self" for entry in saved),
@@ -420,9 +433,21 @@ def facts_for(
             "strongApprovalThreshold": limits.strongApprovalThreshold,
             "maxOrdersPerDay": limits.maxOrdersPerDay,
         },
-        recent=recent,
+        recent=_recent_in_brand_currency(recent, brand),
         brand_currency=brand.currency,
+        priced_in=summary.total.currency if foreign else None,
+        plan_total=summary.total if foreign else None,
     )
+
+
+def _recent_in_brand_currency(recent: RecentActivity, brand: BrandConfig) -> RecentActivity:
+    """The last 24 hours' spend as one amount in the brand's currency (orders placed in other
+    currencies count at the brand's rate, rounded up)."""
+    spend = sum(
+        in_brand_currency(Money(amount_minor=amount, currency=currency), brand).amount_minor
+        for currency, amount in sorted(recent.spend_minor.items())
+    )
+    return RecentActivity(orders=recent.orders, spend_minor={brand.currency: spend})
 
 
 def _uid(kind: str, entity_id: str) -> dict[str, str]:
@@ -481,6 +506,7 @@ def entities_for(facts: PolicyFacts) -> list[dict[str, Any]]:
             "attrs": {
                 "total": facts.total.amount_minor,
                 "currency": facts.total.currency,
+                "pricedIn": facts.priced_in or facts.total.currency,
                 "items": [_ref("Product", line.item_id) for line in facts.lines],
                 "categories": [_ref("Category", name) for name in categories],
                 "restrictions": restrictions,
@@ -518,8 +544,12 @@ def _reason_values(facts: PolicyFacts) -> dict[str, str]:
         name: value.format() if isinstance(value, Money) else str(value)
         for name, value in facts.limits.items()
     }
+    total = facts.total.format()
+    if facts.plan_total is not None:
+        total = f"{total} ({facts.plan_total.format()} at the brand's rate)"
     values |= {
-        "total": facts.total.format(),
+        "total": total,
+        "pricedIn": facts.priced_in or facts.total.currency,
         "spendLast24h": facts.recent.spend(facts.brand_currency).format(),
         "ordersLast24h": str(facts.recent.orders),
         "paymentMethodAgeDays": str(facts.payment_method_age_days),
@@ -535,6 +565,9 @@ def render_reason(policy: BrandPolicy, facts: PolicyFacts) -> str:
 
 def decide(policies: BrandPolicies, facts: PolicyFacts) -> PolicyDecision:
     """Asks Cedar about each action; the verdict is the least strict one still allowed."""
+    if facts.total.currency != facts.brand_currency:
+        # The policies compare Longs in the brand's minor units: another currency would be read as one.
+        raise ValueError(f"policy facts must be in {facts.brand_currency}, not {facts.total.currency}")
     principal, resource = _uid("User", facts.user_id), _uid("Order", facts.order_id)
     context = context_for(facts)
     requests = [
@@ -605,5 +638,24 @@ def decide(policies: BrandPolicies, facts: PolicyFacts) -> PolicyDecision:
 def evaluate_plan(
     plan: Plan, profile: UserProfile, brand: BrandConfig, recent: RecentActivity, today: date
 ) -> PolicyDecision:
-    """The brand's policies on this plan, for this user, given their recent orders."""
-    return decide(policies_for(brand), facts_for(plan, profile, brand, recent, today))
+    """The brand's policies on this plan, for this user, given their recent orders.
+
+    A plan whose amounts cannot be put in the brand's currency is denied before the policies are
+    asked: no limit could be checked, and no policy file can let it through."""
+    try:
+        facts = facts_for(plan, profile, brand, recent, today)
+    except NoCurrencyRate as missing:
+        return PolicyDecision(
+            tier=RiskTier.DENY,
+            approver=None,
+            findings=[
+                Finding(
+                    policyId=CURRENCY_RATE_POLICY,
+                    tier=RiskTier.DENY,
+                    message=f"amounts in {missing.currency} cannot be checked against the brand's "
+                    f"limits: it has no exchange rate from {missing.currency} to {missing.brand_currency}",
+                )
+            ],
+            allowed=dict.fromkeys(PolicyAction, False),
+        )
+    return decide(policies_for(brand), facts)

@@ -33,6 +33,7 @@ from cartpilot.plans.model import (
     FulfillmentSelectArgs,
     FulfillmentSelectStep,
     LineRef,
+    MerchantTerms,
     PaymentCompleteArgs,
     PaymentCompleteStep,
     Plan,
@@ -85,7 +86,11 @@ class PolicyTestCase(_Strict):
     recipient: str = "home"
     paymentMethod: str | None = None
     currency: str | None = Field(default=None, pattern=r"^[A-Z]{3}$")
-    merchant: str | None = None
+    merchant: str | None = Field(default=None, description="The plan's merchant; default: the brand's first")
+    deliverBy: date | None = Field(default=None, description="The shopper's deadline, given in the request")
+    promisedDelivery: bool = Field(
+        default=True, description="False: the shipping option gives no delivery window"
+    )
     recent: CaseRecent = CaseRecent()
     today: date | None = None
     expect: CaseExpectation
@@ -143,6 +148,7 @@ def plan_for_case(case: PolicyTestCase, brand: BrandConfig, profile: UserProfile
         recipient_id, recipient = saved.id, saved.recipient
     default_method = profile.default_payment_method()
     payment_method = case.paymentMethod or (default_method.id if default_method else "pm_none")
+    handler = next(iter(brand.paymentHandlers), "com.cartpilot.sandbox_tokenizer")
     return Plan(
         planId="p-policy-test",
         goalId="g-policy-test",
@@ -150,6 +156,13 @@ def plan_for_case(case: PolicyTestCase, brand: BrandConfig, profile: UserProfile
         goal=case.name,
         brand=brand.name,
         currency=currency,
+        merchant=MerchantTerms(
+            id=case.merchant or brand.merchants[0].id,
+            ucpVersion="2026-04-08",
+            paymentHandler=handler,
+            paymentHandlerId="policy-test",
+            undo="cancel",
+        ),
         planner=PlannerInfo(kind="rules", promptVersion="policy-test"),
         steps=[
             CheckoutCreateStep(
@@ -184,13 +197,14 @@ def plan_for_case(case: PolicyTestCase, brand: BrandConfig, profile: UserProfile
                 optionId="standard",
                 title="Standard",
                 price=shipping_price,
-                earliestDelivery=today + timedelta(days=3),
-                latestDelivery=today + timedelta(days=6),
+                earliestDelivery=today + timedelta(days=3) if case.promisedDelivery else None,
+                latestDelivery=today + timedelta(days=6) if case.promisedDelivery else None,
             ),
             subtotal=subtotal,
             total=total,
             recipient=recipient,
             recipientId=recipient_id,
+            deliverBy=case.deliverBy,
         ),
         createdAt=f"{today.isoformat()}T00:00:00.000Z",
     )
@@ -219,9 +233,6 @@ def run_case(case: PolicyTestCase, brand: BrandConfig, default_today: date) -> C
     profile = directory_for(brand).get(case.user)
     if profile is None:
         return CaseResult(case, None, f"no user {case.user!r} in the brand's users")
-    if case.merchant is not None:
-        # The plan does not name its merchant; the stack's wiring does. Rewire the brand, as a deploy would.
-        brand = brand.model_copy(update={"merchant": {**brand.merchant, "id": case.merchant}})
     today = case.today or default_today
     try:
         plan = plan_for_case(case, brand, profile, today)
@@ -235,7 +246,9 @@ def run_case(case: PolicyTestCase, brand: BrandConfig, default_today: date) -> C
             current_items=_merchant_items(case, plan.currency),
             today=today,
             recent=RecentActivity(orders=case.recent.orders, spend_minor={brand.currency: case.recent.spend}),
-            context=GoalContext(recipient=NEW_RECIPIENT) if case.recipient == "new" else GoalContext(),
+            context=GoalContext(
+                recipient=NEW_RECIPIENT if case.recipient == "new" else None, deliverBy=case.deliverBy
+            ),
         )
     )
     return CaseResult(case, verdict, _mismatch(case.expect, verdict))

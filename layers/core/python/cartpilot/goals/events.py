@@ -96,8 +96,11 @@ class CompensationResult(BaseModel):
 
 
 class ReceiptSent(BaseModel):
+    """SendReceipt's answer; the flow skips the undo window when ``undoUntil`` is null (the merchant
+    offers no way to cancel an order)."""
+
     orderId: str
-    undoUntil: str
+    undoUntil: str | None
 
 
 class OutcomeRecorded(BaseModel):

@@ -44,6 +44,14 @@ class GoalIntake:
             raise IntakeError(422, "UNKNOWN_USER", f"user {request.userId} is not known to this brand")
         if request.context.budget is not None and request.context.budget.currency != self._brand.currency:
             raise IntakeError(422, "BUDGET_CURRENCY", f"budget must be in {self._brand.currency}")
+        merchant_id = request.context.merchantId
+        known = [merchant.id for merchant in self._brand.merchants]
+        if merchant_id is not None and merchant_id not in known:
+            raise IntakeError(
+                422,
+                "UNKNOWN_MERCHANT",
+                f"merchant {merchant_id} is not one this brand buys from ({', '.join(known)})",
+            )
         goal_id = goal_id_for(self._brand.name, request.userId, idempotency_key)
         now = utc_now_iso()
         record = GoalRecord(

@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from cartpilot.audit.chain import AuditRecord
+from cartpilot.audit.privacy import scrub_text
 from cartpilot.audit.trail import AuditTrail
+from cartpilot.goals.handoff import checked_continue_url, origin_of
 from cartpilot.goals.model import GoalStatus
 from cartpilot.goals.ports import GoalStore
 from cartpilot.kernel.clock import utc_now_iso
@@ -55,3 +57,37 @@ class GoalLedger:
         )
         self.store.advance_audit_head(goal_id, seq=record.seq, head=record.hash)
         return record
+
+    def hand_off(
+        self,
+        goal_id: str,
+        continue_url: str,
+        reason: str,
+        *,
+        actor: str = "executor",
+        plan_hash: str | None = None,
+    ) -> AuditRecord | None:
+        """Ends a running goal ``HANDED_OFF``: the merchant needs the shopper to finish the checkout
+        at ``continue_url`` (checkout ``requires_escalation``). The step that met the escalation calls
+        this, then re-raises, and the flow tells the shopper without undoing the session.
+
+        Raises ``UnusableContinueUrl`` for a URL no shopper should be sent to (the goal is unchanged,
+        and the flow undoes the steps as after any failure), ``InvalidTransition`` unless the goal is
+        executing. A repeated call for a goal already handed off records nothing; None then.
+        """
+        url = checked_continue_url(continue_url)
+        goal = self.store.require(goal_id)
+        if goal.status is GoalStatus.HANDED_OFF and goal.continueUrl == url:
+            return None
+        # The merchant's words may quote what the shopper typed; kept as failure reasons are.
+        why = scrub_text(reason)[:500] or "the merchant needs you to finish the checkout on its site"
+        return self.transition(
+            goal_id,
+            GoalStatus.HANDED_OFF,
+            actor=actor,
+            event="goal.handed-off",
+            plan_hash=plan_hash if plan_hash is not None else goal.planHash,
+            detail={"reason": why, "merchant": origin_of(url)},
+            continueUrl=url,
+            failure=why,
+        )

@@ -34,6 +34,8 @@ ALLOWED_FROM: dict[GoalStatus, frozenset[GoalStatus]] = {
         {GoalStatus.VALIDATING, GoalStatus.AWAITING_APPROVAL, GoalStatus.EXECUTING, GoalStatus.COMPENSATED}
     ),
     GoalStatus.UNDONE: frozenset({GoalStatus.COMPLETED, GoalStatus.UNDONE}),
+    # Only a running checkout can be handed to the shopper; nothing was charged, nothing follows.
+    GoalStatus.HANDED_OFF: frozenset({GoalStatus.EXECUTING, GoalStatus.HANDED_OFF}),
     GoalStatus.FAILED: frozenset(
         {
             GoalStatus.RECEIVED,
@@ -67,6 +69,7 @@ FINAL_STATUSES = frozenset(
         GoalStatus.UNDONE,
         GoalStatus.FAILED,
         GoalStatus.NEEDS_ATTENTION,
+        GoalStatus.HANDED_OFF,
     }
 )
 SETTLED_STATUSES = FINAL_STATUSES | {GoalStatus.COMPLETED}

@@ -21,7 +21,7 @@ from pydantic import (
 from cartpilot.commerce.errors import PlanIntegrityError
 from cartpilot.commerce.ports import ProductVariant, Recipient
 from cartpilot.kernel.money import Money
-from cartpilot.plans.model import Plan
+from cartpilot.plans.model import Plan, ShippingChoice
 from cartpilot.plans.verdicts import RiskTier, Verdict
 
 
@@ -39,6 +39,8 @@ class GoalStatus(StrEnum):
     UNDONE = "UNDONE"
     FAILED = "FAILED"
     NEEDS_ATTENTION = "NEEDS_ATTENTION"
+    # The merchant asked for the shopper (checkout ``requires_escalation``): its continue URL is on the goal.
+    HANDED_OFF = "HANDED_OFF"
 
 
 class GoalContext(BaseModel):
@@ -50,6 +52,11 @@ class GoalContext(BaseModel):
     paymentMethodId: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_\-]{1,64}$")
     budget: Money | None = None
     deliverBy: date | None = None
+    merchantId: str | None = Field(
+        default=None,
+        pattern=r"^[a-z0-9][a-z0-9\-]{1,60}$",
+        description="One of the brand's merchants (brand.yaml `merchants`); default: the first",
+    )
 
 
 class GoalRequest(BaseModel):
@@ -105,6 +112,16 @@ class Receipt(BaseModel):
     merchantStatus: str
 
 
+def delivery_estimate(shipping: ShippingChoice) -> str | None:
+    """The window the merchant promised, for people; None when it promised none."""
+    earliest, latest = shipping.earliestDelivery, shipping.latestDelivery
+    if latest is None:
+        return None if earliest is None else f"from {earliest.isoformat()}, no latest date promised"
+    if earliest is None or earliest == latest:
+        return f"by {latest.isoformat()}"
+    return f"{earliest.isoformat()} to {latest.isoformat()}"
+
+
 class GoalAccepted(BaseModel):
     """What ``POST /goals`` answers."""
 
@@ -114,13 +131,21 @@ class GoalAccepted(BaseModel):
 
 
 class PriceCheck(BaseModel):
-    """What the merchant charged for the plan's items when the catalog function looked."""
+    """What the merchant charged for the plan's items when the catalog function looked.
+
+    With ``sessionChecked`` the prices are the merchant's checkout's (a pricing session), and
+    ``shippingOffered`` says whether it still offers the planned shipping at its price;
+    ``refusal`` holds the merchant's words when the checkout would not take the plan's lines.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
     planId: str
     checkedAt: str
     items: list[ProductVariant] = []
+    sessionChecked: bool = False
+    refusal: str | None = Field(default=None, max_length=1000)
+    shippingOffered: bool | None = None
 
 
 class ApprovalSummary(BaseModel):
@@ -177,6 +202,8 @@ class GoalRecord(BaseModel):
     receipt: Receipt | None = None
     receiptSentAt: str | None = None
     undoUntil: str | None = None
+    # Where the shopper finishes a checkout the merchant handed over (HANDED_OFF).
+    continueUrl: str | None = None
     failure: str | None = None
     auditHead: str | None = None
     auditSeq: int | None = None

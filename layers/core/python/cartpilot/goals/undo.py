@@ -1,8 +1,13 @@
-"""The undo window: after a completed order, the shopper may take it back until ``undoUntil``."""
+"""The undo window: after a completed order, the shopper may take it back until ``undoUntil``.
+
+Only where the merchant offers a way to cancel an order (the plan's ``merchant.undo`` is
+``cancel``): UCP itself has no cancel route. Where it offers none, the approval page and the
+receipt say so before anyone relies on it, no window opens, and an undo request is refused.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal
 
 from pydantic import BaseModel
@@ -13,6 +18,10 @@ from cartpilot.goals.model import GoalStatus
 from cartpilot.goals.ports import TaskTokenGone, Workflow
 from cartpilot.kernel.clock import utc_now, utc_now_iso
 from cartpilot.kernel.errors import Refusal
+from cartpilot.plans.model import Plan
+
+# What the approver and the shopper read where the merchant offers no way to cancel an order.
+NO_UNDO_NOTICE = "no undo: this merchant offers no way to cancel orders"
 
 
 class UndoRefused(Refusal):
@@ -25,6 +34,22 @@ class UndoAccepted(BaseModel):
     goalId: str
     status: GoalStatus
     undo: Literal["requested", "done"]
+
+
+def offers_undo(plan: Plan) -> bool:
+    return plan.merchant.undo == "cancel"
+
+
+def undo_deadline(plan: Plan, window_seconds: int, now: datetime) -> str | None:
+    """When the undo window of the plan's order closes; None where the merchant offers no undo."""
+    if not offers_undo(plan):
+        return None
+    return (now + timedelta(seconds=window_seconds)).isoformat(timespec="seconds")
+
+
+def undo_notice(plan: Plan) -> str | None:
+    """What the receipt says about undo when there is none to offer."""
+    return None if offers_undo(plan) else NO_UNDO_NOTICE
 
 
 def open_undo_window(goal_id: str, task_token: str, *, ledger: GoalLedger) -> UndoWindowOpened:
@@ -48,6 +73,8 @@ def request_undo(goal_id: str, *, ledger: GoalLedger, workflow: Workflow, actor:
         raise UndoRefused(404, "GOAL_NOT_FOUND", f"no goal {goal_id}")
     if goal.status is GoalStatus.UNDONE:
         return UndoAccepted(goalId=goal_id, status=goal.status, undo="done")
+    if isinstance(goal.plan, Plan) and not offers_undo(goal.plan):
+        raise UndoRefused(409, "UNDO_UNSUPPORTED", f"{NO_UNDO_NOTICE}; the merchant's return policy applies")
     if goal.status is not GoalStatus.COMPLETED:
         raise UndoRefused(409, "NOT_UNDOABLE", f"a goal that is {goal.status.value} cannot be undone")
     if goal.undoUntil is None or utc_now() >= datetime.fromisoformat(goal.undoUntil):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from cartpilot.audit.chain import AuditRecord, ChainVerification, verify_chain
 from cartpilot.goals.ledger import GoalLedger
@@ -33,6 +33,9 @@ class GoalView(BaseModel):
     steps: list[StepResult]
     receipt: Receipt | None
     undoUntil: str | None
+    continueUrl: str | None = Field(
+        description="HANDED_OFF: where the shopper finishes the checkout on the merchant's site"
+    )
     failure: str | None
     createdAt: str
     updatedAt: str

@@ -13,6 +13,7 @@ but never more lenient.
 
 from __future__ import annotations
 
+import contextlib
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date
@@ -23,13 +24,14 @@ from pydantic import ValidationError
 from cartpilot.brands.activity import OrderCounters, RecentActivity
 from cartpilot.brands.config import BrandConfig
 from cartpilot.brands.policy import PolicyDecision, evaluate_plan
+from cartpilot.brands.rates import NoCurrencyRate, in_brand_currency
 from cartpilot.brands.users import UserDirectory, UserProfile
 from cartpilot.commerce.errors import PlanIntegrityError
 from cartpilot.commerce.ports import ProductVariant
 from cartpilot.goals.ledger import GoalLedger
 from cartpilot.goals.model import GoalContext, GoalStatus, MalformedPlan, PriceCheck
 from cartpilot.kernel.clock import today, utc_now, utc_now_iso
-from cartpilot.kernel.money import total_of
+from cartpilot.kernel.money import Money, total_of
 from cartpilot.plans.model import (
     ACTION_ORDER,
     Action,
@@ -63,6 +65,8 @@ class ValidationInput:
     recent: RecentActivity = field(default_factory=RecentActivity)
     # The shopper's structured request, when known: the plan may not stray from it.
     context: GoalContext | None = None
+    # The price check the current items came from: whether the merchant's checkout was asked.
+    price_check: PriceCheck | None = None
 
 
 def _deny(policy: str, message: str) -> Finding:
@@ -164,6 +168,25 @@ def check_prices(plan: Plan, current_items: list[ProductVariant], tolerance_perc
     return findings
 
 
+def check_session(plan: Plan, price_check: PriceCheck | None) -> list[Finding]:
+    """Truth from the merchant's checkout: it takes the plan's lines and offers its shipping."""
+    if price_check is None or not price_check.sessionChecked or price_check.planId != plan.planId:
+        return []
+    if price_check.refusal is not None:
+        return [
+            _deny("merchant.checkout", f"the merchant's checkout refused the order: {price_check.refusal}")
+        ]
+    if price_check.shippingOffered is False:
+        shipping = plan.summary.shipping
+        return [
+            _deny(
+                "merchant.shipping",
+                f"the merchant no longer offers {shipping.title} at {shipping.price.format()}",
+            )
+        ]
+    return []
+
+
 def check_request(plan: Plan, brand: BrandConfig, context: GoalContext | None) -> list[Finding]:
     """The plan serves this brand and keeps to what the shopper asked for in structured fields.
 
@@ -176,6 +199,8 @@ def check_request(plan: Plan, brand: BrandConfig, context: GoalContext | None) -
         findings.append(_deny("plan.brand", "the plan was made for another brand"))
     if context is None:
         return findings
+    if context.merchantId is not None and plan.merchant.id != context.merchantId:
+        findings.append(_deny("plan.merchant", "the plan buys from another merchant than the shopper asked"))
     if context.recipient is not None:
         if summary.recipient != context.recipient:
             findings.append(
@@ -195,35 +220,53 @@ def check_request(plan: Plan, brand: BrandConfig, context: GoalContext | None) -
     return findings
 
 
-def check_goal_constraints(plan: Plan, today: date) -> list[Finding]:
-    """The shopper's own limits: the budget and the delivery deadline."""
+def check_goal_constraints(plan: Plan, today: date, brand: BrandConfig | None = None) -> list[Finding]:
+    """The shopper's own limits: the budget and the delivery deadline.
+
+    The budget is in the brand's currency; a plan priced in another is compared at the brand's
+    rate, rounded up. A shipping option without a delivery window never counts as on time: with a
+    deadline, the shopper decides whether to risk it (the approval page says no date is promised).
+    """
     findings: list[Finding] = []
     summary = plan.summary
-    total = summary.total
-    if (
-        summary.budget is not None
-        and total.currency == summary.budget.currency
-        and total.exceeds(summary.budget)
-    ):
-        findings.append(
-            _deny("goal.budget", f"{total.format()} is over the budget of {summary.budget.format()}")
-        )
-    if summary.budget is not None and total.currency != summary.budget.currency:
-        findings.append(
-            _deny("goal.budget", f"the budget is in {summary.budget.currency}, the plan in {total.currency}")
-        )
+    if summary.budget is not None:
+        findings += _check_budget(summary.total, summary.budget, brand)
     if summary.deliverBy is not None:
-        if summary.shipping.latestDelivery > summary.deliverBy:
+        shipping = summary.shipping
+        if shipping.latestDelivery is None:
+            findings.append(
+                Finding(
+                    policyId="goal.deliver-by-unpromised",
+                    tier=RiskTier.APPROVAL,
+                    message=f"{shipping.title} promises no delivery date: it may arrive after "
+                    f"the deadline {summary.deliverBy.isoformat()}",
+                )
+            )
+        elif not shipping.arrives_by(summary.deliverBy):
             findings.append(
                 _deny(
                     "goal.deliver-by",
-                    f"{summary.shipping.title} may arrive {summary.shipping.latestDelivery.isoformat()}, "
+                    f"{shipping.title} may arrive {shipping.latestDelivery.isoformat()}, "
                     f"after the deadline {summary.deliverBy.isoformat()}",
                 )
             )
         if summary.deliverBy < today:
             findings.append(_deny("goal.deliver-by", "the delivery deadline is in the past"))
     return findings
+
+
+def _check_budget(total: Money, budget: Money, brand: BrandConfig | None) -> list[Finding]:
+    compared = total
+    if total.currency != budget.currency and brand is not None and budget.currency == brand.currency:
+        # Without a rate the policies deny the plan; here it stays a currency mismatch.
+        with contextlib.suppress(NoCurrencyRate):
+            compared = in_brand_currency(total, brand)
+    if compared.currency != budget.currency:
+        return [_deny("goal.budget", f"the budget is in {budget.currency}, the plan in {total.currency}")]
+    if compared.exceeds(budget):
+        shown = total.format() if compared is total else f"{total.format()} ({compared.format()})"
+        return [_deny("goal.budget", f"{shown} is over the budget of {budget.format()}")]
+    return []
 
 
 def check_policies(
@@ -238,7 +281,8 @@ def validate_plan(given: ValidationInput) -> Verdict:
     findings = check_structure(plan, given.profile)
     findings += check_request(plan, given.brand, given.context)
     findings += check_prices(plan, given.current_items, given.brand.priceTolerancePercent)
-    findings += check_goal_constraints(plan, given.today)
+    findings += check_session(plan, given.price_check)
+    findings += check_goal_constraints(plan, given.today, given.brand)
     decision = check_policies(plan, given.brand, given.profile, given.today, given.recent)
     findings += decision.findings
     tier = decision.tier
@@ -252,7 +296,8 @@ def validate_plan(given: ValidationInput) -> Verdict:
         planHash=plan.plan_hash(),
         tier=tier,
         route=route_for(tier),
-        approver=None if tier in (RiskTier.AUTO, RiskTier.DENY) else decision.approver,
+        # A finding outside the policies (a deadline no option promises) asks the shopper.
+        approver=None if tier in (RiskTier.AUTO, RiskTier.DENY) else decision.approver or "user",
         reasons=findings,
         checkedAt=utc_now_iso(),
     )
@@ -318,6 +363,7 @@ def validate_goal(
                 today=today(),
                 recent=recent,
                 context=goal.context,
+                price_check=snapshot,
             )
         )
     ledger.note(
