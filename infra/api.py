@@ -1,9 +1,12 @@
-"""The REST API: IAM-signed goal routes, public signed-link approval routes, and their guard rails.
+"""The REST API: IAM-signed goal routes, public signed-link approval routes, the public UCP profile,
+and their guard rails.
 
 ``/goals*`` and ``/openapi.json`` need SigV4 (the callers are brand backends with AWS credentials).
 ``/approvals/{approvalId}`` is public because shoppers open it from an email; the link itself is the
 credential (HMAC signature with an expiry, checked by the API function), GET never changes anything,
 and the approval routes get a tighter throttle plus a per-IP WAF rate limit against link guessing.
+``/.well-known/ucp`` (and its 2026-01-11 leaf) is public as UCP requires: merchants fetch our platform
+profile, which holds nothing secret, to learn our capabilities and the public keys of our signatures.
 Requests are validated before they reach Lambda, errors keep the API's ``{"error": {...}}`` shape,
 and the stage is traced, throttled, execution-logged (errors only, no bodies) and access-logged.
 """
@@ -153,6 +156,10 @@ class Api(Construct):
         self._public(approval, "GET", integration, parameters=approval_id)
         self._public(approval, "POST", integration, parameters=approval_id)
 
+        profile = root.add_resource(".well-known").add_resource("ucp")
+        self._platform_profile(profile, integration)
+        self._platform_profile(profile.add_resource("2026-01-11"), integration)
+
     def _signed(
         self,
         resource: apigw.IResource,
@@ -199,6 +206,24 @@ class Api(Construct):
             "account: the link is the credential (HMAC-SHA256 over approval id, expiry, plan hash, tier and "
             "approver, verified in constant time by the API function), GET changes nothing, a decision is "
             "recorded once, and the route has its own throttle and a per-IP WAF rate limit."
+        )
+        resource_node = method.node.default_child or method
+        acknowledge(resource_node, "AwsSolutions-APIG4", reason)
+        acknowledge(resource_node, "AwsSolutions-COG4", reason)
+        return method
+
+    def _platform_profile(self, resource: apigw.IResource, integration: apigw.Integration) -> apigw.Method:
+        method = resource.add_method(
+            "GET",
+            integration,
+            authorization_type=apigw.AuthorizationType.NONE,
+            request_validator=self.validator,
+        )
+        reason = (
+            "CartPilot's UCP platform profile: merchants fetch it, unauthenticated, from the URL in our "
+            "UCP-Agent header (UCP overview.md, 'Profile Requirements'). It holds public facts only "
+            "(versions, capabilities, payment handlers, public signing keys), changes nothing, and is "
+            "served with Cache-Control public, max-age=300."
         )
         resource_node = method.node.default_child or method
         acknowledge(resource_node, "AwsSolutions-APIG4", reason)

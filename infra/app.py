@@ -11,12 +11,14 @@ import aws_cdk as cdk
 
 from infra.brands import discover_brands, select_brands
 from infra.nag import add_checks
-from infra.settings import DeploySettings
+from infra.settings import DeploySettings, SettingsError
 from infra.stack import CartPilotStack
 
 
 def add_brand_stacks(app: cdk.App, settings: DeploySettings) -> list[CartPilotStack]:
     brands = select_brands(discover_brands(settings.paths.brands_dir), settings.brand)
+    if settings.public_api_url is not None and len(brands) > 1:
+        raise SettingsError("publicApiUrl names one brand's API: build that brand alone (-c brand=NAME)")
     return [CartPilotStack(app, brand.stack_name, brand=brand, settings=settings) for brand in brands]
 
 
@@ -33,6 +35,7 @@ def build_app(app: cdk.App) -> list[CartPilotStack]:
             "apiGatewayAccountRole",
             "alarmEmail",
             "merchantUrl",
+            "publicApiUrl",
         )
         if app.node.try_get_context(key) is not None
     }

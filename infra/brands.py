@@ -69,7 +69,7 @@ def load_brand(directory: Path) -> Brand:
         name=name,
         currency=currency,
         directory=directory,
-        merchant_url=_optional_str(raw, "merchant", "url", path=path),
+        merchant_url=_default_merchant_url(raw, path=path),
         ses_identity=_optional_str(raw, "notifications", "sesIdentity", path=path),
     )
 
@@ -92,6 +92,16 @@ def select_brands(brands: list[Brand], only: str | None) -> list[Brand]:
         known = ", ".join(brand.name for brand in brands)
         raise BrandError(f"unknown brand {only!r}; known brands: {known}")
     return chosen
+
+
+def _default_merchant_url(raw: dict[str, Any], *, path: Path) -> str | None:
+    """The URL of the brand's default merchant: the first of ``merchants`` (or a lone ``merchant``)."""
+    merchants = raw.get("merchants")
+    if merchants is None:
+        return _optional_str(raw, "merchant", "url", path=path)
+    if not isinstance(merchants, list) or not merchants or not isinstance(merchants[0], dict):
+        raise BrandError(f"{path}: merchants must be a non-empty list of mappings")
+    return _optional_str({"merchant": merchants[0]}, "merchant", "url", path=path)
 
 
 def _optional_str(raw: dict[str, Any], section: str, key: str, *, path: Path) -> str | None:

@@ -64,6 +64,8 @@ class FunctionSpec:
     idempotency: bool = False
     counters: bool = False
     link_signing_key: bool = False
+    # Signs UCP requests to the merchant, or serves the profile that publishes the public keys.
+    ucp_signing_keys: bool = False
     merchant_credentials: bool = False
     llm_api_key: bool = False
     merchant: bool = False
@@ -93,6 +95,7 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         audit=True,
         idempotency=True,
         link_signing_key=True,
+        ucp_signing_keys=True,
         approval_links=True,
         timeout_seconds=15,
     ),
@@ -107,6 +110,7 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         link_signing_key=True,
         llm_api_key=True,
         merchant=True,
+        ucp_signing_keys=True,
         timeout_seconds=100,
         memory_mb=1024,
     ),
@@ -117,6 +121,7 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         asl_variable="CatalogFunctionArn",
         goals=TableAccess.READ,
         merchant=True,
+        ucp_signing_keys=True,
     ),
     FunctionSpec(
         name="validator",
@@ -150,6 +155,7 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
             idempotency=True,
             merchant_credentials=True,
             merchant=True,
+            ucp_signing_keys=True,
             mutates_merchant=True,
             timeout_seconds=50,
         )
@@ -176,6 +182,7 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         idempotency=True,
         merchant_credentials=True,
         merchant=True,
+        ucp_signing_keys=True,
         mutates_merchant=True,
         timeout_seconds=100,
     ),
@@ -210,6 +217,9 @@ class Functions(Construct):
         merchant_url = settings.merchant_url or brand.merchant_url
         if merchant_url is None:
             raise ValueError(f"brand {brand.name}: set merchant.url in brand.yaml or -c merchantUrl=URL")
+        # Where merchants fetch our UCP profile, the one UCP-Agent names: the API, unless a custom
+        # domain fronts it.
+        public_api_url = settings.public_api_url or approval_base_url
 
         self.layer = lambda_.LayerVersion(
             self,
@@ -240,6 +250,7 @@ class Functions(Construct):
                 secrets=secrets,
                 notifications=notifications,
                 approval_base_url=approval_base_url,
+                public_api_url=public_api_url,
             )
             function = self._function(
                 spec.construct_id,
@@ -397,6 +408,8 @@ class Functions(Construct):
             tables.counters.grant_read_write_data(role)
         if spec.link_signing_key:
             secrets.link_signing_key.grant_read(role)
+        if spec.ucp_signing_keys:
+            secrets.ucp_signing_keys.grant_read(role)
         if spec.merchant_credentials:
             secrets.merchant_credentials.grant_read(role)
         if spec.llm_api_key:
@@ -428,6 +441,7 @@ def _own_environment(
     secrets: BrandSecrets,
     notifications: Notifications,
     approval_base_url: str,
+    public_api_url: str,
 ) -> dict[str, str]:
     """What only this function is told: the secrets, topic and URLs it may use, and nothing more."""
     environment: dict[str, str] = {}
@@ -435,6 +449,9 @@ def _own_environment(
         environment["MERCHANT_URL"] = merchant_url
     if spec.link_signing_key:
         environment["LINK_SIGNING_SECRET_ID"] = secrets.link_signing_key.secret_arn
+    if spec.ucp_signing_keys:
+        environment["SIGNING_KEYS_SECRET_ID"] = secrets.ucp_signing_keys.secret_arn
+        environment["PUBLIC_API_URL"] = public_api_url
     if spec.merchant_credentials:
         environment["MERCHANT_CREDENTIALS_SECRET_ID"] = secrets.merchant_credentials.secret_arn
     if spec.llm_api_key:

@@ -20,6 +20,9 @@ apiGatewayAccountRole  create the account-wide role API Gateway logs with (defau
                        false when the account already has one)
 alarmEmail             subscribe this address to the alarm topic
 merchantUrl            override ``merchant.url`` of the brand file (e.g. the production endpoint)
+publicApiUrl           the API's public HTTPS base URL, under which CartPilot's UCP profile is
+                       served (default: the stage URL API Gateway gives the brand's API); with
+                       one brand only (``-c brand=NAME``), as each brand has its own API
 =====================  =====================================================================
 """
 
@@ -87,6 +90,7 @@ class DeploySettings:
     api_gateway_account_role: bool = True
     alarm_email: str | None = None
     merchant_url: str | None = None
+    public_api_url: str | None = None
 
     @classmethod
     def from_context(cls, context: dict[str, Any], *, root: Path = PROJECT_ROOT) -> DeploySettings:
@@ -110,6 +114,7 @@ class DeploySettings:
             ),
             alarm_email=_optional(context.get("alarmEmail")),
             merchant_url=_optional(context.get("merchantUrl")),
+            public_api_url=_https_url(context.get("publicApiUrl"), "publicApiUrl"),
         )
 
 
@@ -122,6 +127,16 @@ def _optional(value: object) -> str | None:
     if value is None or value == "":
         return None
     return str(value)
+
+
+def _https_url(value: object, key: str) -> str | None:
+    url = _optional(value)
+    if url is None:
+        return None
+    # UCP overview.md, "Hosting": profiles MUST be served over HTTPS.
+    if not url.startswith("https://"):
+        raise SettingsError(f"{key} must be an https:// URL, got {url!r}")
+    return url.rstrip("/")
 
 
 def _non_negative_int(value: object, key: str) -> int:

@@ -88,6 +88,18 @@ class CartPilotStack(cdk.Stack):
         cdk.CfnOutput(self, "AlarmTopicArn", value=self.monitoring.alarm_topic.topic_arn)
         cdk.CfnOutput(self, "LinkSigningSecretArn", value=self.secrets.link_signing_key.secret_arn)
         cdk.CfnOutput(
+            self,
+            "UcpSigningKeysSecretArn",
+            value=self.secrets.ucp_signing_keys.secret_arn,
+            description="Run 'cartpilot keys rotate --secret <this>' after the first deploy and every 90 days",
+        )
+        cdk.CfnOutput(
+            self,
+            "UcpProfileUrl",
+            value=f"{settings.public_api_url or self.api.base_url}/.well-known/ucp",
+            description="CartPilot's UCP platform profile, the URL its UCP-Agent header names",
+        )
+        cdk.CfnOutput(
             self, "MerchantCredentialsSecretArn", value=self.secrets.merchant_credentials.secret_arn
         )
         cdk.CfnOutput(self, "LlmApiKeySecretArn", value=self.secrets.llm_api_key.secret_arn)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from cartpilot.commerce.signing_keys import new_ring_secret
 from cartpilot.kernel.keyring import KeyRing
 
 _TABLE_KEYS: dict[str, tuple[list[dict[str, str]], list[dict[str, str]]]] = {
@@ -51,3 +52,8 @@ def create_tables(dynamodb: Any, brand: str) -> None:
 
 def create_link_secret(secretsmanager: Any, secret_id: str) -> None:
     secretsmanager.create_secret(Name=secret_id, SecretString=json.dumps(KeyRing.new_secret("k1")))
+
+
+def create_signing_keys_secret(secretsmanager: Any, secret_id: str) -> None:
+    """The UCP request-signing key ring, one fresh key (what ``cartpilot keys rotate`` writes first)."""
+    secretsmanager.create_secret(Name=secret_id, SecretString=json.dumps(new_ring_secret()))

@@ -1,4 +1,5 @@
-"""The HTTP API: goals for API clients, approval pages for approvers, and the OpenAPI document."""
+"""The HTTP API: goals for API clients, approval pages for approvers, CartPilot's UCP profile for
+merchants, and the OpenAPI document."""
 
 import re
 from html import escape
@@ -265,6 +266,44 @@ def decide_approval(approval_id: str) -> Response[str]:
         except DeskError as reopened:
             return _error_page(reopened)
     return _approval_page(200, view)
+
+
+def _platform_profile(version: str) -> Response[dict[str, Any]]:
+    from cartpilot.commerce.platform_profile import PROFILE_CACHE_CONTROL
+    from cartpilot.commerce.signing_keys import SigningKeysMissing
+    from cartpilot.wiring.signing import platform_profile_document
+
+    try:
+        document = platform_profile_document(version)
+    except SigningKeysMissing as exc:
+        logger.error("the UCP profile has no signing keys to publish", extra={"reason": str(exc)})
+        return Response(
+            status_code=503,
+            content_type=content_types.APPLICATION_JSON,
+            body={"error": {"code": "PROFILE_UNAVAILABLE", "message": "the profile is not published yet"}},
+            headers={"Cache-Control": "no-store", "Retry-After": "60"},
+        )
+    # overview.md, "Hosting": public, cacheable for at least a minute, never redirected.
+    return Response(
+        status_code=200,
+        content_type=content_types.APPLICATION_JSON,
+        body=document,
+        headers={"Cache-Control": PROFILE_CACHE_CONTROL},
+    )
+
+
+@app.get("/.well-known/ucp")
+@tracer.capture_method
+def ucp_platform_profile() -> Response[dict[str, Any]]:
+    """CartPilot's UCP platform profile (2026-04-08), the one our UCP-Agent header names. Public."""
+    return _platform_profile("2026-04-08")
+
+
+@app.get("/.well-known/ucp/2026-01-11")
+@tracer.capture_method
+def ucp_platform_profile_2026_01_11() -> Response[dict[str, Any]]:
+    """The 2026-01-11 leaf profile, for merchants that speak that version. Public."""
+    return _platform_profile("2026-01-11")
 
 
 @app.get("/openapi.json")

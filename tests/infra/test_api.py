@@ -20,6 +20,8 @@ EXPECTED_ROUTES = {
     ("GET", "/openapi.json"): "AWS_IAM",
     ("GET", "/approvals/{approvalId}"): "NONE",
     ("POST", "/approvals/{approvalId}"): "NONE",
+    ("GET", "/.well-known/ucp"): "NONE",
+    ("GET", "/.well-known/ucp/2026-01-11"): "NONE",
 }
 
 

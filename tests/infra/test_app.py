@@ -83,6 +83,25 @@ def test_brand_context_reaches_the_app_as_cdk_passes_it() -> None:
     assert [stack.stack_name for stack in build_app(app)] == ["CartPilot-harbor"]
 
 
+def test_a_public_api_url_is_for_one_brands_stack(tmp_path: Path) -> None:
+    context = {
+        "brandsDir": str(FIXTURE_BRANDS_DIR),
+        "layer": "source",
+        "publicApiUrl": "https://api.harbor.example/",
+    }
+    assert DeploySettings.from_context(context).public_api_url == "https://api.harbor.example"
+    (stack,) = build_app(cdk.App(context=context | {"brand": "harbor"}))
+    assert stack.stack_name == "CartPilot-harbor"
+    # Two brands, two APIs: one URL cannot serve both profiles.
+    shutil.copytree(FIXTURE_BRANDS_DIR / "harbor", tmp_path / "harbor")
+    twin = tmp_path / "harbor-twin"
+    shutil.copytree(FIXTURE_BRANDS_DIR / "harbor", twin)
+    brand_file = twin / "brand.yaml"
+    brand_file.write_text(brand_file.read_text(encoding="utf-8").replace("name: harbor", "name: harbor-twin"))
+    with pytest.raises(SettingsError, match="one brand"):
+        build_app(cdk.App(context=context | {"brandsDir": str(tmp_path)}))
+
+
 def test_context_values_from_the_command_line_are_parsed() -> None:
     settings = DeploySettings.from_context(
         {
@@ -107,7 +126,13 @@ def test_context_values_from_the_command_line_are_parsed() -> None:
 
 
 @pytest.mark.parametrize(
-    ("key", "value"), [("layer", "docker"), ("layer", "prebuilt:"), ("mutatingConcurrency", "-1")]
+    ("key", "value"),
+    [
+        ("layer", "docker"),
+        ("layer", "prebuilt:"),
+        ("mutatingConcurrency", "-1"),
+        ("publicApiUrl", "http://api.example.com"),  # UCP profiles are served over HTTPS only
+    ],
 )
 def test_unusable_context_values_are_refused(key: str, value: str) -> None:
     with pytest.raises(SettingsError):

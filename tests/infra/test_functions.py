@@ -30,10 +30,12 @@ EXPECTED_TABLES: dict[str, dict[str, str]] = {
     },
 }
 EXPECTED_SECRETS: dict[str, set[str]] = {
-    "api": {"link_signing_key"},
-    "planner": {"llm_api_key", "link_signing_key"},
+    # The UCP signing keys: every function that calls the merchant signs; the api publishes the public halves.
+    "api": {"link_signing_key", "ucp_signing_keys"},
+    "planner": {"llm_api_key", "link_signing_key", "ucp_signing_keys"},
+    "catalog": {"ucp_signing_keys"},
     "approval": {"link_signing_key"},
-    **{name: {"merchant_credentials"} for name in MUTATING},
+    **{name: {"merchant_credentials", "ucp_signing_keys"} for name in MUTATING},
 }
 PUBLISHERS = {"approval", "notify"}
 
@@ -155,6 +157,7 @@ def test_each_function_is_told_only_about_the_secrets_topics_and_machines_it_may
             variable
             for variable in (
                 "LINK_SIGNING_SECRET_ID",
+                "SIGNING_KEYS_SECRET_ID",
                 "MERCHANT_CREDENTIALS_SECRET_ID",
                 "LLM_API_KEY_SECRET_ID",
             )
@@ -163,6 +166,7 @@ def test_each_function_is_told_only_about_the_secrets_topics_and_machines_it_may
         expected = {
             {
                 "link_signing_key": "LINK_SIGNING_SECRET_ID",
+                "ucp_signing_keys": "SIGNING_KEYS_SECRET_ID",
                 "merchant_credentials": "MERCHANT_CREDENTIALS_SECRET_ID",
                 "llm_api_key": "LLM_API_KEY_SECRET_ID",
             }[s]
@@ -174,6 +178,11 @@ def test_each_function_is_told_only_about_the_secrets_topics_and_machines_it_may
         assert ("APPROVAL_BASE_URL" in environment) == (name in {"api", "approval"}), name
         talks_to_merchant = name in MUTATING | {"planner", "catalog"}
         assert ("MERCHANT_URL" in environment) == talks_to_merchant, name
+        # UCP-Agent names our profile, served by the api: whoever signs or serves it knows its URL.
+        assert ("PUBLIC_API_URL" in environment) == (talks_to_merchant or name == "api"), name
+        if name == "api":
+            # Without -c publicApiUrl, the profile is served from the API's own stage URL.
+            assert environment["PUBLIC_API_URL"] == environment["APPROVAL_BASE_URL"]
 
 
 def test_merchant_url_comes_from_the_brand_file(synthesis: Synthesis) -> None:
@@ -217,7 +226,7 @@ def test_secrets_are_readable_only_by_the_functions_that_need_them(
     secrets = synthesis.stacks[brand_name].secrets
     secret_ids = {
         synthesis.logical_id(brand_name, getattr(secrets, name)): name
-        for name in ("link_signing_key", "merchant_credentials", "llm_api_key")
+        for name in ("link_signing_key", "ucp_signing_keys", "merchant_credentials", "llm_api_key")
     }
     for name, function_id in _function_ids(synthesis, brand_name).items():
         access = _access(resources, _role_of(resources, function_id))
@@ -240,7 +249,12 @@ def test_the_read_only_catalog_connector_can_change_nothing(synthesis: Synthesis
         action for actions in _access(resources, _role_of(resources, catalog)).values() for action in actions
     }
     assert not actions & WRITES
-    assert not {a for a in actions if a.split(":")[0] in {"secretsmanager", "sns", "ses", "states", "lambda"}}
+    # It reads the UCP signing keys to sign its requests (checked above), and writes no secret.
+    assert not {a for a in actions if a.startswith("secretsmanager:")} - {
+        "secretsmanager:GetSecretValue",
+        "secretsmanager:DescribeSecret",
+    }
+    assert not {a for a in actions if a.split(":")[0] in {"sns", "ses", "states", "lambda"}}
     assert not {"kms:Encrypt", "kms:GenerateDataKey*", "kms:ReEncrypt*"} & actions
 
 

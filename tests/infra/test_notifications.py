@@ -14,7 +14,7 @@ pytestmark = pytest.mark.xdist_group("infra")
 
 def test_secrets_are_encrypted_with_the_brand_key(resources: dict[str, dict[str, Any]]) -> None:
     secrets = of_type(resources, "AWS::SecretsManager::Secret")
-    assert len(secrets) == 3
+    assert len(secrets) == 4
     (key_id,) = of_type(resources, "AWS::KMS::Key")
     for secret in secrets.values():
         assert secret["Properties"]["KmsKeyId"] == {"Fn::GetAtt": [key_id, "Arn"]}

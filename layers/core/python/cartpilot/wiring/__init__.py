@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 from typing import TYPE_CHECKING
 
-from cartpilot.brands.config import BrandConfig, load_brand
+from cartpilot.brands.config import BrandConfig, MerchantConfig, load_brand
 from cartpilot.kernel.errors import MissingSetting
 from cartpilot.wiring import settings as config
 
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from cartpilot.brands.activity import OrderCounters
     from cartpilot.brands.policy import BrandPolicies
     from cartpilot.brands.users import UserDirectory
-    from cartpilot.commerce.ports import Merchant
+    from cartpilot.commerce.ports import Catalog, CredentialProvider, Merchant
     from cartpilot.execution.executor import StepExecutor
     from cartpilot.goals.intake import GoalIntake
     from cartpilot.goals.ledger import GoalLedger
@@ -139,18 +139,62 @@ def idempotency_store(purpose: str) -> DynamoDBPersistenceLayer:
     return persistence_layer(config.settings().idempotency_table)
 
 
-def merchant() -> Merchant:
-    from cartpilot.wiring.merchants import merchant_from_env
+def merchant(merchant_id: str | None = None) -> Merchant:
+    """The brand's merchant with this id (brand.yaml ``merchants``; default: the first), kept warm."""
+    from cartpilot.wiring.merchants import merchant_for
 
-    return merchant_from_env()
+    return merchant_for(brand(), merchant_id)
+
+
+def credential_providers() -> dict[str, CredentialProvider]:
+    """Payment handler name -> the provider that funds it, as the brand's ``paymentHandlers`` say."""
+    from cartpilot.wiring.merchants import credential_providers_for
+
+    return credential_providers_for(brand())
+
+
+def merchant_config(merchant_id: str | None = None) -> MerchantConfig:
+    """A merchant as brand.yaml lists it; the default one with the deployment's URL and feed overrides."""
+    listed = brand().merchant(merchant_id)
+    if listed.id != brand().merchant().id:
+        return listed
+    url, feed = config.merchant_location()
+    overrides = {"url": url, "feed": feed}
+    return listed.model_copy(update={name: value for name, value in overrides.items() if value})
+
+
+def products(merchant_id: str | None = None) -> Catalog:
+    """Where a merchant's products are described: its catalog where it offers lookup, else the
+    brand's product feed for it. A merchant with neither is refused by name."""
+    from cartpilot.commerce.errors import MerchantRejected
+    from cartpilot.commerce.platform_profile import CATALOG_LOOKUP
+    from cartpilot.planning.setup import feed_for
+
+    seller = merchant(merchant_id)
+    if seller.profile().offers(CATALOG_LOOKUP):
+        return seller.catalog
+    listed = merchant_config(merchant_id)
+    feed = feed_for(listed, brand())
+    if feed is None:
+        raise MerchantRejected(
+            f"merchant {listed.id} offers no catalog and brand.yaml names no product feed for it",
+            code="catalog_unsupported",
+        )
+    return feed
 
 
 def planner() -> Planner:
     """The brand's configured planner (rules, or a model with the rules planner as fallback)."""
-    from cartpilot.planning.setup import configured_planner
+    from cartpilot.planning.setup import configured_planner, storefront_source
 
-    shop = merchant()
-    return configured_planner(brand(), shop.catalog, shop.fulfillment, environ=config.llm_environment())
+    # The brand's first merchant by default; a goal naming another (context.merchantId) plans there.
+    return configured_planner(
+        brand(),
+        merchant(),
+        merchant_config=merchant_config(),
+        environ=config.llm_environment(),
+        elsewhere=storefront_source(brand(), lambda merchant_config: merchant(merchant_config.id)),
+    )
 
 
 def step_executor() -> StepExecutor:
@@ -158,8 +202,9 @@ def step_executor() -> StepExecutor:
 
     return StepExecutor(
         ledger=ledger(),
-        merchant=merchant(),
+        merchants=merchant,
         users=users(),
+        credentials=credential_providers(),
         price_tolerance_percent=brand().priceTolerancePercent,
     )
 
@@ -193,6 +238,7 @@ def reset() -> None:
     from cartpilot.brands.users import reset_directories
     from cartpilot.planning.setup import reset_providers
     from cartpilot.wiring.merchants import reset_merchant_cache
+    from cartpilot.wiring.signing import reset_signing
 
     parameters.clear_caches()  # type: ignore[no-untyped-call]  # Powertools leaves it unannotated
     config.reset_settings()
@@ -210,6 +256,7 @@ def reset() -> None:
     ):
         factory.cache_clear()
     reset_merchant_cache()
+    reset_signing()
     load_brand.cache_clear()
     reset_directories()
     reset_policy_cache()

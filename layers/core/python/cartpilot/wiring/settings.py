@@ -65,21 +65,43 @@ def settings() -> Settings:
 
 @dataclass(frozen=True)
 class MerchantSettings:
-    url: str
+    url: str | None
+    credentials_secret_id: str | None
     connect_timeout: float
     read_timeout: float
     breaker_reset: float
 
 
+def merchant_location() -> tuple[str | None, str | None]:
+    """MERCHANT_URL and MERCHANT_FEED: where the brand's default merchant and its product feed are,
+    in place of brand.yaml's (the local stack's sandbox port, ``cartpilot local --merchant-url``)."""
+    url = os.environ.get("MERCHANT_URL")
+    return (url.rstrip("/") if url else None), (os.environ.get("MERCHANT_FEED") or None)
+
+
 def merchant_settings(default_connect: float, default_read: float, default_reset: float) -> MerchantSettings:
-    """MERCHANT_URL, and optional MERCHANT_CONNECT_TIMEOUT, MERCHANT_READ_TIMEOUT and
-    MERCHANT_BREAKER_RESET_SECONDS (how long an open circuit fails fast), in seconds."""
+    """Optional MERCHANT_URL and MERCHANT_CREDENTIALS_SECRET_ID (the stack's secret, read in place of
+    the secret brand.yaml names; both apply to the brand's default merchant), and
+    MERCHANT_CONNECT_TIMEOUT, MERCHANT_READ_TIMEOUT and MERCHANT_BREAKER_RESET_SECONDS (how long an
+    open circuit fails fast), in seconds."""
+    url = os.environ.get("MERCHANT_URL")
     return MerchantSettings(
-        url=_require("MERCHANT_URL").rstrip("/"),
+        url=url.rstrip("/") if url else None,
+        credentials_secret_id=os.environ.get("MERCHANT_CREDENTIALS_SECRET_ID") or None,
         connect_timeout=_seconds("MERCHANT_CONNECT_TIMEOUT", default_connect),
         read_timeout=_seconds("MERCHANT_READ_TIMEOUT", default_read),
         breaker_reset=_seconds("MERCHANT_BREAKER_RESET_SECONDS", default_reset),
     )
+
+
+def signing_keys_secret_id() -> str:
+    """SIGNING_KEYS_SECRET_ID: the secret holding the UCP request-signing key ring."""
+    return _require("SIGNING_KEYS_SECRET_ID")
+
+
+def public_api_url() -> str:
+    """PUBLIC_API_URL: the API's public base URL; our UCP profile is served under it."""
+    return _require("PUBLIC_API_URL").rstrip("/")
 
 
 def brand_name() -> str:

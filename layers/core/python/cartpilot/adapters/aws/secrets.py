@@ -39,3 +39,16 @@ def api_key_from_secrets_manager(secret_id: str, *, max_age_seconds: int = 300) 
         return api_key_from_secret(raw)
 
     return read
+
+
+def secret_text(secret_id: str, *, max_age_seconds: int = 300) -> Callable[[], str]:
+    """A reader of a secret's value as text (a merchant credential), cached per container for a few
+    minutes, so a value replaced in Secrets Manager takes effect without a deploy."""
+
+    def read() -> str:
+        from aws_lambda_powertools.utilities import parameters
+
+        value = parameters.get_secret(secret_id, max_age=max_age_seconds)
+        return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+
+    return read
