@@ -73,7 +73,9 @@ typecheck: install
 test: install browser lint typecheck
 	$(BIN)/pytest -n 2 --dist loadgroup -q --cov=cartpilot --cov-report=term-missing:skip-covered \
 	  --cov-fail-under=$(COV_FLOOR) tests/unit tests/integration tests/infra tests/contract
+	rm -rf test-results/ucp-conformance
 	$(BIN)/pytest -n 3 -q tests/e2e
+	@cat test-results/ucp-conformance/*.txt
 
 unit: install
 	$(BIN)/pytest -q tests/unit

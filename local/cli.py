@@ -8,6 +8,7 @@ import os
 import sys
 import threading
 import uuid
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -51,19 +52,48 @@ def cmd_local(args: argparse.Namespace) -> int:
         if value:
             os.environ[name] = value
     with LocalStack(
-        brand=args.brand, api_port=args.port, merchant_port=args.merchant_port, log_level=args.log_level
+        brand=args.brand,
+        api_port=args.port,
+        merchant_port=args.merchant_port,
+        log_level=args.log_level,
+        merchant_url=args.merchant_url,
+        merchant_feed=_feed_location(args.feed),
     ) as stack:
         print(f"CartPilot local stack ({args.brand})")
         print(
             f"  API       {stack.api_url}   (OpenAPI: {stack.api_url}/openapi.json, outbox: {stack.api_url}/_local/outbox)"
         )
-        print(f"  Merchant  {stack.merchant_url}   (ledger: {stack.merchant_url}/_sandbox/ledger)")
+        if args.merchant_url:
+            print(
+                f"  Merchant  {stack.merchant_url}   (outside merchant{', feed ' + args.feed if args.feed else ''})"
+            )
+        else:
+            print(f"  Merchant  {stack.merchant_url}   (ledger: {stack.merchant_url}/_sandbox/ledger)")
         print("Press Ctrl-C to stop.", flush=True)
         try:
             threading.Event().wait()
         except KeyboardInterrupt:
             print("stopping")
     return 0
+
+
+def _feed_location(feed: str | None) -> str | None:
+    """A feed path made absolute (the functions may run elsewhere than the shell); URLs as given."""
+    if feed is None or feed.startswith(("http://", "https://")):
+        return feed
+    return str(Path(feed).resolve())
+
+
+def _add_merchant_flags(command: argparse.ArgumentParser, *, default_help: str) -> None:
+    command.add_argument(
+        "--merchant-url", default=None, help=f"a running UCP merchant; default: {default_help}"
+    )
+    command.add_argument(
+        "--feed",
+        default=None,
+        help="the merchant's product feed (Google Merchant Center TSV or XML), by path or URL, "
+        "for a merchant without a catalog",
+    )
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -73,57 +103,71 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    """Prints only the plan JSON on stdout, grounded against the sandbox merchant in-process."""
-    from cartpilot.brands.config import load_brand
+    """Prints only the plan JSON on stdout, grounded against the sandbox merchant in-process or the
+    merchant at ``--merchant-url``; every refusal is one line on stderr and a non-zero exit."""
+    from cartpilot.brands.config import BrandConfigError, load_brand
     from cartpilot.brands.users import directory_for
+    from cartpilot.commerce.errors import ConnectorError
+    from cartpilot.commerce.feed import FeedError, FeedSource
     from cartpilot.commerce.ucp import UcpMerchant
     from cartpilot.goals.model import GoalContext
     from cartpilot.kernel.clock import today
     from cartpilot.kernel.errors import MissingSetting
     from cartpilot.planning.rules import PlanningFailed, PlanningRequest
     from cartpilot.planning.setup import configured_planner
+    from cartpilot_local.platform import served_platform
 
-    brand = load_brand(args.brand)
+    try:
+        brand = load_brand(args.brand)
+    except BrandConfigError as exc:
+        return _refuse(f"brand {args.brand}: {exc}")
     profile = directory_for(brand).get(args.user)
     if profile is None:
-        print(f"unknown user {args.user}", file=sys.stderr)
-        return 2
-    server = None
-    merchant_url = args.merchant_url
-    if merchant_url is None:
-        from cartpilot_local.merchant.app import create_app
-        from cartpilot_local.servers import serve_in_thread
+        return _refuse(f"unknown user {args.user}", code=2)
+    with ExitStack() as running:
+        identity = running.enter_context(served_platform())
+        merchant_url = args.merchant_url
+        if merchant_url is None:
+            from cartpilot_local.merchant.app import create_app
+            from cartpilot_local.servers import serve_in_thread
 
-        server = serve_in_thread(create_app())
-        merchant_url = server.url
-    try:
-        merchant = UcpMerchant.for_url(merchant_url)
+            sandbox = serve_in_thread(create_app())
+            running.callback(sandbox.stop)
+            merchant_url = sandbox.url
+        merchant = UcpMerchant.for_url(merchant_url, identity=identity)
+        running.callback(merchant.close)
+        merchant_config = brand.merchant().model_copy(update={"url": merchant_url})
+        feed = FeedSource(_feed_location(args.feed) or args.feed) if args.feed else None
         try:
             planner = configured_planner(
                 brand,
-                merchant.catalog,
-                merchant.fulfillment,
+                merchant,
+                merchant_config=merchant_config,
+                feed=feed,
                 environ=os.environ,
                 overrides=_planner_overrides(args),
             )
         except MissingSetting as exc:
-            print(f"planner not configured: {exc}", file=sys.stderr)
-            return 2
+            return _refuse(f"planner not configured: {exc}", code=2)
         request = PlanningRequest(
             goalId="g-cli", goal=args.goal, context=GoalContext(), profile=profile, brand=brand, today=today()
         )
         try:
             plan = planner.plan(request)
         except PlanningFailed as exc:
-            print(f"planning failed: {exc}", file=sys.stderr)
-            return 1
-        if plan.planner.fallbackReason:
-            print(f"note: the rules planner stood in: {plan.planner.fallbackReason}", file=sys.stderr)
-        _print_json(plan.model_dump(mode="json"))
-        return 0
-    finally:
-        if server is not None:
-            server.stop()
+            return _refuse(f"planning failed: {exc}")
+        except (ConnectorError, FeedError) as exc:
+            return _refuse(f"merchant {merchant_url} refused: {exc}")
+    if plan.planner.fallbackReason:
+        print(f"note: the rules planner stood in: {plan.planner.fallbackReason}", file=sys.stderr)
+    _print_json(plan.model_dump(mode="json"))
+    return 0
+
+
+def _refuse(message: str, *, code: int = 1) -> int:
+    """A refusal as one line: no traceback for a merchant's or a planner's no."""
+    print(" ".join(message.split()), file=sys.stderr)
+    return code
 
 
 def cmd_policy_test(args: argparse.Namespace) -> int:
@@ -201,19 +245,26 @@ def build_parser() -> argparse.ArgumentParser:
     local.add_argument("--merchant-port", type=int, default=8081)
     local.add_argument("--brand", default="sandbox")
     local.add_argument("--log-level", default="WARNING")
+    _add_merchant_flags(local, default_help="start the sandbox merchant on --merchant-port")
     _add_planner_flags(local)
     local.set_defaults(func=cmd_local)
 
     demo = sub.add_parser("demo", help="run the seed scenario end to end on a fresh local stack")
     demo.set_defaults(func=cmd_demo)
 
+    from cartpilot_local.merchant import cli as merchant_cli
+
+    merchant = sub.add_parser(
+        "merchant", help="run the sandbox UCP merchant alone, or write its product feed"
+    )
+    merchant_cli.add_arguments(merchant)
+    merchant.set_defaults(func=merchant_cli.run_merchant)
+
     plan = sub.add_parser("plan", help="print the plan for a goal (JSON on stdout)")
     plan.add_argument("goal")
     plan.add_argument("--user", default="user-1")
     plan.add_argument("--brand", default="sandbox")
-    plan.add_argument(
-        "--merchant-url", default=None, help="a running UCP merchant; default: the sandbox, in-process"
-    )
+    _add_merchant_flags(plan, default_help="the sandbox, in-process")
     _add_planner_flags(plan)
     plan.add_argument(
         "--api-key-env",

@@ -26,7 +26,12 @@ import boto3
 
 from cartpilot import wiring
 from cartpilot_local.lambda_runtime import InProcessLambdaRuntime, load_handler
-from cartpilot_local.resources import create_link_secret, create_tables, table_environment
+from cartpilot_local.resources import (
+    create_link_secret,
+    create_signing_keys_secret,
+    create_tables,
+    table_environment,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 FUNCTIONS_DIR = REPO_ROOT / "functions"
@@ -104,8 +109,14 @@ class LocalStack:
         merchant_port: int = 0,
         log_level: str = "WARNING",
         merchant_read_timeout: float | None = None,
+        merchant_url: str | None = None,
+        merchant_feed: str | None = None,
     ) -> None:
+        """``merchant_url`` points the stack at a running UCP merchant instead of starting the sandbox;
+        ``merchant_feed`` gives that merchant's product feed (for a merchant without a catalog)."""
         self.brand = brand
+        self._external_merchant_url = merchant_url.rstrip("/") if merchant_url else None
+        self._merchant_feed = merchant_feed
         self._api_port = api_port
         self._merchant_port = merchant_port
         self._log_level = log_level
@@ -118,6 +129,7 @@ class LocalStack:
         self.state_machine_arn = ""
         self.topic_arn = ""
         self.link_secret_id = f"cartpilot/{brand}/link-signing"
+        self.signing_keys_secret_id = f"cartpilot/{brand}/ucp-signing-keys"
 
     def __enter__(self) -> LocalStack:
         return self.start()
@@ -139,9 +151,12 @@ class LocalStack:
             self._exit.enter_context(mock_aws(config={"stepfunctions": {"execute_state_machine": True}}))
             self._exit.enter_context(self.runtime.installed())
             self._exit.enter_context(atomic_dynamodb())
-            merchant = serve_in_thread(create_app(), port=self._merchant_port)
-            self._exit.callback(merchant.stop)
-            self.merchant_url = merchant.url
+            if self._external_merchant_url is not None:
+                self.merchant_url = self._external_merchant_url
+            else:
+                merchant = serve_in_thread(create_app(), port=self._merchant_port)
+                self._exit.callback(merchant.stop)
+                self.merchant_url = merchant.url
             self._create_resources()
             gateway = serve_in_thread(create_gateway("api", self.outbox), port=self._api_port)
             self._exit.callback(gateway.stop)
@@ -176,6 +191,9 @@ class LocalStack:
             "CARTPILOT_BRAND": self.brand,
             **table_environment(self.brand),
             "LINK_SIGNING_SECRET_ID": self.link_secret_id,
+            "SIGNING_KEYS_SECRET_ID": self.signing_keys_secret_id,
+            # Our UCP profile is served by the API (GET /.well-known/ucp); UCP-Agent names it.
+            "PUBLIC_API_URL": self.api_url,
             "MERCHANT_URL": self.merchant_url,
             "MERCHANT_BREAKER_RESET_SECONDS": str(LOCAL_BREAKER_RESET_SECONDS),
             "NOTIFY_TOPIC_ARN": self.topic_arn,
@@ -191,6 +209,8 @@ class LocalStack:
         }
         if self._merchant_read_timeout is not None:
             env["MERCHANT_READ_TIMEOUT"] = str(self._merchant_read_timeout)
+        if self._merchant_feed is not None:
+            env["MERCHANT_FEED"] = self._merchant_feed
         os.environ.update(env)
         from cartpilot.kernel.observability import logger
 
@@ -200,6 +220,9 @@ class LocalStack:
     def _create_resources(self) -> None:
         create_tables(boto3.client("dynamodb", region_name=REGION), self.brand)
         create_link_secret(boto3.client("secretsmanager", region_name=REGION), self.link_secret_id)
+        create_signing_keys_secret(
+            boto3.client("secretsmanager", region_name=REGION), self.signing_keys_secret_id
+        )
         self.topic_arn = boto3.client("sns", region_name=REGION).create_topic(
             Name=f"cartpilot-{self.brand}-notify"
         )["TopicArn"]

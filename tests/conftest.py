@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from cartpilot.plans.model import Plan
     from cartpilot_local.merchant.state import MerchantState
     from cartpilot_local.servers import RunningServer
+    from tests.fakes.platform import LocalPlatform
 
 
 def planning_request(
@@ -56,7 +57,22 @@ def make_plan(
     from cartpilot.planning.rules import RulesPlanner
 
     request = planning_request(brand, users, goal, user=user, context=context, goal_id=goal_id)
-    return RulesPlanner(merchant.catalog, merchant.fulfillment).plan(request)
+    planner = RulesPlanner(merchant, brand.merchant(), choose_handler=handler_chooser(merchant))
+    return planner.plan(request)
+
+
+def handler_chooser(merchant: Any) -> Callable[[Any, BrandConfig], Any] | None:
+    """For the fake merchant, ``choose_handler`` with the fake's own credential provider funding the
+    brand's handlers (the brand's real providers would call a tokenizer); None (the real chooser) for
+    a merchant over HTTP."""
+    from cartpilot.commerce.credentials import choose_handler
+
+    credentials = getattr(merchant, "credentials", None)
+    if credentials is None:
+        return None
+    return lambda profile, brand: choose_handler(
+        profile, brand, dict.fromkeys(brand.paymentHandlers, credentials)
+    )
 
 
 @pytest.fixture
@@ -81,11 +97,17 @@ def merchant() -> FakeMerchant:
 
 @pytest.fixture
 def aws_tables(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
-    """moto with the brand's tables and link secret, and the functions' environment pointing at them."""
+    """moto with the brand's tables, link secret and UCP signing keys, and the functions' environment
+    pointing at them."""
     from moto import mock_aws
 
     from cartpilot import wiring
-    from cartpilot_local.resources import create_link_secret, create_tables, table_environment
+    from cartpilot_local.resources import (
+        create_link_secret,
+        create_signing_keys_secret,
+        create_tables,
+        table_environment,
+    )
     from cartpilot_local.stack import atomic_dynamodb
 
     for name, value in {
@@ -94,6 +116,8 @@ def aws_tables(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
         "AWS_DEFAULT_REGION": "us-east-1",
         "CARTPILOT_BRAND": "sandbox",
         "LINK_SIGNING_SECRET_ID": "cartpilot/sandbox/link-signing",
+        "SIGNING_KEYS_SECRET_ID": "cartpilot/sandbox/ucp-signing-keys",
+        "PUBLIC_API_URL": "https://api.example.com/v1",
         "POWERTOOLS_TRACE_DISABLED": "true",
         "POWERTOOLS_METRICS_NAMESPACE": "CartPilotTest",
         "POWERTOOLS_SERVICE_NAME": "cartpilot-test",
@@ -103,6 +127,7 @@ def aws_tables(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
     with mock_aws(), atomic_dynamodb():
         create_tables(boto3.client("dynamodb"), "sandbox")
         create_link_secret(boto3.client("secretsmanager"), os.environ["LINK_SIGNING_SECRET_ID"])
+        create_signing_keys_secret(boto3.client("secretsmanager"), os.environ["SIGNING_KEYS_SECRET_ID"])
         wiring.reset()
         yield {"dynamodb": boto3.resource("dynamodb")}
     wiring.reset()
@@ -115,10 +140,17 @@ class SandboxMerchant:
     server: RunningServer
     state: MerchantState
     real_clock: Callable[[], datetime]
+    platform: LocalPlatform  # the platform profiles it fetches, and the identity that names them
 
     @property
     def url(self) -> str:
         return self.server.url
+
+    def merchant(self) -> UcpMerchant:
+        """A UCP connector to it, naming (and signing as) the platform it trusts."""
+        from cartpilot.commerce.ucp import UcpMerchant
+
+        return UcpMerchant(self.url, identity=self.platform.identity())
 
     @contextmanager
     def frozen_at(self, now: datetime) -> Iterator[SandboxMerchant]:
@@ -143,11 +175,13 @@ def sandbox_merchant() -> Iterator[SandboxMerchant]:
     from cartpilot_local.merchant.app import create_app
     from cartpilot_local.merchant.state import MerchantState
     from cartpilot_local.servers import serve_in_thread
+    from tests.fakes.platform import LocalPlatform
 
     state = MerchantState()
-    server = serve_in_thread(create_app(state))
+    platform = LocalPlatform()
+    server = serve_in_thread(create_app(state, profile_fetcher=platform.fetch))
     try:
-        yield SandboxMerchant(server=server, state=state, real_clock=state.clock)
+        yield SandboxMerchant(server=server, state=state, real_clock=state.clock, platform=platform)
     finally:
         server.stop()
 
@@ -165,10 +199,8 @@ def merchant_server(sandbox_merchant: SandboxMerchant) -> RunningServer:
 def sandbox(sandbox_merchant: SandboxMerchant) -> Iterator[UcpMerchant]:
     """The UCP connector to the sandbox merchant, its clock fixed at 01:00 UTC on ``TODAY``, so
     delivery estimates (and the planners' shipping choices) are the ones recorded."""
-    from cartpilot.commerce.ucp import UcpMerchant
-
     with sandbox_merchant.frozen_at(datetime.combine(TODAY, time(1), UTC)):
-        merchant = UcpMerchant.for_url(sandbox_merchant.url)
+        merchant = sandbox_merchant.merchant()
         try:
             yield merchant
         finally:

@@ -46,6 +46,9 @@ class FaultOrder(BaseModel):
     delay_seconds: float = Field(default=10.0, ge=0, le=600)
     retry_after: float = Field(default=1.0, ge=0, le=3600)
     hold_idempotency_key: bool = False
+    after: int = Field(
+        default=0, ge=0, le=10_000, description="Let this many matching requests through first"
+    )
 
 
 @dataclass
@@ -56,6 +59,7 @@ class Fault:
     delay_seconds: float
     retry_after: float
     hold_idempotency_key: bool
+    after: int = 0
 
     def to_json(self) -> JsonObject:
         data = asdict(self)
@@ -81,6 +85,7 @@ class FaultPlan:
             delay_seconds=order.delay_seconds,
             retry_after=order.retry_after,
             hold_idempotency_key=order.hold_idempotency_key,
+            after=order.after,
         )
         with self._lock:
             self._faults.append(fault)
@@ -91,6 +96,9 @@ class FaultPlan:
         with self._lock:
             for fault in self._faults:
                 if fault.route == route:
+                    if fault.after > 0:
+                        fault.after -= 1
+                        return None
                     fault.remaining -= 1
                     if fault.remaining <= 0:
                         self._faults.remove(fault)

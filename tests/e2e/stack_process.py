@@ -95,8 +95,13 @@ def running_stack_process(
     brands_dir: Path | None = None,
     log_level: str = "WARNING",
     startup_timeout: float = 60.0,
+    merchant_url: str | None = None,
+    feed: Path | None = None,
 ) -> Iterator[StackProcess]:
-    """``cartpilot local`` on free loopback ports, stopped with Ctrl-C (SIGINT) as a developer would."""
+    """``cartpilot local`` on free loopback ports, stopped with Ctrl-C (SIGINT) as a developer would.
+
+    With ``merchant_url`` it runs against that merchant (and ``feed``) instead of starting the sandbox.
+    """
     # A developer's shell, not this process: an in-process stack here has set AWS and function variables.
     env = {name: value for name, value in os.environ.items() if name not in _STACK_VARIABLES}
     env = {name: value for name, value in env.items() if not name.startswith(("AWS_", "POWERTOOLS_"))}
@@ -105,11 +110,77 @@ def running_stack_process(
         env["CARTPILOT_BRANDS_DIR"] = str(brands_dir)
     command = [sys.executable, "-m", "cartpilot_local.cli", "local", "--port", "0", "--merchant-port", "0",
                "--brand", brand, "--log-level", log_level]  # fmt: skip
+    if merchant_url is not None:
+        command += ["--merchant-url", merchant_url]
+    if feed is not None:
+        command += ["--feed", str(feed)]
     with output.open("wb") as sink:
         process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, env=env, cwd=REPO_ROOT)
     try:
         api_url, merchant_url = _serving_urls(process, output, startup_timeout)
         yield StackProcess(api_url=api_url, merchant_url=merchant_url, output=output)
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
+@dataclass
+class MerchantProcess:
+    """``cartpilot merchant``: the sandbox merchant alone, as an outside merchant would run."""
+
+    url: str
+    output: Path
+
+    def ledger(self) -> dict[str, list[dict[str, Any]]]:
+        ledger: dict[str, list[dict[str, Any]]] = httpx.get(f"{self.url}/_sandbox/ledger", timeout=10).json()
+        return ledger
+
+    def conformance(self) -> dict[str, Any]:
+        report: dict[str, Any] = httpx.get(f"{self.url}/_sandbox/conformance", timeout=10).json()
+        return report
+
+
+def write_feed(path: Path, currency: str = "CNY") -> Path:
+    """The sandbox's catalog as a product feed, written by ``cartpilot merchant --write-feed``."""
+    subprocess.run(
+        [sys.executable, "-m", "cartpilot_local.cli", "merchant", "--write-feed", str(path), "--currency", currency],
+        check=True, cwd=REPO_ROOT, capture_output=True, timeout=60,
+    )  # fmt: skip
+    return path
+
+
+@contextmanager
+def running_merchant_process(
+    output: Path, *, ucp_version: str, catalog: bool = True, startup_timeout: float = 60.0
+) -> Iterator[MerchantProcess]:
+    """The sandbox merchant in its own process on a free port, checking every message against the schemas."""
+    env = {name: value for name, value in os.environ.items() if name not in _STACK_VARIABLES}
+    env["PYTHONUNBUFFERED"] = "1"
+    command = [sys.executable, "-m", "cartpilot_local.cli", "merchant", "--port", "0",
+               "--ucp-version", ucp_version, "--validate-schemas"]  # fmt: skip
+    if not catalog:
+        command.append("--no-catalog")
+    with output.open("wb") as sink:
+        process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, env=env, cwd=REPO_ROOT)
+    try:
+        deadline = time.monotonic() + startup_timeout
+        while True:
+            text = output.read_text(encoding="utf-8", errors="replace")
+            found = re.search(r"(http://127\.0\.0\.1:\d+)", text)
+            if found:
+                break
+            if process.poll() is not None:
+                raise RuntimeError(f"the merchant exited with {process.returncode}:\n{text[-3000:]}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"the merchant did not start within {startup_timeout:.0f} s:\n{text[-3000:]}"
+                )
+            time.sleep(0.1)
+        yield MerchantProcess(url=found.group(1), output=output)
     finally:
         process.send_signal(signal.SIGINT)
         try:

@@ -126,7 +126,9 @@ def test_concurrent_duplicate_posts_make_one_goal(stack: Stack):
 
 def test_compensation_failing_then_succeeding(stack: Stack):
     stack.inject_fault(COMPLETE, "error_400", times=1)
-    stack.inject_fault(CANCEL, "error_500", times=3)  # the first compensation attempt runs out of retries
+    # Planning and the price check each open a pricing session and cancel it: those two cancels pass,
+    # then the first compensation attempt runs out of retries.
+    stack.inject_fault(CANCEL, "error_500", times=3, after=2)
     goal = run_low_risk(stack)
     assert goal["status"] == "COMPENSATED"
     events = stack.events(goal["goalId"])

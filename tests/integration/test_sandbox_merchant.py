@@ -592,6 +592,12 @@ def test_error_faults_answer_before_doing_anything_then_run_out(
     assert len(state.sessions) == 1
 
 
+def test_a_fault_can_let_the_first_matching_requests_through(client: TestClient, shopper: UcpShopper) -> None:
+    order_fault(client, "POST /checkout-sessions", "error_500", times=1, after=2)
+    answers = [shopper.create((SHOE_42, 1), key=f"k-after-{n}") for n in range(4)]
+    assert [a.status_code for a in answers] == [201, 201, 500, 201]
+
+
 def test_faults_follow_the_openapi_route_templates(client: TestClient) -> None:
     order_fault(client, "GET /orders/{id}", "error_500")
     assert client.get("/orders/ord_nope").status_code == 500
