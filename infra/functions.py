@@ -216,7 +216,7 @@ class Functions(Construct):
             )
         merchant_url = settings.merchant_url or brand.merchant_url
         if merchant_url is None:
-            raise ValueError(f"brand {brand.name}: set merchant.url in brand.yaml or -c merchantUrl=URL")
+            raise ValueError(f"brand {brand.name}: set merchants[0].url in brand.yaml or -c merchantUrl=URL")
         # Where merchants fetch our UCP profile, the one UCP-Agent names: the API, unless a custom
         # domain fronts it.
         public_api_url = settings.public_api_url or approval_base_url

@@ -19,7 +19,7 @@ mutatingConcurrency    reserved concurrency of each merchant-mutating function (
 apiGatewayAccountRole  create the account-wide role API Gateway logs with (default true; set
                        false when the account already has one)
 alarmEmail             subscribe this address to the alarm topic
-merchantUrl            override ``merchant.url`` of the brand file (e.g. the production endpoint)
+merchantUrl            override the default merchant's ``url`` (``merchants[0]``) of the brand file (e.g. the production endpoint)
 publicApiUrl           the API's public HTTPS base URL, under which CartPilot's UCP profile is
                        served (default: the stage URL API Gateway gives the brand's API); with
                        one brand only (``-c brand=NAME``), as each brand has its own API

@@ -155,7 +155,12 @@ def write_feed(path: Path, currency: str = "CNY") -> Path:
 
 @contextmanager
 def running_merchant_process(
-    output: Path, *, ucp_version: str, catalog: bool = True, startup_timeout: float = 60.0
+    output: Path,
+    *,
+    ucp_version: str,
+    catalog: bool = True,
+    payment_handlers: list[str] | None = None,
+    startup_timeout: float = 60.0,
 ) -> Iterator[MerchantProcess]:
     """The sandbox merchant in its own process on a free port, checking every message against the schemas."""
     env = {name: value for name, value in os.environ.items() if name not in _STACK_VARIABLES}
@@ -164,6 +169,8 @@ def running_merchant_process(
                "--ucp-version", ucp_version, "--validate-schemas"]  # fmt: skip
     if not catalog:
         command.append("--no-catalog")
+    for handler in payment_handlers or ():
+        command += ["--payment-handler", handler]
     with output.open("wb") as sink:
         process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, env=env, cwd=REPO_ROOT)
     try:
