@@ -43,6 +43,7 @@ from cartpilot_local.merchant.protocol import (
     ORDER,
     ORDER_CANCEL,
     UCP_VERSIONS,
+    V2026_01_11,
     V2026_04_08,
     BusinessRefusal,
     JsonObject,
@@ -349,12 +350,16 @@ def create_app(
 
     # --- orders ------------------------------------------------------------------------------
 
-    @app.get("/orders/{id}")
     async def get_order(request: Request, id: str) -> Response:
         def work(admitted: Admitted, body: Any) -> tuple[int, JsonObject]:
             return 200, codec.order(*merchant.get_order(id), admitted.ctx)
 
         return await serve(request, ORDER, work)
+
+    # 2026-01-11 defines no order route (its OpenAPI has checkout sessions only; orders reach a
+    # platform by webhook), so a merchant of that version answers 404 here, as others would.
+    if ucp_version != V2026_01_11:
+        app.get("/orders/{id}")(get_order)
 
     @app.post("/orders/{id}/cancel")
     async def cancel_order(request: Request, id: str) -> Response:

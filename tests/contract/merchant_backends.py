@@ -52,6 +52,7 @@ class MerchantBackend:
     gift_wrap_id: str
     search_text: str  # finds the shoe
     has_catalog: bool = True
+    has_order_route: bool = True  # 2026-01-11 defines no GET /orders/{id}
     currency: str = "CNY"
     recipient: Recipient = RECIPIENT
     payment_method_id: str = "pm_contract_card"
@@ -140,6 +141,7 @@ class SandboxMerchantBackend(MerchantBackend):
             gift_wrap_id="gift-wrap-standard",
             search_text="stride lite running shoe",
             has_catalog=sandbox.version == "2026-04-08",
+            has_order_route=sandbox.version == "2026-04-08",
         )
 
     def escalate_next_completion(self, continue_hint: str) -> None:

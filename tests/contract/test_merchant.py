@@ -231,7 +231,7 @@ def test_completing_charges_the_session_total_once_and_returns_its_order(shop: M
     assert shop.charges() == [(order.id, session.total.amount_minor)]
     after = shop.merchant.checkout.get(session.id)
     assert after.status == "completed" and after.orderId == order.id and after.total == session.total
-    placed = shop.merchant.orders.get(order.id)
+    placed = shop.merchant.orders.get(order.id, session.id)
     assert (placed.id, placed.checkoutId, placed.total, placed.status) == (
         order.id,
         session.id,
@@ -324,7 +324,8 @@ def test_canceling_an_order_refunds_it_once(shop: MerchantBackend) -> None:
     assert canceled.status == again.status == other_key.status == "canceled"
     assert canceled.id == order.id and canceled.total == order.total
     assert shop.refunds() == [(order.id, order.total.amount_minor)]
-    assert shop.merchant.orders.get(order.id).status == "canceled"
+    if shop.has_order_route:  # 2026-01-11 tells a platform of a canceled order by webhook only
+        assert shop.merchant.orders.get(order.id).status == "canceled"
 
 
 def test_canceling_an_open_session_twice_is_harmless(shop: MerchantBackend) -> None:
@@ -382,7 +383,7 @@ ON_UNKNOWN: dict[str, Callable[[MerchantBackend], Any]] = {
         UNKNOWN, shop.recipient, STANDARD, "k-s"
     ),
     "payments.complete": lambda shop: shop.pay(UNKNOWN, "k-pay"),
-    "orders.get": lambda shop: shop.merchant.orders.get(UNKNOWN),
+    "orders.get": lambda shop: shop.merchant.orders.get(UNKNOWN, UNKNOWN),
     "orders.cancel": lambda shop: shop.merchant.orders.cancel(UNKNOWN, "k-undo"),
 }
 

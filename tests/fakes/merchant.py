@@ -476,7 +476,7 @@ class FakeOrders:
     def __init__(self, shop: FakeShop) -> None:
         self.shop = shop
 
-    def get(self, order_id: str) -> Order:
+    def get(self, order_id: str, checkout_id: str | None = None) -> Order:
         self.shop.received("orders.get", order_id)
         return self.shop.order(order_id)
 

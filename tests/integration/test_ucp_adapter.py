@@ -170,8 +170,8 @@ def test_create_add_select_complete_and_read_the_order(shop: UcpMerchant, sandbo
     assert order.permalinkUrl == f"{sandbox.url}/orders/{order.id}"
 
     assert shop.checkout.get(session.id).orderId == order.id
-    # 2026-01-11 orders name no currency: it comes from their checkout.
-    assert shop.orders.get(order.id) == order
+    # 2026-01-11 has no order route: the order is read back from its completed checkout.
+    assert shop.orders.get(order.id, session.id) == order
     (charge,) = charges(sandbox)
     assert (charge["order_id"], charge["amount"], charge["payment_method_id"]) == (
         order.id,
@@ -341,9 +341,11 @@ def test_rate_limits_and_server_errors_are_retried(shop: UcpMerchant, sandbox: S
 
 
 def test_a_merchant_that_keeps_failing_is_unavailable(shop: UcpMerchant, sandbox: ServedSandbox) -> None:
-    admin(sandbox, "/_sandbox/faults", {"route": "GET /orders/{id}", "mode": "error_500", "times": 3})
+    admin(
+        sandbox, "/_sandbox/faults", {"route": "GET /checkout-sessions/{id}", "mode": "error_500", "times": 3}
+    )
     with pytest.raises(MerchantUnavailable):
-        shop.orders.get("ord_anything")
+        shop.checkout.get("chk_anything")
 
 
 def test_a_400_fault_is_a_refusal_with_the_merchants_code(shop: UcpMerchant, sandbox: ServedSandbox) -> None:

@@ -214,7 +214,10 @@ class Payments(Protocol):
 
 
 class Orders(Protocol):
-    def get(self, order_id: str) -> Order: ...
+    def get(self, order_id: str, checkout_id: str | None = None) -> Order:
+        """The order as the merchant holds it; where the protocol version has no order route
+        (2026-01-11), read from the completed checkout ``checkout_id``."""
+        ...
 
     def cancel(self, order_id: str, idempotency_key: str) -> Order:
         """Cancels the order and refunds its charge; `UndoUnsupported` where the merchant offers no way."""

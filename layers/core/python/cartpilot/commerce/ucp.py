@@ -436,9 +436,24 @@ class UcpOrders:
     def __init__(self, connection: _Connection) -> None:
         self._connection = connection
 
-    def get(self, order_id: str) -> Order:
-        client, codec, _ = self._connection.speaking()
-        return self._order(client, codec, client.get(ORDER, path={"id": order_id}), mutating=False)
+    def get(self, order_id: str, checkout_id: str | None = None) -> Order:
+        client, codec, profile = self._connection.speaking()
+        if codec.has_order_route:
+            return self._order(client, codec, client.get(ORDER, path={"id": order_id}), mutating=False)
+        if checkout_id is None:
+            raise MerchantRejected(
+                f"UCP {profile.version} has no order route: the order is read from its checkout",
+                code="order_lookup_unsupported",
+            )
+        checkout = _read_checkout(
+            codec, client.get(SESSION, path={"id": checkout_id}), mutating=False, what="checkout"
+        )
+        order = order_from_completed(checkout, f"checkout {checkout_id}")
+        if order.id != order_id:
+            raise MerchantRejected(
+                f"checkout {checkout_id} became order {order.id}, not {order_id}", code="order_mismatch"
+            )
+        return order
 
     def cancel(self, order_id: str, idempotency_key: str) -> Order:
         client, codec, profile = self._connection.speaking()

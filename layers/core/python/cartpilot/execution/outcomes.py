@@ -44,7 +44,7 @@ def confirm_order(
     goal = ledger.store.require(goal_id)
     plan = goal.current_plan()
     placed = _order_output(outputs)
-    order = merchants(plan.merchant.id).orders.get(str(placed["orderId"]))
+    order = merchants(plan.merchant.id).orders.get(str(placed["orderId"]), placed.get("checkoutId"))
     if order.total != plan.summary.total:
         raise PlanIntegrityError(
             f"order {order.id} totals {order.total.format()}, not {plan.summary.total.format()}"

@@ -56,6 +56,11 @@ class WireCodec(Protocol):
         """2026-01-11 orders have no ``currency``: the adapter takes the checkout's."""
         ...
 
+    @property
+    def has_order_route(self) -> bool:
+        """2026-01-11 defines no ``GET /orders/{id}``: orders are read from the completed checkout."""
+        ...
+
     def read_profile(self, document: Mapping[str, Any]) -> ProfileDocument: ...
 
     def offers(self, profile: ProfileDocument, ours: Mapping[str, Sequence[str]]) -> tuple[str, ...]:

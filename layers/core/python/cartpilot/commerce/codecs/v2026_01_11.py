@@ -68,6 +68,7 @@ def _no_catalog() -> MerchantRejected:
 class Codec20260111:
     version: Final = VERSION
     orders_carry_currency: Final = False
+    has_order_route: Final = False
 
     # --- discovery -------------------------------------------------------------------------------
 

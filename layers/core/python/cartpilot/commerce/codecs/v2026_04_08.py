@@ -52,6 +52,7 @@ def _extends(value: object) -> tuple[str, ...]:
 class Codec20260408:
     version: Final = VERSION
     orders_carry_currency: Final = True
+    has_order_route: Final = True
 
     # --- discovery -------------------------------------------------------------------------------
 
