@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -432,3 +433,35 @@ def test_nothing_is_fetched_until_the_merchant_is_used() -> None:
     with pytest.raises(MerchantUnavailable):
         merchant.profile()
     assert [request.url.path for request in seen] == ["/.well-known/ucp"]
+
+
+def test_the_product_source_is_the_catalog_where_offered_else_the_brands_feed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """What the price check reads items from: the merchant's catalog, or (none offered) the feed the
+    deployment names for the default merchant; with neither, a refusal that says so."""
+    from cartpilot import wiring
+    from cartpilot.commerce.feed import FeedSource
+    from cartpilot.commerce.ucp import UcpCatalog
+
+    monkeypatch.setenv("PUBLIC_API_URL", "https://cartpilot.test/v1")
+    monkeypatch.delenv("MERCHANT_FEED", raising=False)
+    feed = Path(__file__).resolve().parents[1] / "fixtures" / "feeds" / "sandbox.tsv"
+    try:
+        with served_sandbox("2026-04-08") as with_catalog:
+            monkeypatch.setenv("MERCHANT_URL", with_catalog.url)
+            wiring.reset()
+            assert isinstance(wiring.products(), UcpCatalog)
+        with served_sandbox("2026-01-11") as without:
+            monkeypatch.setenv("MERCHANT_URL", without.url)
+            wiring.reset()
+            with pytest.raises(MerchantRejected, match=r"no catalog and brand\.yaml names no product feed"):
+                wiring.products()
+            monkeypatch.setenv("MERCHANT_FEED", str(feed))
+            wiring.reset()
+            assert wiring.merchant_config().feed == str(feed)
+            source = wiring.products("sandbox-merchant")
+            assert isinstance(source, FeedSource)
+            assert [variant.id for variant in source.lookup([SHOE_42], "CNY")] == [SHOE_42]
+    finally:
+        wiring.reset()
