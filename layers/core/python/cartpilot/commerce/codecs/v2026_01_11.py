@@ -21,7 +21,14 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 from cartpilot.commerce.codecs import CapabilityOffer, ProfileDocument, wire
-from cartpilot.commerce.codecs.wire import CheckoutUpdate, JsonObject, MalformedAnswer, WireCheckout
+from cartpilot.commerce.codecs.wire import (
+    CheckoutUpdate,
+    JsonObject,
+    MalformedAnswer,
+    WireCheckout,
+    as_list,
+    as_mapping,
+)
 from cartpilot.commerce.errors import MerchantRejected
 from cartpilot.commerce.ports import (
     Buyer,
@@ -39,18 +46,10 @@ SHOPPING: Final = "dev.ucp.shopping"
 _INSTRUMENT_SCHEMA_SUFFIX: Final = "_payment_instrument.json"
 
 
-def _list(value: object) -> list[Any]:
-    return value if isinstance(value, list) else []
-
-
-def _mapping(value: object) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
-
-
 def _instrument_types(schemas: object) -> tuple[str, ...]:
     """``instrument_schemas`` name the instruments a handler takes: ``card_payment_instrument.json`` is a card."""
     kinds = []
-    for url in _list(schemas):
+    for url in as_list(schemas):
         name = str(url).rsplit("/", 1)[-1]
         if name.endswith(_INSTRUMENT_SCHEMA_SUFFIX):
             # gpay_card_payment_instrument.json is a card too: the type is the last word.
@@ -78,7 +77,7 @@ class Codec20260111:
             raise MalformedAnswer("the profile has no ucp.version")
         if not isinstance(ucp.get("capabilities", []), list):
             raise MalformedAnswer("ucp.capabilities is not a list of named entries (2026-01-11)")
-        rest = _mapping(_mapping(_mapping(ucp.get("services")).get(SHOPPING)).get("rest"))
+        rest = as_mapping(as_mapping(as_mapping(ucp.get("services")).get(SHOPPING)).get("rest"))
         endpoint = rest.get("endpoint") if isinstance(rest.get("endpoint"), str) else None
         capabilities = tuple(
             CapabilityOffer(
@@ -87,7 +86,7 @@ class Codec20260111:
                 extends=(str(entry["extends"]),) if isinstance(entry.get("extends"), str) else (),
                 spec=str(entry["spec"]) if entry.get("spec") else None,
             )
-            for entry in _list(ucp.get("capabilities"))
+            for entry in as_list(ucp.get("capabilities"))
             if isinstance(entry, Mapping) and entry.get("name")
         )
         handlers = tuple(
@@ -95,9 +94,9 @@ class Codec20260111:
                 name=str(entry["name"]),
                 id=str(entry["id"]),
                 instrumentTypes=_instrument_types(entry.get("instrument_schemas")),
-                config=dict(_mapping(entry.get("config"))),
+                config=dict(as_mapping(entry.get("config"))),
             )
-            for entry in _list(_mapping(document.get("payment")).get("handlers"))
+            for entry in as_list(as_mapping(document.get("payment")).get("handlers"))
             if isinstance(entry, Mapping) and entry.get("id") and entry.get("name")
         )
         return ProfileDocument(

@@ -18,7 +18,14 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 from cartpilot.commerce.codecs import CapabilityOffer, ProfileDocument, wire
-from cartpilot.commerce.codecs.wire import CheckoutUpdate, JsonObject, MalformedAnswer, WireCheckout
+from cartpilot.commerce.codecs.wire import (
+    CheckoutUpdate,
+    JsonObject,
+    MalformedAnswer,
+    WireCheckout,
+    as_list,
+    as_mapping,
+)
 from cartpilot.commerce.ports import (
     Buyer,
     CartLine,
@@ -35,18 +42,10 @@ VERSION: Final = "2026-04-08"
 SHOPPING: Final = "dev.ucp.shopping"
 
 
-def _list(value: object) -> list[Any]:
-    return value if isinstance(value, list) else []
-
-
-def _mapping(value: object) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
-
-
 def _extends(value: object) -> tuple[str, ...]:
     if isinstance(value, str):
         return (value,)
-    return tuple(str(parent) for parent in _list(value))
+    return tuple(str(parent) for parent in as_list(value))
 
 
 class Codec20260408:
@@ -63,7 +62,9 @@ class Codec20260408:
         if not isinstance(ucp.get("capabilities", {}), Mapping):
             raise MalformedAnswer("ucp.capabilities is not a registry keyed by name (2026-04-08)")
         endpoint = None
-        bindings = [b for b in _list(_mapping(ucp.get("services")).get(SHOPPING)) if isinstance(b, Mapping)]
+        bindings = [
+            b for b in as_list(as_mapping(ucp.get("services")).get(SHOPPING)) if isinstance(b, Mapping)
+        ]
         rest = [b for b in bindings if b.get("transport") == "rest" and isinstance(b.get("endpoint"), str)]
         # A business may bind several service versions; the one of this profile's version first.
         rest.sort(key=lambda binding: binding.get("version") != ucp["version"])
@@ -78,7 +79,7 @@ class Codec20260408:
                     (str(e["spec"]) for e in entries if isinstance(e, Mapping) and e.get("spec")), None
                 ),
             )
-            for name, entries in _mapping(ucp.get("capabilities")).items()
+            for name, entries in as_mapping(ucp.get("capabilities")).items()
             if isinstance(entries, list)
         )
         handlers = tuple(
@@ -87,18 +88,18 @@ class Codec20260408:
                 id=str(entry["id"]),
                 instrumentTypes=tuple(
                     str(instrument["type"])
-                    for instrument in _list(entry.get("available_instruments"))
+                    for instrument in as_list(entry.get("available_instruments"))
                     if isinstance(instrument, Mapping) and instrument.get("type")
                 ),
-                config=dict(_mapping(entry.get("config"))),
+                config=dict(as_mapping(entry.get("config"))),
             )
-            for name, entries in _mapping(ucp.get("payment_handlers")).items()
-            for entry in _list(entries)
+            for name, entries in as_mapping(ucp.get("payment_handlers")).items()
+            for entry in as_list(entries)
             if isinstance(entry, Mapping) and entry.get("id")
         )
         supported = {
             str(version): str(url)
-            for version, url in _mapping(ucp.get("supported_versions")).items()
+            for version, url in as_mapping(ucp.get("supported_versions")).items()
             if isinstance(url, str)
         }
         return ProfileDocument(
@@ -200,7 +201,7 @@ class Codec20260408:
 
     def read_search(self, body: Mapping[str, Any]) -> list[Product]:
         try:
-            return [_product(product) for product in _list(body.get("products"))]
+            return [_product(product) for product in as_list(body.get("products"))]
         except (KeyError, TypeError, ValueError) as error:
             raise MalformedAnswer(f"search result: {type(error).__name__} {error}") from error
 
@@ -212,10 +213,10 @@ class Codec20260408:
         (catalog_lookup.json: each variant names the request ids it answers in ``inputs``)."""
         try:
             found: dict[str, list[ProductVariant]] = {}
-            for product in _list(body.get("products")):
-                for raw in _list(product.get("variants")):
+            for product in as_list(body.get("products")):
+                for raw in as_list(product.get("variants")):
                     variant = _variant(product, raw)
-                    for source in _list(raw.get("inputs")) or [{"id": variant.id}]:
+                    for source in as_list(raw.get("inputs")) or [{"id": variant.id}]:
                         found.setdefault(str(source["id"]), []).append(variant)
         except (KeyError, TypeError, ValueError) as error:
             raise MalformedAnswer(f"lookup result: {type(error).__name__} {error}") from error
@@ -233,29 +234,29 @@ class Codec20260408:
 
 
 def _option_value(variant: Mapping[str, Any], *names: str) -> str | None:
-    for option in _list(variant.get("options")):
+    for option in as_list(variant.get("options")):
         if str(option.get("name", "")).lower() in names:
             return str(option["label"])
     return None
 
 
 def _category(product: Mapping[str, Any]) -> str:
-    categories = _list(product.get("categories"))
+    categories = as_list(product.get("categories"))
     if categories:
         return str(categories[0]["value"])
-    return str(_mapping(product.get("metadata")).get("category", "uncategorised"))
+    return str(as_mapping(product.get("metadata")).get("category", "uncategorised"))
 
 
 def _stock(variant: Mapping[str, Any]) -> int:
-    stock = _mapping(variant.get("metadata")).get("stock")
+    stock = as_mapping(variant.get("metadata")).get("stock")
     if isinstance(stock, int) and not isinstance(stock, bool):
         return max(0, stock)
     # Without a count, availability is all a merchant tells: one we can buy, or none.
-    return 1 if _mapping(variant.get("availability")).get("available") else 0
+    return 1 if as_mapping(variant.get("availability")).get("available") else 0
 
 
 def _media_url(entity: Mapping[str, Any]) -> str | None:
-    for media in _list(entity.get("media")):
+    for media in as_list(entity.get("media")):
         if media.get("type") == "image" and media.get("url"):
             return str(media["url"])
     return None
@@ -278,11 +279,11 @@ def _variant(product: Mapping[str, Any], variant: Mapping[str, Any]) -> ProductV
 
 
 def _product(product: Mapping[str, Any]) -> Product:
-    description = _mapping(product.get("description"))
+    description = as_mapping(product.get("description"))
     return Product(
         id=str(product["id"]),
         title=str(product["title"]),
         description=str(description.get("plain") or description.get("markdown") or ""),
         category=_category(product),
-        variants=[_variant(product, variant) for variant in _list(product.get("variants"))],
+        variants=[_variant(product, variant) for variant in as_list(product.get("variants"))],
     )

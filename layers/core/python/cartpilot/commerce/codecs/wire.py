@@ -36,6 +36,17 @@ from cartpilot.kernel.money import Money
 
 JsonObject = dict[str, Any]
 
+
+def as_list(value: object) -> list[Any]:
+    """A JSON array, or nothing: a merchant's missing or mistyped array reads as empty."""
+    return value if isinstance(value, list) else []
+
+
+def as_mapping(value: object) -> Mapping[str, Any]:
+    """A JSON object, or nothing: a merchant's missing or mistyped object reads as empty."""
+    return value if isinstance(value, Mapping) else {}
+
+
 UNKNOWN_ERROR = "unknown_error"
 ESCALATION = "requires_escalation"
 CLOSED = frozenset({"completed", "canceled"})
