@@ -205,7 +205,11 @@ class AgentGate:
                 "version_unsupported",
                 f"Protocol version {version} is not supported. This business implements version {self.version}.",
             )
-        problems = self.spec.problems(document, _platform_profile_schema(self.version), "response", "read")
+        problems = (
+            self.spec.problems(document, _platform_profile_schema(self.version), "response", "read")
+            if self.spec.available
+            else []
+        )
         if problems:
             where, what = problems[0]
             raise TransportError(

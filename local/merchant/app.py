@@ -116,6 +116,8 @@ def create_app(
     handlers = advertised_handlers(payment_handlers)
     profiles = ProfileCache(profile_fetcher or http_profile_fetcher)
     admission = Admission(AgentGate(spec, capabilities, profiles), api_key=api_key)
+    if validate_schemas:
+        spec.require()
     recorder = ConformanceRecorder(spec) if validate_schemas else None
 
     app = FastAPI(

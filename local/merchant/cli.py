@@ -49,20 +49,29 @@ def run_merchant(args: argparse.Namespace) -> int:
 
     if args.write_feed is not None:
         base_url = args.base_url or f"http://127.0.0.1:{args.port}"
-        count = write_feed(args.write_feed, build_catalog(), currency=args.currency, base_url=base_url)
+        try:
+            count = write_feed(args.write_feed, build_catalog(), currency=args.currency, base_url=base_url)
+        except OSError as exc:
+            print(f"cannot write {args.write_feed}: {exc.strerror or exc}", file=sys.stderr)
+            return 1
         print(f"wrote {count} products to {args.write_feed}")
         return 0
 
     from cartpilot_local.merchant.app import create_app
+    from cartpilot_local.merchant.specs import SpecsMissing
     from cartpilot_local.servers import serve_in_thread
 
-    app = create_app(
-        ucp_version=args.ucp_version,
-        catalog=not args.no_catalog,
-        payment_handlers=args.payment_handler or ALL_PAYMENT_HANDLERS,
-        validate_schemas=args.validate_schemas,
-        api_key=args.api_key,
-    )
+    try:
+        app = create_app(
+            ucp_version=args.ucp_version,
+            catalog=not args.no_catalog,
+            payment_handlers=args.payment_handler or ALL_PAYMENT_HANDLERS,
+            validate_schemas=args.validate_schemas,
+            api_key=args.api_key,
+        )
+    except SpecsMissing as exc:
+        print(f"--validate-schemas: {exc}", file=sys.stderr)
+        return 2
     try:
         server = serve_in_thread(app, port=args.port)
     except OSError as exc:

@@ -87,17 +87,21 @@ def _visibility(schema: Any, direction: Direction, operation: str) -> str:
     return "include"
 
 
+class SpecsMissing(FileNotFoundError):
+    """The UCP schemas are not where the sandbox looks for them."""
+
+
 class SpecLibrary:
     """One version's schemas, with validators per (direction, operation)."""
 
     def __init__(self, version: str, root: Path | None = None) -> None:
         self.version = version
         self.source = (root or specs_root()) / f"ucp-{version}" / "source"
-        if not self.source.is_dir():
-            raise FileNotFoundError(
-                f"UCP {version} schemas not found at {self.source}; set {SPECS_DIR_ENV} to the specs folder"
-            )
-        self._documents: list[tuple[str, Any]] = list(self._load())
+        # Without the specification beside the repository (a clone on its own) the sandbox still
+        # serves: profiles are then checked for their version only, and schema conformance, which
+        # needs the schemas, refuses to start (``require``).
+        self.available = self.source.is_dir()
+        self._documents: list[tuple[str, Any]] = list(self._load()) if self.available else []
         self._lock = threading.Lock()
         self._registries: dict[tuple[Direction, str], Registry[Any]] = {}
         self._validators: dict[tuple[str, Direction, str], Draft202012Validator] = {}
@@ -139,6 +143,14 @@ class SpecLibrary:
         with self._lock:
             self._validators[key] = validator
         return validator
+
+    def require(self) -> None:
+        """Raises SpecsMissing when the schemas are not there to check against."""
+        if not self.available:
+            raise SpecsMissing(
+                f"UCP {self.version} schemas not found at {self.source}; "
+                f"set {SPECS_DIR_ENV} to the folder holding ucp-<version>/source"
+            )
 
     def problems(
         self, instance: Any, schema: JsonObject, direction: Direction, operation: str

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -373,3 +375,23 @@ def test_the_default_fetcher_reads_profiles_over_loopback_and_follows_no_redirec
             "/checkout-sessions/chk_1", headers={"UCP-Agent": f'profile="{served.url}/moved"'}
         )
         assert (redirected.status_code, redirected.json()["code"]) == (424, "profile_unreachable")
+
+
+def test_without_the_specification_the_sandbox_serves_but_will_not_claim_conformance(tmp_path: Path) -> None:
+    """A clone without ../shared beside it still runs the demo; only schema checking needs the schemas."""
+    import subprocess
+    import sys
+
+    from cartpilot_local.merchant.specs import SpecLibrary, SpecsMissing
+
+    missing = SpecLibrary("2026-04-08", root=tmp_path)
+    assert missing.available is False
+    with pytest.raises(SpecsMissing, match="UCP_SPECS_DIR"):
+        missing.require()
+
+    refused = subprocess.run(
+        [sys.executable, "-m", "cartpilot_local.cli", "merchant", "--port", "0", "--validate-schemas"],
+        capture_output=True, text=True, timeout=60, env={**os.environ, "UCP_SPECS_DIR": str(tmp_path)},
+    )  # fmt: skip
+    assert refused.returncode == 2
+    assert refused.stderr.count("\n") == 1 and "schemas not found" in refused.stderr
