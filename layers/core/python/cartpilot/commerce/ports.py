@@ -108,6 +108,10 @@ class Quote(_Model):
     currency: str
     lines: list[SessionLine]
     options: list[ShippingOption]
+    tax: Money | None = Field(
+        default=None,
+        description="Tax the session charges for the lines at this destination; None: it named none",
+    )
 
     def unit_price(self, item_id: str) -> Money | None:
         return next((line.unitPrice for line in self.lines if line.itemId == item_id), None)

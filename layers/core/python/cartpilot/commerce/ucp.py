@@ -302,6 +302,7 @@ class UcpFulfillment:
                 currency=destined.currency,
                 lines=[line.domain() for line in destined.lines],
                 options=options,
+                tax=destined.tax,
             )
         finally:
             self._close_pricing_session(client, codec, opened.id, f"{key}.cancel")

@@ -179,6 +179,33 @@ def money(amount: object, currency: str) -> Money:
     return Money(amount_minor=amount, currency=currency)
 
 
+def price(amount: object, currency: str, what: str) -> Money:
+    """A price: amount.json's minimum is 0 (only totals such as discounts are signed)."""
+    value = money(amount, currency)
+    if value.amount_minor < 0:
+        raise MalformedAnswer(f"{what} {value.amount_minor} is negative; a price is at least 0")
+    return value
+
+
+def _non_negative(amount: Money, what: str) -> Money:
+    if amount.amount_minor < 0:
+        raise MalformedAnswer(f"{what} totals {amount.amount_minor}; a charge is never negative")
+    return amount
+
+
+def tax_of(totals: object, currency: str) -> Money | None:
+    """The checkout's ``tax`` entries (checkout.md totals), summed; None when it names none."""
+    entries = [
+        entry for entry in as_list(totals) if isinstance(entry, Mapping) and entry.get("type") == "tax"
+    ]
+    if not entries:
+        return None
+    return _non_negative(
+        money(sum(int(money(entry.get("amount"), currency).amount_minor) for entry in entries), currency),
+        "tax",
+    )
+
+
 def total_of(totals: object, currency: str) -> Money:
     """The ``total`` entry; without one, the sum of the entries (2026-01-11 options often carry one)."""
     if not isinstance(totals, list):
@@ -209,7 +236,7 @@ def shipping_option(option: Mapping[str, Any], currency: str) -> ShippingOption:
         id=str(option["id"]),
         title=str(option["title"]),
         carrier=_text(option.get("carrier")),
-        price=total_of(option.get("totals") or [], currency),
+        price=_non_negative(total_of(option.get("totals") or [], currency), f"option {option['id']}"),
         earliestDelivery=earliest,
         latestDelivery=latest if earliest is None or latest is None or latest >= earliest else earliest,
     )
@@ -256,6 +283,7 @@ class WireCheckout:
     currency: str
     lines: tuple[WireLine, ...]
     total: Money
+    tax: Money | None = None
     methods: tuple[WireMethod, ...] = ()
     messages: tuple[Message, ...] = ()
     continue_url: str | None = None
@@ -312,7 +340,7 @@ def _line(raw: Mapping[str, Any], currency: str) -> WireLine:
         item_id=str(item["id"]),
         title=str(item.get("title") or item["id"]),
         quantity=_quantity(raw["quantity"]),
-        unit_price=money(item.get("price"), currency),
+        unit_price=price(item.get("price"), currency, f"price of {item['id']}"),
     )
 
 
@@ -356,7 +384,8 @@ def read_checkout(body: Mapping[str, Any]) -> WireCheckout:
             status=str(body["status"]),
             currency=currency,
             lines=tuple(_line(line, currency) for line in body.get("line_items") or ()),
-            total=total_of(body.get("totals") or [], currency),
+            total=_non_negative(total_of(body.get("totals") or [], currency), f"checkout {body['id']}"),
+            tax=tax_of(body.get("totals") or [], currency),
             methods=tuple(_method(method, currency) for method in fulfillment.get("methods") or ()),
             messages=read_messages(body.get("messages")),
             continue_url=_text(body.get("continue_url")),
