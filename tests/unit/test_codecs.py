@@ -20,6 +20,7 @@ from cartpilot.commerce.codecs import WireCodec, codec_for
 from cartpilot.commerce.codecs.wire import (
     CheckoutUpdate,
     LineUpdate,
+    MalformedAnswer,
     MethodUpdate,
     destination_body,
     kept_lines,
@@ -38,6 +39,7 @@ from cartpilot.commerce.ports import (
     Recipient,
     SearchQuery,
 )
+from cartpilot.kernel.money import Money
 from cartpilot_local.merchant.specs import SpecLibrary, library, specs_root
 from tests.fakes.merchant import cny
 
@@ -425,3 +427,34 @@ def test_the_spec_examples_are_where_these_tests_read_them() -> None:
     for version in VERSIONS:
         assert Path(specs_root() / f"ucp-{version}" / "docs" / "specification" / "checkout-rest.md").is_file()
         assert sum(1 for _ in examples(version, "checkout-rest.md")) >= 5
+
+
+@pytest.mark.parametrize("version", [CURRENT, LEGACY])
+def test_a_checkouts_tax_is_read_and_discounts_may_be_negative(version: str) -> None:
+    answer = a_checkout_answer(version, with_destination=True)
+    answer["totals"] = [
+        {"type": "subtotal", "amount": 49900},
+        {"type": "discount", "amount": -1500},
+        {"type": "tax", "amount": 3146},
+        {"type": "total", "amount": 51546},
+    ]
+    checkout = codec_for(version).read_checkout(answer)
+    assert checkout.tax == Money(amount_minor=3146, currency="CNY")
+    assert checkout.total == Money(amount_minor=51546, currency="CNY")
+    assert codec_for(version).read_checkout(a_checkout_answer(version, with_destination=True)).tax is None
+
+
+@pytest.mark.parametrize("version", [CURRENT, LEGACY])
+@pytest.mark.parametrize("where", ["item price", "option", "total"])
+def test_a_negative_price_or_charge_is_a_malformed_answer(version: str, where: str) -> None:
+    """amount.json: a price is at least 0; a merchant asking -5.00 is not believed."""
+    answer = a_checkout_answer(version, with_destination=True)
+    if where == "item price":
+        answer["line_items"][0]["item"]["price"] = -500
+    elif where == "option":
+        group = answer["fulfillment"]["methods"][0]["groups"][0]
+        group["options"][0]["totals"] = [{"type": "total", "amount": -500}]
+    else:
+        answer["totals"] = [{"type": "total", "amount": -500}]
+    with pytest.raises(MalformedAnswer, match="negative"):
+        codec_for(version).read_checkout(answer)
