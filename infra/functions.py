@@ -110,6 +110,9 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         link_signing_key=True,
         llm_api_key=True,
         merchant=True,
+        # Discovery, catalog search and the pricing session are merchant calls: a merchant that
+        # authenticates platforms needs its credential on them too.
+        merchant_credentials=True,
         ucp_signing_keys=True,
         timeout_seconds=100,
         memory_mb=1024,
@@ -121,6 +124,7 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         asl_variable="CatalogFunctionArn",
         goals=TableAccess.READ,
         merchant=True,
+        merchant_credentials=True,  # the price check opens a pricing session at the merchant
         ucp_signing_keys=True,
     ),
     FunctionSpec(

@@ -55,7 +55,7 @@ class BrandSecrets(Construct):
             self,
             "MerchantCredentials",
             description=(
-                f"CartPilot {brand}: credentials the mutating connectors present to the merchant. "
+                f"CartPilot {brand}: the credential every function that calls the merchant presents to it. "
                 "Deployed with a random placeholder; put the merchant-issued value after deploy."
             ),
             encryption_key=key,

@@ -58,6 +58,7 @@ def cmd_local(args: argparse.Namespace) -> int:
         log_level=args.log_level,
         merchant_url=args.merchant_url,
         merchant_feed=_feed_location(args.feed),
+        merchant_api_key=_merchant_api_key(args),
     ) as stack:
         print(f"CartPilot local stack ({args.brand})")
         print(
@@ -84,9 +85,30 @@ def _feed_location(feed: str | None) -> str | None:
     return str(Path(feed).resolve())
 
 
+def _merchant_api_key(args: argparse.Namespace) -> tuple[str, str] | None:
+    """(header, value) of the credential the merchant issued, read from the named variable."""
+    if not args.merchant_api_key_env:
+        return None
+    value = os.environ.get(args.merchant_api_key_env)
+    if not value:
+        raise SystemExit(f"--merchant-api-key-env: ${args.merchant_api_key_env} is not set")
+    return args.merchant_api_key_header, value
+
+
 def _add_merchant_flags(command: argparse.ArgumentParser, *, default_help: str) -> None:
     command.add_argument(
         "--merchant-url", default=None, help=f"a running UCP merchant; default: {default_help}"
+    )
+    command.add_argument(
+        "--merchant-api-key-env",
+        default=None,
+        metavar="NAME",
+        help="environment variable holding the credential the merchant issued (sent on every request)",
+    )
+    command.add_argument(
+        "--merchant-api-key-header",
+        default="Authorization",
+        help="how to send it: Authorization (as a Bearer token, the default) or a header such as X-API-Key",
     )
     command.add_argument(
         "--feed",
@@ -134,7 +156,15 @@ def cmd_plan(args: argparse.Namespace) -> int:
             sandbox = serve_in_thread(create_app())
             running.callback(sandbox.stop)
             merchant_url = sandbox.url
-        merchant = UcpMerchant.for_url(merchant_url, identity=identity)
+        api_key = _merchant_api_key(args)
+        auth = None
+        if api_key is not None:
+            from cartpilot.commerce.http import MerchantAuth
+
+            header, value = api_key
+            scheme = "Bearer" if header.lower() == "authorization" else None
+            auth = MerchantAuth(header=header, scheme=scheme, secret=lambda: value)
+        merchant = UcpMerchant.for_url(merchant_url, identity=identity, auth=auth)
         running.callback(merchant.close)
         merchant_config = brand.merchant().model_copy(update={"url": merchant_url})
         feed = FeedSource(_feed_location(args.feed) or args.feed) if args.feed else None
@@ -168,6 +198,13 @@ def _refuse(message: str, *, code: int = 1) -> int:
     """A refusal as one line: no traceback for a merchant's or a planner's no."""
     print(" ".join(message.split()), file=sys.stderr)
     return code
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    """Listed here for ``--help``; the command itself is the product's (``cartpilot.cli``)."""
+    from cartpilot.cli import keys_command
+
+    return keys_command(list(args.keys_args))
 
 
 def cmd_policy_test(args: argparse.Namespace) -> int:
@@ -302,6 +339,10 @@ def build_parser() -> argparse.ArgumentParser:
             command.add_argument("--verify", action="store_true", help="exit 1 unless the chain verifies")
         command.set_defaults(func=func)
 
+    keys = sub.add_parser("keys", help="rotate or retire the UCP request-signing keys (keys rotate --help)")
+    keys.add_argument("keys_args", nargs=argparse.REMAINDER)
+    keys.set_defaults(func=cmd_keys)
+
     approve = sub.add_parser("approve", help="approve (or --reject) through an approval link")
     approve.add_argument("link")
     approve.add_argument("--reject", action="store_true")
@@ -317,6 +358,10 @@ def main(argv: list[str] | None = None) -> int:
     except httpx.HTTPError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except BrokenPipeError:
+        # The reader stopped early (`cartpilot plan … | head`): as other command-line tools, stop quietly.
+        sys.stderr.close()
+        return 0
     return code
 
 

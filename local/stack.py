@@ -111,12 +111,16 @@ class LocalStack:
         merchant_read_timeout: float | None = None,
         merchant_url: str | None = None,
         merchant_feed: str | None = None,
+        merchant_api_key: tuple[str, str] | None = None,
     ) -> None:
         """``merchant_url`` points the stack at a running UCP merchant instead of starting the sandbox;
-        ``merchant_feed`` gives that merchant's product feed (for a merchant without a catalog)."""
+        ``merchant_feed`` gives that merchant's product feed (for a merchant without a catalog), and
+        ``merchant_api_key`` (header, value) the credential it issued, kept in the emulated Secrets
+        Manager as a deployment keeps it."""
         self.brand = brand
         self._external_merchant_url = merchant_url.rstrip("/") if merchant_url else None
         self._merchant_feed = merchant_feed
+        self._merchant_api_key = merchant_api_key
         self._api_port = api_port
         self._merchant_port = merchant_port
         self._log_level = log_level
@@ -129,6 +133,7 @@ class LocalStack:
         self.state_machine_arn = ""
         self.topic_arn = ""
         self.link_secret_id = f"cartpilot/{brand}/link-signing"
+        self.merchant_credentials_secret_id = f"cartpilot/{brand}/merchant-credentials"
         self.signing_keys_secret_id = f"cartpilot/{brand}/ucp-signing-keys"
 
     def __enter__(self) -> LocalStack:
@@ -211,6 +216,9 @@ class LocalStack:
             env["MERCHANT_READ_TIMEOUT"] = str(self._merchant_read_timeout)
         if self._merchant_feed is not None:
             env["MERCHANT_FEED"] = self._merchant_feed
+        if self._merchant_api_key is not None:
+            env["MERCHANT_CREDENTIALS_SECRET_ID"] = self.merchant_credentials_secret_id
+            env["MERCHANT_CREDENTIALS_HEADER"] = self._merchant_api_key[0]
         os.environ.update(env)
         from cartpilot.kernel.observability import logger
 
@@ -220,6 +228,10 @@ class LocalStack:
     def _create_resources(self) -> None:
         create_tables(boto3.client("dynamodb", region_name=REGION), self.brand)
         create_link_secret(boto3.client("secretsmanager", region_name=REGION), self.link_secret_id)
+        if self._merchant_api_key is not None:
+            boto3.client("secretsmanager", region_name=REGION).create_secret(
+                Name=self.merchant_credentials_secret_id, SecretString=self._merchant_api_key[1]
+            )
         create_signing_keys_secret(
             boto3.client("secretsmanager", region_name=REGION), self.signing_keys_secret_id
         )

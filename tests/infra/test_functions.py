@@ -32,8 +32,9 @@ EXPECTED_TABLES: dict[str, dict[str, str]] = {
 EXPECTED_SECRETS: dict[str, set[str]] = {
     # The UCP signing keys: every function that calls the merchant signs; the api publishes the public halves.
     "api": {"link_signing_key", "ucp_signing_keys"},
-    "planner": {"llm_api_key", "link_signing_key", "ucp_signing_keys"},
-    "catalog": {"ucp_signing_keys"},
+    # Every function that calls the merchant presents the brand's credential for it.
+    "planner": {"llm_api_key", "link_signing_key", "ucp_signing_keys", "merchant_credentials"},
+    "catalog": {"ucp_signing_keys", "merchant_credentials"},
     "approval": {"link_signing_key"},
     **{name: {"merchant_credentials", "ucp_signing_keys"} for name in MUTATING},
 }

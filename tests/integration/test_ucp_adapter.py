@@ -465,3 +465,35 @@ def test_the_product_source_is_the_catalog_where_offered_else_the_brands_feed(
             assert [variant.id for variant in source.lookup([SHOE_42], "CNY")] == [SHOE_42]
     finally:
         wiring.reset()
+
+
+def test_the_stacks_credential_is_sent_as_told_when_the_brand_names_no_header(
+    aws_tables: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`cartpilot local --merchant-api-key-env`: the stack's secret, sent as an X-API-Key."""
+    import boto3
+
+    from cartpilot.wiring.merchants import merchant_for, reset_merchant_cache
+
+    secret = boto3.client("secretsmanager").create_secret(
+        Name="cartpilot/sandbox/local-key", SecretString="k-9"
+    )
+    monkeypatch.setenv("PUBLIC_API_URL", "https://cartpilot.test/v1")
+    with served_sandbox("2026-01-11", api_key="k-9") as sandbox:
+        monkeypatch.setenv("MERCHANT_URL", sandbox.url)
+        monkeypatch.setenv("MERCHANT_CREDENTIALS_SECRET_ID", secret["ARN"])
+        reset_merchant_cache()
+        try:
+            brand = _brand_with(sandbox.url)
+            with pytest.raises(MerchantRejected, match="401"):
+                merchant_for(brand).checkout.create(
+                    [CartLine(itemId=SHOE_42, quantity=1)], BUYER, "CNY", "k0"
+                )
+            monkeypatch.setenv("MERCHANT_CREDENTIALS_HEADER", "X-API-Key")
+            reset_merchant_cache()
+            session = merchant_for(brand).checkout.create(
+                [CartLine(itemId=SHOE_42, quantity=1)], BUYER, "CNY", "k1"
+            )
+        finally:
+            reset_merchant_cache()
+    assert session.status == "incomplete"

@@ -14,6 +14,7 @@ from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
 from typing import TYPE_CHECKING
 
+from cartpilot.brands.config import MerchantCredentials
 from cartpilot.commerce.breaker import BreakerPolicy
 from cartpilot.commerce.discovery import MerchantDiscovery
 from cartpilot.commerce.http import MerchantAuth, RequestSigner, Timeouts
@@ -77,6 +78,12 @@ def _discovery_service() -> MerchantDiscovery:
     return _discovery
 
 
+def credentials_sent_as(header: str, secret_id: str) -> MerchantCredentials:
+    """``Authorization`` carries the value as a Bearer token; any other header carries it alone."""
+    scheme = "Bearer" if header.lower() == "authorization" else None
+    return MerchantCredentials(secretId=secret_id, header=header, scheme=scheme)
+
+
 def merchant_for(brand: BrandConfig, merchant_id: str | None = None) -> UcpMerchant:
     """The brand's merchant with this id (default: its first), one per warm container and URL."""
     config = brand.merchant(merchant_id)
@@ -96,14 +103,22 @@ def merchant_for(brand: BrandConfig, merchant_id: str | None = None) -> UcpMerch
         merchant = _merchants.get(key)
         if merchant is None:
             auth = None
-            if config.credentials is not None:
+            credentials = config.credentials
+            if (
+                credentials is None
+                and is_default
+                and settings.credentials_secret_id
+                and settings.credentials_header
+            ):
+                credentials = credentials_sent_as(settings.credentials_header, settings.credentials_secret_id)
+            if credentials is not None:
                 from cartpilot.adapters.aws.secrets import secret_text
 
                 secret_id = settings.credentials_secret_id if is_default else None
                 auth = MerchantAuth(
-                    header=config.credentials.header,
-                    scheme=config.credentials.scheme,
-                    secret=secret_text(secret_id or config.credentials.secretId),
+                    header=credentials.header,
+                    scheme=credentials.scheme,
+                    secret=secret_text(secret_id or credentials.secretId),
                 )
             merchant = _merchants[key] = UcpMerchant(
                 url,

@@ -67,6 +67,7 @@ def settings() -> Settings:
 class MerchantSettings:
     url: str | None
     credentials_secret_id: str | None
+    credentials_header: str | None
     connect_timeout: float
     read_timeout: float
     breaker_reset: float
@@ -81,13 +82,16 @@ def merchant_location() -> tuple[str | None, str | None]:
 
 def merchant_settings(default_connect: float, default_read: float, default_reset: float) -> MerchantSettings:
     """Optional MERCHANT_URL and MERCHANT_CREDENTIALS_SECRET_ID (the stack's secret, read in place of
-    the secret brand.yaml names; both apply to the brand's default merchant), and
+    the secret brand.yaml names; both apply to the brand's default merchant), MERCHANT_CREDENTIALS_HEADER
+    (how to send that secret, ``Authorization`` as a Bearer token or ``X-API-Key``, when brand.yaml
+    configures no credentials: ``cartpilot local --merchant-api-key-env``), and
     MERCHANT_CONNECT_TIMEOUT, MERCHANT_READ_TIMEOUT and MERCHANT_BREAKER_RESET_SECONDS (how long an
     open circuit fails fast), in seconds."""
     url = os.environ.get("MERCHANT_URL")
     return MerchantSettings(
         url=url.rstrip("/") if url else None,
         credentials_secret_id=os.environ.get("MERCHANT_CREDENTIALS_SECRET_ID") or None,
+        credentials_header=os.environ.get("MERCHANT_CREDENTIALS_HEADER") or None,
         connect_timeout=_seconds("MERCHANT_CONNECT_TIMEOUT", default_connect),
         read_timeout=_seconds("MERCHANT_READ_TIMEOUT", default_read),
         breaker_reset=_seconds("MERCHANT_BREAKER_RESET_SECONDS", default_reset),
