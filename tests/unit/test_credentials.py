@@ -59,6 +59,14 @@ def test_a_handler_of_the_right_name_but_without_a_tokenizer_cannot_be_funded(br
         choose_handler(merchant_taking(configless), brand)
 
 
+def test_a_handler_whose_tokenizer_is_off_https_is_not_chosen_at_planning(brand: BrandConfig) -> None:
+    """The payment method would go to that URL at payment: refused before anyone approves."""
+    plain = SANDBOX.model_copy(update={"config": {"tokenization_url": "http://psp.example/tokens"}})
+    with pytest.raises(MerchantRejected) as refused:
+        choose_handler(merchant_taking(plain), brand)
+    assert refused.value.code == "payment_handler_unsupported"
+
+
 def test_providers_come_from_the_brands_handler_map(brand: BrandConfig) -> None:
     providers = providers_for(brand)
     assert set(providers) == {"com.cartpilot.sandbox_tokenizer"}

@@ -57,9 +57,17 @@ class SandboxTokenizer:
         self._lock = threading.Lock()
 
     def can_fund(self, handler: PaymentHandler) -> bool:
+        """Cards, through a tokenization URL we would send a payment method to: HTTPS (or loopback),
+        judged at planning, so a handler we would refuse at payment is never chosen."""
         url = handler.config.get("tokenization_url")
         takes_cards = not handler.instrumentTypes or "card" in handler.instrumentTypes
-        return isinstance(url, str) and bool(url) and takes_cards
+        if not (isinstance(url, str) and url and takes_cards):
+            return False
+        try:
+            require_secure(url, "tokenization URL")
+        except MerchantRejected:
+            return False
+        return True
 
     def credential(
         self, handler: PaymentHandler, payment_method_id: str, idempotency_key: str
