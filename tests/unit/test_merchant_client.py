@@ -527,8 +527,9 @@ def test_circuit_opens_after_repeated_failures_and_fails_fast() -> None:
         with pytest.raises(MerchantUnavailable):
             client.get("/orders/{id}", path={"id": "o-1"})
     assert client.breakers.state("GET", "/orders/{id}") == "open"
-    with pytest.raises(MerchantUnavailable, match="circuit open"):
+    with pytest.raises(MerchantUnavailable, match="circuit open") as fast:
         client.get("/orders/{id}", path={"id": "o-2"})
+    assert "503" in str(fast.value), "an open circuit says what opened it"
     assert len(sent) == 3, "an open circuit must not send"
     # Other endpoints of the same merchant keep their own breaker.
     with pytest.raises(MerchantUnavailable, match="503"):

@@ -46,7 +46,17 @@ class EndpointBreakers:
     def __init__(self, policy: BreakerPolicy | None = None) -> None:
         self.policy = policy or BreakerPolicy()
         self._breakers: dict[tuple[str, str], pybreaker.CircuitBreaker] = {}
+        self._last_failures: dict[tuple[str, str], str] = {}
         self._lock = threading.Lock()
+
+    def remember_failure(self, method: str, route: str, failure: str) -> None:
+        """What the endpoint last answered when it failed: an open circuit says why it opened."""
+        with self._lock:
+            self._last_failures[(method, route)] = failure
+
+    def last_failure(self, method: str, route: str) -> str | None:
+        with self._lock:
+            return self._last_failures.get((method, route))
 
     def for_endpoint(self, method: str, route: str) -> pybreaker.CircuitBreaker:
         key = (method, route)

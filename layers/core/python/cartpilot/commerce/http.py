@@ -313,11 +313,16 @@ class MerchantClient:
                     raise TransientFailure(outcome)
         except TransientFailure as failure:
             retry: _Retry = failure.outcome  # type: ignore[assignment]
+            self.breakers.remember_failure(method, route, str(retry.error))
             return retry
         except pybreaker.CircuitBreakerError:
             self._log(method, route, "circuit open", attempt, time.monotonic())
+            last = self.breakers.last_failure(method, route)
             return _Retry(
-                MerchantCircuitOpen(f"{method} {route}: circuit open after repeated failures; failing fast"),
+                MerchantCircuitOpen(
+                    f"{method} {route}: circuit open after repeated failures; failing fast"
+                    + (f" (last: {last})" if last else "")
+                ),
                 fail_fast=True,
             )
         if not isinstance(outcome, _Retry):
