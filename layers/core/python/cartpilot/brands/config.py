@@ -112,6 +112,11 @@ class BrandConfig(BaseModel):
     currency: str = Field(pattern=r"^[A-Z]{3}$")
     limits: Limits
     restrictedCategories: dict[str, Literal["deny", "staff"]] = Field(default_factory=dict)
+    categoryAliases: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="A restricted category -> the other words merchants' taxonomies use for it "
+        "(alcohol: [alcoholic, wine]); each restricts as its category does",
+    )
     allowedMerchants: list[str] = Field(default_factory=list)
     approvalTimeoutSeconds: int = Field(default=86400, ge=10, le=7 * 86400)
     approvalLinkTtlSeconds: int = Field(default=86400, ge=10, le=7 * 86400)
@@ -145,6 +150,24 @@ class BrandConfig(BaseModel):
             if merchant.id == merchant_id:
                 return merchant
         raise BrandConfigError(f"brand {self.name} has no merchant {merchant_id!r}")
+
+    def category_rules(self) -> dict[str, Literal["deny", "staff"]]:
+        """Every key a merchant's category is matched against (``brands.categories``): the restricted
+        categories and their aliases, each with its category's rule."""
+        rules = dict(self.restrictedCategories)
+        for category, aliases in self.categoryAliases.items():
+            for alias in aliases:
+                rules[alias] = (
+                    "deny" if "deny" in (rules.get(alias), self.restrictedCategories[category]) else "staff"
+                )
+        return rules
+
+    @model_validator(mode="after")
+    def _aliases_name_restricted_categories(self) -> BrandConfig:
+        unknown = sorted(set(self.categoryAliases) - set(self.restrictedCategories))
+        if unknown:
+            raise ValueError(f"categoryAliases: {', '.join(unknown)} not in restrictedCategories")
+        return self
 
     @model_validator(mode="after")
     def _merchant_ids_unique(self) -> BrandConfig:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
@@ -22,6 +22,7 @@ from typing import Any, Literal
 import cedarpy
 
 from cartpilot.brands.activity import RecentActivity
+from cartpilot.brands.categories import restriction_for
 from cartpilot.brands.config import BrandConfig, BrandConfigError, brand_dir
 from cartpilot.brands.rates import NoCurrencyRate, in_brand_currency
 from cartpilot.brands.users import UserProfile
@@ -351,9 +352,15 @@ def reset_policy_cache() -> None:
 @dataclass(frozen=True)
 class OrderLine:
     item_id: str
-    category: str
+    category: str  # the most specific, as the plan names it
     unit_price_minor: int
     quantity: int
+    # Every category the item is in: ``category`` and each level of the merchant's paths.
+    categories: tuple[str, ...] = ()
+
+    @property
+    def all_categories(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys((self.category, *self.categories)))
 
 
 @dataclass(frozen=True)
@@ -385,9 +392,19 @@ class PolicyFacts:
 
 
 def facts_for(
-    plan: Plan, profile: UserProfile, brand: BrandConfig, recent: RecentActivity, today: date
+    plan: Plan,
+    profile: UserProfile,
+    brand: BrandConfig,
+    recent: RecentActivity,
+    today: date,
+    merchant_categories: Mapping[str, Sequence[str]] | None = None,
 ) -> PolicyFacts:
-    """Raises ``NoCurrencyRate`` when an amount is in a currency the brand has no rate for."""
+    """Raises ``NoCurrencyRate`` when an amount is in a currency the brand has no rate for.
+
+    ``merchant_categories`` (item id -> every category the merchant puts it in) is what restrictions
+    are read from; the plan's own category counts too, so a plan can only make an item stricter.
+    """
+    merchant_categories = merchant_categories or {}
     summary = plan.summary
     payment = next((step for step in plan.steps if isinstance(step, PaymentCompleteStep)), None)
     method = next(
@@ -404,6 +421,7 @@ def facts_for(
             category=item.category,
             unit_price_minor=in_brand_currency(item.unitPrice, brand).amount_minor,
             quantity=item.quantity + (known.quantity if known else 0),
+            categories=tuple(merchant_categories.get(item.itemId, ())),
         )
     # Known and self are decided by the address itself, not by the id a planner put beside it.
     saved = [entry for entry in profile.recipients if entry.recipient == summary.recipient]
@@ -421,8 +439,11 @@ def facts_for(
         recipient_known=bool(saved),
         recipient_is_self=any(entry.relation == "self" for entry in saved),
         recipient_country=summary.recipient.address.country,
+        # Each category on its own: a restricted key matching any level of any path restricts the item.
         category_restrictions={
-            line.category: brand.restrictedCategories.get(line.category, "none") for line in merged.values()
+            category: restriction_for([category], brand.category_rules())
+            for line in merged.values()
+            for category in line.all_categories
         },
         merchant_id=merchant_id,
         merchant_allowed=merchant_id in brand.allowedMerchants,
@@ -492,7 +513,7 @@ def entities_for(facts: PolicyFacts) -> list[dict[str, Any]]:
                     "unitPrice": line.unit_price_minor,
                     "quantity": line.quantity,
                 },
-                "parents": [_uid("Category", line.category)],
+                "parents": [_uid("Category", name) for name in line.all_categories],
             }
             for line in facts.lines
         ),
@@ -636,14 +657,20 @@ def decide(policies: BrandPolicies, facts: PolicyFacts) -> PolicyDecision:
 
 
 def evaluate_plan(
-    plan: Plan, profile: UserProfile, brand: BrandConfig, recent: RecentActivity, today: date
+    plan: Plan,
+    profile: UserProfile,
+    brand: BrandConfig,
+    recent: RecentActivity,
+    today: date,
+    merchant_categories: Mapping[str, Sequence[str]] | None = None,
 ) -> PolicyDecision:
-    """The brand's policies on this plan, for this user, given their recent orders.
+    """The brand's policies on this plan, for this user, given their recent orders, with each item
+    in the categories its merchant puts it in (``facts_for``).
 
     A plan whose amounts cannot be put in the brand's currency is denied before the policies are
     asked: no limit could be checked, and no policy file can let it through."""
     try:
-        facts = facts_for(plan, profile, brand, recent, today)
+        facts = facts_for(plan, profile, brand, recent, today, merchant_categories)
     except NoCurrencyRate as missing:
         return PolicyDecision(
             tier=RiskTier.DENY,

@@ -62,6 +62,10 @@ class _Strict(BaseModel):
 class CaseItem(_Strict):
     item: str = Field(min_length=1, max_length=80)
     category: str = Field(min_length=1)
+    categoryPath: str | None = Field(
+        default=None,
+        description='The merchant\'s category path ("Home & Garden > Kitchen > Kitchen Knives"); default: category',
+    )
     price: int = Field(ge=0, description="Unit price in minor units")
     quantity: int = Field(default=1, ge=1, le=20)
 
@@ -224,6 +228,9 @@ def _merchant_items(case: PolicyTestCase, currency: str) -> list[ProductVariant]
             price=Money(amount_minor=line.price, currency=currency),
             stock=line.quantity,
             category=line.category,
+            categoryPath=tuple(
+                level.strip() for level in (line.categoryPath or "").split(">") if level.strip()
+            ),
         )
         for line in case.items
     ]

@@ -4,8 +4,10 @@ Both formats Merchant Center takes are read: a tab-separated file whose first ro
 attributes (``image_link`` or ``image link``), one row per line and no quoting, and XML (RSS 2.0 ``<item>`` or Atom ``<entry>``)
 with the attributes in the ``g:`` namespace (``http://base.google.com/ns/1.0``). The attributes
 used: id, title, description, link, price ("129.00 CNY"), sale_price, availability (in_stock,
-out_of_stock, preorder, backorder), image_link, product_type ("Apparel > Shoes"), brand, size,
-color and item_group_id (the rows of one product's variants).
+out_of_stock, preorder, backorder), image_link, product_type ("Apparel > Shoes"),
+google_product_category (Google's taxonomy path or id), brand, size, color and item_group_id (the
+rows of one product's variants). The item's category is product_type's last level; every level of
+both paths is kept too (``ProductVariant.categoryPath``), as brand restrictions read them all.
 
 A feed is outside input: XML is parsed by defusedxml (no DTDs, no entity expansion, no external
 fetches), a download has a timeout and a size cap, and every value is checked before it becomes a
@@ -181,11 +183,22 @@ def parse_price(text: str, column: str = "price") -> Money:
     return amount
 
 
+def _slug(level: str) -> str:
+    return re.sub(r"[^\w]+", "-", level.strip().lower()).strip("-")
+
+
 def _category(product_type: str) -> str:
     """The last level of "Apparel > Shoes > Running Shoes", as the plan's category ("running-shoes")."""
-    last = product_type.split(">")[-1].strip().lower()
-    slug = re.sub(r"[^\w]+", "-", last).strip("-")
-    return slug or DEFAULT_CATEGORY
+    return _slug(product_type.split(">")[-1]) or DEFAULT_CATEGORY
+
+
+def _category_path(*paths: str) -> tuple[str, ...]:
+    """Every level of the product_type and google_product_category paths ("Home & Garden > Kitchen >
+    Kitchen Knives" is home-garden, kitchen, kitchen-knives): a brand's restricted categories are
+    matched against all of them, not only the last level, which names the item in the merchant's
+    own words. A numeric google_product_category (a taxonomy id) is kept as given."""
+    levels = [_slug(level) for path in paths for level in path.split(">")]
+    return tuple(dict.fromkeys(level for level in levels if level))
 
 
 def _web_url(text: str | None) -> str | None:
@@ -241,6 +254,7 @@ def _item(row: _Row) -> _Item:
         color=values.get("color") or values.get("colour") or None,
         stock=IN_STOCK_WITHOUT_COUNT if _AVAILABILITY[availability] else 0,
         category=_category(product_type) if product_type else DEFAULT_CATEGORY,
+        categoryPath=_category_path(product_type, values.get("google_product_category", "")),
         imageUrl=_web_url(values.get("image_link")),
     )
     return _Item(

@@ -43,7 +43,12 @@ class ProductVariant(_Model):
     size: str | None = None
     color: str | None = None
     stock: int = Field(ge=0)
-    category: str
+    category: str = Field(description="The most specific category, the one a search filters by")
+    categoryPath: tuple[str, ...] = Field(
+        default=(),
+        description="Every level of every category path the merchant gives, broadest first; "
+        "a brand's restricted categories are matched against all of them",
+    )
     imageUrl: str | None = None
 
     @property

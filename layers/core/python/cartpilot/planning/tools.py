@@ -22,6 +22,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from cartpilot.brands.categories import restriction_for
 from cartpilot.commerce.errors import MerchantRejected
 from cartpilot.commerce.ports import (
     CartLine,
@@ -227,7 +228,8 @@ class ShoppingTools:
             "title": product.title,
             "category": product.category,
         }
-        restriction = self._restriction(product.category)
+        paths = [path for variant in product.variants for path in variant.categoryPath]
+        restriction = self._restriction(product.category, *paths)
         if restriction:
             entry["restricted"] = restriction
         entry["variants"] = [
@@ -242,7 +244,7 @@ class ShoppingTools:
         entry: dict[str, Any] = {"itemId": variant.id}
         if with_product:
             entry |= {"productId": variant.productId, "title": variant.title, "category": variant.category}
-            restriction = self._restriction(variant.category)
+            restriction = self._restriction(variant.category, *variant.categoryPath)
             if restriction:
                 entry["restricted"] = restriction
         if variant.size:
@@ -252,8 +254,9 @@ class ShoppingTools:
         entry |= {"price": money_text(variant.price), "inStock": variant.stock}
         return entry
 
-    def _restriction(self, category: str) -> str | None:
-        rule = self.request.brand.restrictedCategories.get(category)
+    def _restriction(self, *categories: str) -> str | None:
+        """What the validator will say of these categories (brands.categories), told ahead."""
+        rule = restriction_for(categories, self.request.brand.category_rules())
         if rule == "deny":
             return "not sold through the assistant"
         if rule == "staff":

@@ -247,6 +247,18 @@ def _category(product: Mapping[str, Any]) -> str:
     return str(as_mapping(product.get("metadata")).get("category", "uncategorised"))
 
 
+def _category_path(product: Mapping[str, Any]) -> tuple[str, ...]:
+    """Every level of every category the product lists: a value may be a path ("Apparel > Shirts")
+    or a taxonomy id ("1604"), per types/category.json, and a brand's restrictions read them all."""
+    levels = [
+        level.strip()
+        for category in as_list(product.get("categories"))
+        for level in str(as_mapping(category).get("value", "")).split(">")
+        if level.strip()
+    ]
+    return tuple(dict.fromkeys(levels))
+
+
 def _stock(variant: Mapping[str, Any]) -> int:
     stock = as_mapping(variant.get("metadata")).get("stock")
     if isinstance(stock, int) and not isinstance(stock, bool):
@@ -274,6 +286,7 @@ def _variant(product: Mapping[str, Any], variant: Mapping[str, Any]) -> ProductV
         color=color.lower() if color else None,
         stock=_stock(variant),
         category=_category(product),
+        categoryPath=_category_path(product),
         imageUrl=_media_url(variant) or _media_url(product),
     )
 
