@@ -176,6 +176,8 @@ class FakeShop:
     version: str = "2026-04-08"
     handlers: tuple[PaymentHandler, ...] = field(default_factory=lambda: (SANDBOX_HANDLER,))
     tokens: dict[str, str] = field(default_factory=dict)  # token -> payment method id it stands for
+    # Tax the shop charges once a destination is set (checkout.md totals type "tax"); None: no tax.
+    tax: Money | None = None
 
     def variants(self) -> dict[str, ProductVariant]:
         return {v.id: v for product in self.products for v in product.variants}
@@ -333,7 +335,7 @@ class FakeFulfillment:
         session_lines = self.shop.session_lines(lines, currency)
         return Quote(
             sessionId=f"cs-quote-{next(self.shop.ids)}", currency=currency, lines=session_lines,
-            options=self.shop.options,
+            options=self.shop.options, tax=self.shop.tax,
         )  # fmt: skip
 
     def select(
@@ -361,7 +363,9 @@ class FakeFulfillment:
                     "selectedShippingOptionId": chosen.id,
                     # As the sandbox (and UCP): with a destination and an option chosen it can be paid.
                     "status": "ready_for_complete",
-                    "total": _items_total(session.lines, session.currency) + chosen.price,
+                    "total": _items_total(session.lines, session.currency)
+                    + chosen.price
+                    + (shop.tax or Money.zero(session.currency)),
                     "shippingOptions": [chosen],
                 }
             )

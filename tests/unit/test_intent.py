@@ -108,6 +108,20 @@ def test_numbers_that_describe_the_product_are_not_quantities(goal):
         ("two dozen mugs", "the goal asks for 24 ('two dozen'); a plan buys at most 20 of an item"),
         ("三十双袜子", "the goal asks for 30 ('三十双'); a plan buys at most 20 of an item"),
         ("两打袜子", "the goal asks for 24 ('两打'); a plan buys at most 20 of an item"),
+        (
+            "Buy me two million running socks",
+            "the goal asks for 2000000 ('two million'); a plan buys at most 20 of an item",
+        ),
+        ("a hundred mugs", "the goal asks for 100 ('a hundred'); a plan buys at most 20 of an item"),
+        ("two hundred mugs", "the goal asks for 200 ('two hundred'); a plan buys at most 20 of an item"),
+        (
+            "one hundred and five mugs",
+            "the goal asks for 105 ('one hundred and five'); a plan buys at most 20 of an item",
+        ),
+        ("buy 3 thousand mugs", "the goal asks for 3000 ('3 thousand'); a plan buys at most 20 of an item"),
+        ("两百万双袜子", "the goal asks for 2000000 ('两百万双'); a plan buys at most 20 of an item"),
+        ("一千个马克杯", "the goal asks for 1000 ('一千个'); a plan buys at most 20 of an item"),
+        ("3万双袜子", "the goal asks for 30000 ('3万双'); a plan buys at most 20 of an item"),
         ("a few yoga mats", "the goal asks for 'a few': say how many (1 to 20)"),
         ("several mugs for the office", "the goal asks for 'several': say how many (1 to 20)"),
         ("买几双袜子", "the goal asks for '几双': say how many (1 to 20)"),
@@ -154,6 +168,13 @@ def test_gift_wrap_and_its_negation(goal, wanted, declined):
         ("卫衣 XL号", "XL"),
         ("一件中号的卫衣", "M"),
         ("一件加大号的卫衣", "XL"),
+        ("running jacket, extra large", "XL"),
+        ("running jacket, extra-large", "XL"),
+        ("a running jacket in x-large", "XL"),
+        ("a hoodie, extra small", "XS"),
+        ("a hoodie, double extra large", "XXL"),
+        ("a hoodie, xx-large", "XXL"),
+        ("a hoodie, size extra large", "XL"),
         ("a t-shirt", None),
     ],
 )
@@ -204,3 +225,44 @@ def test_who_and_where(goal, relation, person, city, place):
 )
 def test_the_product_words_are_what_is_left(goal, keywords):
     assert parse(goal).keywords == keywords
+
+
+@pytest.mark.parametrize(
+    ("goal", "excluded"),
+    [
+        ("running shoes size 42, not black", ("black",)),
+        ("no black running shoes", ("black",)),
+        ("running shoes, anything but black", ("black",)),
+        ("running shoes, not black or white", ("black", "white")),
+        ("跑鞋 42码，不要黑色的", ("black",)),
+        ("42码的跑鞋，不要黑的", ("black",)),
+    ],
+)
+def test_a_colour_the_goal_rules_out_is_excluded_never_selected(goal, excluded):
+    intent = parse(goal)
+    assert (intent.color, intent.excludedColors) == (None, excluded)
+    assert not {"black", "not", "黑", "不要"} & set(intent.keywords)
+
+
+def test_a_wine_is_not_a_colour_ruled_out():
+    assert (parse("不要白酒").excludedColors, parse("a bottle of red wine, not white").excludedColors) == (
+        (),
+        ("white",),
+    )
+
+
+@pytest.mark.parametrize(
+    ("goal", "reason"),
+    [
+        ("a pair size 42 and a pair size 43", "one size per goal: the goal names size 42 and size 43"),
+        ("running shoes 42码和43码", "one size per goal: the goal names size 42 and size 43"),
+        ("a black tee and a white tee", "one colour per goal: the goal names black and white"),
+    ],
+)
+def test_two_sizes_or_colours_for_one_product_are_refused_never_one_dropped(goal, reason):
+    with pytest.raises(GoalNotUnderstood, match=reason):
+        parse(goal)
+
+
+def test_the_same_size_written_twice_is_one_size():
+    assert parse("running shoes size 42 (EU 42)").size == "42"

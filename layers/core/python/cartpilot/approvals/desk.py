@@ -111,6 +111,9 @@ def reduce_plan(plan: Plan, drop: Collection[str], *, plan_id: str, created_at: 
     required = [step.id for step in dropped if not step.optional]
     if required:
         raise DropRefused(f"step {', '.join(required)} is not optional")
+    if dropped and plan.summary.tax is not None:
+        # The merchant taxed the whole order; without a step the tax is unknown until it prices again.
+        raise DropRefused("the merchant's tax covers every item: leaving one out needs a new price")
     removed = Counter((item.itemId, item.quantity) for step in dropped for item in items_of_step(plan, step))
     kept_items: list[PlanItem] = []
     for item in plan.summary.items:

@@ -86,6 +86,8 @@ class PlanChoices:
     budget: Money | None = None
     shippingReason: str | None = None
     paymentReason: str | None = None
+    tax: Money | None = None
+    """The tax the merchant's pricing session charged for these items and destination."""
 
 
 def plan_item(variant: ProductVariant, quantity: int, *, optional: bool = False) -> PlanItem:
@@ -164,7 +166,13 @@ def assemble_plan(
         raise PlanningFailed("the plan has nothing to buy besides optional extras")
     items = [plan_item(item.variant, item.quantity, optional=item.optional) for item in choices.items]
     subtotal = total_of([item.unitPrice.times(item.quantity) for item in items], currency)
-    total = subtotal + choices.shipping.price
+    tax = choices.tax
+    if tax is not None and tax.currency != currency:
+        raise PlanningFailed(
+            f"the merchant's checkout charges tax in {tax.currency}, the plan is in {currency}"
+        )
+    # checkout.md totals: the session's total is items + shipping + tax; the payment must match it.
+    total = subtotal + choices.shipping.price + (tax or Money.zero(currency))
 
     steps: list[Step] = [
         CheckoutCreateStep(
@@ -224,7 +232,10 @@ def assemble_plan(
             permissions=["payment:charge"],
             estimatedCost=total,
             justification=one_line(
-                f"Pay {total.format()} with {payment_label} to place the order.", choices.paymentReason
+                f"Pay {total.format()}"
+                + (f" (including {tax.format()} tax)" if tax is not None else "")
+                + f" with {payment_label} to place the order.",
+                choices.paymentReason,
             ),
         )
     )
@@ -249,6 +260,7 @@ def assemble_plan(
                 latestDelivery=shipping.latestDelivery,
             ),
             subtotal=subtotal,
+            tax=tax,
             total=total,
             recipient=choices.recipient,
             recipientId=choices.recipientId,

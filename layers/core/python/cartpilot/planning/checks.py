@@ -36,7 +36,7 @@ from cartpilot.planning.assembly import (
 from cartpilot.planning.drafts import GroundedDraft, GroundedLine
 from cartpilot.planning.intent import GoalNotUnderstood, ShoppingIntent, parse_goal
 from cartpilot.planning.rules import choose_shipping, priced_options
-from cartpilot.planning.variants import LETTER_SIZES, normalize_size
+from cartpilot.planning.variants import LETTER_SIZES, colour_name, normalize_size
 
 
 @dataclass
@@ -88,10 +88,16 @@ def check_draft(
     quote = _quote(chosen, draft, fulfillment, currency, lookups)
     items: list[ChosenItem] = []
     for line, current in chosen:
-        confirmed = quote.unit_price(current.id)
-        if confirmed is None:
+        session_line = next((entry for entry in quote.lines if entry.itemId == current.id), None)
+        if session_line is None:
             raise PlanningFailed(f"the merchant's checkout did not price {current.title}")
-        variant = current.model_copy(update={"price": confirmed})
+        confirmed = session_line.unitPrice
+        # The session is authoritative for what the item is called, as for its price.
+        variant = current.model_copy(update={"price": confirmed, "title": session_line.title})
+        if session_line.title != current.title:
+            adjustments.append(
+                f"The merchant's checkout calls {current.title!r} {session_line.title!r}; the plan uses its title."
+            )
         if current.id != line.variant.id:
             note = f"{line.variant.title} is sold out; chose {variant.title} at {confirmed.format()} instead."
             adjustments.append(note)
@@ -109,7 +115,8 @@ def check_draft(
         adjustments.append(shipping_note)
 
     subtotal = sum(item.variant.price.amount_minor * item.quantity for item in items)
-    total = Money(amount_minor=subtotal + shipping.price.amount_minor, currency=quote.currency)
+    tax = quote.tax.amount_minor if quote.tax is not None else 0
+    total = Money(amount_minor=subtotal + shipping.price.amount_minor + tax, currency=quote.currency)
     if budget is not None and budget.currency == quote.currency and total.exceeds(budget):
         adjustments.append(f"The total {total.format()} is over the budget of {budget.format()}.")
 
@@ -125,6 +132,7 @@ def check_draft(
             # A switched option is explained by the grounded fact and the adjustment, not the model's words.
             shippingReason=draft.shippingJustification if shipping_note is None else None,
             paymentReason=draft.paymentJustification,
+            tax=quote.tax,
         ),
         adjustments=adjustments,
         currency=quote.currency,
@@ -238,7 +246,12 @@ def _substitute(
     siblings = _siblings(wanted, catalog, currency, lookups)
     keep_size = _named(request.goal, wanted.size, intent.size if intent else None)
     keep_color = _named(request.goal, wanted.color, intent.color if intent else None)
-    in_stock = [v for v in siblings if v.id != wanted.id and v.stock >= line.quantity]
+    excluded = intent.excludedColors if intent else ()
+    in_stock = [
+        v
+        for v in siblings
+        if v.id != wanted.id and v.stock >= line.quantity and colour_name(v.color) not in excluded
+    ]
     candidates = [
         v
         for v in in_stock

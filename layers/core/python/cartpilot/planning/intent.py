@@ -35,10 +35,13 @@ _EN_NUMBERS = {
     "zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
     "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13, "fourteen": 14, "fifteen": 15,
     "sixteen": 16, "seventeen": 17, "eighteen": 18, "nineteen": 19, "twenty": 20, "thirty": 30,
-    "forty": 40, "fifty": 50, "hundred": 100,
+    "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80, "ninety": 90,
 }  # fmt: skip
+# Words that multiply what comes before them: "two million" is 2,000,000, never 2 (nor 2 + a million).
+_EN_SCALES = {"hundred": 100, "thousand": 1_000, "million": 1_000_000, "billion": 1_000_000_000}
 _ZH_DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8,
               "九": 9}  # fmt: skip
+_ZH_UNITS = {"十": 10, "百": 100, "千": 1_000}
 
 _CITIES = {
     "beijing": "Beijing", "北京": "Beijing", "shanghai": "Shanghai", "上海": "Shanghai",
@@ -117,13 +120,20 @@ _GIFT_WRAP = re.compile(
 )
 
 _LETTERS = r"XXXL|XXL|XXS|XL|XS|2XL|3XL|S|M|L"
-_SIZE_WORDS = r"extra[\s-]small|x-small|small|medium|large|extra[\s-]large|x-large"
+# Longest first: "extra large" is XL, never L with "extra" left over for the search.
+_COMPOUND_SIZE_WORDS = (
+    r"(?:double|extra)[\s-]+extra[\s-]+(?:large|small)|xx-(?:large|small)"
+    r"|extra[\s-]+(?:large|small)|x-(?:large|small)"
+)
+_SIZE_WORDS = rf"{_COMPOUND_SIZE_WORDS}|small|medium|large"
 _SIZE_PATTERNS = (
     re.compile(
         rf"(?:\bsize|\beu|尺码|码数|鞋码)\s*[:：]?\s*(\d{{1,2}}(?:[.,]5)?|{_LETTERS}|{_SIZE_WORDS})(?![\w.])",
         re.IGNORECASE,
     ),
     re.compile(rf"\b({_SIZE_WORDS})\s+size\b", re.IGNORECASE),
+    # Only a compound size word stands alone as a size: "a large mug" may describe the mug.
+    re.compile(rf"\b({_COMPOUND_SIZE_WORDS})\b", re.IGNORECASE),
     re.compile(r"(?<![\d.])(\d{2}(?:\.5)?)\s*(?:码|号)"),
     re.compile(rf"(?<![A-Za-z])({_LETTERS})\s*(?:码|号)", re.IGNORECASE),
     re.compile(r"(加小号|加小码|小号|小码|中号|中码|加大号|加大码|特大号|特大码|加加大|大号|大码)"),
@@ -150,6 +160,14 @@ _DATE_EN = re.compile(
 _DATE_ZH = re.compile(r"(\d{1,2})\s*月\s*(\d{1,2})\s*[日号]\s*(之前|前|以前)?")
 
 _NUMBER_WORD = "|".join(sorted(_EN_NUMBERS, key=len, reverse=True))
+_SCALE_WORD = "|".join(_EN_SCALES)
+# A number in words, whole: "twenty-five", "a hundred", "two million", "one hundred and twenty",
+# "3 thousand"; "a" and digits count only before a scale word.
+_NUMBER_PHRASE = (
+    rf"(?:(?:\ba|(?<![\w.,/:])\d+)\s+(?={_SCALE_WORD}))?\b(?:{_NUMBER_WORD}|{_SCALE_WORD})"
+    rf"(?:(?:[\s-]+|\s+and\s+)(?:{_NUMBER_WORD}|{_SCALE_WORD})\b)*"
+)
+_ZH_NUMERAL = r"\d+[十百千万亿]*|[零〇一二两三四五六七八九十百千万亿]+"
 _MEASURES_EN = (
     r"pairs?|pieces?|pcs|units?|items?|packs?|sets?|boxes|box|bottles?|cans?|bags?|copies|copy|rolls?"
 )
@@ -170,7 +188,7 @@ _QUANTITY_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     ),
     (
         re.compile(
-            r"(负|[-−])?(\d+|[零〇一二两三四五六七八九十百]+)\s*"
+            rf"(负|[-−])?({_ZH_NUMERAL})\s*"
             r"(双|件|个|条|只|支|瓶|盒|套|本|把|副|张|顶|台|包|袋|罐|对|份|部|组|卷|枚|片|盏|床)"
         ),
         "zh",
@@ -183,7 +201,7 @@ _QUANTITY_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"(?:好|若干)?几(?:双|件|个|条|只|支|瓶|盒|套|本|把|副|张|顶|台|包|袋|罐|对|份)"), "vague"),
     (
         re.compile(
-            rf"\b({_NUMBER_WORD})(?:[\s-]({_NUMBER_WORD}))?\b(?!\s*-|\s+of\s+(?:the|them|these|those)\b)",
+            rf"({_NUMBER_PHRASE})\b(?!\s*-|\s+of\s+(?:the|them|these|those)\b)",
             re.IGNORECASE,
         ),
         "words",
@@ -248,6 +266,8 @@ class ShoppingIntent(BaseModel):
     """The goal's words that name the product, in order, as written (lowercased)."""
     size: str | None = None
     color: str | None = None
+    excludedColors: tuple[str, ...] = ()
+    """Colours the goal rules out ("not black", "不要黑色的"): never chosen."""
     quantity: int = 1
     quantityText: str | None = None
     """How the goal wrote the quantity ("two pairs of", "十双"); None when it wrote none."""
@@ -346,11 +366,20 @@ def _gift_wrap(text: _Text) -> tuple[bool, bool]:
 
 
 def _size(text: _Text) -> str | None:
+    """The one size the goal names; two different sizes for one product is a goal no plan can
+    serve, said plainly rather than one of them dropped."""
+    size: str | None = None
     for pattern in _SIZE_PATTERNS:
-        if match := text.find(pattern):
+        while match := text.find(pattern):
             text.take(match)
-            return normalize_size(match.group(1))
-    return None
+            found = normalize_size(match.group(1))
+            if size is not None and found != size:
+                raise GoalNotUnderstood(
+                    f"one size per goal: the goal names size {size} and size {found}; "
+                    "make one goal for each size"
+                )
+            size = size or found
+    return size
 
 
 def _alternation(names: Iterable[str]) -> str:
@@ -395,35 +424,99 @@ def _city(text: _Text) -> tuple[str | None, str | None]:
     return None, None
 
 
-def _colour(text: _Text) -> str | None:
-    pattern = re.compile(rf"(?<![A-Za-z])(?:{_alternation(COLOURS)})(?![A-Za-z])", re.IGNORECASE)
-    if match := text.find(pattern):
+def _colour_list(names: str) -> str:
+    """One or more colours: "black", "black or white", "black/white", "黑色、白色"."""
+    return rf"(?:{names})(?:\s*(?:,|/|、|\bor\b|\bnor\b|或者?|和)\s*(?:{names}))*"
+
+
+# Chinese colours without 色 ("不要黑的"), read only where nothing follows them: 白酒 is no colour.
+_ZH_COLOUR_STEMS = {
+    name.removesuffix("色"): colour
+    for name, colour in COLOURS.items()
+    if is_cjk(name) and name.endswith("色")
+}
+_COLOUR = re.compile(rf"(?<![A-Za-z])(?:{_alternation(COLOURS)})(?![A-Za-z])", re.IGNORECASE)
+_ZH_NEGATED_COLOUR = (
+    rf"(?:{_alternation(name for name in COLOURS if is_cjk(name))})的?"
+    rf"|(?:{_alternation(_ZH_COLOUR_STEMS)})(?:的|(?=[\s,，。;；、]|$))"
+)
+_NEGATED_COLOURS = re.compile(
+    r"(?:(?<![A-Za-z])(?:not|no|never|without|anything\s+(?:but|except)|except(?:\s+for)?|but\s+not"
+    r"|other\s+than)\s+(?:in\s+)?(?:the\s+)?|(?<![A-Za-z])non-?)"
+    rf"({_colour_list(_alternation(name for name in COLOURS if not is_cjk(name)))})(?![A-Za-z])"
+    rf"|(?:不要|不想要|不需要|不买|不选|别买|别选|别要|别)({_colour_list(_ZH_NEGATED_COLOUR)})",
+    re.IGNORECASE,
+)
+
+
+def _excluded_colours(text: _Text) -> tuple[str, ...]:
+    """The colours the goal rules out; read before the colours it asks for, so "not black" never
+    selects black."""
+    excluded: list[str] = []
+    while match := text.find(_NEGATED_COLOURS):
         text.take(match)
-        return COLOURS[match.group().lower()]
-    return None
+        listed = match.group(1) or match.group(2)
+        for name in re.findall(_ZH_NEGATED_COLOUR + "|" + _COLOUR.pattern, listed, re.IGNORECASE):
+            stem = name.removesuffix("的")
+            colour = COLOURS.get(stem.lower()) or _ZH_COLOUR_STEMS.get(stem)
+            if colour is not None and colour not in excluded:
+                excluded.append(colour)
+    return tuple(excluded)
+
+
+def _colour(text: _Text) -> str | None:
+    """The one colour the goal asks for; two different ones for one product is refused plainly."""
+    colour: str | None = None
+    while match := text.find(_COLOUR):
+        text.take(match)
+        found = COLOURS[match.group().lower()]
+        if colour is not None and found != colour:
+            raise GoalNotUnderstood(
+                f"one colour per goal: the goal names {colour} and {found}; make one goal for each colour"
+            )
+        colour = colour or found
+    return colour
 
 
 def _zh_number(numeral: str) -> int:
-    if numeral.isdigit():
-        return int(numeral)
-    total, current = 0, 0
-    for char in numeral:
-        if char in _ZH_DIGITS:
+    """三十 is 30, 两百 200, 一千五百 1500, 两百万 2,000,000, 3万 30,000."""
+    total, section, current = 0, 0, 0
+    for digits, char in re.findall(r"(\d+)|(.)", numeral):
+        if digits:
+            current = int(digits)
+        elif char in _ZH_DIGITS:
             current = _ZH_DIGITS[char]
-        elif char == "十":
-            total += (current or 1) * 10
+        elif char in _ZH_UNITS:
+            section += (current or 1) * _ZH_UNITS[char]
             current = 0
-        elif char == "百":
-            total += (current or 1) * 100
+        elif char == "万":
+            total += (section + current or 1) * 10_000
+            section, current = 0, 0
+        elif char == "亿":
+            total = (total + section + current or 1) * 100_000_000
+            section, current = 0, 0
+    return total + section + current
+
+
+def _en_number(phrase: str) -> int:
+    """Digits, or a number in words read whole: "twenty-five" 25, "a hundred" 100, "two million" 2,000,000."""
+    phrase = phrase.lower().replace("−", "-")
+    if re.fullmatch(r"-?\d+", phrase):
+        return int(phrase)
+    total, current = 0, 0
+    for word in re.findall(r"\d+|[a-z]+", phrase):
+        if word.isdigit():
+            current = int(word)
+        elif word == "a":
+            current = 1
+        elif word in _EN_NUMBERS:
+            current += _EN_NUMBERS[word]
+        elif word == "hundred":
+            current = (current or 1) * 100
+        elif word in _EN_SCALES:
+            total += (current or 1) * _EN_SCALES[word]
             current = 0
     return total + current
-
-
-def _en_number(word: str) -> int:
-    word = word.lower().replace("−", "-")
-    if re.fullmatch(r"-?\d+", word):
-        return int(word)
-    return _EN_NUMBERS[word]
 
 
 def _read_quantity(match: re.Match[str], kind: str) -> int:
@@ -440,8 +533,7 @@ def _read_quantity(match: re.Match[str], kind: str) -> int:
     if kind == "zh":
         value = _zh_number(match.group(2))
         return -value if match.group(1) else value
-    first, second = match.group(1), match.group(2)
-    return _en_number(first) + (_en_number(second) if second else 0)
+    return _en_number(match.group(1))
 
 
 def _bare_number(text: _Text) -> re.Match[str] | None:
@@ -522,12 +614,14 @@ def parse_goal(goal: str, *, today: date, currency: str) -> ShoppingIntent:
     size = _size(text)
     relation, person = _person(text)
     city, place = _city(text)
+    excluded = _excluded_colours(text)
     colour = _colour(text)
     quantity, written = _quantity(text)
     return ShoppingIntent(
         keywords=_keywords(text),
         size=size,
         color=colour,
+        excludedColors=excluded,
         quantity=quantity,
         quantityText=written,
         budget=budget,

@@ -231,6 +231,7 @@ class RulesPlanner:
                 paymentMethodId=payment_method,
                 deliverBy=deliver_by,
                 budget=budget,
+                tax=quote.tax,
             ),
             planner=PlannerInfo(kind="rules", model=None, promptVersion="rules-2", lookups=lookups),
             payment_label="the saved payment method",
@@ -296,6 +297,7 @@ class RulesPlanner:
                     size=intent.size,
                     colour=intent.color,
                     quantity=intent.quantity,
+                    excluded=intent.excludedColors,
                 )
             ]
             if budget is not None and budget.currency == currency:
@@ -322,6 +324,7 @@ class RulesPlanner:
                 intent.query,
                 f"size {intent.size}" if intent.size else None,
                 intent.color,
+                *(f"not {colour}" for colour in intent.excludedColors),
                 f"{intent.quantity} in stock" if intent.quantity > 1 else None,
             )
             if part
@@ -392,20 +395,24 @@ def _priced(
     optional: bool = False,
     note: str | None = None,
 ) -> ChosenItem:
-    """The item at the price the merchant's session confirmed, saying so when the listing differed."""
-    confirmed = quote.unit_price(variant.id)
-    if confirmed is None:
+    """The item as the merchant's session confirmed it (its price and its title), saying so when
+    the listing differed: the session is what the merchant charges and calls the item."""
+    line = next((line for line in quote.lines if line.itemId == variant.id), None)
+    if line is None:
         raise PlanningFailed(f"the merchant's checkout did not price {variant.title}")
+    confirmed = line.unitPrice
     if confirmed.currency != quote.currency:
         raise PlanningFailed(f"the merchant's checkout priced {variant.title} in {confirmed.currency}")
     reasons = [note] if note else []
+    if line.title != variant.title:
+        reasons.append(f"The {source} calls it {variant.title!r}; the merchant's checkout, {line.title!r}.")
     if confirmed != variant.price:
         reasons.append(
             f"The {source} lists {variant.price.format()}; the merchant's checkout asks {confirmed.format()}, "
             "the price this plan pays."
         )
     return ChosenItem(
-        variant.model_copy(update={"price": confirmed}),
+        variant.model_copy(update={"price": confirmed, "title": line.title}),
         quantity,
         optional=optional,
         reason=" ".join(reasons) or None,

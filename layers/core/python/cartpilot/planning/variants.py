@@ -8,6 +8,7 @@ colour and stock.
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 
 from cartpilot.commerce.ports import ProductVariant
 
@@ -17,6 +18,8 @@ _LETTER_ALIASES = {
     "2XL": "XXL", "3XL": "XXXL", "2XS": "XXS",
     "EXTRA SMALL": "XS", "EXTRA-SMALL": "XS", "X-SMALL": "XS", "SMALL": "S", "MEDIUM": "M", "LARGE": "L",
     "EXTRA LARGE": "XL", "EXTRA-LARGE": "XL", "X-LARGE": "XL", "XX-LARGE": "XXL",
+    "DOUBLE EXTRA LARGE": "XXL", "DOUBLE EXTRA-LARGE": "XXL", "EXTRA EXTRA LARGE": "XXL",
+    "XX-SMALL": "XXS", "DOUBLE EXTRA SMALL": "XXS", "DOUBLE EXTRA-SMALL": "XXS", "EXTRA EXTRA SMALL": "XXS",
     "加小号": "XS", "加小码": "XS", "小号": "S", "小码": "S", "中号": "M", "中码": "M", "大号": "L", "大码": "L",
     "加大号": "XL", "加大码": "XL", "特大号": "XXL", "特大码": "XXL", "加加大": "XXL",
 }  # fmt: skip
@@ -43,6 +46,9 @@ def normalize_size(size: str | None) -> str | None:
         return None
     if text in _LETTER_ALIASES:
         return _LETTER_ALIASES[text]
+    spaced = " ".join(text.replace("-", " ").split())  # "extra-extra-large" as "extra extra large"
+    if spaced in _LETTER_ALIASES:
+        return _LETTER_ALIASES[spaced]
     if match := _NUMERIC.match(text):
         whole, tenth = match.groups()
         return whole if tenth in (None, "0") else f"{whole}.{tenth}"
@@ -88,14 +94,18 @@ def fits(
     size: str | None,
     colour: str | None,
     quantity: int,
+    excluded: Collection[str] = (),
 ) -> bool:
     """Whether this variant is what the goal asked for, in stock for the quantity.
 
     A size or colour filters only products that come in sizes or colours: "a large mug" is a mug,
-    whatever the merchant's mugs are; "size M" of a T-shirt must be M.
+    whatever the merchant's mugs are; "size M" of a T-shirt must be M. A colour in ``excluded``
+    (normalized names, "black") is never a fit.
     """
     if size is not None and is_sized(siblings) and not same_size(size, variant.size):
         return False
     if colour is not None and is_coloured(siblings) and not same_colour(colour, variant.color):
         return False
+    if excluded and colour_name(variant.color) in excluded:
+        return False  # "not black": whatever else fits, never a colour the goal ruled out
     return variant.stock >= quantity

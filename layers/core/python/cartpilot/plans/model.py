@@ -152,7 +152,10 @@ class PlanSummary(_Strict):
     items: list[PlanItem] = Field(min_length=1)
     shipping: ShippingChoice
     subtotal: Money
-    total: Money
+    tax: Money | None = Field(
+        default=None, description="Tax the merchant's pricing session charged; None: it named none"
+    )
+    total: Money = Field(description="subtotal + shipping + tax")
     recipient: Recipient
     recipientId: str
     deliverBy: date | None = None

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -105,12 +106,17 @@ def check_structure(plan: Plan, profile: UserProfile) -> list[Finding]:
     summary = plan.summary
     currencies = {plan.currency, summary.total.currency, summary.shipping.price.currency}
     currencies |= {item.unitPrice.currency for item in summary.items}
+    if summary.tax is not None:
+        currencies.add(summary.tax.currency)
     if len(currencies) != 1:
         findings.append(_deny("plan.currency", "the plan mixes currencies"))
         return findings
     subtotal = total_of([item.unitPrice.times(item.quantity) for item in summary.items], plan.currency)
-    if subtotal != summary.subtotal or subtotal + summary.shipping.price != summary.total:
-        findings.append(_deny("plan.arithmetic", "the plan's total is not the sum of its items and shipping"))
+    tax = summary.tax or Money.zero(plan.currency)
+    if subtotal != summary.subtotal or subtotal + summary.shipping.price + tax != summary.total:
+        findings.append(
+            _deny("plan.arithmetic", "the plan's total is not the sum of its items, shipping and tax")
+        )
 
     planned_lines = Counter[tuple[str, int]]()
     for step in plan.steps:
@@ -270,10 +276,20 @@ def _check_budget(total: Money, budget: Money, brand: BrandConfig | None) -> lis
 
 
 def check_policies(
-    plan: Plan, brand: BrandConfig, profile: UserProfile, today: date, recent: RecentActivity | None = None
+    plan: Plan,
+    brand: BrandConfig,
+    profile: UserProfile,
+    today: date,
+    recent: RecentActivity | None = None,
+    current_items: Sequence[ProductVariant] = (),
 ) -> PolicyDecision:
-    """The brand's Cedar policies: limits, thresholds, categories, recipients, velocity, merchants."""
-    return evaluate_plan(plan, profile, brand, recent or RecentActivity(), today)
+    """The brand's Cedar policies: limits, thresholds, categories, recipients, velocity, merchants.
+
+    Restricted categories are read from the merchant's items (the price check), every level of their
+    category paths: a planner's or a merchant's own category name cannot slip past the brand's keys.
+    """
+    merchant_categories = {variant.id: (variant.category, *variant.categoryPath) for variant in current_items}
+    return evaluate_plan(plan, profile, brand, recent or RecentActivity(), today, merchant_categories)
 
 
 def validate_plan(given: ValidationInput) -> Verdict:
@@ -283,7 +299,9 @@ def validate_plan(given: ValidationInput) -> Verdict:
     findings += check_prices(plan, given.current_items, given.brand.priceTolerancePercent)
     findings += check_session(plan, given.price_check)
     findings += check_goal_constraints(plan, given.today, given.brand)
-    decision = check_policies(plan, given.brand, given.profile, given.today, given.recent)
+    decision = check_policies(
+        plan, given.brand, given.profile, given.today, given.recent, given.current_items
+    )
     findings += decision.findings
     tier = decision.tier
     for finding in findings:
