@@ -67,6 +67,21 @@ def test_what_a_shopper_typed_is_shown_as_text_never_as_markup(pending: Pending,
     assert "<script>" not in html and "&lt;script&gt;" in html
 
 
+def test_the_goal_is_shown_with_the_personal_data_a_shopper_typed_masked(pending: Pending, brand):
+    """Whoever holds the link sees the goal as the audit keeps it, not the phone, email or card in it."""
+    view = pending.desk.open(pending.approval_id, pending.link)
+    typed = (
+        "Socks for me; call +86 186 2100 7788 or mail wu.jun@example.net, card 4111 1111 1111 1111, size 42"
+    )
+    view = dataclasses.replace(view, plan=view.plan.model_copy(update={"goal": typed}))
+    html = render_approval_page(view, brand, action_url="/approvals/x")
+
+    shown = text_of(html, "goal")
+    for personal in ("2100", "7788", "wu.jun", "example.net", "4111"):
+        assert personal not in html
+    assert shown.startswith("Socks for me; call *****") and shown.endswith("size 42")
+
+
 def test_after_a_decision_the_page_says_what_was_decided_and_offers_no_form(pending: Pending, brand):
     view = pending.desk.decide(pending.approval_id, pending.link, "approve", None, drop=["s2"])
     html = render_approval_page(view, brand, action_url="/approvals/x")

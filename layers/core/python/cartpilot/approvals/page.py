@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from cartpilot.approvals.desk import ApprovalView
-from cartpilot.audit.privacy import describe_recipient
+from cartpilot.audit.privacy import describe_recipient, scrub_text
 from cartpilot.brands.config import BrandConfig
 from cartpilot.goals.model import delivery_estimate
 from cartpilot.goals.undo import NO_UNDO_NOTICE, offers_undo
@@ -98,6 +98,9 @@ def render_approval_page(
             brand=brand,
             approval=view.approval,
             plan=view.plan,
+            # Whoever holds the link sees the goal as the audit keeps it: phones, emails and card
+            # numbers the shopper typed are masked.
+            goal_text=scrub_text(view.plan.goal),
             summary=summary,
             rows=_rows(view),
             recipient=describe_recipient(summary.recipient),
