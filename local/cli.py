@@ -162,8 +162,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
             from cartpilot.commerce.http import MerchantAuth
 
             header, value = api_key
-            scheme = "Bearer" if header.lower() == "authorization" else None
-            auth = MerchantAuth(header=header, scheme=scheme, secret=lambda: value)
+            auth = MerchantAuth(header=header, scheme=MerchantAuth.scheme_for(header), secret=lambda: value)
         merchant = UcpMerchant.for_url(merchant_url, identity=identity, auth=auth)
         running.callback(merchant.close)
         merchant_config = brand.merchant().model_copy(update={"url": merchant_url})

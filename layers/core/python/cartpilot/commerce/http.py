@@ -94,6 +94,11 @@ class MerchantAuth:
     scheme: str | None
     secret: Callable[[], str] = field(repr=False)
 
+    @staticmethod
+    def scheme_for(header: str) -> str | None:
+        """``Authorization`` carries a credential as a Bearer token; any other header carries it alone."""
+        return "Bearer" if header.lower() == "authorization" else None
+
     def value(self) -> str:
         secret = self.secret().strip()
         return f"{self.scheme} {secret}" if self.scheme else secret

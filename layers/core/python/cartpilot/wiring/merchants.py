@@ -79,9 +79,7 @@ def _discovery_service() -> MerchantDiscovery:
 
 
 def credentials_sent_as(header: str, secret_id: str) -> MerchantCredentials:
-    """``Authorization`` carries the value as a Bearer token; any other header carries it alone."""
-    scheme = "Bearer" if header.lower() == "authorization" else None
-    return MerchantCredentials(secretId=secret_id, header=header, scheme=scheme)
+    return MerchantCredentials(secretId=secret_id, header=header, scheme=MerchantAuth.scheme_for(header))
 
 
 def merchant_for(brand: BrandConfig, merchant_id: str | None = None) -> UcpMerchant:
