@@ -1,31 +1,25 @@
 """Keeping personal data out of logs, audit records and shared pages.
 
 Known PII fields are erased with Powertools Data Masking; free text (a goal, an
-error message) is scrubbed of anything shaped like a phone number, an email
-address or a card number, since shoppers type those into goals.
+error message) loses the phone numbers, emails, card numbers, identity numbers and
+street addresses shoppers type into goals (found by ``pii_detectors``).
 """
 
 from __future__ import annotations
 
 import functools
-import re
 import warnings
 from typing import Any
 
 from aws_lambda_powertools.utilities.data_masking import DataMasking
 
+from cartpilot.audit.pii_detectors import personal_spans
 from cartpilot.commerce.ports import Address, Recipient
 
 # Keys whose values are personal wherever they appear.
 PII_FIELDS = ("phone", "email", "line1", "postalCode", "fullName", "name")
 _FIELD_PATHS = [f"$..{field}" for field in PII_FIELDS]
 
-_EMAIL = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}")
-# Runs of digits and separators; with ten or more digits it is a phone or card number,
-# with fewer it is a date, a size or a price and stays readable. A run glued to ASCII
-# letters or digits is part of an identifier (a hex goal id, a hash), not a number.
-_NUMBER_RUN = re.compile(r"(?<![A-Za-z0-9_])\+?\d[\d \-().]{6,}\d(?![A-Za-z0-9_])")
-_MIN_PERSONAL_DIGITS = 10
 MASK = "*****"
 # Machine values that are never personal and must survive byte for byte (a signature
 # or a hash that lost a digit run to the scrubber could no longer be verified).
@@ -44,13 +38,14 @@ def _masker() -> DataMasking:
 
 
 def scrub_text(text: str) -> str:
-    text = _EMAIL.sub(MASK, text)
-    return _NUMBER_RUN.sub(_mask_if_personal, text)
-
-
-def _mask_if_personal(match: re.Match[str]) -> str:
-    digits = sum(char.isdigit() for char in match.group())
-    return MASK if digits >= _MIN_PERSONAL_DIGITS else match.group()
+    """``text`` with every piece of personal data replaced by the mask; the rest as written."""
+    pieces: list[str] = []
+    cursor = 0
+    for start, end in personal_spans(text):
+        pieces += [text[cursor:start], MASK]
+        cursor = end
+    pieces.append(text[cursor:])
+    return "".join(pieces)
 
 
 def _scrub_strings(value: Any) -> Any:
