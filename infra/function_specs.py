@@ -1,0 +1,206 @@
+"""What each function is and what it may touch: the one declaration both stacks read.
+
+The CDK stack (``infra/functions.py``) builds each function, its environment and its IAM policy from
+these specs; the local stack checks every AWS call a handler makes against the same policy
+(``infra/permissions.py`` turns a spec into IAM statements). Pure Python, no CDK: the local stack
+imports it without starting the CDK's runtime.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class TableAccess(StrEnum):
+    """How a function uses the goals table (goals and approvals): what ``infra/permissions.py`` grants."""
+
+    READ = "read"
+    # Changes goals and approvals that exist: status moves, steps, the audit head, decisions.
+    UPDATE = "update"
+    # Also creates them: the api takes goals in, the approval function parks approvals.
+    READ_WRITE = "read-write"
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    """One function: where its code is, which ASL variable names it, and what it may touch.
+
+    Timeouts stay below the ``TimeoutSeconds`` of the order-flow task that invokes the function, so
+    a slow call ends as the function's own error, which the flow's Retry and Catch understand.
+    """
+
+    name: str
+    source: str
+    description: str
+    goals: TableAccess
+    asl_variable: str | None = None
+    audit: bool = False
+    idempotency: bool = False
+    counters: bool = False
+    link_signing_key: bool = False
+    # Signs plan snapshots in the audit trail with the asymmetric plan-signing key (kms:Sign).
+    plan_signing_key: bool = False
+    # Signs UCP requests to the merchant, or serves the profile that publishes the public keys.
+    ucp_signing_keys: bool = False
+    merchant_credentials: bool = False
+    llm_api_key: bool = False
+    merchant: bool = False
+    notifies: bool = False
+    # Publishes to the brand's staff channel (staff-only approval links).
+    notifies_staff: bool = False
+    approval_links: bool = False
+    mutates_merchant: bool = False
+    # Starts order-flow executions, reads their status and answers their task tokens.
+    drives_order_flow: bool = False
+    # Answers the order flow's task tokens only (no starting or reading executions).
+    answers_task_tokens: bool = False
+    # Queries the goals table's sparse index of decisions waiting for delivery.
+    reads_pending_deliveries: bool = False
+    # Runs on a schedule (every minute), not from the flow or the API.
+    schedule_minutes: int | None = None
+    timeout_seconds: int = 30
+    memory_mb: int = 512
+
+    @property
+    def construct_id(self) -> str:
+        return self.name.capitalize()
+
+    @property
+    def writes_encrypted_data(self) -> bool:
+        return self.goals is not TableAccess.READ or self.audit or self.idempotency or self.counters
+
+
+_RW = TableAccess.READ_WRITE
+_UPDATE = TableAccess.UPDATE
+
+FUNCTIONS: tuple[FunctionSpec, ...] = (
+    FunctionSpec(
+        name="api",
+        source="api",
+        description="HTTP API: goals, approvals, audit and the OpenAPI document",
+        goals=_RW,
+        audit=True,
+        idempotency=True,
+        link_signing_key=True,
+        plan_signing_key=True,
+        ucp_signing_keys=True,
+        approval_links=True,
+        drives_order_flow=True,
+        # An approval re-checks the goal's hold on the daily limits; a rejection gives it back.
+        counters=True,
+        timeout_seconds=15,
+    ),
+    FunctionSpec(
+        name="planner",
+        source="planner",
+        description="Turns a goal into a concrete plan with read-only merchant lookups",
+        asl_variable="PlannerFunctionArn",
+        goals=_UPDATE,
+        audit=True,
+        # Signs the plan snapshot in its audit record; it never holds the approval-link key, so
+        # planning (untrusted text, model output) cannot mint approval links.
+        plan_signing_key=True,
+        llm_api_key=True,
+        merchant=True,
+        # Discovery, catalog search and the pricing session are merchant calls: a merchant that
+        # authenticates platforms needs its credential on them too.
+        merchant_credentials=True,
+        ucp_signing_keys=True,
+        timeout_seconds=100,
+        memory_mb=1024,
+    ),
+    FunctionSpec(
+        name="catalog",
+        source="connectors/catalog",
+        description="Read-only catalog connector",
+        asl_variable="CatalogFunctionArn",
+        goals=TableAccess.READ,
+        merchant=True,
+        merchant_credentials=True,  # the price check opens a pricing session at the merchant
+        ucp_signing_keys=True,
+    ),
+    FunctionSpec(
+        name="validator",
+        source="validator",
+        description="Checks a plan against the brand's policies, limits and risk tiers",
+        asl_variable="ValidatorFunctionArn",
+        goals=_UPDATE,
+        audit=True,
+        counters=True,
+        memory_mb=1024,
+    ),
+    FunctionSpec(
+        name="approval",
+        source="approval",
+        description="Records a pending approval and sends the signed approval link",
+        asl_variable="ApprovalFunctionArn",
+        goals=_RW,
+        audit=True,
+        link_signing_key=True,
+        plan_signing_key=True,
+        notifies=True,
+        notifies_staff=True,
+        approval_links=True,
+    ),
+    *(
+        FunctionSpec(
+            name=name,
+            source=f"connectors/{name}",
+            description=f"Mutating {name} connector",
+            asl_variable=f"{name.capitalize()}FunctionArn",
+            goals=_UPDATE,
+            audit=True,
+            idempotency=True,
+            merchant_credentials=True,
+            merchant=True,
+            ucp_signing_keys=True,
+            mutates_merchant=True,
+            # A merchant total above the approved one (within tolerance) must still fit the daily limits.
+            counters=name == "payment",
+            timeout_seconds=50,
+        )
+        for name in ("checkout", "payment", "fulfillment", "orders")
+    ),
+    FunctionSpec(
+        name="notify",
+        source="connectors/notify",
+        description="Sends receipts and status notifications",
+        asl_variable="NotifyFunctionArn",
+        goals=_UPDATE,
+        audit=True,
+        # A completed order is counted here, for the validator's per-day spend and velocity policies.
+        counters=True,
+        notifies=True,
+    ),
+    FunctionSpec(
+        name="compensator",
+        source="compensator",
+        description="Undoes executed steps in reverse order",
+        asl_variable="CompensatorFunctionArn",
+        goals=_UPDATE,
+        audit=True,
+        idempotency=True,
+        merchant_credentials=True,
+        merchant=True,
+        ucp_signing_keys=True,
+        mutates_merchant=True,
+        # A compensated or undone goal gives its hold on the daily limits back.
+        counters=True,
+        timeout_seconds=100,
+    ),
+    FunctionSpec(
+        name="redelivery",
+        source="redelivery",
+        description="Sends recorded approval decisions that have not reached their flow yet",
+        # Marks decisions delivered (or expired) and notes the redelivery in the audit trail.
+        goals=_UPDATE,
+        audit=True,
+        answers_task_tokens=True,
+        reads_pending_deliveries=True,
+        schedule_minutes=1,
+        # Below the schedule's period, so sweeps do not pile up.
+        timeout_seconds=50,
+        memory_mb=256,
+    ),
+)

@@ -1,0 +1,174 @@
+"""What each function may call on AWS: explicit IAM statements over the stack's named resources.
+
+A function's spec (``infra/function_specs.py``) says what it touches; this module says which API
+actions that means, action by action, from what the adapters in ``cartpilot.adapters.aws`` call:
+
+- goals table (goals and approvals, ``goals_table.py``/``approvals_table.py``): GetItem, UpdateItem,
+  and PutItem for the two functions that create items; never Scan, DeleteItem or a batch write, and
+  Query only on the sparse index of undelivered decisions, for the redelivery sweep.
+- audit table (``audit_table.py``): Query to read a goal's chain and PutItem to append (always with
+  ``attribute_not_exists``); never UpdateItem or DeleteItem, so a record once written stays.
+- idempotency table (Powertools' DynamoDB persistence layer): GetItem, PutItem, UpdateItem, and
+  DeleteItem, with which Powertools clears the record of a failed attempt.
+- counters table (``counters_table.py``): BatchGetItem to read the window, and the item actions of its
+  TransactWriteItems (UpdateItem, ConditionCheckItem: IAM authorises a transaction per item).
+- secrets: GetSecretValue on the one secret each reader needs (Powertools Parameters calls nothing else).
+- audit anchors bucket (``audit_anchors.py``): every audit writer anchors each record (PutObject, always
+  with ``If-None-Match``) and reads anchors back (ListBucketVersions, GetObject, GetObjectVersion);
+  never DeleteObject. Object Lock keeps every version for the audit retention period regardless.
+- plan-signing key (``plan_signer.py``): Sign and GetPublicKey, for the functions that fix plans only.
+
+The CDK stack turns these statements into each role's policy; the local stack checks every call a
+handler makes against them. Pure Python, no CDK, so the local stack reads it cheaply. Encryption at
+rest (the brand key DynamoDB, SNS and Secrets Manager use on the caller's behalf), log writes and
+X-Ray are the platform's part of a role, granted next to these in ``infra/functions.py``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from infra.function_specs import FUNCTIONS, FunctionSpec, TableAccess
+
+
+class Resource(StrEnum):
+    """A resource of one brand's stack, by role; each stack maps it to its own ARN or name."""
+
+    GOALS_TABLE = "goals-table"
+    AUDIT_TABLE = "audit-table"
+    IDEMPOTENCY_TABLE = "idempotency-table"
+    COUNTERS_TABLE = "counters-table"
+    LINK_SIGNING_KEY = "link-signing-key"
+    UCP_SIGNING_KEYS = "ucp-signing-keys"
+    MERCHANT_CREDENTIALS = "merchant-credentials"
+    LLM_API_KEY = "llm-api-key"
+    NOTIFY_TOPIC = "notify-topic"
+    # The brand's staff channel, where staff-only approval links go.
+    STAFF_TOPIC = "staff-topic"
+    # The brand's verified SES sender, where brand.yaml names one.
+    SES_IDENTITY = "ses-identity"
+    ORDER_FLOW = "order-flow"
+    # The asymmetric KMS key that signs plan snapshots (by its alias: a rotation moves the alias).
+    PLAN_SIGNING_KEY = "plan-signing-key"
+    # The S3 Object Lock bucket of audit anchors and published plan-signing public keys.
+    AUDIT_BUCKET = "audit-bucket"
+    ORDER_FLOW_EXECUTIONS = "order-flow-executions"
+    # The goals table's sparse index of decisions waiting for delivery (``approvals_table.py``).
+    PENDING_DELIVERY_INDEX = "pending-delivery-index"
+
+
+TABLES = frozenset({
+    Resource.GOALS_TABLE, Resource.AUDIT_TABLE, Resource.IDEMPOTENCY_TABLE, Resource.COUNTERS_TABLE,
+})  # fmt: skip
+SECRETS = frozenset({
+    Resource.LINK_SIGNING_KEY, Resource.UCP_SIGNING_KEYS, Resource.MERCHANT_CREDENTIALS, Resource.LLM_API_KEY,
+})  # fmt: skip
+
+GOALS_READ = frozenset({"dynamodb:GetItem"})
+GOALS_UPDATE = GOALS_READ | {"dynamodb:UpdateItem"}
+GOALS_CREATE = GOALS_UPDATE | {"dynamodb:PutItem"}
+GOALS_ACTIONS: dict[TableAccess, frozenset[str]] = {
+    TableAccess.READ: GOALS_READ,
+    TableAccess.UPDATE: GOALS_UPDATE,
+    TableAccess.READ_WRITE: GOALS_CREATE,
+}
+AUDIT_APPEND = frozenset({"dynamodb:Query", "dynamodb:PutItem"})
+AUDIT_ANCHOR = frozenset({
+    "s3:PutObject", "s3:GetObject", "s3:GetObjectVersion", "s3:ListBucketVersions",
+})  # fmt: skip
+PLAN_SIGN = frozenset({"kms:Sign", "kms:GetPublicKey"})
+IDEMPOTENCY_RECORDS = frozenset({
+    "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem",
+})  # fmt: skip
+ORDER_COUNTERS = frozenset({"dynamodb:BatchGetItem", "dynamodb:UpdateItem", "dynamodb:ConditionCheckItem"})
+SECRET_READ = frozenset({"secretsmanager:GetSecretValue"})
+PUBLISH = frozenset({"sns:Publish"})
+SEND_EMAIL = frozenset({"ses:SendEmail", "ses:SendRawEmail"})
+# The api starts the flow and answers its task tokens (approvals, undo); IAM authorises the
+# token calls on the state machine that issued them.
+DRIVE_ORDER_FLOW = frozenset({
+    "states:StartExecution", "states:SendTaskSuccess", "states:SendTaskFailure", "states:SendTaskHeartbeat",
+})  # fmt: skip
+READ_EXECUTIONS = frozenset({"states:DescribeExecution"})
+# The redelivery sweep sends recorded decisions: a result per token, nothing else on the flow.
+ANSWER_TASK_TOKENS = frozenset({"states:SendTaskSuccess", "states:SendTaskFailure"})
+QUERY_INDEX = frozenset({"dynamodb:Query"})
+
+
+@dataclass(frozen=True)
+class Statement:
+    """Allow ``actions`` on one resource."""
+
+    actions: frozenset[str]
+    resource: Resource
+
+
+def statements_for(spec: FunctionSpec, *, ses_identity: bool = False) -> tuple[Statement, ...]:
+    """Every statement of one function's policy, in a stable order.
+
+    ``ses_identity``: the brand names a verified sender, which the notifying functions may mail from.
+    """
+    statements = [Statement(GOALS_ACTIONS[spec.goals], Resource.GOALS_TABLE)]
+    if spec.audit:
+        statements.append(Statement(AUDIT_APPEND, Resource.AUDIT_TABLE))
+        statements.append(Statement(AUDIT_ANCHOR, Resource.AUDIT_BUCKET))
+    if spec.plan_signing_key:
+        statements.append(Statement(PLAN_SIGN, Resource.PLAN_SIGNING_KEY))
+    if spec.idempotency:
+        statements.append(Statement(IDEMPOTENCY_RECORDS, Resource.IDEMPOTENCY_TABLE))
+    if spec.counters:
+        statements.append(Statement(ORDER_COUNTERS, Resource.COUNTERS_TABLE))
+    for flag, secret in (
+        (spec.link_signing_key, Resource.LINK_SIGNING_KEY),
+        (spec.ucp_signing_keys, Resource.UCP_SIGNING_KEYS),
+        (spec.merchant_credentials, Resource.MERCHANT_CREDENTIALS),
+        (spec.llm_api_key, Resource.LLM_API_KEY),
+    ):
+        if flag:
+            statements.append(Statement(SECRET_READ, secret))
+    if spec.notifies:
+        statements.append(Statement(PUBLISH, Resource.NOTIFY_TOPIC))
+        if ses_identity:
+            statements.append(Statement(SEND_EMAIL, Resource.SES_IDENTITY))
+    if spec.notifies_staff:
+        statements.append(Statement(PUBLISH, Resource.STAFF_TOPIC))
+    if spec.drives_order_flow:
+        statements.append(Statement(DRIVE_ORDER_FLOW, Resource.ORDER_FLOW))
+        statements.append(Statement(READ_EXECUTIONS, Resource.ORDER_FLOW_EXECUTIONS))
+    if spec.answers_task_tokens:
+        statements.append(Statement(ANSWER_TASK_TOKENS, Resource.ORDER_FLOW))
+    if spec.reads_pending_deliveries:
+        statements.append(Statement(QUERY_INDEX, Resource.PENDING_DELIVERY_INDEX))
+    return tuple(statements)
+
+
+def policies(*, ses_identity: bool = False) -> dict[str, tuple[Statement, ...]]:
+    """Function name -> its statements, for every function the stack deploys."""
+    return {spec.name: statements_for(spec, ses_identity=ses_identity) for spec in FUNCTIONS}
+
+
+def allows(statements: tuple[Statement, ...], action: str, resource: Resource | None) -> bool:
+    """Whether a call is granted: identity policies here only allow, so one matching statement is enough."""
+    return resource is not None and any(
+        action in statement.actions and statement.resource is resource for statement in statements
+    )
+
+
+# The environment variable through which each function is told a resource's name or ARN: the same on
+# AWS (``infra/functions.py``) and on the local stack, which maps the names its calls carry back here.
+ENVIRONMENT: dict[str, Resource] = {
+    "GOALS_TABLE": Resource.GOALS_TABLE,
+    "AUDIT_TABLE": Resource.AUDIT_TABLE,
+    "IDEMPOTENCY_TABLE": Resource.IDEMPOTENCY_TABLE,
+    "COUNTERS_TABLE": Resource.COUNTERS_TABLE,
+    "LINK_SIGNING_SECRET_ID": Resource.LINK_SIGNING_KEY,
+    "SIGNING_KEYS_SECRET_ID": Resource.UCP_SIGNING_KEYS,
+    "MERCHANT_CREDENTIALS_SECRET_ID": Resource.MERCHANT_CREDENTIALS,
+    "LLM_API_KEY_SECRET_ID": Resource.LLM_API_KEY,
+    "NOTIFY_TOPIC_ARN": Resource.NOTIFY_TOPIC,
+    "STAFF_TOPIC_ARN": Resource.STAFF_TOPIC,
+    "STATE_MACHINE_ARN": Resource.ORDER_FLOW,
+    "PLAN_SIGNING_KEY_ID": Resource.PLAN_SIGNING_KEY,
+    "AUDIT_BUCKET": Resource.AUDIT_BUCKET,
+}

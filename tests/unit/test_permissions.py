@@ -1,0 +1,126 @@
+"""The declaration of what each function may call, and the local stack's check of each call against it."""
+
+from __future__ import annotations
+
+import pytest
+from botocore.exceptions import ClientError
+
+from cartpilot_local.iam import PolicyEnforcement, acting_as, calling_function, requested
+from infra.function_specs import FUNCTIONS
+from infra.permissions import ENVIRONMENT, Resource, Statement, allows, policies, statements_for
+
+FORBIDDEN_EVERYWHERE = {"dynamodb:Scan", "dynamodb:BatchWriteItem", "dynamodb:DescribeTable", "dynamodb:*"}
+
+
+def _actions_on(name: str, resource: Resource) -> set[str]:
+    return {a for s in policies()[name] if s.resource is resource for a in s.actions}
+
+
+def test_no_function_may_scan_batch_write_or_rewrite_the_audit():
+    for name, statements in policies().items():
+        actions = {a for s in statements for a in s.actions}
+        assert not actions & FORBIDDEN_EVERYWHERE, name
+        assert not _actions_on(name, Resource.AUDIT_TABLE) & {"dynamodb:UpdateItem", "dynamodb:DeleteItem"}, (
+            name
+        )
+        assert "dynamodb:DeleteItem" not in _actions_on(name, Resource.GOALS_TABLE), name
+
+
+def test_only_the_functions_that_create_goals_or_approvals_may_put_them():
+    creators = {name for name in policies() if "dynamodb:PutItem" in _actions_on(name, Resource.GOALS_TABLE)}
+    assert creators == {"api", "approval"}
+    assert _actions_on("catalog", Resource.GOALS_TABLE) == {"dynamodb:GetItem"}
+
+
+def test_only_the_link_signers_read_the_link_key_and_only_the_api_drives_the_flow():
+    assert {n for n in policies() if _actions_on(n, Resource.LINK_SIGNING_KEY)} == {"api", "approval"}
+    assert {n for n in policies() if _actions_on(n, Resource.ORDER_FLOW)} == {"api", "redelivery"}
+    # The redelivery sweep only answers task tokens: it starts nothing and reads no execution.
+    assert _actions_on("redelivery", Resource.ORDER_FLOW) == {
+        "states:SendTaskSuccess",
+        "states:SendTaskFailure",
+    }
+    assert {n for n in policies() if _actions_on(n, Resource.PENDING_DELIVERY_INDEX)} == {"redelivery"}
+
+
+def test_ses_is_declared_only_where_the_brand_names_a_sender():
+    notify = next(spec for spec in FUNCTIONS if spec.name == "notify")
+    assert Resource.SES_IDENTITY not in {s.resource for s in statements_for(notify)}
+    assert Resource.SES_IDENTITY in {s.resource for s in statements_for(notify, ses_identity=True)}
+
+
+def test_every_resource_a_function_is_told_about_has_an_environment_variable():
+    told = set(ENVIRONMENT.values())
+    declared = {s.resource for statements in policies().values() for s in statements}
+    # Executions are named by the machine's ARN; the SES sender by SES_IDENTITY, only where configured;
+    # the pending-delivery index by the goals table's name and the index name the adapter queries.
+    assert declared - told <= {
+        Resource.ORDER_FLOW_EXECUTIONS, Resource.SES_IDENTITY, Resource.PENDING_DELIVERY_INDEX,
+    }  # fmt: skip
+
+
+def test_allows_needs_the_action_on_that_very_resource():
+    statements = (Statement(frozenset({"dynamodb:GetItem"}), Resource.GOALS_TABLE),)
+    assert allows(statements, "dynamodb:GetItem", Resource.GOALS_TABLE)
+    assert not allows(statements, "dynamodb:GetItem", Resource.AUDIT_TABLE)
+    assert not allows(statements, "dynamodb:PutItem", Resource.GOALS_TABLE)
+    assert not allows(statements, "dynamodb:GetItem", None)
+
+
+@pytest.mark.parametrize(
+    ("service", "operation", "params", "expected"),
+    [
+        ("dynamodb", "GetItem", {"TableName": "goals"}, [("dynamodb:GetItem", "goals")]),
+        (
+            "dynamodb",
+            "TransactWriteItems",
+            {"TransactItems": [{"Update": {"TableName": "c"}}, {"ConditionCheck": {"TableName": "g"}}]},
+            [("dynamodb:UpdateItem", "c"), ("dynamodb:ConditionCheckItem", "g")],
+        ),
+        ("dynamodb", "BatchGetItem", {"RequestItems": {"c": {}}}, [("dynamodb:BatchGetItem", "c")]),
+        ("secretsmanager", "GetSecretValue", {"SecretId": "s"}, [("secretsmanager:GetSecretValue", "s")]),
+        ("s3", "ListObjectVersions", {"Bucket": "b"}, [("s3:ListBucketVersions", "b")]),
+        ("s3", "GetObject", {"Bucket": "b", "Key": "k", "VersionId": "1"}, [("s3:GetObjectVersion", "b")]),
+        ("kms", "Sign", {"KeyId": "alias/x"}, [("kms:Sign", "alias/x")]),
+        ("sts", "GetCallerIdentity", {}, [("sts:GetCallerIdentity", "")]),
+    ],
+)
+def test_a_call_is_authorised_as_aws_authorises_it(service, operation, params, expected):
+    assert requested(service, operation, params) == expected
+
+
+def _enforcement() -> PolicyEnforcement:
+    return PolicyEnforcement(
+        policies={"catalog": (Statement(frozenset({"dynamodb:GetItem"}), Resource.GOALS_TABLE),),
+                  "api": (Statement(frozenset({"states:SendTaskSuccess"}), Resource.ORDER_FLOW),)},
+        resources={"goals": Resource.GOALS_TABLE},
+        order_flow=Resource.ORDER_FLOW,
+        executions=Resource.ORDER_FLOW_EXECUTIONS,
+        execution_prefix="arn:aws:states:us-east-1:123456789012:execution:flow:",
+    )  # fmt: skip
+
+
+def test_an_undeclared_call_fails_with_the_services_access_denied_error():
+    enforcement = _enforcement()
+    enforcement.check("catalog", "dynamodb", "GetItem", {"TableName": "goals"})
+    enforcement.check("api", "states", "SendTaskSuccess", {"taskToken": "t", "output": "{}"})
+    with pytest.raises(ClientError) as refused:
+        enforcement.check("catalog", "dynamodb", "Scan", {"TableName": "goals"})
+    error = refused.value.response["Error"]
+    assert error["Code"] == "AccessDeniedException"
+    assert "is not authorized to perform: dynamodb:Scan on resource: goals" in error["Message"]
+    with pytest.raises(ClientError) as unknown:
+        enforcement.check("catalog", "sns", "Publish", {"TopicArn": "arn:aws:sns:us-east-1:1:t"})
+    assert unknown.value.response["Error"]["Code"] == "AuthorizationError"
+    with pytest.raises(ClientError):
+        enforcement.check("ghost", "dynamodb", "GetItem", {"TableName": "goals"})
+    assert [(r.function, r.action) for r in enforcement.refusals] == [
+        ("catalog", "dynamodb:Scan"), ("catalog", "sns:Publish"), ("ghost", "dynamodb:GetItem"),
+    ]  # fmt: skip
+
+
+def test_calls_are_attributed_to_the_function_only_inside_its_invocation():
+    assert calling_function.get() is None
+    with acting_as("planner"):
+        assert calling_function.get() == "planner"
+    assert calling_function.get() is None
