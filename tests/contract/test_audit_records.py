@@ -90,7 +90,7 @@ def test_what_is_stored_is_a_copy(audit: AuditRecordsBackend):
 def test_an_appended_trail_verifies(audit: AuditRecordsBackend):
     trail = AuditTrail(audit.records)
     trail.append("g-1", actor="api", event="goal.received", status="RECEIVED")
-    trail.append("g-1", actor="planner", event="plan.created", plan_hash="sha256:p", detail={"steps": 4})
+    trail.append("g-1", actor="planner", event="planning.started", plan_hash="sha256:p", detail={"steps": 4})
     trail.append("g-1", actor="validator", event="plan.validated", detail={"tier": "APPROVAL"})
     records = trail.records("g-1")
     assert [r.seq for r in records] == [1, 2, 3]

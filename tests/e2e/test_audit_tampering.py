@@ -14,7 +14,7 @@ import pytest
 from boto3.dynamodb.conditions import Key
 
 from cartpilot.audit.chain import AuditRecord, hash_record_body, verify_chain
-from cartpilot.kernel.keyring import KeyRing
+from cartpilot.audit.public_keys import PlanSignatureVerifier
 from cartpilot_local.cli import main
 from cartpilot_local.resources import table_names
 from tests.e2e.conftest import LOW_RISK_GOAL, Stack
@@ -143,10 +143,9 @@ def test_the_approved_plan_is_proven_by_its_signature_not_only_by_the_chain(stac
     goal = stack.api.wait_for(goal_id)
     assert goal["status"] == "COMPLETED"
 
-    secret = boto3.client("secretsmanager").get_secret_value(SecretId=stack.local.link_secret_id)
-    keyring = KeyRing.from_secret(json.loads(secret["SecretString"]))
+    verifier = PlanSignatureVerifier.from_document(stack.api.audit_keys())
     records = [AuditRecord.model_validate(r) for r in stack.api.audit(goal_id)["records"]]
-    verified = verify_chain(records, expected_head=records[-1].hash, keyring=keyring)
+    verified = verify_chain(records, expected_head=records[-1].hash, verifier=verifier)
     assert verified.valid, verified.problems
     signed = {check.event: (check.planHash, check.result) for check in verified.signatures}
     assert signed["approval.approved"] == (goal["planHash"], "verified")
@@ -166,5 +165,6 @@ def test_the_approved_plan_is_proven_by_its_signature_not_only_by_the_chain(stac
         previous = AuditRecord(**body, hash=hash_record_body(body))
         forged.append(previous)
     assert verify_chain(forged, expected_head=forged[-1].hash).valid  # the chain alone cannot tell
-    caught = verify_chain(forged, expected_head=forged[-1].hash, keyring=keyring)
-    assert not caught.valid and any("never signed" in problem for problem in caught.problems)
+    caught = verify_chain(forged, expected_head=forged[-1].hash, verifier=verifier)
+    assert not caught.valid
+    assert any("does not match what the record shows" in problem for problem in caught.problems)

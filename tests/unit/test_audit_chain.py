@@ -1,13 +1,15 @@
 import threading
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
 from cartpilot.audit.chain import AuditRecord, hash_record_body, verify_chain
 from cartpilot.audit.snapshots import signed_plan_detail
 from cartpilot.audit.trail import AuditTrail
-from cartpilot.kernel.keyring import KeyRing
 from cartpilot.plans.model import Plan
 from tests.fakes import InMemoryAuditRecords
+from tests.fakes.plan_signing import LocalPlanSigner
 
 
 @pytest.fixture
@@ -73,51 +75,103 @@ def test_personal_data_is_masked_before_it_is_written(trail):
     assert "2266" not in str(record.detail)
 
 
-def signed_trail(trail: AuditTrail, plan: Plan, keyring: KeyRing) -> list[AuditRecord]:
-    trail.append("g-test", actor="planner:rules", event="plan.created", plan_hash=plan.plan_hash())
+def signed_trail(trail: AuditTrail, plan: Plan, signer: LocalPlanSigner) -> list[AuditRecord]:
+    trail.append("g-test", actor="planner:rules", event="plan.created", plan_hash=plan.plan_hash(),
+                 detail=signed_plan_detail("g-test", plan, signer))  # fmt: skip
     trail.append("g-test", actor="approver:user-1", event="approval.approved", plan_hash=plan.plan_hash(),
-                 detail={"approvalId": "a-1", **signed_plan_detail("g-test", plan, keyring)})  # fmt: skip
+                 detail={"approvalId": "a-1", **signed_plan_detail("g-test", plan, signer)})  # fmt: skip
     trail.append("g-test", actor="executor", event="execution.started", plan_hash=plan.plan_hash())
     return trail.records("g-test")
 
 
-def test_a_signed_plan_snapshot_verifies_with_the_key_ring(trail, seed_plan):
-    keyring = KeyRing(current="k1", keys={"k1": b"1" * 32})
-    records = signed_trail(trail, seed_plan, keyring)
-    result = verify_chain(records, expected_head=records[-1].hash, keyring=keyring)
-    assert result.valid
-    (check,) = result.signatures
-    assert (check.event, check.planId, check.planHash, check.kid, check.result) == (
-        "approval.approved", seed_plan.planId, seed_plan.plan_hash(), "k1", "verified",
-    )  # fmt: skip
+def test_a_signed_plan_snapshot_verifies_with_the_public_keys(trail, seed_plan):
+    signer = LocalPlanSigner()
+    records = signed_trail(trail, seed_plan, signer)
+    result = verify_chain(records, expected_head=records[-1].hash, verifier=signer.verifier())
+    assert result.valid, result.problems
+    assert [(c.event, c.planId, c.planHash, c.kid, c.result) for c in result.signatures] == [
+        (event, seed_plan.planId, seed_plan.plan_hash(), signer.kid, "verified")
+        for event in ("plan.created", "approval.approved")
+    ]
     # The record says which plan, in words an auditor reads, and nothing personal.
     detail = records[1].detail
     assert detail["total"] == seed_plan.summary.total.model_dump(mode="json")
+    assert detail["planSignature"]["alg"] == "ECDSA_SHA_256"
     assert "Gongti" not in str(detail) and "2266" not in str(detail)
 
 
 def test_a_rebuilt_chain_cannot_vouch_for_a_plan_the_backend_never_signed(trail, seed_plan):
-    keyring = KeyRing(current="k1", keys={"k1": b"1" * 32})
-    records = signed_trail(trail, seed_plan, keyring)
+    signer = LocalPlanSigner()
+    records = signed_trail(trail, seed_plan, signer)
+    forged = rechain(records, lambda record: {"planHash": "sha256:" + "f" * 64}
+                     if record.event == "approval.approved" else {})  # fmt: skip
+    assert verify_chain(forged).valid  # the chain alone cannot tell
+    result = verify_chain(forged, verifier=signer.verifier())
+    assert not result.valid and [s.result for s in result.signatures] == ["verified", "invalid"]
+    assert result.problems == [
+        "record 2 (approval.approved): the plan signature does not match what the record shows"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        ({"total": {"amount_minor": 1, "currency": "CNY"}}, "does not match what the record shows"),
+        ({"items": ["1 x a-cheaper-item"]}, "does not match what the record shows"),
+        ({"steps": ["s1 checkout.create"]}, "does not match what the record shows"),
+        ({"planId": "p-another"}, "does not match what the record shows"),
+    ],
+)
+def test_the_signature_covers_what_the_record_shows_not_only_ids(trail, seed_plan, change, problem):
+    signer = LocalPlanSigner()
+    records = signed_trail(trail, seed_plan, signer)
+    forged = rechain(records, lambda r: {"detail": {**r.detail, **change}} if r.seq == 2 else {})
+    result = verify_chain(forged, verifier=signer.verifier())
+    assert [s.result for s in result.signatures] == ["verified", "invalid"]
+    assert len(result.problems) == 1 and problem in result.problems[0]
+
+
+def test_a_missing_signature_fails_with_or_without_keys(trail, seed_plan):
+    signer = LocalPlanSigner()
+    records = signed_trail(trail, seed_plan, signer)
+    stripped = rechain(records, lambda r: {"detail": {k: v for k, v in r.detail.items() if k != "planSignature"}}
+                       if r.seq == 1 else {})  # fmt: skip
+    for verifier in (signer.verifier(), None):
+        result = verify_chain(stripped, verifier=verifier)
+        assert not result.valid
+        assert "record 1 (plan.created) fixes a plan but carries no plan signature" in result.problems
+
+
+def test_a_signature_by_an_unpublished_key_is_a_failure(trail, seed_plan):
+    signer = LocalPlanSigner()
+    records = signed_trail(trail, seed_plan, signer)
+    stranger = LocalPlanSigner()  # a key of its own, published in a registry of its own
+    result = verify_chain(records, verifier=stranger.verifier())
+    assert not result.valid and [s.result for s in result.signatures] == ["unknown-key", "unknown-key"]
+    assert f"is signed with key {signer.kid!r}, which is not a published audit key" in result.problems[0]
+
+
+def test_signatures_made_before_two_rotations_still_verify(trail, seed_plan):
+    signer = LocalPlanSigner()
+    signed_trail(trail, seed_plan, signer)
+    first = signer.kid
+    signer.rotate()
+    signer.rotate()
+    trail.append("g-test", actor="approver:user-1", event="plan.reduced", plan_hash=seed_plan.plan_hash(),
+                 detail=signed_plan_detail("g-test", seed_plan, signer))  # fmt: skip
+    result = verify_chain(trail.records("g-test"), verifier=signer.verifier())
+    assert result.valid, result.problems
+    assert [s.kid for s in result.signatures] == [first, first, signer.kid] and signer.kid != first
+
+
+def rechain(records: list[AuditRecord], change: Callable[[AuditRecord], dict[str, Any]]) -> list[AuditRecord]:
+    """What a careful forger does: change records, then recompute every hash and link after them."""
     forged: list[AuditRecord] = []
     for record in records:
-        changes = {"prevHash": forged[-1].hash} if forged else {}
-        if record.event == "approval.approved":
-            changes["planHash"] = "sha256:" + "f" * 64
+        changes = {**change(record), **({"prevHash": forged[-1].hash} if forged else {})}
         body = record.model_copy(update=changes).body()
         forged.append(AuditRecord(**body, hash=hash_record_body(body)))
-    assert verify_chain(forged).valid
-    result = verify_chain(forged, keyring=keyring)
-    assert not result.valid and result.signatures[0].result == "invalid"
-    assert any("never signed" in problem for problem in result.problems)
-
-
-def test_a_signature_by_a_retired_key_is_unverifiable_not_forged(trail, seed_plan):
-    records = signed_trail(trail, seed_plan, KeyRing(current="k1", keys={"k1": b"1" * 32}))
-    rotated = KeyRing(current="k2", keys={"k2": b"2" * 32})
-    result = verify_chain(records, keyring=rotated)
-    assert result.valid and [s.result for s in result.signatures] == ["unknown-key"]
-    assert [s.result for s in verify_chain(records).signatures] == ["not-checked"]
+    return forged
 
 
 def test_identifiers_and_hashes_survive_masking_byte_for_byte(trail):

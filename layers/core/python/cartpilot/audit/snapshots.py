@@ -1,87 +1,91 @@
-"""Plan snapshots: what a record that fixes a plan carries, signed with the key ring.
+"""Plan snapshots: what a record that fixes a plan carries, signed with the brand's plan-signing key.
 
-Someone who can write to the audit table can rebuild a consistent chain, but cannot vouch
-for a plan the backend never signed. The HMAC is over goal, plan id and plan hash, under a
-domain tag of its own so a snapshot signature can never pass as an approval link.
+The key is asymmetric (KMS, ECC_NIST_P256 with ECDSA_SHA_256): the functions that fix plans may sign,
+and anyone holding the published public keys can verify, so an auditor never needs a secret, and
+someone who can write to the audit table cannot vouch for a plan the backend never signed. The key is
+not the approval-link key: a function that signs snapshots cannot mint approval links.
+
+What is signed is the snapshot as the record shows it (plan id, total, items, steps, prompt hash),
+bound to the goal and to the hash of the full plan, so rewriting a total or an item under a genuine
+signature breaks it.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
-import hmac
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+import json
+from typing import TYPE_CHECKING, Any, Protocol
 
-from cartpilot.kernel.keyring import KeyRing
+from cartpilot.audit.privacy import mask_pii
 
 if TYPE_CHECKING:
     from cartpilot.plans.model import Plan
 
-
-class SignatureInvalid(Exception):
-    """A plan snapshot signature that does not match what it claims to sign."""
-
-
-class SigningKeyUnknown(SignatureInvalid):
-    """Signed with a key the ring no longer holds: neither provably good nor provably forged."""
-
-
-PLAN_SIGNATURE_ALGORITHM = "HMAC-SHA256"
-_PLAN_SNAPSHOT_TAG = "cartpilot.plan-snapshot.v1"
+PLAN_SIGNATURE_ALGORITHM = "ECDSA_SHA_256"
+_PLAN_SNAPSHOT_TAG = "cartpilot.plan-snapshot.v2"
+# The fields of a record's detail that the signature covers, besides the record's goal and plan hash.
+SNAPSHOT_FIELDS = ("planId", "total", "items", "steps", "promptHash")
+# Every record of these events fixes a plan and must carry a signature over it.
+SIGNED_EVENTS = frozenset({"plan.created", "approval.requested", "plan.reduced", "approval.approved"})
 
 
-@dataclass(frozen=True)
-class PlanSnapshotClaims:
-    goal_id: str
-    plan_id: str
-    plan_hash: str
+class PlanSigner(Protocol):
+    """Signs with the current plan-signing key (KMS on AWS); returns the key id and the signature."""
+
+    def sign(self, message: bytes) -> tuple[str, bytes]: ...
 
 
-def _plan_message(claims: PlanSnapshotClaims) -> bytes:
-    return "\x1f".join([_PLAN_SNAPSHOT_TAG, claims.goal_id, claims.plan_id, claims.plan_hash]).encode()
+def _canonical(value: Any) -> bytes:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def _plan_mac(key: bytes, claims: PlanSnapshotClaims) -> str:
-    digest = hmac.new(key, _plan_message(claims), hashlib.sha256).digest()
-    return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+def snapshot_message(goal_id: str, plan_hash: str | None, detail: dict[str, Any]) -> bytes:
+    """The bytes a plan signature covers. Small whatever the plan's size (KMS signs up to 4 KB raw):
+    the snapshot enters as its SHA-256."""
+    snapshot = {field: detail.get(field) for field in SNAPSHOT_FIELDS}
+    return _canonical(
+        {
+            "tag": _PLAN_SNAPSHOT_TAG,
+            "goalId": goal_id,
+            "planHash": plan_hash,
+            "snapshot": hashlib.sha256(_canonical(snapshot)).hexdigest(),
+        }
+    )
 
 
-def sign_plan_snapshot(claims: PlanSnapshotClaims, keyring: KeyRing) -> dict[str, str]:
-    """A signature an auditor holding the key ring can check: this backend vouched for this plan."""
-    return {
-        "alg": PLAN_SIGNATURE_ALGORITHM,
-        "kid": keyring.current,
-        "sig": _plan_mac(keyring.keys[keyring.current], claims),
-    }
+def encode_signature(signature: bytes) -> str:
+    return base64.urlsafe_b64encode(signature).decode().rstrip("=")
 
 
-def verify_plan_snapshot(claims: PlanSnapshotClaims, *, kid: str, sig: str, keyring: KeyRing) -> None:
-    key = keyring.keys.get(kid)
-    if key is None:
-        raise SigningKeyUnknown(
-            f"the plan snapshot was signed with key {kid!r}, which the ring no longer holds"
-        )
-    if not hmac.compare_digest(_plan_mac(key, claims), sig):
-        raise SignatureInvalid("the plan snapshot signature does not match")
+def decode_signature(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def signed_plan_detail(goal_id: str, plan: Plan, keyring: KeyRing) -> dict[str, Any]:
-    """What a record that fixes a plan carries: a readable summary and the snapshot's signature.
+def signed_plan_detail(goal_id: str, plan: Plan, signer: PlanSigner) -> dict[str, Any]:
+    """What a record that fixes a plan carries: a readable summary and the signature over it.
 
-    The record's ``planHash`` is the hash of the full plan (recipient included); the summary
-    here holds nothing personal, so masking leaves it, and the signature, intact.
+    The record's ``planHash`` is the hash of the full plan (recipient included); the summary holds
+    nothing personal, and is masked before signing anyway, so the record shows exactly what was signed.
     """
     plan_hash = plan.plan_hash()
-    signature = sign_plan_snapshot(
-        PlanSnapshotClaims(goal_id=goal_id, plan_id=plan.planId, plan_hash=plan_hash), keyring
-    )
     summary = plan.summary
+    snapshot = mask_pii(
+        {
+            "planId": plan.planId,
+            "total": summary.total.model_dump(mode="json"),
+            "items": [f"{item.quantity} x {item.itemId}" for item in summary.items],
+            "steps": [f"{step.id} {step.action.value}" for step in plan.steps],
+            "promptHash": plan.planner.promptHash,
+        }
+    )
+    kid, signature = signer.sign(snapshot_message(goal_id, plan_hash, snapshot))
     return {
-        "planId": plan.planId,
-        "total": summary.total.model_dump(mode="json"),
-        "items": [f"{item.quantity} x {item.itemId}" for item in summary.items],
-        "steps": [f"{step.id} {step.action.value}" for step in plan.steps],
-        "promptHash": plan.planner.promptHash,
-        "planSignature": {**signature, "planId": plan.planId},
+        **snapshot,
+        "planSignature": {
+            "alg": PLAN_SIGNATURE_ALGORITHM,
+            "kid": kid,
+            "sig": encode_signature(signature),
+            "planId": plan.planId,
+        },
     }

@@ -1,19 +1,23 @@
 """Appending to a goal's audit chain: masked, linked to the record before, and never overwritten.
 
-Each append reads the newest record, builds the next one over it and inserts it on the
-condition that its place in the chain is free. A racing writer that took the place first
-makes this one back off a little and build again on the new head.
+Each append reads the newest record, builds the next one over it, anchors it in write-once storage
+on the condition that its place in the chain has no anchor yet, and then inserts it in the table.
+The anchor decides who holds a place: a racing writer that anchored it first makes this one back
+off a little and build again on the new head. Anchoring first means every record in the table has
+its anchor; a writer stopped between the two leaves an anchor without a record, which the next
+append copies into the table before going on.
 """
 
 from __future__ import annotations
 
+import contextlib
 import random
 import time
 from collections.abc import Callable
 from typing import Any
 
-from cartpilot.audit.chain import GENESIS_HASH, AuditRecord, hash_record_body
-from cartpilot.audit.ports import AuditRecords, AuditSlotTaken
+from cartpilot.audit.chain import GENESIS_HASH, AuditAnchor, AuditRecord, hash_record_body
+from cartpilot.audit.ports import AuditAnchors, AuditRecords, AuditSlotTaken
 from cartpilot.audit.privacy import mask_pii
 from cartpilot.kernel.clock import utc_now_iso
 from cartpilot.kernel.observability import logger
@@ -27,8 +31,15 @@ class AuditContention(RuntimeError):
 
 
 class AuditTrail:
-    def __init__(self, records: AuditRecords, *, sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self,
+        records: AuditRecords,
+        *,
+        anchors: AuditAnchors | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self._records = records
+        self._anchors = anchors
         self._sleep = sleep
 
     def append(
@@ -57,6 +68,7 @@ class AuditTrail:
             }
             record = AuditRecord(**body, hash=hash_record_body(AuditRecord(**body, hash="").body()))
             try:
+                self._anchor(record)
                 self._records.insert(record)
             except AuditSlotTaken:
                 # Jittered, so racing writers spread out instead of colliding again.
@@ -76,5 +88,23 @@ class AuditTrail:
             return record
         raise AuditContention(f"could not append to the audit chain of {goal_id}: too much contention")
 
+    def _anchor(self, record: AuditRecord) -> None:
+        if self._anchors is None:
+            return
+        try:
+            self._anchors.claim(record)
+        except AuditSlotTaken:
+            anchored = self._anchors.anchored(record.goalId, record.seq)
+            if anchored is not None:
+                # Restores a record whose writer stopped after anchoring it; if the table already
+                # holds that place, this changes nothing.
+                with contextlib.suppress(AuditSlotTaken):
+                    self._records.insert(anchored)
+            raise
+
     def records(self, goal_id: str) -> list[AuditRecord]:
         return self._records.all(goal_id)
+
+    def anchors(self, goal_id: str) -> list[AuditAnchor] | None:
+        """The goal's anchors, or None where this trail keeps none (unit tests' in-memory trails)."""
+        return None if self._anchors is None else self._anchors.all(goal_id)

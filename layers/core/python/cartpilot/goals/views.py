@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+
 from pydantic import BaseModel, Field
 
-from cartpilot.audit.chain import AuditRecord, ChainVerification, verify_chain
+from cartpilot.audit.chain import AuditAnchor, AuditRecord, ChainVerification, verify_chain
+from cartpilot.audit.public_keys import PlanSignatureVerifier
 from cartpilot.goals.ledger import GoalLedger
 from cartpilot.goals.model import (
     ApprovalSummary,
@@ -14,7 +18,7 @@ from cartpilot.goals.model import (
     Receipt,
     StepResult,
 )
-from cartpilot.kernel.keyring import KeyRing
+from cartpilot.goals.reasons import ReasonCode, ShopperReason, shopper_reason
 from cartpilot.plans.model import Plan
 from cartpilot.plans.verdicts import Verdict
 
@@ -36,7 +40,10 @@ class GoalView(BaseModel):
     continueUrl: str | None = Field(
         description="HANDED_OFF: where the shopper finishes the checkout on the merchant's site"
     )
-    failure: str | None
+    failure: str | None = Field(description="The words of `reason`, for clients that show one line")
+    reason: ShopperReason | None = Field(
+        description="Why the goal did not complete: a code from a closed set, with its words for the shopper"
+    )
     createdAt: str
     updatedAt: str
 
@@ -44,17 +51,53 @@ class GoalView(BaseModel):
 class AuditView(BaseModel):
     goalId: str
     records: list[AuditRecord]
+    anchors: list[AuditAnchor] | None = Field(
+        description="what the write-once store holds for each place of the chain, read after the records"
+    )
     verification: ChainVerification
 
 
 def goal_view(goal: GoalRecord) -> GoalView:
-    return GoalView(
-        **{name: getattr(goal, name) for name in GoalView.model_fields},
-    )
+    reason = reason_of(goal)
+    fields = {
+        name: getattr(goal, name) for name in GoalView.model_fields if name not in {"failure", "reason"}
+    }
+    return GoalView(**fields, reason=reason, failure=reason.message if reason else None)
 
 
-def audit_view(goal: GoalRecord, ledger: GoalLedger, keyring: KeyRing | None = None) -> AuditView:
-    """The records in order and the verification: chain, head, and (given the key ring) plan signatures."""
+def reason_of(goal: GoalRecord) -> ShopperReason | None:
+    """The goal's reason from the closed set. A failure recorded without a code (before codes
+    existed) is shown by the generic reason, never as the words it was stored with."""
+    if goal.reasonCode is not None:
+        return shopper_reason(goal.reasonCode)
+    if goal.failure:
+        return shopper_reason(ReasonCode.INTERNAL_ERROR)
+    return None
+
+
+# Seconds between re-reads of a chain that is still being appended to (about 1.5 s in all).
+SETTLE_PAUSES = (0.05, 0.1, 0.2, 0.4, 0.75)
+
+
+def audit_view(
+    goal: GoalRecord,
+    ledger: GoalLedger,
+    verifier: PlanSignatureVerifier | None = None,
+    *,
+    sleep: Callable[[float], None] = time.sleep,
+) -> AuditView:
+    """The records in order, their anchors, and the server's verification: chain, head, anchors and
+    (given the published keys) plan signatures. Clients can check all of it themselves
+    (``cartpilot audit --verify``) with the published keys."""
     records = ledger.audit.records(goal.goalId)
-    verification = verify_chain(records, expected_head=goal.auditHead, keyring=keyring)
-    return AuditView(goalId=goal.goalId, records=records, verification=verification)
+    # Anchored before they are inserted, so every record read here already has its anchor.
+    anchors = ledger.audit.anchors(goal.goalId)
+    # An append between the two reads leaves an anchor past the last record for the milliseconds
+    # its writer takes to insert it: read the records again before calling that a removal.
+    for pause in SETTLE_PAUSES:
+        if not anchors or max(a.seq for a in anchors) <= max((r.seq for r in records), default=0):
+            break
+        sleep(pause)
+        records = ledger.audit.records(goal.goalId)
+    verification = verify_chain(records, expected_head=goal.auditHead, verifier=verifier, anchors=anchors)
+    return AuditView(goalId=goal.goalId, records=records, anchors=anchors, verification=verification)
