@@ -2,6 +2,8 @@
 
 The topic is the contract with the brand (subscribe an email list, an SQS queue or a webhook relay);
 ``notifications.sesIdentity`` in the brand file adds a verified sender the functions may mail from.
+A second topic is the brand's staff channel: the links of staff-only approvals go there and nowhere
+else, so subscribe only the staff's own addresses to it.
 """
 
 from __future__ import annotations
@@ -23,6 +25,13 @@ class Notifications(Construct):
             self,
             "Topic",
             display_name=f"CartPilot {brand} approvals and receipts",
+            master_key=key,
+            enforce_ssl=True,
+        )
+        self.staff_topic = sns.Topic(
+            self,
+            "StaffTopic",
+            display_name=f"CartPilot {brand} staff approvals",
             master_key=key,
             enforce_ssl=True,
         )

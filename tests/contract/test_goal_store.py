@@ -323,3 +323,22 @@ def test_a_plan_edited_in_storage_comes_back_as_malformed_plan(goals: GoalStoreB
 def test_a_record_read_back_is_a_goal_record(goals: GoalStoreBackend):
     goals.store.create(bare_goal("g-type"))
     assert type(goals.store.get("g-type")) is GoalRecord
+
+
+def test_the_first_claim_of_a_submission_holds_and_is_never_overwritten(goals: GoalStoreBackend):
+    first = goals.store.claim_submission("assistant#k1", "g-first", "hash-1")
+    later = goals.store.claim_submission("assistant#k1", "g-later", "hash-2")
+    other = goals.store.claim_submission("partner#k1", "g-other", "hash-1")
+
+    assert (first.goalId, first.requestHash) == ("g-first", "hash-1")
+    assert (later.goalId, later.requestHash) == ("g-first", "hash-1")
+    assert other.goalId == "g-other"
+    # A claim is not a goal: the goal is created under the claimed id afterwards.
+    assert goals.store.get("g-first") is None
+
+
+def test_racing_claims_of_one_submission_agree_on_one_goal(goals: GoalStoreBackend):
+    claims = race([
+        functools.partial(goals.store.claim_submission, "assistant#race", f"g-{n}", "hash") for n in range(8)
+    ])  # fmt: skip
+    assert len({claim.goalId for claim in claims}) == 1

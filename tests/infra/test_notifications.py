@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from aws_cdk.assertions import Template
 
-from tests.infra.conftest import Synthesis, of_type, statements_of_role
+from tests.infra.conftest import Synthesis, brand_key, of_type, statements_of_role
 
 pytestmark = pytest.mark.xdist_group("infra")
 
@@ -15,7 +15,7 @@ pytestmark = pytest.mark.xdist_group("infra")
 def test_secrets_are_encrypted_with_the_brand_key(resources: dict[str, dict[str, Any]]) -> None:
     secrets = of_type(resources, "AWS::SecretsManager::Secret")
     assert len(secrets) == 4
-    (key_id,) = of_type(resources, "AWS::KMS::Key")
+    key_id, _ = brand_key(resources)
     for secret in secrets.values():
         assert secret["Properties"]["KmsKeyId"] == {"Fn::GetAtt": [key_id, "Arn"]}
 
@@ -55,10 +55,10 @@ def test_link_signing_key_ring_is_rotated_every_30_days_by_its_own_function(
 def test_notification_topic_is_encrypted_and_refuses_plain_http(
     template: Template, resources: dict[str, dict[str, Any]]
 ) -> None:
-    (key_id,) = of_type(resources, "AWS::KMS::Key")
+    key_id, _ = brand_key(resources)
     template.all_resources_properties("AWS::SNS::Topic", {"KmsMasterKeyId": {"Fn::GetAtt": [key_id, "Arn"]}})
     topics = of_type(resources, "AWS::SNS::Topic")
-    assert len(topics) == 2  # approvals and receipts; alarms
+    assert len(topics) == 3  # approvals and receipts; the staff channel; alarms
     for topic_id, topic in topics.items():
         assert topic["Properties"]["KmsMasterKeyId"] == {"Fn::GetAtt": [key_id, "Arn"]}
         (policy,) = [

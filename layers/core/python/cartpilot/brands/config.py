@@ -10,6 +10,7 @@ from typing import Any, Literal, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
+from cartpilot.brands.access import ApiClient, StaffMember
 from cartpilot.kernel.money import MINOR_UNIT_EXPONENTS, Money
 
 DEFAULT_LAMBDA_BRANDS_DIR = Path("/opt/brands")
@@ -135,6 +136,14 @@ class BrandConfig(BaseModel):
         "limits are checked through these for plans in another currency",
     )
     notifications: dict[str, str] = Field(default_factory=dict)
+    apiClients: list[ApiClient] = Field(
+        default_factory=list,
+        description="The backends that may call the goal routes, by IAM principal, and the users each "
+        "may act for; any other caller is refused",
+    )
+    staff: list[StaffMember] = Field(
+        default_factory=list, description="Who decides staff-only approvals, by IAM principal"
+    )
     # Where brand.yaml was read from; its policies and users sit beside it.
     _directory: Path | None = PrivateAttr(default=None)
 
@@ -167,6 +176,16 @@ class BrandConfig(BaseModel):
         unknown = sorted(set(self.categoryAliases) - set(self.restrictedCategories))
         if unknown:
             raise ValueError(f"categoryAliases: {', '.join(unknown)} not in restrictedCategories")
+        return self
+
+    @model_validator(mode="after")
+    def _caller_ids_unique(self) -> BrandConfig:
+        for label, ids in (
+            ("apiClients", [c.id for c in self.apiClients]),
+            ("staff", [m.id for m in self.staff]),
+        ):
+            if len(ids) != len(set(ids)):
+                raise ValueError(f"{label}: ids must be unique")
         return self
 
     @model_validator(mode="after")

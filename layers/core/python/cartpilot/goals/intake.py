@@ -1,17 +1,27 @@
-"""Taking a goal in: one goal and one execution per (user, Idempotency-Key), whatever the retries.
+"""Taking a goal in: one goal and one execution per (API client, Idempotency-Key), whatever the retries.
 
-Powertools idempotency on DynamoDB answers replays and refuses a reused key with
-a different body. Behind it, the goal id is derived from the key and created with
-a conditional write, and the execution is named after the goal, so even a replay
-that outlives the idempotency record cannot start a second order flow.
+A client submits only for the users the brand lets it act for. Powertools idempotency on DynamoDB
+answers replays and refuses a reused key with a different body. Behind it, goal ids are random, so
+the key is claimed first (a conditional write tying the client's key to a fresh goal id), then the
+goal is created under the claimed id, then its flow is started under the goal's name. A retry after
+a crash between any two of these writes finds the claim and finishes what is missing: never a second
+goal for one key, never a claim without its goal, never a second order flow.
 """
 
 from __future__ import annotations
 
+from cartpilot.brands.access import ApiClient
 from cartpilot.brands.config import BrandConfig
 from cartpilot.brands.users import UserDirectory
 from cartpilot.goals.ledger import GoalLedger
-from cartpilot.goals.model import GoalAccepted, GoalRecord, GoalRequest, GoalStatus, goal_id_for
+from cartpilot.goals.model import (
+    GoalAccepted,
+    GoalRecord,
+    GoalRequest,
+    GoalStatus,
+    new_goal_id,
+    submission_key,
+)
 from cartpilot.goals.ports import GoalAlreadyExists, Workflow
 from cartpilot.kernel.clock import utc_now_iso
 from cartpilot.kernel.errors import Refusal
@@ -39,7 +49,11 @@ class GoalIntake:
         self._brand = brand
         self._users = users
 
-    def submit(self, request: GoalRequest, idempotency_key: str) -> GoalAccepted:
+    def submit(self, request: GoalRequest, idempotency_key: str, *, client: ApiClient) -> GoalAccepted:
+        # Before anything else, and the same answer for a user that does not exist: a client
+        # learns nothing about the users it may not act for.
+        if not client.may_act_for(request.userId):
+            raise IntakeError(403, "USER_NOT_ALLOWED", f"this client may not act for user {request.userId}")
         if self._users.get(request.userId) is None:
             raise IntakeError(422, "UNKNOWN_USER", f"user {request.userId} is not known to this brand")
         if request.context.budget is not None and request.context.budget.currency != self._brand.currency:
@@ -52,11 +66,19 @@ class GoalIntake:
                 "UNKNOWN_MERCHANT",
                 f"merchant {merchant_id} is not one this brand buys from ({', '.join(known)})",
             )
-        goal_id = goal_id_for(self._brand.name, request.userId, idempotency_key)
+        claim = self._ledger.store.claim_submission(
+            submission_key(self._brand.name, client.id, idempotency_key), new_goal_id(), request.fingerprint()
+        )
+        if claim.requestHash != request.fingerprint():
+            raise IntakeError(
+                422, "IDEMPOTENCY_KEY_REUSED", "this Idempotency-Key was used with a different request"
+            )
+        goal_id = claim.goalId
         now = utc_now_iso()
         record = GoalRecord(
             goalId=goal_id,
             userId=request.userId,
+            clientId=client.id,
             brand=self._brand.name,
             goal=request.goal,
             context=request.context,
@@ -77,12 +99,12 @@ class GoalIntake:
                 # An earlier attempt stored the goal and then failed before its flow started
                 # (throttled, timed out): the client's retry finishes the job instead of
                 # leaving a goal that nothing will ever plan.
-                self._start(request, goal_id, received_noted=existing.auditSeq is not None)
+                self._start(request, goal_id, client, received_noted=existing.auditSeq is not None)
             return GoalAccepted(goalId=goal_id, status=existing.status.value, links=goal_links(goal_id))
-        self._start(request, goal_id, received_noted=False)
+        self._start(request, goal_id, client, received_noted=False)
         return GoalAccepted(goalId=goal_id, status=GoalStatus.RECEIVED.value, links=goal_links(goal_id))
 
-    def _start(self, request: GoalRequest, goal_id: str, *, received_noted: bool) -> None:
+    def _start(self, request: GoalRequest, goal_id: str, client: ApiClient, *, received_noted: bool) -> None:
         if not received_noted:
             self._ledger.note(
                 goal_id,
@@ -90,6 +112,7 @@ class GoalIntake:
                 event="goal.received",
                 status=GoalStatus.RECEIVED,
                 detail={
+                    "client": client.id,
                     "goal": request.goal,
                     "context": request.context.model_dump(mode="json", exclude_none=True),
                 },

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import secrets
 from datetime import date
 from enum import StrEnum
 from typing import Any
@@ -19,7 +20,8 @@ from pydantic import (
 )
 
 from cartpilot.commerce.errors import PlanIntegrityError
-from cartpilot.commerce.ports import ProductVariant, Recipient
+from cartpilot.commerce.ports import ProductVariant, Recipient, ShippingOption
+from cartpilot.goals.reasons import ReasonCode
 from cartpilot.kernel.money import Money
 from cartpilot.plans.model import Plan, ShippingChoice
 from cartpilot.plans.verdicts import RiskTier, Verdict
@@ -43,6 +45,10 @@ class GoalStatus(StrEnum):
     HANDED_OFF = "HANDED_OFF"
 
 
+# A trillion major units: above any order a shopper's assistant places, far below storage limits.
+MAX_BUDGET_MINOR = 10**14
+
+
 class GoalContext(BaseModel):
     """Optional hints from the client; anything missing comes from the user's saved profile."""
 
@@ -57,6 +63,15 @@ class GoalContext(BaseModel):
         pattern=r"^[a-z0-9][a-z0-9\-]{1,60}$",
         description="One of the brand's merchants (brand.yaml `merchants`); default: the first",
     )
+
+    @field_validator("budget")
+    @classmethod
+    def _plausible_budget(cls, budget: Money | None) -> Money | None:
+        # A budget past any real order (or negative) is a mistake or a probe; refusing it here
+        # keeps it out of storage (DynamoDB numbers stop at 38 digits) and out of the planner.
+        if budget is not None and not 0 < budget.amount_minor <= MAX_BUDGET_MINOR:
+            raise ValueError(f"the budget must be above 0 and at most {MAX_BUDGET_MINOR} minor units")
+        return budget
 
 
 class GoalRequest(BaseModel):
@@ -74,10 +89,16 @@ class GoalRequest(BaseModel):
         return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def goal_id_for(brand: str, user_id: str, idempotency_key: str) -> str:
-    """Derives the goal id from the client's key, so a replay can never mint a second goal."""
-    digest = hashlib.sha256(f"{brand}\x1f{user_id}\x1f{idempotency_key}".encode()).hexdigest()
-    return f"g-{digest[:26]}"
+def new_goal_id() -> str:
+    """A random goal id (104 bits): nothing about the goal, its user or its key can be read from it or
+    used to guess it. Replays find their goal through the submission claim (``goals.intake``)."""
+    return f"g-{secrets.token_hex(13)}"
+
+
+def submission_key(brand: str, client_id: str, idempotency_key: str) -> str:
+    """What one submission is known by: the client's Idempotency-Key, in that client's own space."""
+    digest = hashlib.sha256(f"{brand}\x1f{client_id}\x1f{idempotency_key}".encode()).hexdigest()
+    return f"{client_id}#{digest}"
 
 
 class StepResult(BaseModel):
@@ -134,7 +155,9 @@ class PriceCheck(BaseModel):
     """What the merchant charged for the plan's items when the catalog function looked.
 
     With ``sessionChecked`` the prices are the merchant's checkout's (a pricing session), and
-    ``shippingOffered`` says whether it still offers the planned shipping at its price;
+    ``shippingOptions`` are the delivery options that session offers for the plan's lines and
+    recipient (the validator holds the plan's shipping choice to them: option, price and window);
+    ``shippingOffered`` is what snapshots taken before the options were kept say instead.
     ``refusal`` holds the merchant's words when the checkout would not take the plan's lines.
     """
 
@@ -146,6 +169,7 @@ class PriceCheck(BaseModel):
     sessionChecked: bool = False
     refusal: str | None = Field(default=None, max_length=1000)
     shippingOffered: bool | None = None
+    shippingOptions: list[ShippingOption] | None = None
 
 
 class ApprovalSummary(BaseModel):
@@ -157,6 +181,8 @@ class ApprovalSummary(BaseModel):
     status: str
     tier: RiskTier
     dropped: list[str] = []
+    # Who decided: the shopper's user id, or ``staff:<id>`` for a staff member.
+    decidedBy: str | None = None
 
 
 class MalformedPlan(BaseModel):
@@ -184,6 +210,8 @@ class GoalRecord(BaseModel):
 
     goalId: str
     userId: str
+    # The API client that submitted it: the only one that may read, undo or audit it.
+    clientId: str | None = None
     brand: str
     goal: str
     context: GoalContext
@@ -204,7 +232,10 @@ class GoalRecord(BaseModel):
     undoUntil: str | None = None
     # Where the shopper finishes a checkout the merchant handed over (HANDED_OFF).
     continueUrl: str | None = None
+    # Why the goal did not complete, for the shopper: a code from the closed set and its words
+    # (goals/reasons.py). The details stay in the audit trail.
     failure: str | None = None
+    reasonCode: ReasonCode | None = None
     auditHead: str | None = None
     auditSeq: int | None = None
 
