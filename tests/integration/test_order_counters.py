@@ -44,7 +44,7 @@ def test_only_the_last_24_hours_count(aws_tables):
 def test_counter_items_expire_by_ttl(aws_tables):
     counters_from_env().record_order("g-1", "user-1", cny("59.00"), at=NOW)
     items = boto3.resource("dynamodb").Table("cartpilot-sandbox-counters").scan()["Items"]
-    assert {item["pk"] for item in items} == {"order#g-1", "user#user-1#2026-11-25T12"}
+    assert {item["pk"] for item in items} == {"hold#g-1", "user#user-1#2026-11-25T12"}
     assert all(int(item["expiresAt"]) > NOW.timestamp() + 24 * 3600 for item in items)
 
 

@@ -8,7 +8,12 @@ import pytest
 
 from cartpilot.commerce.errors import PlanNeedsReapproval
 from cartpilot.kernel.money import Money
-from cartpilot.plans.drift import check_price_drift, find_price_drifts, within_tolerance
+from cartpilot.plans.drift import (
+    accept_merchant_total,
+    check_price_drift,
+    find_price_drifts,
+    within_tolerance,
+)
 from cartpilot.plans.model import Plan
 from tests.fakes import FakeMerchant, cny
 
@@ -80,3 +85,29 @@ def test_a_price_in_another_currency_is_a_drift(seed_plan: Plan, merchant: FakeM
     current = merchant.catalog.lookup([item.itemId for item in seed_plan.summary.items], "CNY")
     assert [drift.item_id for drift in find_price_drifts(seed_plan, current, 20)] == [item_id]
     assert not within_tolerance(approved, usd, 20)
+
+
+# ---- the same rule at payment: the merchant's total against the approved one ---------------------
+
+
+@pytest.mark.parametrize(
+    ("asked", "accepted"), [("719.00", None), ("733.38", "733.38"), ("704.62", "704.62")]
+)
+def test_a_total_within_tolerance_is_accepted_at_the_merchants_price(asked: str, accepted: str | None):
+    # 2% of 719.00 is 14.38: the rule that lets an item move lets the total move as far.
+    result = accept_merchant_total(cny("719.00"), cny(asked), tolerance_percent=2)
+    if accepted is None:
+        assert result is None
+    else:
+        assert result is not None and result.charged == cny(accepted)
+        assert result.to_detail() == {
+            "approvedTotal": cny("719.00").model_dump(mode="json"),
+            "merchantTotal": cny(accepted).model_dump(mode="json"),
+            "tolerancePercent": 2,
+        }
+
+
+@pytest.mark.parametrize("asked", [cny("733.39"), cny("704.61"), Money(amount_minor=71900, currency="USD")])
+def test_a_total_beyond_tolerance_or_in_another_currency_asks_again(asked: Money):
+    with pytest.raises(PlanNeedsReapproval, match=re.escape("approved at 719.00 CNY")):
+        accept_merchant_total(cny("719.00"), asked, tolerance_percent=2)

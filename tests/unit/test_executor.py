@@ -10,7 +10,7 @@ import pytest
 
 from cartpilot.commerce.errors import MerchantRejected, PlanIntegrityError, PlanNeedsReapproval
 from cartpilot.commerce.ports import Buyer, CartLine
-from cartpilot.execution.executor import PriceChanged, StepExecutor, load_verified_plan, require_connector
+from cartpilot.execution.executor import StepExecutor, load_verified_plan, require_connector
 from cartpilot.execution.keys import step_idempotency_key
 from cartpilot.goals.events import ConnectorEvent, StepRef
 from cartpilot.goals.model import GoalRecord, GoalStatus
@@ -363,11 +363,11 @@ def test_a_changed_session_total_is_never_charged(flow: OrderFlow):
     flow.shop.change_session_total(session_id, plus(agreed, 500))
     before = unchanged(flow)
 
-    with pytest.raises(PriceChanged) as raised:
+    with pytest.raises(PlanNeedsReapproval) as raised:
         flow.run("s4", outputs)
 
-    assert isinstance(raised.value, MerchantRejected)
-    assert str(raised.value) == "the merchant now asks 724.00 CNY, the plan agreed 719.00 CNY"
+    # Beyond the tolerance (none here): the shopper is asked again, by the flow's replanning path.
+    assert str(raised.value) == "the merchant now asks 724.00 CNY, approved at 719.00 CNY"
     assert [call.operation for call in flow.shop.calls[len(before[-1]) :]] == [
         "catalog.lookup",
         "checkout.get",
@@ -382,22 +382,38 @@ def test_a_changed_session_total_is_never_charged(flow: OrderFlow):
 def test_a_lower_session_total_is_not_charged_either(flow: OrderFlow):
     outputs = flow.run_steps("s1", "s2", "s3")
     flow.shop.change_session_total(outputs["s3"]["checkoutId"], plus(agreed_amount(flow), -100))
-    with pytest.raises(PriceChanged, match=re.escape("the merchant now asks 718.00 CNY")):
+    with pytest.raises(PlanNeedsReapproval, match=re.escape("the merchant now asks 718.00 CNY")):
         flow.run("s4", outputs)
     assert flow.shop.charges == [] and flow.shop.orders == {}
 
 
-def test_a_price_within_tolerance_still_never_charges_a_total_nobody_agreed_to(flow: OrderFlow):
-    # 0.14% more for the shoes: the drift check lets it through, the session total is 1.00 higher.
+def test_a_total_within_tolerance_is_charged_at_the_merchants_price_and_the_audit_says_so(flow: OrderFlow):
+    # 0.14% more for the shoes: the drift check lets it through, the session total is 1.00 higher,
+    # and the payment applies the same rule to the total.
     flow.shop.reprice("shoe-a-42", cny("700.00"))
     outputs = flow.executor(tolerance_percent=2).run(flow.event("s1"))
     for step in ("s2", "s3"):
         outputs = flow.executor(tolerance_percent=2).run(flow.event(step, outputs))
     assert flow.shop.sessions[outputs["s3"]["checkoutId"]].total == cny("720.00")
 
-    with pytest.raises(PriceChanged, match=re.escape("asks 720.00 CNY, the plan agreed 719.00 CNY")):
+    outputs = flow.executor(tolerance_percent=2).run(flow.event("s4", outputs))
+
+    assert outputs["s4"]["total"] == cny("720.00").model_dump(mode="json")
+    assert [amount for _, amount in flow.shop.charges] == [cny("720.00")]
+    accepted = next(record for record in flow.records() if record.event == "execution.price-accepted")
+    assert accepted.detail == {
+        "approvedTotal": cny("719.00").model_dump(mode="json"),
+        "merchantTotal": cny("720.00").model_dump(mode="json"),
+        "tolerancePercent": 2,
+    }
+
+
+def test_a_total_beyond_tolerance_asks_again_and_charges_nothing(flow: OrderFlow):
+    outputs = flow.run_steps("s1", "s2", "s3")
+    flow.shop.change_session_total(outputs["s3"]["checkoutId"], plus(agreed_amount(flow), 1439))  # 2.001%
+    with pytest.raises(PlanNeedsReapproval, match=re.escape("asks 733.39 CNY, approved at 719.00 CNY")):
         flow.executor(tolerance_percent=2).run(flow.event("s4", outputs))
-    assert flow.shop.charges == [] and flow.shop.orders == {}
+    assert flow.shop.charges == [] and "execution.price-accepted" not in flow.events()
 
 
 def test_an_order_placed_before_a_lost_reply_is_recovered_not_refused(flow: OrderFlow):
@@ -502,7 +518,7 @@ def test_a_merchant_without_a_catalog_is_held_to_the_sessions_total_instead(flow
     flow.shop.reprice("shoe-a-42", cny("799.00"))  # a feed cannot be asked again; the session can
     outputs = flow.run_steps("s1", "s2", "s3")
 
-    with pytest.raises(PriceChanged):
+    with pytest.raises(PlanNeedsReapproval):
         flow.run("s4", outputs)
 
     assert "catalog.lookup" not in [call.operation for call in flow.shop.calls]

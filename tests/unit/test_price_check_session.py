@@ -75,7 +75,8 @@ def test_the_checkouts_price_counts_not_a_feed_that_lags_it(merchant, brand, use
     assert (item.id, item.price, item.title, item.category, item.stock) == (
         "socks-1-m", cny("59.00"), "Running Socks", "socks", 1,
     )  # fmt: skip
-    assert (snapshot.sessionChecked, snapshot.refusal, snapshot.shippingOffered) == (True, None, True)
+    assert (snapshot.sessionChecked, snapshot.refusal) == (True, None)
+    assert snapshot.shippingOptions == merchant.shop.options  # what the session offered, kept whole
     assert verdict(flow, snapshot).tier is RiskTier.AUTO
     # Nothing written to the goal, nothing bought: a pricing session is read and canceled.
     assert (flow.goal(), flow.events()) == before
@@ -117,9 +118,11 @@ def test_shipping_the_checkout_no_longer_offers_at_its_price_is_refused(merchant
 
     snapshot = check(flow)
 
-    assert snapshot.shippingOffered is False
-    messages = {reason.policyId: reason.message for reason in verdict(flow, snapshot).reasons}
-    assert messages == {"merchant.shipping": "the merchant no longer offers Standard at 0.00 CNY"}
+    reasons = verdict(flow, snapshot).reasons
+    assert {reason.policyId for reason in reasons} == {"merchant.shipping"}
+    assert "the merchant charges 12.00 CNY for Standard, the plan says 0.00 CNY" in {
+        reason.message for reason in reasons
+    }
 
 
 def test_a_new_option_id_for_the_same_shipping_at_the_same_price_is_the_planned_option(
@@ -129,4 +132,5 @@ def test_a_new_option_id_for_the_same_shipping_at_the_same_price_is_the_planned_
     merchant.shop.options = [
         option.model_copy(update={"id": f"grp1-{option.id}"}) for option in merchant.shop.options
     ]
-    assert check(flow).shippingOffered is True
+    result = verdict(flow, check(flow))
+    assert result.tier is RiskTier.AUTO and "merchant.shipping" not in {r.policyId for r in result.reasons}

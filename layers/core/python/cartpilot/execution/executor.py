@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from cartpilot.brands.activity import LimitReached
 from cartpilot.brands.users import UserDirectory
 from cartpilot.commerce.errors import (
     MerchantEscalation,
@@ -38,8 +39,9 @@ from cartpilot.execution.keys import step_idempotency_key
 from cartpilot.goals.events import ConnectorEvent
 from cartpilot.goals.ledger import GoalLedger
 from cartpilot.goals.model import GoalRecord, GoalStatus, StepResult
-from cartpilot.kernel.clock import utc_now_iso
-from cartpilot.plans.drift import check_price_drift
+from cartpilot.kernel.clock import utc_now, utc_now_iso
+from cartpilot.kernel.money import Money
+from cartpilot.plans.drift import accept_merchant_total, check_price_drift
 from cartpilot.plans.model import (
     CONNECTOR_FOR_ACTION,
     Action,
@@ -50,11 +52,7 @@ from cartpilot.plans.model import (
     Plan,
     Step,
 )
-
-
-class PriceChanged(MerchantRejected):
-    """The merchant's total is no longer the total that was approved."""
-
+from cartpilot.plans.reservations import LimitKeeper
 
 MerchantDirectory = Callable[[str], Merchant]
 """The merchant a plan names (``plan.merchant.id``, an id of brand.yaml's ``merchants``)."""
@@ -126,12 +124,14 @@ class StepExecutor:
         users: UserDirectory,
         credentials: Mapping[str, CredentialProvider],
         price_tolerance_percent: int = 0,
+        limits: LimitKeeper | None = None,
     ) -> None:
         self._ledger = ledger
         self._merchants = merchants
         self._users = users
         self._credentials = credentials
         self._tolerance = price_tolerance_percent
+        self._limits = limits
 
     def run(self, event: ConnectorEvent) -> dict[str, Any]:
         goal = self._ledger.store.require(event.goalId)
@@ -156,7 +156,7 @@ class StepExecutor:
         self._stop_if_prices_moved(goal.goalId, plan, event.planHash, merchant)
         key = step_idempotency_key(goal.goalId, step.id)
         try:
-            output = self._perform(merchant, plan, step, event.outputs, key)
+            output = self._perform(merchant, plan, step, event.outputs, key, goal_id=goal.goalId)
         except MerchantEscalation as escalation:
             # checkout.md: the buyer finishes at the merchant's continue_url. Recorded here, where the
             # step met it; re-raised so the flow tells the shopper, by the error's name.
@@ -183,7 +183,7 @@ class StepExecutor:
         """Hours may pass between approval and execution: nobody is charged a price they did not see.
 
         A merchant without a catalog lookup (a product feed stands in for it) is held to the
-        session's total instead, at payment (``PriceChanged``)."""
+        session's total instead, at payment (``_accept_total``)."""
         if not merchant.profile().offers(CATALOG_LOOKUP):
             return
         try:
@@ -199,7 +199,7 @@ class StepExecutor:
             raise
 
     def _perform(
-        self, merchant: Merchant, plan: Plan, step: Step, outputs: dict[str, Any], key: str
+        self, merchant: Merchant, plan: Plan, step: Step, outputs: dict[str, Any], key: str, *, goal_id: str
     ) -> dict[str, Any]:
         if isinstance(step, CheckoutCreateStep):
             profile = self._users.get(plan.userId)
@@ -231,11 +231,8 @@ class StepExecutor:
         if isinstance(step, PaymentCompleteStep):
             session_id = _session_of(outputs)
             session = merchant.checkout.get(session_id)
-            if session.orderId is None and session.total != step.args.amount:
-                # Never charge an amount nobody agreed to; compensation cancels the session.
-                raise PriceChanged(
-                    f"the merchant now asks {session.total.format()}, the plan agreed {step.args.amount.format()}"
-                )
+            if session.orderId is None:
+                self._accept_total(goal_id, plan, step.args.amount, session.total)
             credential = self._credential(merchant, plan, step.args.paymentMethodId, key)
             order = merchant.payments.complete(session_id, credential, key)
             return {
@@ -245,6 +242,28 @@ class StepExecutor:
                 "total": order.total.model_dump(mode="json"),
             }
         raise PlanIntegrityError(f"no connector serves {step.action.value}")
+
+    def _accept_total(self, goal_id: str, plan: Plan, approved: Money, asked: Money) -> None:
+        """The drift rule at payment (the rule of the price check): within tolerance the order proceeds
+        at the merchant's total, still inside the daily limits, and the audit names both totals; beyond
+        it, ``PlanNeedsReapproval`` asks the shopper again. Never an amount nobody agreed to."""
+        accepted = accept_merchant_total(approved, asked, self._tolerance)
+        if accepted is None:
+            return
+        if self._limits is not None and asked.amount_minor > approved.amount_minor:
+            try:
+                self._limits.hold(goal_id, plan.userId, asked, actor="connector:payment", now=utc_now())
+            except LimitReached as exc:
+                raise PlanNeedsReapproval(
+                    f"the merchant now asks {asked.format()}: more than today's limits leave room for"
+                ) from exc
+        self._ledger.note(
+            goal_id,
+            actor="connector:payment",
+            event="execution.price-accepted",
+            plan_hash=plan.plan_hash(),
+            detail=accepted.to_detail(),
+        )
 
     def _credential(
         self, merchant: Merchant, plan: Plan, payment_method_id: str, key: str

@@ -6,6 +6,11 @@ mutating step the executor reads the current prices again; a move beyond the bra
 ``priceTolerancePercent``, in either direction, stops the flow so the shopper can be asked
 again rather than charged an amount nobody agreed to. An item the merchant no longer sells,
 or now prices in another currency, has drifted too.
+
+One rule serves the price check before each step and the payment: ``within_tolerance``. Within
+it the order proceeds at the merchant's price (the payment accepts the merchant's total and the
+audit names both totals); beyond it the shopper is asked again (``PlanNeedsReapproval``: the flow
+cancels the open session, plans and checks again).
 """
 
 from __future__ import annotations
@@ -79,3 +84,33 @@ def check_price_drift(plan: Plan, catalog: Catalog, *, tolerance_percent: int) -
             drifts=[drift.to_detail() for drift in drifts],
         )
     return current
+
+
+@dataclass(frozen=True)
+class AcceptedTotal:
+    """The merchant asks a total other than the approved one, within tolerance: the order proceeds at it."""
+
+    approved: Money
+    charged: Money
+    tolerance_percent: int
+
+    def to_detail(self) -> dict[str, Any]:
+        return {
+            "approvedTotal": self.approved.model_dump(mode="json"),
+            "merchantTotal": self.charged.model_dump(mode="json"),
+            "tolerancePercent": self.tolerance_percent,
+        }
+
+
+def accept_merchant_total(approved: Money, current: Money, tolerance_percent: int) -> AcceptedTotal | None:
+    """The drift rule at payment: None when the totals agree, the accepted move when it is within
+    tolerance; ``PlanNeedsReapproval`` beyond it (or in another currency)."""
+    if current == approved:
+        return None
+    if not within_tolerance(approved, current, tolerance_percent):
+        raise PlanNeedsReapproval(
+            f"the merchant now asks {current.format()}, approved at {approved.format()}",
+            drifts=[{"total": True, "approved": approved.model_dump(mode="json"),
+                     "current": current.model_dump(mode="json")}],
+        )  # fmt: skip
+    return AcceptedTotal(approved=approved, charged=current, tolerance_percent=tolerance_percent)

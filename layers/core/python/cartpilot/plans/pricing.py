@@ -66,7 +66,8 @@ def snapshot_current_prices(
         checkedAt=utc_now_iso(),
         items=_as_charged(current, quote),
         sessionChecked=True,
-        shippingOffered=_offers_planned_shipping(plan, quote),
+        # Every option the session offers: the validator compares the plan's choice with them.
+        shippingOptions=quote.options,
     )
 
 
@@ -88,13 +89,3 @@ def _as_charged(described: list[ProductVariant], quote: Quote) -> list[ProductVa
             )
         )
     return charged
-
-
-def _offers_planned_shipping(plan: Plan, quote: Quote) -> bool:
-    """The planned option is still offered at its price: by id, else by title and price (option
-    ids are the merchant's and may differ between sessions)."""
-    planned = plan.summary.shipping
-    return any(
-        option.price == planned.price and (option.id == planned.optionId or option.title == planned.title)
-        for option in quote.options
-    )

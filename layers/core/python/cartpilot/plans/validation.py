@@ -16,19 +16,19 @@ from __future__ import annotations
 import contextlib
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any
 
 from pydantic import ValidationError
 
-from cartpilot.brands.activity import OrderCounters, RecentActivity
+from cartpilot.brands.activity import LimitReached, OrderCounters, RecentActivity
 from cartpilot.brands.config import BrandConfig
 from cartpilot.brands.policy import PolicyDecision, evaluate_plan
 from cartpilot.brands.rates import NoCurrencyRate, in_brand_currency
 from cartpilot.brands.users import UserDirectory, UserProfile
 from cartpilot.commerce.errors import PlanIntegrityError
-from cartpilot.commerce.ports import ProductVariant
+from cartpilot.commerce.ports import ProductVariant, ShippingOption
 from cartpilot.goals.ledger import GoalLedger
 from cartpilot.goals.model import GoalContext, GoalStatus, MalformedPlan, PriceCheck
 from cartpilot.kernel.clock import today, utc_now, utc_now_iso
@@ -40,8 +40,10 @@ from cartpilot.plans.model import (
     CheckoutCreateStep,
     PaymentCompleteStep,
     Plan,
+    ShippingChoice,
     hash_plan_document,
 )
+from cartpilot.plans.reservations import release_for_goal, reserve_for_goal
 from cartpilot.plans.verdicts import Finding, RiskTier, Verdict, route_for, stricter
 
 # What each action may be granted; a step claiming more is refused.
@@ -182,6 +184,8 @@ def check_session(plan: Plan, price_check: PriceCheck | None) -> list[Finding]:
         return [
             _deny("merchant.checkout", f"the merchant's checkout refused the order: {price_check.refusal}")
         ]
+    if price_check.shippingOptions is not None:
+        return check_shipping(plan.summary.shipping, price_check.shippingOptions)
     if price_check.shippingOffered is False:
         shipping = plan.summary.shipping
         return [
@@ -191,6 +195,49 @@ def check_session(plan: Plan, price_check: PriceCheck | None) -> list[Finding]:
             )
         ]
     return []
+
+
+def check_shipping(chosen: ShippingChoice, offered: Sequence[ShippingOption]) -> list[Finding]:
+    """The plan's shipping is an option the merchant offers now, at its price and with its window.
+
+    A plan is untrusted: a same-day window, a cheaper price or a free option the merchant does not
+    offer would make the order look faster or cheaper than it is (and pass a deadline or a budget).
+    The option is found by the merchant's id for it, else by its title (ids may differ between the
+    merchant's sessions); everything the approver reads about it must then be the merchant's.
+    """
+    option = next((o for o in offered if o.id == chosen.optionId), None) or next(
+        (o for o in offered if o.title == chosen.title), None
+    )
+    if option is None:
+        return [_deny("merchant.shipping", f"the merchant does not offer {chosen.title} for this order")]
+    findings: list[Finding] = []
+    if option.title != chosen.title:
+        findings.append(
+            _deny("merchant.shipping", f"the merchant calls this option {option.title}, not {chosen.title}")
+        )
+    if option.price != chosen.price:
+        findings.append(
+            _deny(
+                "merchant.shipping",
+                f"the merchant charges {option.price.format()} for {option.title}, "
+                f"the plan says {chosen.price.format()}",
+            )
+        )
+    if (option.earliestDelivery, option.latestDelivery) != (chosen.earliestDelivery, chosen.latestDelivery):
+        findings.append(
+            _deny(
+                "merchant.shipping",
+                f"{option.title} delivers {_window(option.earliestDelivery, option.latestDelivery)}, "
+                f"the plan says {_window(chosen.earliestDelivery, chosen.latestDelivery)}",
+            )
+        )
+    return findings
+
+
+def _window(earliest: date | None, latest: date | None) -> str:
+    if earliest is None and latest is None:
+        return "with no promised date"
+    return f"between {earliest.isoformat() if earliest else 'now'} and {latest.isoformat() if latest else 'later'}"
 
 
 def check_request(plan: Plan, brand: BrandConfig, context: GoalContext | None) -> list[Finding]:
@@ -371,19 +418,16 @@ def validate_goal(
             raise LookupError(f"user {goal.userId} has no profile")
         snapshot = goal.priceCheck
         current_items = snapshot.items if snapshot is not None and snapshot.planId == plan.planId else []
-        recent = counters.recent_activity(goal.userId, now=utc_now())
-        verdict = validate_plan(
-            ValidationInput(
-                plan=plan,
-                brand=brand,
-                profile=profile,
-                current_items=current_items,
-                today=today(),
-                recent=recent,
-                context=goal.context,
-                price_check=snapshot,
-            )
+        given = ValidationInput(
+            plan=plan,
+            brand=brand,
+            profile=profile,
+            current_items=current_items,
+            today=today(),
+            context=goal.context,
+            price_check=snapshot,
         )
+        verdict = _validate_and_reserve(goal_id, given, counters=counters, ledger=ledger)
     ledger.note(
         goal_id,
         actor="validator",
@@ -396,3 +440,47 @@ def validate_goal(
     )
     ledger.store.update(goal_id, updated_at=verdict.checkedAt, verdict=verdict)
     return verdict
+
+
+# Another goal of the shopper may take the room between reading the counters and reserving: the
+# plan is judged again on the new counts (the policies then say which limit), a few times at most.
+_RESERVE_ATTEMPTS = 3
+
+
+def _validate_and_reserve(
+    goal_id: str, given: ValidationInput, *, counters: OrderCounters, ledger: GoalLedger
+) -> Verdict:
+    """Judges the plan on the shopper's last 24 hours, then holds its total against the daily limits.
+
+    The hold is what makes the limits hold under concurrency: the counters refuse, atomically, a
+    reservation past a limit. A denied plan holds nothing (a re-validated goal gives its hold back).
+    """
+    plan = given.plan
+    for _ in range(_RESERVE_ATTEMPTS):
+        now = utc_now()
+        # The goal's own hold (a retried validation, a re-planned goal) is not competition for itself.
+        recent = counters.recent_activity(plan.userId, now=now, excluding=goal_id)
+        verdict = validate_plan(replace(given, recent=recent))
+        if verdict.denied:
+            release_for_goal(
+                goal_id, counters=counters, ledger=ledger, actor="validator", why="plan denied", at=now
+            )
+            return verdict
+        try:
+            reserve_for_goal(
+                goal_id, plan.userId, plan.summary.total, brand=given.brand, counters=counters,
+                ledger=ledger, actor="validator", now=now, plan_hash=verdict.planHash,
+            )  # fmt: skip
+        except LimitReached:
+            continue
+        return verdict
+    return verdict.model_copy(
+        update={
+            "tier": RiskTier.DENY,
+            "route": route_for(RiskTier.DENY),
+            "approver": None,
+            "reasons": [
+                _deny("limit.reservation", "the shopper's other orders took the room left in today's limits")
+            ],
+        }
+    )
