@@ -455,6 +455,11 @@ def create_app(
             )
         return JSONResponse({"item_id": order.item_id, "currency": order.currency, "amount": order.amount})
 
+    @app.post(f"{ADMIN_PREFIX}/images")
+    async def sandbox_images(order: ImageOrder) -> JsonObject:
+        """Test-only: the products of a category publish ``url`` as their image, as given (undone by reset)."""
+        return {"category": order.category, "products": merchant.publish_image(order.category, order.url)}
+
     @app.post(f"{ADMIN_PREFIX}/escalate", status_code=201)
     async def sandbox_escalate(order: EscalationOrder) -> JsonObject:
         """Test-only: the next ``times`` completions require escalation instead of charging."""
@@ -498,6 +503,13 @@ class RepriceOrder(BaseModel):
     item_id: str = Field(min_length=1, max_length=80)
     currency: str = Field(pattern=r"^[A-Z]{3}$")
     amount: int = Field(ge=0, description="minor units")
+
+
+class ImageOrder(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    category: str = Field(min_length=1, max_length=80)
+    url: str = Field(max_length=2000)
 
 
 class EscalationOrder(BaseModel):

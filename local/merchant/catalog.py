@@ -58,6 +58,9 @@ class CatalogProduct:
     tags: tuple[str, ...]
     variants: tuple[Variant, ...]
     brand: str = "Sandbox Outfitters"
+    # Test-only: the image URL the merchant publishes instead of its own media route (any text:
+    # a merchant written by others may publish anything there).
+    image_url: str | None = None
 
     @property
     def restricted(self) -> bool:
@@ -260,6 +263,10 @@ def media_url(base_url: str, product_id: str) -> str:
     return f"{base_url.rstrip('/')}/media/{product_id}.svg"
 
 
+def product_image(base_url: str, product: CatalogProduct) -> str:
+    return product.image_url if product.image_url is not None else media_url(base_url, product.id)
+
+
 def render_variant(
     product: CatalogProduct,
     variant: Variant,
@@ -287,7 +294,7 @@ def render_variant(
             "status": "in_stock" if variant.in_stock else "out_of_stock",
         },
         "options": options,
-        "media": [{"type": "image", "url": media_url(base_url, product.id), "alt_text": product.title}],
+        "media": [{"type": "image", "url": product_image(base_url, product), "alt_text": product.title}],
         "metadata": {"stock": variant.stock, "restricted": product.restricted},
     }
     if inputs is not None:
@@ -318,7 +325,7 @@ def render_product(
             "min": {"amount": min(prices), "currency": currency},
             "max": {"amount": max(prices), "currency": currency},
         },
-        "media": [{"type": "image", "url": media_url(base_url, product.id), "alt_text": product.title}],
+        "media": [{"type": "image", "url": product_image(base_url, product), "alt_text": product.title}],
         "options": [
             {"name": name, "values": [{"label": label} for label in labels]}
             for name, labels in option_values.items()

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from cartpilot_local.merchant.catalog import Catalog, CatalogProduct, Variant, build_catalog, media_url
+from cartpilot_local.merchant.catalog import Catalog, CatalogProduct, Variant, build_catalog, product_image
 from cartpilot_local.merchant.faults import FaultPlan
 from cartpilot_local.merchant.fulfillment import apply_fulfillment
 from cartpilot_local.merchant.handlers import PaymentHandler
@@ -105,6 +105,16 @@ class MerchantState:
             self.catalog = Catalog(
                 products=tuple(new_product if p.id == product.id else p for p in self.catalog.products)
             )
+
+    def publish_image(self, category: str, url: str) -> int:
+        """Test-only: every product of ``category`` names ``url`` as its image (undone by reset)."""
+        with self.lock:
+            products = tuple(
+                dataclasses.replace(p, image_url=url) if p.category == category else p
+                for p in self.catalog.products
+            )
+            self.catalog = Catalog(products=products)
+            return sum(1 for p in products if p.category == category)
 
     def escalate(self, times: int, code: str = ESCALATION_CODE, content: str = ESCALATION_CONTENT) -> int:
         """The next ``times`` completions hand the buyer to the merchant's page instead of charging."""
@@ -365,7 +375,7 @@ class MerchantState:
                     title=product.variant_title(variant),
                     unit_price=price,
                     quantity=line.quantity,
-                    image_url=media_url(caller.base_url, product.id),
+                    image_url=product_image(caller.base_url, product),
                     restricted=product.restricted,
                 )
             )

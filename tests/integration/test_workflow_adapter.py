@@ -12,7 +12,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from cartpilot.adapters.aws.workflow import TASK_TOKEN_GONE, StepFunctionsWorkflow
-from cartpilot.goals.ports import TaskTokenGone
+from cartpilot.goals.ports import TaskTokenGone, WorkflowUnavailable
 
 ARN = "arn:aws:states:us-east-1:123456789012:stateMachine:cartpilot-sandbox-order-flow"
 
@@ -47,7 +47,16 @@ def test_every_token_gone_answer_is_the_domain_error(code: str):
     assert client.calls[0][1] == {"taskToken": "token-1", "output": '{"undo": "requested"}'}
 
 
-@pytest.mark.parametrize("code", ["ThrottlingException", "AccessDeniedException", "TaskTimedOutX"])
+@pytest.mark.parametrize("code", ["ThrottlingException", "PriorRequestNotComplete", "RequestTimeout"])
+def test_throttling_and_unavailability_may_be_tried_again(code: str):
+    workflow = StepFunctionsWorkflow(AnsweringClient(code), ARN)
+    with pytest.raises(WorkflowUnavailable):
+        workflow.succeed("token-1", {})
+    with pytest.raises(WorkflowUnavailable):
+        workflow.fail("token-1", error="PlanChanged", cause="changed")
+
+
+@pytest.mark.parametrize("code", ["AccessDeniedException", "InvalidOutput", "TaskTimedOutX"])
 def test_other_errors_are_not_mistaken_for_a_gone_token(code: str):
     workflow = StepFunctionsWorkflow(AnsweringClient(code), ARN)
     with pytest.raises(ClientError):

@@ -24,6 +24,17 @@ class ApprovalStatus(StrEnum):
     EXPIRED = "EXPIRED"
 
 
+class Delivery(StrEnum):
+    """Whether a recorded decision has reached the flow waiting for it.
+
+    A decision is recorded first and sent to the flow second; the two are separate calls, and the
+    second can fail. ``PENDING`` is written with the decision and becomes ``DELIVERED`` once the
+    flow has taken it, so a decision that was recorded and never sent is known and sent again."""
+
+    PENDING = "PENDING"
+    DELIVERED = "DELIVERED"
+
+
 class DroppedStep(BaseModel):
     """An optional step the approver left out, and what it would have bought."""
 
@@ -55,6 +66,17 @@ class Approval(BaseModel):
         description="The plan approved: planHash, or the hash of the plan reduced by the approver",
     )
     dropped: list[DroppedStep] = []
+    # None while pending, and for decisions recorded before delivery was tracked (they were sent).
+    delivery: Delivery | None = None
+    deliveredAt: str | None = None
+
+    @property
+    def undelivered(self) -> bool:
+        """A decision is recorded but the flow has not taken it yet."""
+        return self.delivery is Delivery.PENDING and self.status in (
+            ApprovalStatus.APPROVED,
+            ApprovalStatus.REJECTED,
+        )
 
 
 class AlreadyDecided(RuntimeError):

@@ -11,11 +11,11 @@ import functools
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from urllib.parse import urlsplit
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from cartpilot.approvals.desk import ApprovalView
+from cartpilot.approvals.images import image_source
 from cartpilot.audit.privacy import describe_recipient, scrub_text
 from cartpilot.brands.config import BrandConfig
 from cartpilot.goals.model import delivery_estimate
@@ -43,22 +43,17 @@ class ItemRow:
 
 
 def _safe_image(url: str | None) -> str | None:
-    """Only plain web images; anything else gets the placeholder."""
-    if not url:
-        return None
-    parts = urlsplit(url)
-    return url if parts.scheme in ("http", "https") and parts.netloc else None
+    """Only plain web images (see ``approvals.images``); anything else gets the placeholder."""
+    source = image_source(url)
+    return source.url if source else None
 
 
 def image_origins(view: ApprovalView) -> list[str]:
-    """The origins the page loads product images from (for the response's img-src policy)."""
-    origins = set()
-    for item in view.plan.summary.items:
-        url = _safe_image(item.imageUrl)
-        if url:
-            parts = urlsplit(url)
-            origins.add(f"{parts.scheme}://{parts.netloc}")
-    return sorted(origins)
+    """The origins the page loads product images from (for the response's img-src policy): rebuilt
+    from checked parts, never copied from the merchant's text."""
+    return sorted(
+        {source.origin for item in view.plan.summary.items if (source := image_source(item.imageUrl))}
+    )
 
 
 def _rows(view: ApprovalView) -> list[ItemRow]:
@@ -98,8 +93,8 @@ def render_approval_page(
             brand=brand,
             approval=view.approval,
             plan=view.plan,
-            # Whoever holds the link sees the goal as the audit keeps it: phones, emails and card
-            # numbers the shopper typed are masked.
+            # Whoever holds the link sees the goal as the audit keeps it: phones, emails, card and
+            # identity numbers and street addresses the shopper typed are masked.
             goal_text=scrub_text(view.plan.goal),
             summary=summary,
             rows=_rows(view),
@@ -112,6 +107,7 @@ def render_approval_page(
             dropped=set(dropped),
             link=view.link,
             outcome=view.outcome,
+            undelivered=view.undelivered,
             action_url=action_url,
             undo_terms=_undo_terms(brand.undoWindowSeconds),
             undo_offered=offers_undo(view.plan),

@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
+from botocore.retries.standard import RetryContext, ThrottledRetryableChecker, TransientRetryableChecker
 
-from cartpilot.goals.ports import TaskTokenGone
+from cartpilot.goals.ports import TaskTokenGone, WorkflowUnavailable
 
 # Step Functions' answers when the flow has stopped waiting for a task token
 # (timed out, finished, or the token is otherwise unknown).
@@ -37,6 +38,10 @@ class StepFunctionsWorkflow:
             self._client.send_task_success(taskToken=task_token, output=json.dumps(output))
         except ClientError as exc:
             _raise_if_token_gone(exc)
+            _raise_if_transient(exc)
+            raise
+        except BotoCoreError as exc:
+            _raise_if_transient(exc)
             raise
 
     def fail(self, task_token: str, *, error: str, cause: str) -> None:
@@ -44,6 +49,10 @@ class StepFunctionsWorkflow:
             self._client.send_task_failure(taskToken=task_token, error=error, cause=cause)
         except ClientError as exc:
             _raise_if_token_gone(exc)
+            _raise_if_transient(exc)
+            raise
+        except BotoCoreError as exc:
+            _raise_if_transient(exc)
             raise
 
 
@@ -51,3 +60,21 @@ def _raise_if_token_gone(exc: ClientError) -> None:
     code = exc.response["Error"]["Code"]
     if code in TASK_TOKEN_GONE:
         raise TaskTokenGone(code) from exc
+
+
+def _raise_if_transient(exc: ClientError | BotoCoreError) -> None:
+    """Throttling, a 5xx or a connection that failed even after botocore's own retries: the caller
+    may try again later. botocore's retry checkers decide, so the two agree on what is transient."""
+    if isinstance(exc, ClientError):
+        context = RetryContext(attempt_number=1, parsed_response=exc.response)
+        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+        transient = status >= 500 or any(
+            checker.is_retryable(context)
+            for checker in (ThrottledRetryableChecker(), TransientRetryableChecker())
+        )
+    else:
+        transient = TransientRetryableChecker().is_retryable(
+            RetryContext(attempt_number=1, caught_exception=exc)
+        )
+    if transient:
+        raise WorkflowUnavailable(type(exc).__name__) from exc
