@@ -26,9 +26,11 @@ from types import ModuleType
 from typing import Any
 from unittest import mock
 
+from aws_lambda_powertools.event_handler.api_gateway import ApiGatewayResolver
 from moto.awslambda.models import LambdaBackend
 
 from cartpilot.wiring.merchants import container_scope
+from cartpilot_local.iam import acting_as
 
 Handler = Callable[[dict[str, Any], Any], Any]
 
@@ -161,10 +163,12 @@ class InProcessLambdaRuntime:
         return body
 
     def _run_in_container(self, name: str, handler: Handler, event: Any) -> tuple[Any, str | None]:
-        """Runs with the container's own connector clients, as a separate Lambda container would."""
+        """Runs with the container's own connector clients, as a separate Lambda container would, and
+        with the function's role: its AWS calls are checked against its policy (``cartpilot_local.iam``)."""
         token = container_scope.set(f"{name}:{id(handler)}")
         try:
-            return self._run(name, handler, event)
+            with acting_as(name):
+                return self._run(name, handler, event)
         finally:
             container_scope.reset(token)
 
@@ -204,5 +208,21 @@ class InProcessLambdaRuntime:
             backend.get_function(function_name, qualifier)  # unknown functions fail as on AWS
             return runtime.invoke(function_name, body, response_headers)
 
-        with mock.patch.object(LambdaBackend, "invoke", invoke):
+        with (
+            mock.patch.object(LambdaBackend, "invoke", invoke),
+            mock.patch.object(ApiGatewayResolver, "resolve", _resolve_with_its_own_event),
+        ):
             yield self
+
+
+_resolve = ApiGatewayResolver.resolve
+
+
+def _resolve_with_its_own_event(self: ApiGatewayResolver, event: dict[str, Any], context: Any) -> Any:
+    """Powertools keeps the event being resolved in a class attribute (``BaseRouter.current_event``):
+    one per process, which is one invocation at a time on Lambda. Here containers share the process
+    and run side by side, so each resolver keeps its own event on the instance (each container loads
+    its own resolver), where ``app.current_event`` reads it first."""
+    self.current_event = self._to_proxy_event(event)
+    self.lambda_context = context
+    return _resolve(self, event, context)
