@@ -1,10 +1,15 @@
 """The REST API: IAM-signed goal routes, public signed-link approval routes, the public UCP profile,
 and their guard rails.
 
-``/goals*`` and ``/openapi.json`` need SigV4 (the callers are brand backends with AWS credentials).
+``/goals*`` and ``/openapi.json`` need SigV4 (the callers are brand backends with AWS credentials; the
+API function serves only the principals brand.yaml lists as API clients, each for its own goals).
+``/staff/approvals/{approvalId}`` needs SigV4 too: only the brand's listed staff decide staff-only
+approvals.
 ``/approvals/{approvalId}`` is public because shoppers open it from an email; the link itself is the
 credential (HMAC signature with an expiry, checked by the API function), GET never changes anything,
-and the approval routes get a tighter throttle plus a per-IP WAF rate limit against link guessing.
+and the approval routes get their own throttle. Every public route has a per-address WAF rate limit
+(against link guessing and floods), set so that the shared route throttle stays above what ten
+addresses at their limits can send: a handful of addresses is blocked by WAF before approvers see 429.
 ``/.well-known/ucp`` (and its 2026-01-11 leaf) is public as UCP requires: merchants fetch our platform
 profile, which holds nothing secret, to learn our capabilities and the public keys of our signatures.
 Requests are validated before they reach Lambda, errors keep the API's ``{"error": {...}}`` shape,
@@ -12,6 +17,8 @@ and the stage is traced, throttled, execution-logged (errors only, no bodies) an
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import aws_cdk as cdk
 from aws_cdk import aws_apigateway as apigw
@@ -27,10 +34,38 @@ STAGE_NAME = "v1"
 ACCESS_LOG_RETENTION = logs.RetentionDays.THREE_MONTHS
 STAGE_RATE_LIMIT = 50  # requests per second, steady state
 STAGE_BURST_LIMIT = 100
-APPROVAL_RATE_LIMIT = 5
-APPROVAL_BURST_LIMIT = 10
-APPROVAL_REQUESTS_PER_IP = 300  # per 5-minute window, enforced by WAF
 APPROVAL_ROUTES = ("/approvals/{approvalId}/GET", "/approvals/{approvalId}/POST")
+
+
+@dataclass(frozen=True)
+class PerAddressLimit:
+    """A WAF rate-based rule: requests one address may send to the public paths containing ``path``."""
+
+    name: str
+    path: str
+    requests: int
+    window_seconds: int
+
+    @property
+    def per_second(self) -> float:
+        return self.requests / self.window_seconds
+
+
+# Every public route has one (tests/infra/test_attack_row17_waf.py checks that a new one does too).
+# An approver opens a link and posts a decision; a merchant fetches the profile every few minutes.
+APPROVAL_LINKS_PER_ADDRESS = PerAddressLimit(
+    "ApprovalLinksPerIp", "/approvals/", requests=100, window_seconds=300
+)
+PLATFORM_PROFILE_PER_ADDRESS = PerAddressLimit(
+    "PlatformProfilePerIp", "/.well-known/ucp", requests=300, window_seconds=300
+)
+PER_ADDRESS_LIMITS = (APPROVAL_LINKS_PER_ADDRESS, PLATFORM_PROFILE_PER_ADDRESS)
+# The route throttle is shared by every caller, so it must stay above what ten addresses, each at its
+# WAF limit, can send: otherwise a few addresses keep every approver at 429 without being blocked.
+# 10 addresses x 100 requests / 300 s = 3.3 requests a second, far below 20. (A burst sent before
+# WAF's rule takes effect, which counts within seconds, meets the burst limit for seconds.)
+APPROVAL_RATE_LIMIT = 20
+APPROVAL_BURST_LIMIT = 40
 
 # Mirrors the top level of the application's GoalRequest; the function still validates the rest.
 GOAL_REQUEST_SCHEMA = apigw.JsonSchema(
@@ -44,6 +79,18 @@ GOAL_REQUEST_SCHEMA = apigw.JsonSchema(
         "goal": apigw.JsonSchema(type=apigw.JsonSchemaType.STRING, min_length=3, max_length=2000),
         "context": apigw.JsonSchema(type=apigw.JsonSchemaType.OBJECT),
     },
+)
+
+
+GOAL_ROUTE_REASON = (
+    "Goal routes are called by the brand's backend, which holds AWS credentials and signs with "
+    "SigV4 (IAM authorization); shoppers never call them directly, so a Cognito user pool would "
+    "add a second identity store without protecting anything more."
+)
+STAFF_ROUTE_REASON = (
+    "Staff approval routes are called by the brand's staff with their own IAM credentials (SigV4); "
+    "the API function accepts only the principals brand.yaml lists as staff and records which one "
+    "decided, so the staff's existing AWS identities are the one identity store."
 )
 
 
@@ -149,12 +196,22 @@ class Api(Construct):
         self._signed(goal.add_resource("undo"), "POST", integration, parameters=goal_id)
         self._signed(goal.add_resource("audit"), "GET", integration, parameters=goal_id)
         self._signed(root.add_resource("openapi.json"), "GET", integration)
+        # The public keys of plan signatures, for clients that verify audit trails themselves.
+        self._signed(root.add_resource("audit").add_resource("keys"), "GET", integration)
 
         # A link with missing or mangled parameters gets the function's HTML error page, not JSON.
         approval = root.add_resource("approvals").add_resource("{approvalId}")
         approval_id = {"method.request.path.approvalId": True}
         self._public(approval, "GET", integration, parameters=approval_id)
         self._public(approval, "POST", integration, parameters=approval_id)
+
+        # Staff-only approvals: the signed link is not enough, the caller signs with SigV4 too and the
+        # API function requires a principal brand.yaml lists under ``staff``, whom the audit names.
+        staff_approval = root.add_resource("staff").add_resource("approvals").add_resource("{approvalId}")
+        for http_method in ("GET", "POST"):
+            self._signed(
+                staff_approval, http_method, integration, parameters=approval_id, reason=STAFF_ROUTE_REASON
+            )
 
         profile = root.add_resource(".well-known").add_resource("ucp")
         self._platform_profile(profile, integration)
@@ -168,6 +225,7 @@ class Api(Construct):
         *,
         parameters: dict[str, bool] | None = None,
         models: dict[str, apigw.IModel] | None = None,
+        reason: str = GOAL_ROUTE_REASON,
     ) -> apigw.Method:
         method = resource.add_method(
             http_method,
@@ -177,13 +235,7 @@ class Api(Construct):
             request_parameters=parameters,
             request_models=models,
         )
-        acknowledge(
-            method.node.default_child or method,
-            "AwsSolutions-COG4",
-            "Goal routes are called by the brand's backend, which holds AWS credentials and signs with "
-            "SigV4 (IAM authorization); shoppers never call them directly, so a Cognito user pool would "
-            "add a second identity store without protecting anything more.",
-        )
+        acknowledge(method.node.default_child or method, "AwsSolutions-COG4", reason)
         return method
 
     def _public(
@@ -275,40 +327,42 @@ class Api(Construct):
                 visibility_config=visibility(name),
             )
 
-        approval_rate_limit = wafv2.CfnWebACL.RuleProperty(
-            name="ApprovalLinksPerIp",
-            priority=0,
-            action=wafv2.CfnWebACL.RuleActionProperty(block={}),
-            statement=wafv2.CfnWebACL.StatementProperty(
-                rate_based_statement=wafv2.CfnWebACL.RateBasedStatementProperty(
-                    limit=APPROVAL_REQUESTS_PER_IP,
-                    aggregate_key_type="IP",
-                    evaluation_window_sec=300,
-                    scope_down_statement=wafv2.CfnWebACL.StatementProperty(
-                        byte_match_statement=wafv2.CfnWebACL.ByteMatchStatementProperty(
-                            field_to_match=wafv2.CfnWebACL.FieldToMatchProperty(uri_path={}),
-                            positional_constraint="CONTAINS",
-                            search_string="/approvals/",
-                            text_transformations=[
-                                wafv2.CfnWebACL.TextTransformationProperty(priority=0, type="LOWERCASE")
-                            ],
-                        )
-                    ),
-                )
-            ),
-            visibility_config=visibility("ApprovalLinksPerIp"),
-        )
+        def per_address(limit: PerAddressLimit, priority: int) -> wafv2.CfnWebACL.RuleProperty:
+            return wafv2.CfnWebACL.RuleProperty(
+                name=limit.name,
+                priority=priority,
+                action=wafv2.CfnWebACL.RuleActionProperty(block={}),
+                statement=wafv2.CfnWebACL.StatementProperty(
+                    rate_based_statement=wafv2.CfnWebACL.RateBasedStatementProperty(
+                        limit=limit.requests,
+                        aggregate_key_type="IP",
+                        evaluation_window_sec=limit.window_seconds,
+                        scope_down_statement=wafv2.CfnWebACL.StatementProperty(
+                            byte_match_statement=wafv2.CfnWebACL.ByteMatchStatementProperty(
+                                field_to_match=wafv2.CfnWebACL.FieldToMatchProperty(uri_path={}),
+                                positional_constraint="CONTAINS",
+                                search_string=limit.path,
+                                text_transformations=[
+                                    wafv2.CfnWebACL.TextTransformationProperty(priority=0, type="LOWERCASE")
+                                ],
+                            )
+                        ),
+                    )
+                ),
+                visibility_config=visibility(limit.name),
+            )
+
         self.web_acl = wafv2.CfnWebACL(
             self,
             "WebAcl",
             scope="REGIONAL",
-            description=f"CartPilot {brand}: common exploits, known bad inputs, approval-link guessing",
+            description=f"CartPilot {brand}: common exploits, known bad inputs, per-address limits on public routes",
             default_action=wafv2.CfnWebACL.DefaultActionProperty(allow={}),
             visibility_config=visibility(f"cartpilot-{brand}"),
             rules=[
-                approval_rate_limit,
-                managed("AWSManagedRulesCommonRuleSet", 1),
-                managed("AWSManagedRulesKnownBadInputsRuleSet", 2),
+                *(per_address(limit, priority) for priority, limit in enumerate(PER_ADDRESS_LIMITS)),
+                managed("AWSManagedRulesCommonRuleSet", len(PER_ADDRESS_LIMITS)),
+                managed("AWSManagedRulesKnownBadInputsRuleSet", len(PER_ADDRESS_LIMITS) + 1),
             ],
         )
         wafv2.CfnWebACLAssociation(

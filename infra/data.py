@@ -9,20 +9,23 @@ from __future__ import annotations
 
 import aws_cdk as cdk
 from aws_cdk import aws_dynamodb as dynamodb
-from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from constructs import Construct
+
+from infra.audit_anchors import AuditAnchors
 
 # Written by the functions, read here only to name the TTL attributes.
 IDEMPOTENCY_TTL_ATTRIBUTE = "expiration"  # Powertools idempotency's default
 COUNTERS_TTL_ATTRIBUTE = "expiresAt"
-
-# The audit trail is append-only: a function may add and read records, never change or remove one.
-AUDIT_APPEND_ACTIONS = ("dynamodb:PutItem",)
+# The goals table's sparse index of decisions waiting for delivery: only such an approval carries its
+# keys (``cartpilot.adapters.aws.approvals_table``), so the redelivery sweep queries just those.
+PENDING_DELIVERY_INDEX = "pendingDelivery"
+PENDING_DELIVERY_KEY = "pendingDelivery"
+PENDING_SINCE_KEY = "pendingSince"
 
 
 class DataTables(Construct):
-    def __init__(self, scope: Construct, construct_id: str, *, key: kms.IKey) -> None:
+    def __init__(self, scope: Construct, construct_id: str, *, key: kms.IKey, brand: str) -> None:
         super().__init__(scope, construct_id)
         string = dynamodb.AttributeType.STRING
         self.goals = self._table(
@@ -30,6 +33,12 @@ class DataTables(Construct):
             key=key,
             partition_key=dynamodb.Attribute(name="pk", type=string),
             keep=True,
+        )
+        self.goals.add_global_secondary_index(
+            index_name=PENDING_DELIVERY_INDEX,
+            partition_key=dynamodb.Attribute(name=PENDING_DELIVERY_KEY, type=string),
+            sort_key=dynamodb.Attribute(name=PENDING_SINCE_KEY, type=string),
+            projection_type=dynamodb.ProjectionType.KEYS_ONLY,
         )
         self.audit = self._table(
             "Audit",
@@ -52,13 +61,8 @@ class DataTables(Construct):
             time_to_live_attribute=COUNTERS_TTL_ATTRIBUTE,
             keep=False,
         )
-
-    def grant_audit_append(self, grantee: iam.IGrantable) -> None:
-        """Read and add audit records; no UpdateItem, DeleteItem or BatchWriteItem."""
-        self.audit.grant_read_data(grantee)
-        self.audit.grant(grantee, *AUDIT_APPEND_ACTIONS)
-        if self.audit.encryption_key is not None:
-            self.audit.encryption_key.grant_encrypt(grantee)
+        # The audit records' write-once anchors and the plan-signing key (``infra/audit_anchors.py``).
+        self.anchors = AuditAnchors(self, "AuditAnchors", brand=brand, key=key)
 
     def _table(
         self,

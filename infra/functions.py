@@ -2,7 +2,9 @@
 
 Every function runs the newest Python runtime on Graviton with the brand's core layer, Powertools
 configured from the environment and active X-Ray tracing. What a function may touch is declared once
-in ``FUNCTIONS`` below and turned into IAM grants here; the read-only catalog connector, for
+in ``FUNCTIONS`` (``infra/function_specs.py``), turned into explicit IAM statements by
+``infra/permissions.py`` and into the role's policy here; the local stack checks every AWS call a
+handler makes against the same statements. The read-only catalog connector, for
 example, can read goals and nothing else, while the connectors that change orders at the merchant
 get the merchant credentials and a reserved concurrency that bounds how hard they can hit it.
 """
@@ -10,11 +12,11 @@ get the merchant credentials and a reserved concurrency that bounds how hard the
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 
 import aws_cdk as cdk
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
@@ -23,10 +25,12 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from infra.brands import Brand
-from infra.data import DataTables
+from infra.data import PENDING_DELIVERY_INDEX, DataTables
+from infra.function_specs import FUNCTIONS, FunctionSpec
 from infra.layer import ARCHITECTURE, RUNTIME, core_layer_code
 from infra.nag import KMS_GENERATE_DATA_KEY, KMS_REENCRYPT, XRAY_WILDCARD, acknowledge
 from infra.notifications import Notifications
+from infra.permissions import SECRETS, Resource, statements_for
 from infra.secrets import BrandSecrets
 from infra.settings import DeploySettings
 
@@ -36,161 +40,13 @@ LOG_LEVEL = "INFO"
 FUNCTION_LOG_RETENTION = logs.RetentionDays.ONE_MONTH
 ROTATION_CODE_DIR = Path(__file__).parent / "rotation"
 LINK_KEY_ROTATION_PERIOD = cdk.Duration.days(30)
+# The brand key as DynamoDB and SNS use it for a reader and for a writer (what CDK's own grants give).
+_KEY_READ_ACTIONS = frozenset({"kms:Decrypt", "kms:DescribeKey"})
+_KEY_WRITE_ACTIONS = frozenset({"kms:Encrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*"})
 
 
 class FunctionSourceError(FileNotFoundError):
     """A function the stack deploys has no handler on disk."""
-
-
-class TableAccess(StrEnum):
-    READ = "read"
-    READ_WRITE = "read-write"
-
-
-@dataclass(frozen=True)
-class FunctionSpec:
-    """One function: where its code is, which ASL variable names it, and what it may touch.
-
-    Timeouts stay below the ``TimeoutSeconds`` of the order-flow task that invokes the function, so
-    a slow call ends as the function's own error, which the flow's Retry and Catch understand.
-    """
-
-    name: str
-    source: str
-    description: str
-    goals: TableAccess
-    asl_variable: str | None = None
-    audit: bool = False
-    idempotency: bool = False
-    counters: bool = False
-    link_signing_key: bool = False
-    # Signs UCP requests to the merchant, or serves the profile that publishes the public keys.
-    ucp_signing_keys: bool = False
-    merchant_credentials: bool = False
-    llm_api_key: bool = False
-    merchant: bool = False
-    notifies: bool = False
-    approval_links: bool = False
-    mutates_merchant: bool = False
-    timeout_seconds: int = 30
-    memory_mb: int = 512
-
-    @property
-    def construct_id(self) -> str:
-        return self.name.capitalize()
-
-    @property
-    def writes_encrypted_data(self) -> bool:
-        return self.goals is TableAccess.READ_WRITE or self.audit or self.idempotency or self.counters
-
-
-_RW = TableAccess.READ_WRITE
-
-FUNCTIONS: tuple[FunctionSpec, ...] = (
-    FunctionSpec(
-        name="api",
-        source="api",
-        description="HTTP API: goals, approvals, audit and the OpenAPI document",
-        goals=_RW,
-        audit=True,
-        idempotency=True,
-        link_signing_key=True,
-        ucp_signing_keys=True,
-        approval_links=True,
-        timeout_seconds=15,
-    ),
-    FunctionSpec(
-        name="planner",
-        source="planner",
-        description="Turns a goal into a concrete plan with read-only merchant lookups",
-        asl_variable="PlannerFunctionArn",
-        goals=_RW,
-        audit=True,
-        # Reads the link-signing key ring to sign the plan snapshot in its audit record.
-        link_signing_key=True,
-        llm_api_key=True,
-        merchant=True,
-        # Discovery, catalog search and the pricing session are merchant calls: a merchant that
-        # authenticates platforms needs its credential on them too.
-        merchant_credentials=True,
-        ucp_signing_keys=True,
-        timeout_seconds=100,
-        memory_mb=1024,
-    ),
-    FunctionSpec(
-        name="catalog",
-        source="connectors/catalog",
-        description="Read-only catalog connector",
-        asl_variable="CatalogFunctionArn",
-        goals=TableAccess.READ,
-        merchant=True,
-        merchant_credentials=True,  # the price check opens a pricing session at the merchant
-        ucp_signing_keys=True,
-    ),
-    FunctionSpec(
-        name="validator",
-        source="validator",
-        description="Checks a plan against the brand's policies, limits and risk tiers",
-        asl_variable="ValidatorFunctionArn",
-        goals=_RW,
-        audit=True,
-        counters=True,
-        memory_mb=1024,
-    ),
-    FunctionSpec(
-        name="approval",
-        source="approval",
-        description="Records a pending approval and sends the signed approval link",
-        asl_variable="ApprovalFunctionArn",
-        goals=_RW,
-        audit=True,
-        link_signing_key=True,
-        notifies=True,
-        approval_links=True,
-    ),
-    *(
-        FunctionSpec(
-            name=name,
-            source=f"connectors/{name}",
-            description=f"Mutating {name} connector",
-            asl_variable=f"{name.capitalize()}FunctionArn",
-            goals=_RW,
-            audit=True,
-            idempotency=True,
-            merchant_credentials=True,
-            merchant=True,
-            ucp_signing_keys=True,
-            mutates_merchant=True,
-            timeout_seconds=50,
-        )
-        for name in ("checkout", "payment", "fulfillment", "orders")
-    ),
-    FunctionSpec(
-        name="notify",
-        source="connectors/notify",
-        description="Sends receipts and status notifications",
-        asl_variable="NotifyFunctionArn",
-        goals=_RW,
-        audit=True,
-        # A completed order is counted here, for the validator's per-day spend and velocity policies.
-        counters=True,
-        notifies=True,
-    ),
-    FunctionSpec(
-        name="compensator",
-        source="compensator",
-        description="Undoes executed steps in reverse order",
-        asl_variable="CompensatorFunctionArn",
-        goals=_RW,
-        audit=True,
-        idempotency=True,
-        merchant_credentials=True,
-        merchant=True,
-        ucp_signing_keys=True,
-        mutates_merchant=True,
-        timeout_seconds=100,
-    ),
-)
 
 
 class Functions(Construct):
@@ -240,6 +96,8 @@ class Functions(Construct):
             "AUDIT_TABLE": tables.audit.table_name,
             "IDEMPOTENCY_TABLE": tables.idempotency.table_name,
             "COUNTERS_TABLE": tables.counters.table_name,
+            "AUDIT_BUCKET": tables.anchors.bucket.bucket_name,
+            "PLAN_SIGNING_KEY_ID": tables.anchors.alias_name,
             "POWERTOOLS_SERVICE_NAME": brand.service_name,
             "POWERTOOLS_METRICS_NAMESPACE": brand.metrics_namespace,
             "LOG_LEVEL": LOG_LEVEL,
@@ -271,7 +129,7 @@ class Functions(Construct):
                 else None,
             )
             role = self._role_of(function)
-            self._grant(spec, role, tables=tables, secrets=secrets, notifications=notifications)
+            self._grant(spec, role, key=key, tables=tables, secrets=secrets, notifications=notifications)
             acknowledge(
                 role,
                 XRAY_WILDCARD,
@@ -279,8 +137,21 @@ class Functions(Construct):
                 "xray:PutTelemetryRecords support no resource-level permissions, so AWS requires '*'.",
             )
             self.by_name[spec.name] = function
+            if spec.schedule_minutes is not None:
+                self._schedule(spec, function, minutes=spec.schedule_minutes)
 
         self.link_key_rotation = self._link_key_rotation(secrets, key=key)
+
+    def _schedule(self, spec: FunctionSpec, function: lambda_.Function, *, minutes: int) -> None:
+        """A scheduled function runs every ``minutes``; a missed run is the next run's work, so
+        EventBridge does not retry one (the next starts within the period anyway)."""
+        events.Rule(
+            self,
+            f"{spec.construct_id}Schedule",
+            description=f"Runs the {spec.name} function every {minutes} minute(s)",
+            schedule=events.Schedule.rate(cdk.Duration.minutes(minutes)),
+            targets=[targets.LambdaFunction(function, retry_attempts=0)],
+        )
 
     @property
     def everything(self) -> Mapping[str, lambda_.Function]:
@@ -301,11 +172,21 @@ class Functions(Construct):
         """The API starts executions, answers task tokens for approvals and reads execution status."""
         api = self.api
         api.add_environment("STATE_MACHINE_ARN", state_machine.state_machine_arn)
-        state_machine.grant_start_execution(api)
-        state_machine.grant_task_response(api)
-        api.add_to_role_policy(
-            iam.PolicyStatement(actions=["states:DescribeExecution"], resources=[execution_arn_pattern])
-        )
+        for spec in FUNCTIONS:
+            if spec.answers_task_tokens:
+                self.by_name[spec.name].add_environment("STATE_MACHINE_ARN", state_machine.state_machine_arn)
+        arns = {
+            Resource.ORDER_FLOW: state_machine.state_machine_arn,
+            Resource.ORDER_FLOW_EXECUTIONS: execution_arn_pattern,
+        }
+        for spec in FUNCTIONS:
+            for statement in statements_for(spec):
+                if statement.resource in arns:
+                    self.by_name[spec.name].add_to_role_policy(
+                        iam.PolicyStatement(
+                            actions=sorted(statement.actions), resources=[arns[statement.resource]]
+                        )
+                    )
         acknowledge(
             self._role_of(api),
             f"AwsSolutions-IAM5[Resource::{execution_arn_finding}]",
@@ -396,30 +277,61 @@ class Functions(Construct):
         spec: FunctionSpec,
         role: iam.IRole,
         *,
+        key: kms.IKey,
         tables: DataTables,
         secrets: BrandSecrets,
         notifications: Notifications,
     ) -> None:
-        if spec.goals is TableAccess.READ_WRITE:
-            tables.goals.grant_read_write_data(role)
-        else:
-            tables.goals.grant_read_data(role)
-        if spec.audit:
-            tables.grant_audit_append(role)
-        if spec.idempotency:
-            tables.idempotency.grant_read_write_data(role)
-        if spec.counters:
-            tables.counters.grant_read_write_data(role)
-        if spec.link_signing_key:
-            secrets.link_signing_key.grant_read(role)
-        if spec.ucp_signing_keys:
-            secrets.ucp_signing_keys.grant_read(role)
-        if spec.merchant_credentials:
-            secrets.merchant_credentials.grant_read(role)
-        if spec.llm_api_key:
-            secrets.llm_api_key.grant_read(role)
+        """The spec's statements (``infra/permissions.py``) on this stack's resources, and the use of the
+        brand key that DynamoDB, Secrets Manager and SNS make on the function's behalf."""
+        arns: dict[Resource, str] = {
+            Resource.GOALS_TABLE: tables.goals.table_arn,
+            Resource.AUDIT_TABLE: tables.audit.table_arn,
+            Resource.IDEMPOTENCY_TABLE: tables.idempotency.table_arn,
+            Resource.COUNTERS_TABLE: tables.counters.table_arn,
+            Resource.LINK_SIGNING_KEY: secrets.link_signing_key.secret_arn,
+            Resource.UCP_SIGNING_KEYS: secrets.ucp_signing_keys.secret_arn,
+            Resource.MERCHANT_CREDENTIALS: secrets.merchant_credentials.secret_arn,
+            Resource.LLM_API_KEY: secrets.llm_api_key.secret_arn,
+            Resource.NOTIFY_TOPIC: notifications.topic.topic_arn,
+            Resource.STAFF_TOPIC: notifications.staff_topic.topic_arn,
+            Resource.PENDING_DELIVERY_INDEX: f"{tables.goals.table_arn}/index/{PENDING_DELIVERY_INDEX}",
+        }
+        if notifications.ses_identity_arn:
+            arns[Resource.SES_IDENTITY] = notifications.ses_identity_arn
+        statements = [
+            statement
+            for statement in statements_for(spec, ses_identity=notifications.ses_identity_arn is not None)
+            if statement.resource in arns  # the order flow's are added once it exists
+        ]
+        for statement in statements:
+            role.add_to_principal_policy(
+                iam.PolicyStatement(actions=sorted(statement.actions), resources=[arns[statement.resource]])
+            )
+        # The anchors bucket and the plan-signing key need more than one ARN or a condition each.
+        for statement in statements_for(spec):
+            if statement.resource in {Resource.AUDIT_BUCKET, Resource.PLAN_SIGNING_KEY}:
+                tables.anchors.allow(role, statement)
+        # Encryption at rest: every item, secret and message is under the brand key.
+        key_actions = set(_KEY_READ_ACTIONS)
+        if spec.writes_encrypted_data:
+            key_actions |= _KEY_WRITE_ACTIONS
         if spec.notifies:
-            notifications.grant_send(role)
+            key_actions |= {"kms:GenerateDataKey*"}
+        key.grant(role, *sorted(key_actions))
+        if any(statement.resource in SECRETS for statement in statements):
+            stack = cdk.Stack.of(self)
+            role.add_to_principal_policy(
+                iam.PolicyStatement(
+                    actions=["kms:Decrypt"],
+                    resources=[key.key_arn],
+                    conditions={
+                        "StringEquals": {
+                            "kms:ViaService": f"secretsmanager.{stack.region}.{stack.url_suffix}"
+                        }
+                    },
+                )
+            )
 
         if spec.writes_encrypted_data or spec.notifies:
             acknowledge(
@@ -464,6 +376,8 @@ def _own_environment(
         environment["NOTIFY_TOPIC_ARN"] = notifications.topic.topic_arn
         if notifications.ses_identity_name:
             environment["SES_IDENTITY"] = notifications.ses_identity_name
+    if spec.notifies_staff:
+        environment["STAFF_TOPIC_ARN"] = notifications.staff_topic.topic_arn
     if spec.approval_links:
         environment["APPROVAL_BASE_URL"] = approval_base_url
     return environment

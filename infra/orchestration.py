@@ -3,8 +3,9 @@
 The definition is taken verbatim from ``statemachines/order_flow.asl.json``; CloudFormation replaces
 each ``${XFunctionArn}`` with the function's ARN and each retry timing placeholder with its production
 value at deploy time (definition substitutions), so the file stays the single source of the flow.
-Every execution is logged with its data to an encrypted log group and traced in X-Ray, and the state
-machine's role may invoke exactly the functions the definition names.
+Every execution's events are logged to an encrypted log group, without their data (inputs, outputs,
+errors' causes: they carry task tokens, which resume the flow, and plans with addresses), and traced
+in X-Ray; the state machine's role may invoke exactly the functions the definition names.
 """
 
 from __future__ import annotations
@@ -27,6 +28,10 @@ from constructs import Construct
 from infra.nag import acknowledge
 
 STATE_MACHINE_LOG_RETENTION = logs.RetentionDays.THREE_MONTHS
+# Every state transition is logged, with names, types and times only: a waitForTaskToken task's
+# input holds its task token, which anyone reading the log could use to approve the order.
+EXECUTION_LOG_LEVEL = sfn.LogLevel.ALL
+INCLUDE_EXECUTION_DATA = False
 # The only task integrations the definition may use: the role grants lambda:InvokeFunction, nothing else.
 LAMBDA_INTEGRATIONS = frozenset(
     {"arn:aws:states:::lambda:invoke", "arn:aws:states:::lambda:invoke.waitForTaskToken"}
@@ -184,8 +189,8 @@ class OrderFlow(Construct):
             },
             logs=sfn.LogOptions(
                 destination=self.log_group,
-                level=sfn.LogLevel.ALL,
-                include_execution_data=True,
+                level=EXECUTION_LOG_LEVEL,
+                include_execution_data=INCLUDE_EXECUTION_DATA,
             ),
             tracing_enabled=True,
         )

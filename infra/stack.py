@@ -35,7 +35,7 @@ class CartPilotStack(cdk.Stack):
         cdk.Tags.of(self).add("Brand", brand.name)
 
         key = BrandKey(self, "Encryption", brand=brand.name).key
-        self.data = DataTables(self, "Data", key=key)
+        self.data = DataTables(self, "Data", key=key, brand=brand.name)
         self.secrets = BrandSecrets(self, "Secrets", brand=brand.name, key=key)
         self.notifications = Notifications(
             self, "Notifications", brand=brand.name, key=key, ses_identity=brand.ses_identity
@@ -85,6 +85,7 @@ class CartPilotStack(cdk.Stack):
         cdk.CfnOutput(self, "ApprovalBaseUrl", value=self.api.base_url)
         cdk.CfnOutput(self, "StateMachineArn", value=self.order_flow.state_machine.state_machine_arn)
         cdk.CfnOutput(self, "NotificationTopicArn", value=self.notifications.topic.topic_arn)
+        cdk.CfnOutput(self, "StaffTopicArn", value=self.notifications.staff_topic.topic_arn)
         cdk.CfnOutput(self, "AlarmTopicArn", value=self.monitoring.alarm_topic.topic_arn)
         cdk.CfnOutput(self, "LinkSigningSecretArn", value=self.secrets.link_signing_key.secret_arn)
         cdk.CfnOutput(

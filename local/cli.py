@@ -218,7 +218,7 @@ def cmd_policy_test(args: argparse.Namespace) -> int:
 def _client(args: argparse.Namespace) -> Any:
     from cartpilot_local.client import CartPilotClient
 
-    return CartPilotClient(args.api)
+    return CartPilotClient(args.api, principal=args.principal)
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
@@ -240,24 +240,57 @@ def cmd_approve(args: argparse.Namespace) -> int:
 
     link = ApprovalLink.parse(args.link)
     base = link.url.split("/approvals/")[0]
-    response = CartPilotClient(base).decide(link, "reject" if args.reject else "approve", args.phrase)
+    client = CartPilotClient(base, principal=args.principal)
+    response = client.decide(link, "reject" if args.reject else "approve", args.phrase)
     print(f"{response.status_code}")
     return 0 if response.status_code == 200 else 1
 
 
+def cmd_undo(args: argparse.Namespace) -> int:
+    response = _client(args).undo(args.goal_id)
+    _print_json(response.json())
+    return 0 if response.status_code < 300 else 1
+
+
 def cmd_audit(args: argparse.Namespace) -> int:
-    audit = _client(args).audit(args.goal_id)
+    client = _client(args)
+    audit = client.audit(args.goal_id)
     if args.verify:
-        verification = audit["verification"]
-        print(f"{verification['count']} records; chain {'valid' if verification['valid'] else 'BROKEN'}")
-        for problem in verification["problems"]:
-            print(f"  - {problem}")
-        for signed in verification.get("signatures", []):
-            where = f"{signed['event']}, #{signed['seq']}"
-            print(f"  plan {signed['planId']} ({where}): signature {signed['result']}")
-        return 0 if verification["valid"] else 1
+        return _verify_audit(audit, client, args.public_keys)
     _print_json(audit)
     return 0
+
+
+def _verify_audit(audit: dict[str, Any], client: Any, pinned: str | None) -> int:
+    """Verifies here, with the published (or pinned) public keys; the server's verdict is only compared."""
+    from cartpilot.audit.client_check import verify_audit_document
+
+    if pinned is not None:
+        keys, source = json.loads(Path(pinned).read_text(encoding="utf-8")), pinned
+    else:
+        keys, source = client.audit_keys(), f"{client.api_url}/audit/keys"
+    verification = verify_audit_document(audit, keys)
+    verdict = "valid" if verification.valid else "BROKEN"
+    print(
+        f"{verification.count} records; chain {verdict} "
+        f"(verified on this machine with {len(keys.get('keys', []))} public keys from {source})"
+    )
+    for problem in verification.problems:
+        print(f"  - {problem}")
+    for signed in verification.signatures:
+        print(f"  plan {signed.planId} ({signed.event}, #{signed.seq}): signature {signed.result}")
+    if audit.get("verification", {}).get("valid") != verification.valid:
+        print(f"  note: the server's own verdict was {'valid' if not verification.valid else 'BROKEN'}")
+    return 0 if verification.valid else 1
+
+
+def _add_principal_flag(command: argparse.ArgumentParser, who: str) -> None:
+    command.add_argument(
+        "--principal",
+        default=None,
+        help=f"{who}; sent as X-Local-Principal, which the local stack's gateway takes as the IAM caller "
+        "(default there: assistant)",
+    )
 
 
 def _add_planner_flags(command: argparse.ArgumentParser) -> None:
@@ -322,9 +355,11 @@ def build_parser() -> argparse.ArgumentParser:
         ("submit", cmd_submit, "submit a goal to a running API"),
         ("status", cmd_status, "show a goal"),
         ("audit", cmd_audit, "show a goal's audit trail"),
+        ("undo", cmd_undo, "undo a completed goal inside its undo window"),
     ):
         command = sub.add_parser(name, help=help_text)
         command.add_argument("--api", default="http://127.0.0.1:8080")
+        _add_principal_flag(command, "the API client to act as")
         if name == "submit":
             command.add_argument("goal")
             command.add_argument("--user", default="user-1")
@@ -335,7 +370,14 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "status":
             command.add_argument("--wait", type=float, default=0, help="seconds to wait for a settled status")
         if name == "audit":
-            command.add_argument("--verify", action="store_true", help="exit 1 unless the chain verifies")
+            command.add_argument(
+                "--verify",
+                action="store_true",
+                help="verify here, with the public keys; exit 1 on any problem",
+            )
+            command.add_argument(
+                "--public-keys", default=None, help="a pinned copy of GET /audit/keys to verify with"
+            )
         command.set_defaults(func=func)
 
     keys = sub.add_parser("keys", help="rotate or retire the UCP request-signing keys (keys rotate --help)")
@@ -346,6 +388,7 @@ def build_parser() -> argparse.ArgumentParser:
     approve.add_argument("link")
     approve.add_argument("--reject", action="store_true")
     approve.add_argument("--phrase", default=None)
+    _add_principal_flag(approve, "who decides a staff link (a staff member, e.g. staff-1)")
     approve.set_defaults(func=cmd_approve)
     return parser
 

@@ -44,10 +44,18 @@ class ApprovalLink:
         return f"{parts.scheme}://{parts.netloc}{parts.path}"
 
 
+# The local stack's gateway takes the caller from this header, as API Gateway takes the IAM principal
+# from a SigV4 signature; without it the caller is the sandbox's ``assistant`` client.
+PRINCIPAL_HEADER = "X-Local-Principal"
+
+
 class CartPilotClient:
-    def __init__(self, api_url: str, timeout: float = 30.0) -> None:
+    def __init__(self, api_url: str, timeout: float = 30.0, *, principal: str | None = None) -> None:
+        """``principal``: who to call as on the local stack (an API client, or a staff member)."""
         self.api_url = api_url.rstrip("/")
-        self.http = httpx.Client(base_url=self.api_url, timeout=timeout)
+        self.principal = principal
+        headers = {PRINCIPAL_HEADER: principal} if principal else {}
+        self.http = httpx.Client(base_url=self.api_url, timeout=timeout, headers=headers)
 
     def close(self) -> None:
         self.http.close()
@@ -85,11 +93,17 @@ class CartPilotClient:
             delay = min(delay * 1.5, 0.5)
 
     def wait_for_approval_link(
-        self, goal_id: str, timeout: float = 60.0, *, newer_than: ApprovalLink | None = None
+        self,
+        goal_id: str,
+        timeout: float = 60.0,
+        *,
+        newer_than: ApprovalLink | None = None,
+        audience: str = "shopper",
     ) -> ApprovalLink:
         """Waits until the goal asks for approval and its link is in the outbox.
 
-        With ``newer_than``, waits for a link to a different approval (the goal asked again).
+        With ``newer_than``, waits for a link to a different approval (the goal asked again);
+        ``audience="staff"`` waits for a staff-only approval's link on the staff channel.
         """
         deadline = time.monotonic() + timeout
         while True:
@@ -98,7 +112,11 @@ class CartPilotClient:
                 raise WaitTimedOut(f"goal {goal_id} ended {goal['status']} without asking for approval")
             if goal["status"] == GoalStatus.AWAITING_APPROVAL.value:
                 for message in reversed(self.outbox()):
-                    if message.get("goalId") == goal_id and message.get("kind") == "approval_request":
+                    if (
+                        message.get("goalId") == goal_id
+                        and message.get("kind") == "approval_request"
+                        and message.get("audience", "shopper") == audience
+                    ):
                         link = ApprovalLink.parse(message["link"])
                         if newer_than is None or link.approval_id != newer_than.approval_id:
                             return link
@@ -135,6 +153,13 @@ class CartPilotClient:
         if as_json:
             return self.http.post(link.post_url, json=fields)
         return self.http.post(link.post_url, data=fields)
+
+    def audit_keys(self) -> dict[str, Any]:
+        """The published public keys of plan signatures (``GET /audit/keys``)."""
+        response = self.http.get("/audit/keys")
+        response.raise_for_status()
+        result: dict[str, Any] = response.json()
+        return result
 
     def audit(self, goal_id: str) -> dict[str, Any]:
         response = self.http.get(f"/goals/{goal_id}/audit")

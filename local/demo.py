@@ -85,7 +85,11 @@ def run_demo(say: Callable[[str], None] = print, stack: LocalStack | None = None
         audit = client.audit(goal_id)
         for record in audit["records"]:
             say(f"  #{record['seq']:<3} {record['at']}  {record['actor']:<22} {record['event']}")
-        verification = audit["verification"]
+        # Verified here, with the published public keys, as an auditor would: not the server's word.
+        from cartpilot.audit.client_check import verify_audit_document
+
+        checked = verify_audit_document(audit, client.audit_keys())
+        verification = {"valid": checked.valid, "count": checked.count, "problems": checked.problems}
         say(
             f"chain verified: {verification['valid']} ({verification['count']} records) {verification['problems']}"
         )

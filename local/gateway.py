@@ -1,13 +1,16 @@
 """The local stand-in for API Gateway: HTTP in, a REST proxy event to the api Lambda, HTTP out.
 
 The api function is invoked through boto3's ``lambda:Invoke`` (served in-process by
-the local runtime), with the same event shape API Gateway's proxy integration sends.
+the local runtime), with the same event shape API Gateway's proxy integration sends. Where
+API Gateway would check a SigV4 signature and pass on the signer, the caller names itself with
+the ``X-Local-Principal`` header (absent: ``assistant``).
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import re
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -19,14 +22,46 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from cartpilot.brands.access import LOCAL_ACCOUNT, local_principal_arn
+
 _TEXT_TYPES = ("application/json", "application/x-www-form-urlencoded", "text/")
+# The routes API Gateway serves without IAM authorization (infra/api.py): no caller is passed on.
+PUBLIC_PATHS = ("/approvals/", "/.well-known/")
+PRINCIPAL_HEADER = "x-local-principal"
+DEFAULT_PRINCIPAL = "assistant"
+# IAM user names: letters, digits and +=,.@_- (up to 64 characters).
+PRINCIPAL_NAME = re.compile(r"[A-Za-z0-9+=,.@_\-]{1,64}")
+
+
+def caller_identity(path: str, principal: str | None) -> dict[str, Any]:
+    """``requestContext.identity`` as API Gateway fills it: on an IAM-authorized route, the principal
+    that signed the request; on a public route (approval links, the UCP profile), no caller at all."""
+    identity: dict[str, Any] = {"sourceIp": "127.0.0.1"}
+    if principal is None or path.startswith(PUBLIC_PATHS):
+        return identity
+    arn = local_principal_arn(principal)
+    return {
+        **identity,
+        "userArn": arn,
+        "user": f"AIDALOCAL{principal}",
+        "caller": f"AIDALOCAL{principal}",
+        "accountId": LOCAL_ACCOUNT,
+        "accessKey": "ASIALOCAL",
+    }
 
 
 def proxy_event(
-    method: str, path: str, headers: dict[str, str], query: dict[str, list[str]], body: bytes
+    method: str,
+    path: str,
+    headers: dict[str, str],
+    query: dict[str, list[str]],
+    body: bytes,
+    principal: str | None = DEFAULT_PRINCIPAL,
 ) -> dict[str, Any]:
     content_type = headers.get("content-type", "")
-    is_text = not body or any(content_type.startswith(kind) for kind in _TEXT_TYPES)
+    # A "text" body that is not UTF-8 travels base64-encoded, as bytes; the api function refuses it
+    # with its own 400 (the gateway is no place for the API's error bodies).
+    is_text = not body or (any(content_type.startswith(kind) for kind in _TEXT_TYPES) and _is_utf8(body))
     return {
         "resource": "/{proxy+}",
         "path": path,
@@ -45,11 +80,19 @@ def proxy_event(
             "requestId": str(uuid.uuid4()),
             "accountId": "123456789012",
             "apiId": "local",
-            "identity": {"sourceIp": "127.0.0.1"},
+            "identity": caller_identity(path, principal),
         },
         "body": (body.decode() if is_text else base64.b64encode(body).decode()) if body else None,
         "isBase64Encoded": not is_text,
     }
+
+
+def _is_utf8(body: bytes) -> bool:
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _http_response(result: dict[str, Any]) -> Response:
@@ -79,15 +122,24 @@ def create_gateway(api_function: str, outbox: Callable[[], list[dict[str, Any]]]
         return result
 
     async def forward(request: Request) -> Response:
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        # Stands in for SigV4: the caller names itself; the header never reaches the function.
+        principal = headers.pop(PRINCIPAL_HEADER, DEFAULT_PRINCIPAL)
+        if not PRINCIPAL_NAME.fullmatch(principal):
+            return JSONResponse(
+                {"error": {"code": "INVALID_PRINCIPAL", "message": "X-Local-Principal is an IAM user name"}},
+                status_code=403,
+            )
         query: dict[str, list[str]] = {}
         for name, value in request.query_params.multi_items():
             query.setdefault(name, []).append(value)
         event = proxy_event(
             request.method,
             request.url.path,
-            {k.lower(): v for k, v in request.headers.items()},
+            headers,
             query,
             await request.body(),
+            principal,
         )
         return _http_response(await run_in_threadpool(invoke, event))
 

@@ -25,6 +25,28 @@ _TABLE_KEYS: dict[str, tuple[list[dict[str, str]], list[dict[str, str]]]] = {
 }
 
 
+# The goals table's sparse index of decisions waiting for delivery (``approvals_table.py``), as
+# ``infra/data.py`` declares it.
+_TABLE_INDEXES: dict[str, tuple[list[dict[str, Any]], list[dict[str, str]]]] = {
+    "goals": (
+        [
+            {
+                "IndexName": "pendingDelivery",
+                "KeySchema": [
+                    {"AttributeName": "pendingDelivery", "KeyType": "HASH"},
+                    {"AttributeName": "pendingSince", "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "KEYS_ONLY"},
+            }
+        ],
+        [
+            {"AttributeName": "pendingDelivery", "AttributeType": "S"},
+            {"AttributeName": "pendingSince", "AttributeType": "S"},
+        ],
+    ),
+}
+
+
 def table_names(brand: str) -> dict[str, str]:
     return {name: f"cartpilot-{brand}-{name}" for name in _TABLE_KEYS}
 
@@ -42,11 +64,13 @@ def table_environment(brand: str) -> dict[str, str]:
 def create_tables(dynamodb: Any, brand: str) -> None:
     for name, table in table_names(brand).items():
         key_schema, attributes = _TABLE_KEYS[name]
+        indexes, index_attributes = _TABLE_INDEXES.get(name, ([], []))
         dynamodb.create_table(
             TableName=table,
             KeySchema=key_schema,
-            AttributeDefinitions=attributes,
+            AttributeDefinitions=attributes + index_attributes,
             BillingMode="PAY_PER_REQUEST",
+            **({"GlobalSecondaryIndexes": indexes} if indexes else {}),
         )
 
 
@@ -57,3 +81,51 @@ def create_link_secret(secretsmanager: Any, secret_id: str) -> None:
 def create_signing_keys_secret(secretsmanager: Any, secret_id: str) -> None:
     """The UCP request-signing key ring, one fresh key (what ``cartpilot keys rotate`` writes first)."""
     secretsmanager.create_secret(Name=secret_id, SecretString=json.dumps(new_ring_secret()))
+
+
+def plan_signing_key_alias(brand: str) -> str:
+    return f"alias/cartpilot-{brand}-plan-signing"
+
+
+def audit_bucket_name(brand: str) -> str:
+    return f"cartpilot-{brand}-audit-anchors"
+
+
+def create_plan_signing_key(kms: Any, alias: str) -> str:
+    """An asymmetric signing key as the CDK stack creates it (ECC_NIST_P256, signing only), under
+    ``alias``; returns its id."""
+    key_id: str = kms.create_key(
+        KeySpec="ECC_NIST_P256",
+        KeyUsage="SIGN_VERIFY",
+        Description="CartPilot: signs plan snapshots in the audit trail",
+    )["KeyMetadata"]["KeyId"]
+    kms.create_alias(AliasName=alias, TargetKeyId=key_id)
+    return key_id
+
+
+def rotate_plan_signing_key(kms: Any, alias: str) -> str:
+    """A rotation: a new key takes the alias and signs from now on. The old key is left in place
+    (on AWS it may be scheduled for deletion: its public key stays published with the anchors)."""
+    key_id: str = kms.create_key(
+        KeySpec="ECC_NIST_P256",
+        KeyUsage="SIGN_VERIFY",
+        Description="CartPilot: signs plan snapshots in the audit trail",
+    )["KeyMetadata"]["KeyId"]
+    kms.update_alias(AliasName=alias, TargetKeyId=key_id)
+    return key_id
+
+
+# Days an anchor or a published key is kept, unchangeable by anyone: the audit retention period.
+AUDIT_RETENTION_DAYS = 7 * 365
+
+
+def create_audit_bucket(s3: Any, bucket: str) -> None:
+    """The write-once bucket of audit anchors and published keys: Object Lock in compliance mode."""
+    s3.create_bucket(Bucket=bucket, ObjectLockEnabledForBucket=True)
+    s3.put_object_lock_configuration(
+        Bucket=bucket,
+        ObjectLockConfiguration={
+            "ObjectLockEnabled": "Enabled",
+            "Rule": {"DefaultRetention": {"Mode": "COMPLIANCE", "Days": AUDIT_RETENTION_DAYS}},
+        },
+    )

@@ -25,13 +25,19 @@ from unittest import mock
 import boto3
 
 from cartpilot import wiring
+from cartpilot_local.iam import PolicyEnforcement, local_enforcement
 from cartpilot_local.lambda_runtime import InProcessLambdaRuntime, load_handler
 from cartpilot_local.resources import (
+    audit_bucket_name,
+    create_audit_bucket,
     create_link_secret,
+    create_plan_signing_key,
     create_signing_keys_secret,
     create_tables,
+    plan_signing_key_alias,
     table_environment,
 )
+from cartpilot_local.schedules import running_on_schedule
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 FUNCTIONS_DIR = REPO_ROOT / "functions"
@@ -45,6 +51,8 @@ class FunctionSpec:
     name: str
     directory: str
     asl_variable: str | None
+    # Invoked on a timer (EventBridge Scheduler on AWS; ``cartpilot_local.schedules`` here).
+    scheduled: bool = False
 
 
 FUNCTIONS: tuple[FunctionSpec, ...] = (
@@ -59,6 +67,7 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
     FunctionSpec("fulfillment", "connectors/fulfillment", "FulfillmentFunctionArn"),
     FunctionSpec("orders", "connectors/orders", "OrdersFunctionArn"),
     FunctionSpec("notify", "connectors/notify", "NotifyFunctionArn"),
+    FunctionSpec("redelivery", "redelivery", None, scheduled=True),
 )
 
 
@@ -132,9 +141,14 @@ class LocalStack:
         self.merchant_url = ""
         self.state_machine_arn = ""
         self.topic_arn = ""
+        self.staff_topic_arn = ""
         self.link_secret_id = f"cartpilot/{brand}/link-signing"
         self.merchant_credentials_secret_id = f"cartpilot/{brand}/merchant-credentials"
         self.signing_keys_secret_id = f"cartpilot/{brand}/ucp-signing-keys"
+        self.plan_signing_key_alias = plan_signing_key_alias(brand)
+        self.audit_bucket = audit_bucket_name(brand)
+        # Each function's AWS calls are checked against its deployed policy (infra/permissions.py).
+        self.iam: PolicyEnforcement | None = None
 
     def __enter__(self) -> LocalStack:
         return self.start()
@@ -156,6 +170,7 @@ class LocalStack:
             self._exit.enter_context(mock_aws(config={"stepfunctions": {"execute_state_machine": True}}))
             self._exit.enter_context(self.runtime.installed())
             self._exit.enter_context(atomic_dynamodb())
+            self._exit.enter_context(atomic_s3_writes())
             if self._external_merchant_url is not None:
                 self.merchant_url = self._external_merchant_url
             else:
@@ -167,10 +182,13 @@ class LocalStack:
             self._exit.callback(gateway.stop)
             self.api_url = gateway.url
             self._set_environment_for_functions()
+            self.iam = self._exit.enter_context(local_enforcement(os.environ).installed())
             self._exit.enter_context(_product_logs_to_stdout(self._log_level))
             # Cached clients, settings and secrets from an earlier stack must not leak into this one.
             wiring.reset()
             self._register_functions()
+            scheduled = [spec.name for spec in FUNCTIONS if spec.scheduled]
+            self._exit.enter_context(running_on_schedule(scheduled, REGION))
         except BaseException:
             self._exit.close()
             raise
@@ -197,11 +215,14 @@ class LocalStack:
             **table_environment(self.brand),
             "LINK_SIGNING_SECRET_ID": self.link_secret_id,
             "SIGNING_KEYS_SECRET_ID": self.signing_keys_secret_id,
+            "PLAN_SIGNING_KEY_ID": self.plan_signing_key_alias,
+            "AUDIT_BUCKET": self.audit_bucket,
             # Our UCP profile is served by the API (GET /.well-known/ucp); UCP-Agent names it.
             "PUBLIC_API_URL": self.api_url,
             "MERCHANT_URL": self.merchant_url,
             "MERCHANT_BREAKER_RESET_SECONDS": str(LOCAL_BREAKER_RESET_SECONDS),
             "NOTIFY_TOPIC_ARN": self.topic_arn,
+            "STAFF_TOPIC_ARN": self.staff_topic_arn,
             "STATE_MACHINE_ARN": self.state_machine_arn,
             "APPROVAL_BASE_URL": self.api_url,
             "POWERTOOLS_SERVICE_NAME": f"cartpilot-{self.brand}",
@@ -227,6 +248,8 @@ class LocalStack:
 
     def _create_resources(self) -> None:
         create_tables(boto3.client("dynamodb", region_name=REGION), self.brand)
+        create_plan_signing_key(boto3.client("kms", region_name=REGION), self.plan_signing_key_alias)
+        create_audit_bucket(boto3.client("s3", region_name=REGION), self.audit_bucket)
         create_link_secret(boto3.client("secretsmanager", region_name=REGION), self.link_secret_id)
         if self._merchant_api_key is not None:
             boto3.client("secretsmanager", region_name=REGION).create_secret(
@@ -237,6 +260,9 @@ class LocalStack:
         )
         self.topic_arn = boto3.client("sns", region_name=REGION).create_topic(
             Name=f"cartpilot-{self.brand}-notify"
+        )["TopicArn"]
+        self.staff_topic_arn = boto3.client("sns", region_name=REGION).create_topic(
+            Name=f"cartpilot-{self.brand}-staff"
         )["TopicArn"]
 
         iam = boto3.client("iam", region_name=REGION)
@@ -271,14 +297,16 @@ class LocalStack:
             self.runtime.register(spec.name, functools.partial(load_handler, path))
 
     def outbox(self) -> list[dict[str, Any]]:
-        """The notifications that would have been sent (approval links, receipts)."""
+        """The notifications that would have been sent (approval links, receipts): the shoppers'
+        topic's, then the staff channel's (whose messages say ``"audience": "staff"``)."""
         from moto.sns.models import sns_backends
 
-        topic = sns_backends[ACCOUNT][REGION].topics.get(self.topic_arn)
         messages: list[dict[str, Any]] = []
-        for notification in topic.sent_notifications if topic else []:
-            _message_id, message, subject, _attributes, _group = notification
-            messages.append({"subject": subject, **json.loads(message)})
+        for arn in (self.topic_arn, self.staff_topic_arn):
+            topic = sns_backends[ACCOUNT][REGION].topics.get(arn)
+            for notification in topic.sent_notifications if topic else []:
+                _message_id, message, subject, _attributes, _group = notification
+                messages.append({"subject": subject, **json.loads(message)})
         return messages
 
 
@@ -309,6 +337,26 @@ def atomic_dynamodb() -> Iterator[None]:
             return original(handler)
 
     with mock.patch.object(DynamoHandler, "call_action", call_action):
+        yield
+
+
+@contextmanager
+def atomic_s3_writes() -> Iterator[None]:
+    """Makes each emulated S3 PutObject atomic, as S3's conditional writes are.
+
+    moto checks ``If-None-Match: *`` and then stores the object; two threads could both pass the
+    check. The audit anchors rest on that condition: a place in a chain is written once.
+    """
+    from moto.s3.responses import S3Response
+
+    lock = threading.RLock()
+    original = S3Response.put_object
+
+    def put_object(response: S3Response) -> Any:
+        with lock:
+            return original(response)
+
+    with mock.patch.object(S3Response, "put_object", put_object):
         yield
 
 

@@ -103,9 +103,13 @@ def aws_tables(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
 
     from cartpilot import wiring
     from cartpilot_local.resources import (
+        audit_bucket_name,
+        create_audit_bucket,
         create_link_secret,
+        create_plan_signing_key,
         create_signing_keys_secret,
         create_tables,
+        plan_signing_key_alias,
         table_environment,
     )
     from cartpilot_local.stack import atomic_dynamodb
@@ -117,6 +121,8 @@ def aws_tables(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
         "CARTPILOT_BRAND": "sandbox",
         "LINK_SIGNING_SECRET_ID": "cartpilot/sandbox/link-signing",
         "SIGNING_KEYS_SECRET_ID": "cartpilot/sandbox/ucp-signing-keys",
+        "PLAN_SIGNING_KEY_ID": plan_signing_key_alias("sandbox"),
+        "AUDIT_BUCKET": audit_bucket_name("sandbox"),
         "PUBLIC_API_URL": "https://api.example.com/v1",
         "POWERTOOLS_TRACE_DISABLED": "true",
         "POWERTOOLS_METRICS_NAMESPACE": "CartPilotTest",
@@ -128,6 +134,8 @@ def aws_tables(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
         create_tables(boto3.client("dynamodb"), "sandbox")
         create_link_secret(boto3.client("secretsmanager"), os.environ["LINK_SIGNING_SECRET_ID"])
         create_signing_keys_secret(boto3.client("secretsmanager"), os.environ["SIGNING_KEYS_SECRET_ID"])
+        create_plan_signing_key(boto3.client("kms"), os.environ["PLAN_SIGNING_KEY_ID"])
+        create_audit_bucket(boto3.client("s3"), os.environ["AUDIT_BUCKET"])
         wiring.reset()
         yield {"dynamodb": boto3.resource("dynamodb")}
     wiring.reset()

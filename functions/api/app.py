@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import parse_qs
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.params import Header, Query
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
@@ -21,12 +22,16 @@ from pydantic import ValidationError
 
 from cartpilot import wiring
 from cartpilot.approvals.model import DecisionRequest
+from cartpilot.audit.public_keys import PlanSignatureVerifier, published_keys
+from cartpilot.brands.access import ApiClient, CallerRefused, client_for, staff_member_for
 from cartpilot.goals.intake import IntakeError
 from cartpilot.goals.model import GoalAccepted, GoalRequest
+from cartpilot.goals.ownership import goal_of_client
 from cartpilot.goals.undo import UndoRefused, request_undo
 from cartpilot.goals.views import audit_view, goal_view
 from cartpilot.kernel.errors import ErrorBody
 from cartpilot.kernel.observability import logger, metrics, tracer
+from cartpilot.kernel.request_body import BodyRefused, body_text, read_json
 
 if TYPE_CHECKING:
     from cartpilot.approvals.desk import ApprovalView, DeskError
@@ -34,11 +39,13 @@ if TYPE_CHECKING:
 # The approval desk and the page templates (Jinja2) load with the first approval request:
 # goal requests, the bulk of this function's traffic, never need them.
 
-app = APIGatewayRestResolver(enable_validation=True)
+# Bodies are parsed with bounded nesting and integer size: a hostile body is a 400, not a 5xx.
+app = APIGatewayRestResolver(enable_validation=True, json_body_deserializer=read_json)
 app.enable_swagger(path="/_docs", title="CartPilot API", version="1")
 
 _SUBMISSION_CONFIG = IdempotencyConfig(
-    event_key_jmespath="[userId, idempotencyKey]",
+    # Keyed by client: two clients' keys never meet, and a client's retry finds its own goal.
+    event_key_jmespath="[clientId, idempotencyKey]",
     payload_validation_jmespath="fingerprint",
     raise_on_no_idempotency_key=True,
     expires_after_seconds=24 * 3600,
@@ -62,6 +69,41 @@ def _invalid_request(exc: RequestValidationError) -> Response[dict[str, Any]]:
     return _error(422, "INVALID_REQUEST", problems or "the request is not valid")
 
 
+@app.exception_handler([BodyRefused, UnicodeDecodeError])
+def _unreadable_body(exc: Exception) -> Response[Any]:
+    refused = (
+        exc
+        if isinstance(exc, BodyRefused)
+        else BodyRefused("BODY_NOT_UTF8", "the request body must be UTF-8 text")
+    )
+    logger.info("request body refused", extra={"code": refused.code})
+    if app.current_event.path.startswith("/approvals/"):
+        from cartpilot.approvals.desk import DeskError
+
+        return _error_page(DeskError(refused.status, refused.code, refused.message))
+    return _error(refused.status, refused.code, refused.message)
+
+
+@app.exception_handler(CallerRefused)
+def _caller_refused(exc: CallerRefused) -> Response[dict[str, Any]]:
+    logger.warning("caller refused", extra={"code": exc.code})
+    return _error(exc.status, exc.code, exc.message)
+
+
+def _caller() -> str | None:
+    """The IAM principal that signed the request, as API Gateway passes it on (IAM routes only)."""
+    return app.current_event.request_context.identity.user_arn
+
+
+def _client() -> ApiClient:
+    """The brand's API client making this request; ``CallerRefused`` (403) for any other caller."""
+    return client_for(wiring.brand().apiClients, _caller())
+
+
+def _goal_not_found(goal_id: str) -> Response[dict[str, Any]]:
+    return _error(404, "GOAL_NOT_FOUND", f"no goal {goal_id}")
+
+
 def _json_response(description: str, model: type) -> OpenAPIResponse:
     return {"description": description, "content": {"application/json": {"model": model}}}
 
@@ -71,6 +113,7 @@ def _json_response(description: str, model: type) -> OpenAPIResponse:
     responses={
         202: _json_response("The goal was accepted; its order flow has started", GoalAccepted),
         400: _json_response("The Idempotency-Key header is missing", ErrorBody),
+        403: _json_response("The caller is not an API client, or may not act for this user", ErrorBody),
         422: _json_response("The body is invalid, or the key was used with another body", ErrorBody),
     },
 )
@@ -80,6 +123,7 @@ def submit_goal(
 ) -> Response[dict[str, Any]]:
     if not idempotency_key or len(idempotency_key) > 255:
         return _error(400, "IDEMPOTENCY_KEY_REQUIRED", "send an Idempotency-Key header (1-255 characters)")
+    client = _client()
 
     @idempotent_function(
         data_keyword_argument="submission",
@@ -88,11 +132,12 @@ def submit_goal(
     )
     def submit_once(submission: dict[str, Any]) -> dict[str, Any]:
         accepted = wiring.intake().submit(
-            GoalRequest.model_validate(submission["request"]), submission["idempotencyKey"]
+            GoalRequest.model_validate(submission["request"]), submission["idempotencyKey"], client=client
         )
         return accepted.model_dump(mode="json")
 
     submission = {
+        "clientId": client.id,
         "userId": request.userId,
         "idempotencyKey": idempotency_key,
         "fingerprint": request.fingerprint(),
@@ -114,9 +159,9 @@ def submit_goal(
 @app.get("/goals/<goal_id>")
 @tracer.capture_method
 def get_goal(goal_id: str) -> Response[dict[str, Any]]:
-    goal = wiring.goals().get(goal_id)
+    goal = goal_of_client(wiring.goals(), goal_id, _client())
     if goal is None:
-        return _error(404, "GOAL_NOT_FOUND", f"no goal {goal_id}")
+        return _goal_not_found(goal_id)
     return Response(
         status_code=200,
         content_type=content_types.APPLICATION_JSON,
@@ -128,12 +173,22 @@ def get_goal(goal_id: str) -> Response[dict[str, Any]]:
 @tracer.capture_method
 def get_audit(goal_id: str) -> Response[dict[str, Any]]:
     ledger = wiring.ledger()
-    goal = ledger.store.get(goal_id)
+    goal = goal_of_client(ledger.store, goal_id, _client())
     if goal is None:
-        return _error(404, "GOAL_NOT_FOUND", f"no goal {goal_id}")
-    view = audit_view(goal, ledger, wiring.link_keys().keyring())
+        return _goal_not_found(goal_id)
+    view = audit_view(goal, ledger, PlanSignatureVerifier(wiring.plan_keys().all()))
     return Response(
         status_code=200, content_type=content_types.APPLICATION_JSON, body=view.model_dump(mode="json")
+    )
+
+
+@app.get("/audit/keys")
+@tracer.capture_method
+def get_audit_keys() -> Response[dict[str, Any]]:
+    """The public keys of every key that signed a plan snapshot: what ``cartpilot audit --verify`` checks with."""
+    keys = published_keys(wiring.plan_keys())
+    return Response(
+        status_code=200, content_type=content_types.APPLICATION_JSON, body=keys.model_dump(mode="json")
     )
 
 
@@ -141,8 +196,13 @@ def get_audit(goal_id: str) -> Response[dict[str, Any]]:
 @tracer.capture_method
 def undo_goal(goal_id: str) -> Response[dict[str, Any]]:
     """Inside the undo window: cancel and refund the order; the goal ends UNDONE. Twice is harmless."""
+    client = _client()
+    if goal_of_client(wiring.goals(), goal_id, client) is None:
+        return _goal_not_found(goal_id)
     try:
-        result = request_undo(goal_id, ledger=wiring.ledger(), workflow=wiring.workflow(), actor="client")
+        result = request_undo(
+            goal_id, ledger=wiring.ledger(), workflow=wiring.workflow(), actor=f"client:{client.id}"
+        )
     except UndoRefused as exc:
         return _error(exc.status, exc.code, exc.message)
     return Response(
@@ -177,6 +237,8 @@ def _approval_page(
     page = render_approval_page(
         view, wiring.brand(), action_url=view.approval.approvalId, error=error, dropped=dropped or []
     )
+    if status == 200 and view.undelivered:
+        status = 202  # recorded, not yet taken by the flow: opening the link again sends it
     return _page(status, page, image_origins(view))
 
 
@@ -186,6 +248,28 @@ def _error_page(exc: "DeskError") -> Response[str]:
         f"<!doctype html><meta charset=utf-8><meta name=viewport content='width=device-width, initial-scale=1'>"
         f"<title>Approval</title><p data-code='{exc.code}'>{escape(exc.message)}</p>",
     )
+
+
+def _canonical_approval_url(
+    resolver: APIGatewayRestResolver, next_middleware: NextMiddleware
+) -> Response[Any]:
+    """``/approvals/{id}/`` is served by the same route; its page would post to ``{id}/{id}``.
+    308 keeps the method and body, so a decision posted there is decided at the canonical URL."""
+    from cartpilot.approvals.urls import NoSuchPage, canonical_location
+
+    event = resolver.current_event
+    try:
+        location = canonical_location(event.path, event.multi_value_query_string_parameters)
+    except NoSuchPage:
+        from cartpilot.approvals.desk import DeskError
+
+        return _error_page(DeskError(404, "NOT_FOUND", "there is no such page"))
+    if location is None:
+        return next_middleware(resolver)
+    return Response(status_code=308, body="", headers={"Location": location, "Cache-Control": "no-store"})
+
+
+app.use(middlewares=[_canonical_approval_url])
 
 
 @app.get("/approvals/<approval_id>")
@@ -225,7 +309,8 @@ def _decision_fields(event: Any) -> tuple[dict[str, Any], dict[str, list[str]]]:
             else:
                 fields[name] = value
     else:
-        for name, values in parse_qs(event.decoded_body or "", keep_blank_values=True).items():
+        text = body_text(event.body, is_base64_encoded=event.is_base64_encoded)
+        for name, values in parse_qs(text, keep_blank_values=True).items():
             if name in _STEP_LISTS:
                 lists[name] = values
             else:
@@ -240,6 +325,11 @@ def _decision_fields(event: Any) -> tuple[dict[str, Any], dict[str, list[str]]]:
 @app.post("/approvals/<approval_id>")
 @tracer.capture_method
 def decide_approval(approval_id: str) -> Response[str]:
+    return _decide(approval_id)
+
+
+def _decide(approval_id: str, staff_member: str | None = None) -> Response[str]:
+    """A decision from the public route, or (with ``staff_member``) from the staff route."""
     from cartpilot.approvals.desk import DeskError, LinkParams
 
     try:
@@ -257,15 +347,58 @@ def decide_approval(approval_id: str) -> Response[str]:
     link = LinkParams(exp=decision.exp, kid=decision.kid, sig=decision.sig)
     desk = wiring.desk()
     try:
-        view = desk.decide(approval_id, link, decision.decision, decision.phrase, drop)
+        view = desk.decide(
+            approval_id, link, decision.decision, decision.phrase, drop, staff_member=staff_member
+        )
     except DeskError as exc:
         if exc.status != 422:
             return _error_page(exc)
         try:
-            return _approval_page(422, desk.open(approval_id, link), error=exc.message, dropped=drop)
+            reopened_view = desk.open(approval_id, link, staff_member=staff_member)
+            return _approval_page(422, reopened_view, error=exc.message, dropped=drop)
         except DeskError as reopened:
             return _error_page(reopened)
     return _approval_page(200, view)
+
+
+def _staff_member() -> str:
+    """The id of the brand's staff member who signed this request; ``CallerRefused`` otherwise."""
+    return staff_member_for(wiring.brand().staff, _caller()).id
+
+
+@app.get("/staff/approvals/<approval_id>")
+@tracer.capture_method
+def open_staff_approval(
+    approval_id: str,
+    exp: Annotated[str, Query()] = "",
+    kid: Annotated[str, Query()] = "",
+    sig: Annotated[str, Query()] = "",
+) -> Response[str]:
+    """A staff-only approval's page, for the brand's staff (IAM-signed; see approvals/staff.py)."""
+    from cartpilot.approvals.desk import DeskError, LinkParams
+
+    try:
+        view = wiring.desk().open(
+            approval_id, LinkParams(exp=exp, kid=kid, sig=sig), staff_member=_staff_member()
+        )
+    except CallerRefused as exc:
+        return _error_page(DeskError(exc.status, exc.code, exc.message))
+    except DeskError as exc:
+        return _error_page(exc)
+    return _approval_page(200, view)
+
+
+@app.post("/staff/approvals/<approval_id>")
+@tracer.capture_method
+def decide_staff_approval(approval_id: str) -> Response[str]:
+    """A staff member's decision on a staff-only approval; the audit names the member."""
+    from cartpilot.approvals.desk import DeskError
+
+    try:
+        member = _staff_member()
+    except CallerRefused as exc:
+        return _error_page(DeskError(exc.status, exc.code, exc.message))
+    return _decide(approval_id, staff_member=member)
 
 
 def _platform_profile(version: str) -> Response[dict[str, Any]]:

@@ -6,7 +6,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from cartpilot import wiring
 from cartpilot.execution.compensation import undo_executed_steps
-from cartpilot.execution.outcomes import failure_reason
+from cartpilot.execution.outcomes import failure_code, failure_reason
 from cartpilot.goals.events import CompensationEvent
 from cartpilot.goals.model import GoalStatus
 from cartpilot.kernel.observability import logger, metrics, tracer
@@ -24,7 +24,9 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         merchants=wiring.merchant,
         final_status=GoalStatus(request.finalStatus),
         reason=failure_reason(request.error),
+        reason_code=failure_code(request.error),
         attempt=request.attempt,
         max_attempts=request.maxAttempts,
+        counters=wiring.counters(),
     )
     return result.model_dump(mode="json")

@@ -21,6 +21,6 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         planner=wiring.planner(),
         users=wiring.users(),
         brand=wiring.brand(),
-        keys=wiring.link_keys(),
+        signer=wiring.plan_signer(),
     )
     return reference.model_dump(mode="json")

@@ -94,6 +94,10 @@ def local_stack() -> Iterator[LocalStack]:
 def stack(local_stack: LocalStack) -> Iterator[Stack]:
     running = Stack(local_stack)
     running.reset_merchant()
+    refusals = local_stack.iam.refusals if local_stack.iam is not None else []
+    before = len(refusals)
     yield running
     running.api.close()
     running.merchant.close()
+    # A call outside a function's deployed policy fails on AWS: no flow may pass here with one.
+    assert refusals[before:] == [], "a function called AWS outside its policy (infra/permissions.py)"

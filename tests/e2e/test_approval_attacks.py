@@ -360,7 +360,9 @@ def test_a_plan_tampered_after_approval_is_refused_by_the_executor(stack: Stack)
 
     goal = stack.api.wait_for(goal_id, timeout=90)
     assert goal["status"] == "COMPENSATED" and goal["steps"] == []
-    assert goal["failure"] == "the stored plan is not the plan this execution carries"
+    assert goal["reason"]["code"] == "PLAN_CHANGED"
+    (undone,) = [r for r in stack.api.audit(goal_id)["records"] if r["event"] == "compensation.completed"]
+    assert undone["detail"]["reason"] == "the stored plan is not the plan this execution carries"
     refused = [i for i in stack.local.runtime.invocations if i.function_name == "checkout"
                and i.event.get("goalId") == goal_id]  # fmt: skip
     assert refused and {i.error_type for i in refused} == {"PlanIntegrityError"}

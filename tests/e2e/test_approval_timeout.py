@@ -37,7 +37,7 @@ def test_nobody_approving_in_time_expires_the_goal_and_a_late_approval_changes_n
         assert api.open_link(link).status_code == 200
 
         expired = api.wait_for(goal_id, {"EXPIRED"}, timeout=APPROVAL_TIMEOUT_SECONDS + 30)
-        assert expired["status"] == "EXPIRED" and expired["failure"] == "nobody approved the plan in time"
+        assert expired["status"] == "EXPIRED" and expired["reason"]["code"] == "APPROVAL_EXPIRED"
         assert int(link.exp) > time.time(), "the link itself is still within its lifetime"
         before = (api.goal(goal_id), api.audit(goal_id)["records"])
 

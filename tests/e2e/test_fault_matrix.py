@@ -74,7 +74,11 @@ def test_merchant_down_opens_the_circuit_and_compensates(stack: Stack):
     stack.inject_fault(COMPLETE, "error_500", times=1000)
     goal = run_low_risk(stack)
     assert goal["status"] == "COMPENSATED"
-    assert "circuit open" in (goal["failure"] or "")
+    assert goal["reason"]["code"] == "MERCHANT_UNAVAILABLE"
+    (undone,) = [
+        r for r in stack.api.audit(goal["goalId"])["records"] if r["event"] == "compensation.completed"
+    ]
+    assert "circuit open" in undone["detail"]["reason"]
     assert stack.ledger()["charges"] == []
 
 

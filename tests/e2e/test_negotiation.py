@@ -69,14 +69,22 @@ def future_merchant() -> Iterator[FutureMerchant]:
         server.stop()
 
 
+def _failure_detail(api: CartPilotClient, goal_id: str) -> str:
+    (failed,) = [r for r in api.audit(goal_id)["records"] if r["event"] == "goal.failed"]
+    reason: str = failed["detail"]["reason"]
+    return reason
+
+
 def test_a_merchant_with_no_version_in_common_is_refused_at_planning(
     future_merchant: FutureMerchant, tmp_path: Path
 ) -> None:
     with running_stack_process(tmp_path / "stack.log", merchant_url=future_merchant.url) as stack:
         api = CartPilotClient(stack.api_url)
         goal = api.wait_for(api.submit("user-1", LOW_RISK_GOAL).json()["goalId"])
-    assert goal["status"] == "FAILED"
-    assert "2027-01-01" in goal["failure"] and "2026-04-08" in goal["failure"]
+        why = _failure_detail(api, goal["goalId"])
+    assert goal["status"] == "FAILED" and goal["reason"]["code"] == "PLAN_NOT_POSSIBLE"
+    # The versions on each side are for whoever reads the audit; the shopper reads the reason.
+    assert "2027-01-01" in why and "2026-04-08" in why
     # Discovery only: nothing was created at the merchant.
     assert set(future_merchant.requests) == {"GET /.well-known/ucp"}
 
@@ -94,8 +102,9 @@ def test_a_merchant_whose_payment_handlers_the_brand_cannot_fund_is_refused_befo
         goal = api.wait_for(api.submit("user-1", LOW_RISK_GOAL).json()["goalId"])
         ledger = merchant.ledger()
         outbox = api.outbox()
-    assert goal["status"] == "FAILED"
-    assert "com.google.pay" in goal["failure"]
+        why = _failure_detail(api, goal["goalId"])
+    assert goal["status"] == "FAILED" and goal["reason"]["code"] == "PLAN_NOT_POSSIBLE"
+    assert "com.google.pay" in why
     assert goal["approval"] is None and not [m for m in outbox if m.get("kind") == "approval"]
     assert ledger["orders"] == [] and ledger["charges"] == []
 

@@ -92,4 +92,6 @@ def test_a_plan_the_policies_forbid_is_denied_without_touching_the_merchant(stac
 def test_a_goal_that_cannot_be_planned_fails_with_a_reason(stack: Stack):
     goal_id = stack.api.submit("user-1", "Buy me a unicorn").json()["goalId"]
     goal = stack.api.wait_for(goal_id)
-    assert goal["status"] == "FAILED" and "sells nothing that matches 'unicorn'" in goal["failure"]
+    assert goal["status"] == "FAILED" and goal["reason"]["code"] == "PLAN_NOT_POSSIBLE"
+    (failed,) = [r for r in stack.api.audit(goal_id)["records"] if r["event"] == "goal.failed"]
+    assert "sells nothing that matches 'unicorn'" in failed["detail"]["reason"]

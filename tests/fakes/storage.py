@@ -14,14 +14,14 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from cartpilot.approvals.model import AlreadyDecided, Approval, ApprovalStatus, DroppedStep
+from cartpilot.approvals.model import AlreadyDecided, Approval, ApprovalStatus, Delivery, DroppedStep
 from cartpilot.approvals.ports import ApprovalAlreadyExists
 from cartpilot.audit.chain import AuditRecord
 from cartpilot.audit.ports import AuditSlotTaken
-from cartpilot.brands.activity import WINDOW_HOURS, RecentActivity
+from cartpilot.brands.activity import WINDOW_HOURS, DailyLimits, LimitReached, RecentActivity
 from cartpilot.goals.lifecycle import InvalidTransition, may_move
 from cartpilot.goals.model import GoalRecord, GoalStatus, StepResult
-from cartpilot.goals.ports import GoalAlreadyExists, GoalNotFound
+from cartpilot.goals.ports import GoalAlreadyExists, GoalNotFound, SubmissionClaim
 from cartpilot.kernel.money import Money
 
 
@@ -39,6 +39,7 @@ def _stored(value: Any) -> Any:
 class InMemoryGoalStore:
     def __init__(self) -> None:
         self._items: dict[str, dict[str, Any]] = {}
+        self._claims: dict[str, SubmissionClaim] = {}
         self._lock = threading.RLock()
 
     def create(self, record: GoalRecord) -> None:
@@ -46,6 +47,15 @@ class InMemoryGoalStore:
             if record.goalId in self._items:
                 raise GoalAlreadyExists(record.goalId)
             self._items[record.goalId] = record.model_dump(mode="json", exclude_none=True)
+
+    def claim_submission(self, key: str, goal_id: str, request_hash: str) -> SubmissionClaim:
+        with self._lock:
+            return self._claims.setdefault(key, SubmissionClaim(goalId=goal_id, requestHash=request_hash))
+
+    def goal_ids(self) -> list[str]:
+        """For tests: every stored goal's id, in the order they were created."""
+        with self._lock:
+            return list(self._items)
 
     def get(self, goal_id: str) -> GoalRecord | None:
         with self._lock:
@@ -209,41 +219,105 @@ class InMemoryApprovalStore:
                     "decidedBy": decided_by,
                     "approvedPlanHash": approved_plan_hash,
                     "dropped": dropped or [],
+                    "delivery": Delivery.PENDING,
                 }
             )
             self._items[approval_id] = (decided.model_dump_json(), item[1])
             return decided
 
-    def mark_expired(self, approval_id: str, *, decided_at: str) -> None:
+    def mark_delivered(self, approval_id: str, *, delivered_at: str) -> bool:
         with self._lock:
             item = self._items.get(approval_id)
             if item is None:
-                return
+                return False
             current = Approval.model_validate_json(item[0])
+            if not current.undelivered:
+                return False
+            delivered = current.model_copy(
+                update={"delivery": Delivery.DELIVERED, "deliveredAt": delivered_at}
+            )
+            self._items[approval_id] = (delivered.model_dump_json(), item[1])
+            return True
+
+    def undelivered(self, *, decided_before: str) -> list[str]:
+        with self._lock:
+            waiting = [Approval.model_validate_json(doc) for doc, _ in self._items.values()]
+        due = [
+            a for a in waiting if a.undelivered and a.decidedAt is not None and a.decidedAt < decided_before
+        ]
+        return [a.approvalId for a in sorted(due, key=lambda a: a.decidedAt or "")]
+
+    def mark_expired(self, approval_id: str, *, decided_at: str) -> bool:
+        with self._lock:
+            item = self._items.get(approval_id)
+            if item is None:
+                return False
+            current = Approval.model_validate_json(item[0])
+            if current.delivery is Delivery.DELIVERED:
+                return False
             expired = current.model_copy(update={"status": ApprovalStatus.EXPIRED, "decidedAt": decided_at})
             self._items[approval_id] = (expired.model_dump_json(), item[1])
+            return True
 
 
 class InMemoryOrderCounters:
+    """Reservations and orders per goal, with the DynamoDB adapter's window and rules, under one lock."""
+
     def __init__(self) -> None:
-        self._orders: dict[str, tuple[str, datetime, Money]] = {}  # goalId -> (user, at, total)
+        # goalId -> (user, hour the reservation counts in, amount, state: held | confirmed | released)
+        self._holds: dict[str, tuple[str, datetime, Money, str]] = {}
         self._lock = threading.Lock()
+
+    def reserve(
+        self, goal_id: str, user_id: str, amount: Money, limits: DailyLimits, *, now: datetime
+    ) -> bool:
+        with self._lock:
+            hold = self._holds.get(goal_id)
+            if hold is not None and hold[3] == "confirmed":
+                return False
+            held = hold if hold is not None and hold[3] == "held" else None
+            if held is not None and held[2] == amount:
+                return False
+            if held is not None and amount.amount_minor < held[2].amount_minor:
+                self._holds[goal_id] = (user_id, held[1], amount, "held")
+                return True
+            others = self._sum(user_id, now, excluding=goal_id)
+            spend = others.spend_minor.get(amount.currency, 0) + amount.amount_minor
+            if others.orders + 1 > limits.max_orders or spend > limits.max_spend.amount_minor:
+                raise LimitReached("no room for this order in the last 24 hours")
+            self._holds[goal_id] = (user_id, now, amount, "held")
+            return True
+
+    def release(self, goal_id: str, *, at: datetime) -> bool:
+        with self._lock:
+            hold = self._holds.get(goal_id)
+            if hold is None or hold[3] == "released":
+                return False
+            self._holds[goal_id] = (*hold[:3], "released")
+            return True
 
     def record_order(self, goal_id: str, user_id: str, total: Money, *, at: datetime) -> bool:
         with self._lock:
-            if goal_id in self._orders:
+            hold = self._holds.get(goal_id)
+            if hold is not None and hold[3] == "confirmed":
                 return False
-            self._orders[goal_id] = (user_id, at, total)
+            counted_at = hold[1] if hold is not None and hold[3] == "held" else at
+            self._holds[goal_id] = (user_id, counted_at, total, "confirmed")
             return True
 
-    def recent_activity(self, user_id: str, *, now: datetime) -> RecentActivity:
+    def recent_activity(self, user_id: str, *, now: datetime, excluding: str | None = None) -> RecentActivity:
+        with self._lock:
+            return self._sum(user_id, now, excluding=excluding)
+
+    def _sum(self, user_id: str, now: datetime, *, excluding: str | None) -> RecentActivity:
         # The same window as the DynamoDB buckets: this UTC hour and the 23 before it.
         start = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=WINDOW_HOURS - 1)
         orders = 0
         spend: dict[str, int] = {}
-        with self._lock:
-            for user, at, total in self._orders.values():
-                if user == user_id and start <= at < start + timedelta(hours=WINDOW_HOURS):
-                    orders += 1
-                    spend[total.currency] = spend.get(total.currency, 0) + total.amount_minor
+        for goal_id, (user, at, total, state) in self._holds.items():
+            if goal_id == excluding or user != user_id or state == "released":
+                continue
+            if start <= at < start + timedelta(hours=WINDOW_HOURS):
+                orders += 1
+                spend[total.currency] = spend.get(total.currency, 0) + total.amount_minor
         return RecentActivity(orders=orders, spend_minor=spend)

@@ -149,6 +149,16 @@ def of_type(resources: dict[str, dict[str, Any]], resource_type: str) -> dict[st
     return {key: value for key, value in resources.items() if value["Type"] == resource_type}
 
 
+def brand_key(resources: dict[str, dict[str, Any]]) -> tuple[str, dict[str, Any]]:
+    """The brand's encryption key (logical id, resource); the stack's other key only signs plan snapshots."""
+    (found,) = (
+        (key_id, key)
+        for key_id, key in of_type(resources, "AWS::KMS::Key").items()
+        if key["Properties"].get("KeyUsage") != "SIGN_VERIFY"
+    )
+    return found
+
+
 def statements_of_role(resources: dict[str, dict[str, Any]], role_id: str) -> list[dict[str, Any]]:
     """Every statement of the IAM policies attached to one role, with Action always a list."""
     statements = []

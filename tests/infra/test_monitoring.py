@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from aws_cdk.assertions import Template
 
-from tests.infra.conftest import Synthesis, of_type
+from tests.infra.conftest import Synthesis, brand_key, of_type
 
 pytestmark = pytest.mark.xdist_group("infra")
 
@@ -67,7 +67,7 @@ def test_every_alarm_notifies_the_encrypted_alarm_topic(synthesis: Synthesis, br
     assert "KmsMasterKeyId" in resources[topic]["Properties"]
     for name, alarm in _alarms(resources).items():
         assert alarm["AlarmActions"] == [{"Ref": topic}], name
-    (key,) = of_type(resources, "AWS::KMS::Key").values()
+    _, key = brand_key(resources)
     cloudwatch = [
         s
         for s in key["Properties"]["KeyPolicy"]["Statement"]

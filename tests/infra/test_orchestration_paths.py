@@ -84,7 +84,8 @@ def happy_path(functions: ScriptedFunctions, *, undo_until: str | None) -> None:
                 "items": [],
                 "sessionChecked": True,
                 "refusal": None,
-                "shippingOffered": True,
+                "shippingOffered": None,
+                "shippingOptions": [],
             },
             "validator": lambda event: {"route": "auto", "tier": "AUTO", "planHash": "sha256:1"},
             "checkout": _outputs_so_far,
@@ -163,7 +164,8 @@ def test_an_order_from_a_merchant_without_cancel_ends_without_an_undo_window(flo
         "items": [],
         "sessionChecked": True,
         "refusal": None,
-        "shippingOffered": True,
+        "shippingOffered": None,
+        "shippingOptions": [],
     }
     assert "OfferUndo" not in entered
     assert [event["kind"] for event in flow.functions.called("notify")] == ["receipt"]

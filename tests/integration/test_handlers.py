@@ -48,6 +48,8 @@ def env(
     topic = boto3.client("sns").create_topic(Name="cartpilot-sandbox-notify")["TopicArn"]
     monkeypatch.setenv("MERCHANT_URL", merchant_server.url)
     monkeypatch.setenv("NOTIFY_TOPIC_ARN", topic)
+    staff_topic = boto3.client("sns").create_topic(Name="cartpilot-sandbox-staff")["TopicArn"]
+    monkeypatch.setenv("STAFF_TOPIC_ARN", staff_topic)
     monkeypatch.setenv("APPROVAL_BASE_URL", "https://api.example.com/v1")
     monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
     from cartpilot import wiring

@@ -59,7 +59,8 @@ def executing_goal(ledger: GoalLedger, *, undo: str = "cancel", goal_id: str = "
     merchant = FakeMerchant()
     plan = socks_plan(merchant, brand, directory_for(brand), goal_id=goal_id, undo=undo)  # type: ignore[arg-type]
     ledger.store.create(
-        GoalRecord(goalId=goal_id, userId="user-1", brand="sandbox", goal=plan.goal, context=GoalContext(),
+        GoalRecord(goalId=goal_id, userId="user-1", clientId="assistant", brand="sandbox", goal=plan.goal,
+                   context=GoalContext(),
                    status=GoalStatus.RECEIVED, requestHash="h", createdAt="2026-11-25T00:00:00Z",
                    updatedAt="2026-11-25T00:00:00Z", plan=plan, planHash=plan.plan_hash())
     )  # fmt: skip

@@ -13,6 +13,7 @@ from typing import Any, Literal
 from cartpilot.approvals.desk import ApprovalDesk, LinkParams
 from cartpilot.approvals.request import request_approval
 from cartpilot.audit.chain import AuditRecord
+from cartpilot.audit.snapshots import signed_plan_detail
 from cartpilot.audit.trail import AuditTrail
 from cartpilot.brands.config import BrandConfig
 from cartpilot.brands.policy_tests import PolicyTestCase, plan_for_case
@@ -42,6 +43,7 @@ from tests.fakes import (
     StaticKeySource,
 )
 from tests.fakes.merchant import SANDBOX_HANDLER
+from tests.fakes.plan_signing import LocalPlanSigner
 
 Route = Literal["auto", "approve", "deny", "pending"]
 APPROVAL_TOKEN = "approval-task-token"
@@ -78,6 +80,7 @@ class OrderFlow:
     counters: InMemoryOrderCounters = field(default_factory=InMemoryOrderCounters)
     approvals: InMemoryApprovalStore = field(default_factory=InMemoryApprovalStore)
     keys: StaticKeySource = field(default_factory=StaticKeySource)
+    signer: LocalPlanSigner = field(default_factory=LocalPlanSigner)
 
     # --- looking ---------------------------------------------------------------------------------
 
@@ -142,6 +145,7 @@ class OrderFlow:
                 actor="approver:user-1",
                 event="approval.approved",
                 plan_hash=self.plan.plan_hash(),
+                detail=signed_plan_detail(self.goal_id, self.plan, self.signer),
                 approvedPlanHash=self.plan.plan_hash(),
                 approval=ApprovalSummary(approvalId="a-test", status="APPROVED", tier=tier),
             )
@@ -149,7 +153,7 @@ class OrderFlow:
             self.workflow.wait_for(APPROVAL_TOKEN)
             request_approval(
                 self.goal_id, self.plan.plan_hash(), APPROVAL_TOKEN, ledger=self.ledger,
-                approvals=self.approvals, keys=self.keys, notifier=self.notifier, brand=self.brand,
+                approvals=self.approvals, keys=self.keys, signer=self.signer, notifier=self.notifier, brand=self.brand,
                 base_url="https://api.example.com/prod",
             )  # fmt: skip
         return self
@@ -241,11 +245,15 @@ class Pending:
     ledger: GoalLedger
     approvals: InMemoryApprovalStore
     keys: StaticKeySource
+    signer: LocalPlanSigner
     sfn: FakeWorkflow
     goal_id: str
     approval_id: str
     link: LinkParams
     plan: Plan
+    # What the shopper's channel and the staff channel were sent.
+    notifier: RecordingNotifier = field(default_factory=RecordingNotifier)
+    staff_notifier: RecordingNotifier = field(default_factory=RecordingNotifier)
 
     @property
     def desk(self) -> ApprovalDesk:
@@ -254,7 +262,8 @@ class Pending:
     def desk_at(self, now: datetime) -> ApprovalDesk:
         return ApprovalDesk(
             ledger=self.ledger, approvals=self.approvals, keys=self.keys, workflow=self.sfn,
-            brand=self.brand, users=self.users, counters=InMemoryOrderCounters(), clock=lambda: now,
+            brand=self.brand, users=self.users, counters=InMemoryOrderCounters(), signer=self.signer,
+            clock=lambda: now,
         )  # fmt: skip
 
     def goal(self) -> GoalRecord:
@@ -286,6 +295,7 @@ def wait_for_approval(
     ledger = GoalLedger(InMemoryGoalStore(), AuditTrail(InMemoryAuditRecords()))
     approvals = InMemoryApprovalStore()
     keys = StaticKeySource()
+    signer = LocalPlanSigner()
     if plan is None:
         plan = make_plan(merchant, brand, users, goal)
     else:
@@ -312,17 +322,21 @@ def wait_for_approval(
         ValidationInput(plan=plan, brand=brand, profile=profile, current_items=current, today=TODAY)
     )
     ledger.store.update(goal_id, updated_at=stamp, verdict=verdict)
-    notifier = RecordingNotifier()
+    notifier, staff_notifier = RecordingNotifier(), RecordingNotifier()
     sfn = FakeWorkflow()
     sfn.wait_for("task-token-1")
     approval_id = request_approval(
         goal_id, plan.plan_hash(), "task-token-1", ledger=ledger, approvals=approvals, keys=keys,
-        notifier=notifier, brand=brand, base_url="https://api.example.com/prod",
+        signer=signer, notifier=notifier, brand=brand, base_url="https://api.example.com/prod",
+        staff_notifier=staff_notifier,
     ).approvalId  # fmt: skip
-    link = ApprovalLink.parse(notifier.sent[-1]["link"])
+    # A staff approval's link goes to the staff channel only.
+    link = ApprovalLink.parse((staff_notifier.sent or notifier.sent)[-1]["link"])
     return Pending(
-        brand=brand, users=users, ledger=ledger, approvals=approvals, keys=keys, sfn=sfn, goal_id=goal_id,
+        brand=brand, users=users, ledger=ledger, approvals=approvals, keys=keys, signer=signer, sfn=sfn,
+        goal_id=goal_id,
         approval_id=approval_id, link=LinkParams(exp=link.exp, kid=link.kid, sig=link.sig), plan=plan,
+        notifier=notifier, staff_notifier=staff_notifier,
     )  # fmt: skip
 
 

@@ -53,7 +53,7 @@ def test_leaving_out_gift_wrap_approves_a_reduced_revalidated_plan(pending: Pend
     assert goal.planHash == goal.approvedPlanHash == reduced.plan_hash()
     assert goal.verdict is not None and goal.verdict.planHash == reduced.plan_hash()
     assert goal.approval is not None and goal.approval.model_dump(mode="json") == {"approvalId": pending.approval_id, "status": "APPROVED", "tier": "APPROVAL",
-                             "dropped": ["s2"]}  # fmt: skip
+                             "dropped": ["s2"], "decidedBy": "user-1"}  # fmt: skip
 
     ((kind, call),) = pending.sfn.calls
     assert kind == "success"
@@ -72,9 +72,12 @@ def test_the_audit_proves_which_plan_was_shown_and_which_was_approved(pending: P
     pending.desk.decide(pending.approval_id, pending.link, "approve", None, drop=["s2"])
     goal = pending.goal()
     records = pending.ledger.audit.records(pending.goal_id)
-    assert [r.event for r in records][-3:] == ["approval.requested", "plan.reduced", "approval.approved"]
+    # The approval re-checked the daily limits at the reduced total before anything else was recorded.
+    assert [r.event for r in records][-4:] == [
+        "approval.requested", "limits.reserved", "plan.reduced", "approval.approved",
+    ]  # fmt: skip
 
-    result = verify_chain(records, expected_head=goal.auditHead, keyring=pending.keys.keyring())
+    result = verify_chain(records, expected_head=goal.auditHead, verifier=pending.signer.verifier())
     assert result.valid, result.problems
     assert [(s.event, s.planHash, s.result) for s in result.signatures] == [
         ("approval.requested", pending.plan.plan_hash(), "verified"),

@@ -14,6 +14,7 @@ from cartpilot.approvals.model import Approval, ApprovalStatus
 from cartpilot.goals.ledger import GoalLedger
 from cartpilot.goals.model import GoalStatus
 from cartpilot.goals.ports import GoalStore
+from cartpilot.plans.reservations import daily_limits
 from tests.fakes import InMemoryApprovalStore, InMemoryOrderCounters
 from tests.fakes.merchant import cny
 from tests.unit.stages import NOON, Pending
@@ -56,7 +57,8 @@ class StaleApprovals:
 def desk(pending: Pending, **changes: Any) -> ApprovalDesk:
     collaborators: dict[str, Any] = {
         "ledger": pending.ledger, "approvals": pending.approvals, "keys": pending.keys, "workflow": pending.sfn,
-        "brand": pending.brand, "users": pending.users, "counters": InMemoryOrderCounters(), "clock": lambda: NOON,
+        "brand": pending.brand, "users": pending.users, "counters": InMemoryOrderCounters(), "signer": pending.signer,
+        "clock": lambda: NOON,
     }  # fmt: skip
     return ApprovalDesk(**{**collaborators, **changes})
 
@@ -210,3 +212,50 @@ def test_after_a_decision_the_page_offers_nothing_to_leave_out(pending: Pending)
     pending.desk.decide(pending.approval_id, pending.link, "reject", None)
     view = pending.desk.open(pending.approval_id, pending.link)
     assert view.options == [] and view.approval.status is ApprovalStatus.REJECTED
+
+
+# --- the daily limits, re-checked at the decision ----------------------------------------------------------
+
+
+def test_an_approval_the_days_limits_no_longer_have_room_for_is_refused_and_changes_nothing(pending: Pending):
+    counters = InMemoryOrderCounters()
+    for number in range(5):
+        counters.record_order(f"g-earlier-{number}", "user-1", cny("59.00"), at=NOON - timedelta(hours=1))
+    before = pending.snapshot()
+
+    error = refusal(
+        lambda: desk(pending, counters=counters).decide(pending.approval_id, pending.link, "approve", None)
+    )
+
+    assert (error.status, error.code) == (409, "LIMIT_REACHED")
+    assert pending.snapshot() == before and pending.sfn.calls == []
+    assert counters.recent_activity("user-1", now=NOON).orders == 5
+
+
+def test_an_approval_keeps_the_goals_hold_and_a_reduced_one_lowers_it(pending: Pending):
+    counters = InMemoryOrderCounters()
+    total = pending.plan.summary.total
+    counters.reserve(pending.goal_id, "user-1", total, daily_limits(pending.brand), now=NOON)
+
+    view = desk(pending, counters=counters).decide(
+        pending.approval_id, pending.link, "approve", None, drop=["s2"]
+    )
+
+    assert view.outcome == "approved"
+    held = counters.recent_activity("user-1", now=NOON).spend(total.currency)
+    assert held == view.plan.summary.total and held.amount_minor < total.amount_minor
+
+
+def test_a_rejection_gives_the_goals_hold_back(pending: Pending):
+    counters = InMemoryOrderCounters()
+    counters.reserve(
+        pending.goal_id, "user-1", pending.plan.summary.total, daily_limits(pending.brand), now=NOON
+    )
+
+    assert (
+        desk(pending, counters=counters).decide(pending.approval_id, pending.link, "reject", None).outcome
+        == "rejected"
+    )
+
+    assert counters.recent_activity("user-1", now=NOON).orders == 0
+    assert "limits.released" in [record.event for record in pending.ledger.audit.records(pending.goal_id)]

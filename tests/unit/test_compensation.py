@@ -12,6 +12,10 @@ from cartpilot.commerce.ports import Buyer, CartLine
 from cartpilot.execution.compensation import undo_executed_steps
 from cartpilot.execution.keys import step_idempotency_key
 from cartpilot.goals.model import GoalStatus
+from cartpilot.goals.reasons import REASON_MESSAGES, ReasonCode
+from cartpilot.kernel.clock import utc_now
+from cartpilot.plans.reservations import daily_limits
+from tests.fakes import InMemoryOrderCounters
 from tests.fakes.merchant import MerchantCall
 from tests.unit.stages import OrderFlow
 
@@ -55,7 +59,9 @@ def test_an_open_session_is_canceled_with_its_own_undo_key(flow: OrderFlow):
     assert flow.shop.sessions[session].status == "canceled"
     assert flow.shop.charges == [] and flow.shop.refunds == []
     goal = flow.goal()
-    assert (goal.status, goal.failure) == (GoalStatus.COMPENSATED, PAYMENT_FAILED)
+    # The error's words stay in the audit; the shopper reads a reason from the closed set.
+    assert (goal.status, goal.reasonCode) == (GoalStatus.COMPENSATED, ReasonCode.ORDER_UNDONE)
+    assert goal.failure == REASON_MESSAGES[ReasonCode.ORDER_UNDONE]
     record = flow.records()[-1]
     assert (record.event, record.actor, record.status) == (
         "compensation.completed",
@@ -202,7 +208,10 @@ def test_the_last_attempt_ends_needs_attention_with_what_is_left(flow: OrderFlow
     assert result == {"status": "NEEDS_ATTENTION", "undone": [], "left": left}
     goal = flow.goal()
     assert goal.status is GoalStatus.NEEDS_ATTENTION
-    assert goal.failure == f"compensation incomplete: {left[0]}"
+    assert (goal.reasonCode, goal.failure) == (
+        ReasonCode.NEEDS_ATTENTION,
+        REASON_MESSAGES[ReasonCode.NEEDS_ATTENTION],
+    )
     record = flow.records()[-1]
     assert record.event == "compensation.incomplete" and record.status == "NEEDS_ATTENTION"
     assert record.detail == {"undone": [], "leftToFixByHand": left, "reason": PAYMENT_FAILED}
@@ -334,3 +343,31 @@ def test_compensation_undoes_at_the_plans_merchant(flow: OrderFlow):
     undo_executed_steps(flow.goal_id, outputs, ledger=flow.ledger, merchants=merchants, reason="x")
 
     assert asked == [flow.plan.merchant.id]
+
+
+# --- the goal's hold on the daily limits ------------------------------------------------------------------
+
+
+def test_a_compensated_goal_gives_its_hold_on_the_daily_limits_back_once(flow: OrderFlow):
+    counters = InMemoryOrderCounters()
+    counters.reserve(flow.goal_id, "user-1", flow.plan.summary.total, daily_limits(flow.brand), now=utc_now())
+    outputs = flow.run_steps("s1", "s2", "s3")
+
+    undo(flow, outputs, counters=counters)
+    undo(flow, outputs, counters=counters)  # a retried compensation
+
+    assert counters.recent_activity("user-1", now=utc_now()).orders == 0
+    assert flow.events().count("limits.released") == 1
+
+
+def test_a_compensation_that_needs_a_person_keeps_the_hold(flow: OrderFlow):
+    counters = InMemoryOrderCounters()
+    counters.reserve(flow.goal_id, "user-1", flow.plan.summary.total, daily_limits(flow.brand), now=utc_now())
+    outputs = flow.run_steps("s1", "s2", "s3")
+    flow.shop.fail_next("checkout.cancel", MerchantUnavailable("down"), times=3)
+
+    assert undo(flow, outputs, counters=counters)["status"] == "NEEDS_ATTENTION"
+
+    # The merchant may have charged: the order still counts until a person settles it.
+    assert counters.recent_activity("user-1", now=utc_now()).orders == 1
+    assert "limits.released" not in flow.events()

@@ -9,6 +9,7 @@ from cartpilot.commerce.errors import MerchantEscalation
 from cartpilot.goals.handoff import HandOffNotRecorded, UnusableContinueUrl, announce_hand_off
 from cartpilot.goals.lifecycle import FINAL_STATUSES, InvalidTransition, may_move
 from cartpilot.goals.model import GoalStatus
+from cartpilot.goals.reasons import REASON_MESSAGES, ReasonCode
 from cartpilot.goals.undo import UndoRefused, request_undo
 from cartpilot.goals.views import goal_view
 from tests.unit.stages import OrderFlow, order_flow, socks_plan
@@ -33,10 +34,11 @@ def test_a_hand_off_ends_the_goal_with_the_url_the_shopper_continues_at(running:
     hand_off(running)
 
     goal = running.goal()
-    assert (goal.status, goal.continueUrl, goal.failure) == (
+    assert (goal.status, goal.continueUrl, goal.failure, goal.reasonCode) == (
         GoalStatus.HANDED_OFF,
         CONTINUE_URL,
-        MERCHANT_WORDS,
+        REASON_MESSAGES[ReasonCode.FINISH_AT_MERCHANT],
+        ReasonCode.FINISH_AT_MERCHANT,
     )
     view = goal_view(goal).model_dump(mode="json")
     assert (view["status"], view["continueUrl"], view["undoUntil"]) == ("HANDED_OFF", CONTINUE_URL, None)
@@ -60,8 +62,9 @@ def test_handing_off_again_records_nothing_new(running: OrderFlow):
 
 def test_the_merchants_words_are_kept_without_the_numbers_a_shopper_typed(running: OrderFlow):
     hand_off(running, reason="Call us on +86 138 0013 8000 to confirm")
-    assert running.goal().failure == "Call us on ***** to confirm"
+    assert running.last("goal.handed-off").detail["reason"] == "Call us on ***** to confirm"
     assert "138" not in str(running.last("goal.handed-off").detail)
+    assert running.goal().failure == REASON_MESSAGES[ReasonCode.FINISH_AT_MERCHANT]
 
 
 @pytest.mark.parametrize(
@@ -119,7 +122,8 @@ def test_the_shopper_is_told_where_to_finish(running: OrderFlow):
         "userId": "user-1",
         "status": "HANDED_OFF",
         "continueUrl": CONTINUE_URL,
-        "reason": MERCHANT_WORDS,
+        "reason": REASON_MESSAGES[ReasonCode.FINISH_AT_MERCHANT],
+        "reasonCode": "FINISH_AT_MERCHANT",
         "subject": "Finish your order on the merchant's site",
     }
     record = running.last("handoff.announced")

@@ -21,10 +21,18 @@ from cartpilot.execution.outcomes import confirm_order, failure_reason, record_o
 from cartpilot.goals.ledger import GoalLedger
 from cartpilot.goals.lifecycle import InvalidTransition
 from cartpilot.goals.model import GoalStatus
+from cartpilot.goals.reasons import REASON_MESSAGES, ReasonCode
 from cartpilot.kernel.clock import utc_now
+from cartpilot.plans.reservations import daily_limits
 from cartpilot.plans.verdicts import Finding, RiskTier
 from tests.conftest import SEED_GOAL, make_plan
-from tests.fakes import FakeMerchant, InMemoryAuditRecords, InMemoryGoalStore, RecordingNotifier
+from tests.fakes import (
+    FakeMerchant,
+    InMemoryAuditRecords,
+    InMemoryGoalStore,
+    InMemoryOrderCounters,
+    RecordingNotifier,
+)
 from tests.fakes.merchant import cny
 from tests.unit.stages import OrderFlow, verdict_for
 
@@ -68,7 +76,12 @@ def test_the_order_is_read_back_and_confirmed(flow: OrderFlow):
 
     assert confirmed == {
         **outputs,
-        "confirm": {"orderId": order_id, "checkoutId": session, "status": "confirmed"},
+        "confirm": {
+            "orderId": order_id,
+            "checkoutId": session,
+            "status": "confirmed",
+            "total": flow.plan.summary.total.model_dump(mode="json"),
+        },
     }
     assert [call.target for call in flow.shop.calls if call.operation == "orders.get"] == [order_id]
     record = flow.records()[-1]
@@ -188,15 +201,22 @@ def test_a_denied_goal_says_which_policies_said_no(flow_for):
 
     assert outcome(denied, GoalStatus.DENIED) == {"status": "DENIED"}
 
-    reason = "3100.00 CNY is above the limit; knives are not sold here"
+    which = "3100.00 CNY is above the limit; knives are not sold here"
+    shown = REASON_MESSAGES[ReasonCode.POLICY_DENIED]
     goal = denied.goal()
-    assert (goal.status, goal.failure) == (GoalStatus.DENIED, reason)
+    assert (goal.status, goal.failure, goal.reasonCode) == (
+        GoalStatus.DENIED,
+        shown,
+        ReasonCode.POLICY_DENIED,
+    )
     record = denied.records()[-1]
     assert (record.event, record.actor, record.status) == ("goal.denied", "flow", "DENIED")
-    assert record.detail == {"reason": reason, "error": None}
+    # Which policies said no: in the audit (and the goal's verdict), not in the shopper's sentence.
+    assert record.detail == {"reason": which, "error": None, "reasonCode": "POLICY_DENIED"}
     assert denied.notifier.sent == [
         {"kind": "outcome", "goalId": denied.goal_id, "userId": "user-1",
-         "subject": "We could not place your order", "status": "DENIED", "reason": reason},
+         "subject": "We could not place your order", "status": "DENIED", "reason": shown,
+         "reasonCode": "POLICY_DENIED"},
     ]  # fmt: skip
 
 
@@ -205,7 +225,8 @@ def test_a_denial_without_a_denying_reason_still_says_why(flow_for):
     verdict = verdict_for(denied.plan, RiskTier.DENY).model_copy(update={"reasons": []})
     denied.ledger.store.update(denied.goal_id, updated_at="2026-11-25T12:00:00Z", verdict=verdict)
     outcome(denied, GoalStatus.DENIED)
-    assert denied.goal().failure == "the plan breaks the brand's policies"
+    assert denied.goal().failure == REASON_MESSAGES[ReasonCode.POLICY_DENIED]
+    assert denied.records()[-1].detail["reason"] == "the plan breaks the brand's policies"
 
 
 def test_a_rejected_goal_says_the_approver_said_no(flow_for):
@@ -213,10 +234,11 @@ def test_a_rejected_goal_says_the_approver_said_no(flow_for):
     outcome(waiting, GoalStatus.REJECTED, {"Error": "ApprovalRejected", "Cause": "The approver said no."})
 
     goal = waiting.goal()
-    assert (goal.status, goal.failure) == (GoalStatus.REJECTED, "the approver rejected the plan")
+    assert (goal.status, goal.failure) == (GoalStatus.REJECTED, REASON_MESSAGES[ReasonCode.APPROVAL_REJECTED])
     assert waiting.records()[-1].detail == {
         "reason": "the approver rejected the plan",
         "error": "ApprovalRejected",
+        "reasonCode": "APPROVAL_REJECTED",
     }
     (message,) = waiting.notifier.of_kind("outcome")
     assert message["subject"] == "Your order was not approved"
@@ -233,7 +255,7 @@ def test_an_expired_goal_marks_its_approval_expired(flow_for):
     assert approval is not None and approval.status is ApprovalStatus.EXPIRED
     assert approval.decidedAt is not None and approval.decidedBy is None
     goal = waiting.goal()
-    assert (goal.status, goal.failure) == (GoalStatus.EXPIRED, "nobody approved the plan in time")
+    assert (goal.status, goal.failure) == (GoalStatus.EXPIRED, REASON_MESSAGES[ReasonCode.APPROVAL_EXPIRED])
     (message,) = waiting.notifier.of_kind("outcome")
     assert (message["subject"], message["status"]) == ("Your order approval expired", "EXPIRED")
 
@@ -253,7 +275,7 @@ def test_only_an_expiry_touches_the_approval(flow_for):
     assert waiting.approvals.get(approval_id).status is ApprovalStatus.PENDING  # type: ignore[union-attr]
 
 
-def test_a_failed_goal_gives_the_lambdas_message_scrubbed_of_personal_data(flow_for):
+def test_a_failed_goal_tells_the_shopper_a_reason_and_keeps_the_message_masked_in_the_audit(flow_for):
     failed = flow_for(route="auto")
     error = lambda_error(
         "PlanningFailed", "no size 42 in stock; call me on +86 139 1088 2266 or lin.wei@example.com"
@@ -261,30 +283,58 @@ def test_a_failed_goal_gives_the_lambdas_message_scrubbed_of_personal_data(flow_
 
     outcome(failed, GoalStatus.FAILED, error)
 
-    reason = "no size 42 in stock; call me on ***** or *****"
+    detail = "no size 42 in stock; call me on ***** or *****"
+    shown = REASON_MESSAGES[ReasonCode.PLAN_NOT_POSSIBLE]
     goal = failed.goal()
-    assert (goal.status, goal.failure) == (GoalStatus.FAILED, reason)
-    assert failed.records()[-1].detail == {"reason": reason, "error": "PlanningFailed"}
+    assert (goal.status, goal.failure, goal.reasonCode) == (
+        GoalStatus.FAILED,
+        shown,
+        ReasonCode.PLAN_NOT_POSSIBLE,
+    )
+    assert failed.records()[-1].detail == {
+        "reason": detail,
+        "error": "PlanningFailed",
+        "reasonCode": "PLAN_NOT_POSSIBLE",
+    }
     (message,) = failed.notifier.of_kind("outcome")
-    assert (message["subject"], message["reason"]) == ("We could not plan your order", reason)
-    assert failure_reason(error) == reason
+    assert (message["subject"], message["reason"], message["reasonCode"]) == (
+        "We could not plan your order",
+        shown,
+        "PLAN_NOT_POSSIBLE",
+    )
+    assert failure_reason(error) == detail
 
 
 @pytest.mark.parametrize(
-    ("error", "reason"),
+    ("error", "detail", "code"),
     [
-        ({"Error": "States.TaskFailed", "Cause": "the task failed: HTTP 500"}, "the task failed: HTTP 500"),
-        ({"Error": "States.Timeout", "Cause": json.dumps({"detail": "no message"})}, "States.Timeout"),
-        ({"Error": "Lambda.Unknown"}, "Lambda.Unknown"),
-        ({"Cause": json.dumps({"errorMessage": "x" * 600})}, "x" * 500),
-        (None, "failed"),
+        ({"Error": "States.TaskFailed", "Cause": "the task failed: HTTP 500"}, "the task failed: HTTP 500",
+         ReasonCode.INTERNAL_ERROR),
+        ({"Error": "States.Timeout", "Cause": json.dumps({"detail": "no message"})}, "States.Timeout",
+         ReasonCode.MERCHANT_UNAVAILABLE),
+        ({"Error": "Lambda.Unknown"}, "Lambda.Unknown", ReasonCode.INTERNAL_ERROR),
+        ({"Cause": json.dumps({"errorMessage": "x" * 600})}, "x" * 500, ReasonCode.INTERNAL_ERROR),
+        ({"Error": "GoalUnclear", "Cause": json.dumps({"errorMessage": "day is out of range for month"})},
+         "day is out of range for month", ReasonCode.REQUEST_UNCLEAR),
+        ({"Error": "ValidationError", "Cause": json.dumps({"errorMessage": "1 validation error for GoalRef\n"
+          "  For further information visit https://errors.pydantic.dev/2.11/v/missing"})},
+         "1 validation error for GoalRef\n  For further information visit https://errors.pydantic.dev/2.11/v/missing",
+         ReasonCode.INTERNAL_ERROR),
+        (None, "failed", ReasonCode.INTERNAL_ERROR),
     ],
-    ids=["plain-text-cause", "json-cause-without-message", "no-cause", "long-message", "no-error"],
-)
-def test_a_failure_reason_is_always_a_short_sentence(flow_for, error, reason):
+    ids=["plain-text-cause", "json-cause-without-message", "no-cause", "long-message", "unclear-goal",
+         "pydantic-message", "no-error"],
+)  # fmt: skip
+def test_the_shopper_reason_comes_from_the_closed_set_and_the_detail_goes_to_the_audit(
+    flow_for, error, detail, code
+):
     failed = flow_for(route="auto")
     outcome(failed, GoalStatus.FAILED, error)
-    assert failed.goal().failure == reason
+    goal = failed.goal()
+    assert (goal.reasonCode, goal.failure) == (code, REASON_MESSAGES[code])
+    assert failed.records()[-1].detail["reason"] == detail
+    (message,) = failed.notifier.of_kind("outcome")
+    assert (message["reasonCode"], message["reason"]) == (code.value, REASON_MESSAGES[code])
 
 
 def test_no_error_gives_no_failure_reason():
@@ -300,8 +350,9 @@ def test_a_goal_needing_attention_says_so(flow: OrderFlow):
     (message,) = flow.notifier.of_kind("outcome")
     assert (message["subject"], message["reason"]) == (
         "Your order needs our attention",
-        "checkout cs-0: timeout",
+        REASON_MESSAGES[ReasonCode.NEEDS_ATTENTION],
     )
+    assert flow.records()[-1].detail["reason"] == "checkout cs-0: timeout"
 
 
 @pytest.mark.parametrize(
@@ -405,3 +456,29 @@ def test_a_receipt_retried_after_the_audit_write_failed_records_the_completion_a
     assert flow.events().count("order.completed") == 1
     assert len(flow.notifier.of_kind("receipt")) == 1
     assert verify_chain(flow.records(), expected_head=flow.goal().auditHead).valid
+
+
+@pytest.mark.parametrize(
+    ("status", "released"),
+    [(GoalStatus.EXPIRED, True), (GoalStatus.REJECTED, True), (GoalStatus.NEEDS_ATTENTION, False)],
+)
+def test_a_goal_ending_without_an_order_gives_its_hold_on_the_daily_limits_back(
+    flow_for, status: GoalStatus, released: bool
+):
+    waiting = flow_for(route="pending")
+    counters = InMemoryOrderCounters()
+    total = waiting.plan.summary.total
+    counters.reserve(waiting.goal_id, "user-1", total, daily_limits(waiting.brand), now=utc_now())
+
+    record_outcome(
+        waiting.goal_id,
+        status,
+        error=None,
+        ledger=waiting.ledger,
+        notifier=waiting.notifier,
+        counters=counters,
+    )
+
+    # Needing a person keeps the hold: the merchant may have charged.
+    assert counters.recent_activity("user-1", now=utc_now()).orders == (0 if released else 1)
+    assert ("limits.released" in waiting.events()) is released

@@ -5,16 +5,17 @@ from __future__ import annotations
 import pytest
 
 from cartpilot.audit.chain import AuditRecord, hash_record_body
+from cartpilot.audit.public_keys import PlanSignatureVerifier
 from cartpilot.audit.trail import AuditTrail
 from cartpilot.goals.ledger import GoalLedger
 from cartpilot.goals.model import GoalStatus, MalformedPlan
 from cartpilot.goals.ports import GoalNotFound
 from cartpilot.goals.undo import open_undo_window
 from cartpilot.goals.views import GoalView, audit_view, goal_view
-from cartpilot.kernel.keyring import KeyRing
 from cartpilot.plans.pricing import snapshot_current_prices
-from tests.fakes import InMemoryAuditRecords, InMemoryGoalStore, StaticKeySource
+from tests.fakes import InMemoryAuditRecords, InMemoryGoalStore
 from tests.fakes.merchant import cny
+from tests.fakes.plan_signing import LocalPlanSigner
 from tests.unit.stages import OrderFlow
 
 UNDO_TOKEN = "undo-task-token-secret"
@@ -111,7 +112,7 @@ def test_the_goal_view_never_shows_the_undo_token_or_the_audit_head(flow: OrderF
 
     assert set(shown) == set(GoalView.model_fields) == {
         "goalId", "userId", "status", "goal", "plan", "planHash", "verdict", "approval", "steps",
-        "receipt", "undoUntil", "continueUrl", "failure", "createdAt", "updatedAt",
+        "receipt", "undoUntil", "continueUrl", "failure", "reason", "createdAt", "updatedAt",
     }  # fmt: skip
     text = view.model_dump_json()
     for hidden in (UNDO_TOKEN, goal.auditHead, "undoToken", "auditHead", "auditSeq", "requestHash",
@@ -133,7 +134,7 @@ def test_a_malformed_plan_is_shown_as_it_was_stored(flow: OrderFlow):
 
 
 def test_an_untouched_chain_verifies_with_its_plan_signatures(waiting: OrderFlow):
-    view = audit_view(waiting.goal(), waiting.ledger, waiting.keys.keyring())
+    view = audit_view(waiting.goal(), waiting.ledger, waiting.signer.verifier())
 
     assert view.goalId == waiting.goal_id
     assert view.records == waiting.records()
@@ -187,18 +188,20 @@ def test_a_record_removed_from_the_middle_is_reported(
 
 
 def test_a_signature_the_backend_never_made_is_reported(waiting: OrderFlow):
-    forged_ring = StaticKeySource().keyring()  # same key id, another secret
-    view = audit_view(waiting.goal(), waiting.ledger, forged_ring)
+    impostor = LocalPlanSigner()
+    impostor.sign(b"publishes its key")
+    # The same key id, published with another key.
+    forged = PlanSignatureVerifier({waiting.signer.kid: impostor.registry.keys[impostor.kid]})
+    view = audit_view(waiting.goal(), waiting.ledger, forged)
     assert not view.verification.valid
     assert [s.result for s in view.verification.signatures] == ["invalid"]
-    assert any("vouches for a plan the backend never signed" in p for p in view.verification.problems)
+    assert any("does not match what the record shows" in p for p in view.verification.problems)
 
 
-def test_a_signature_by_a_retired_key_is_not_tampering(waiting: OrderFlow):
-    rotated_away = KeyRing.from_secret(KeyRing.new_secret("k9"))  # k1, which signed, is gone
-    view = audit_view(waiting.goal(), waiting.ledger, rotated_away)
+def test_a_signature_by_an_unpublished_key_is_a_failure(waiting: OrderFlow):
+    view = audit_view(waiting.goal(), waiting.ledger, LocalPlanSigner().verifier())
     assert [s.result for s in view.verification.signatures] == ["unknown-key"]
-    assert view.verification.valid
+    assert not view.verification.valid
 
 
 def test_records_appended_after_the_goal_was_read_still_verify(waiting: OrderFlow):

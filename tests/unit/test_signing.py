@@ -9,13 +9,6 @@ from cartpilot.approvals.links import (
     sign_approval_link,
     verify_approval_link,
 )
-from cartpilot.audit.snapshots import (
-    PlanSnapshotClaims,
-    SignatureInvalid,
-    SigningKeyUnknown,
-    sign_plan_snapshot,
-    verify_plan_snapshot,
-)
 from cartpilot.kernel.keyring import KeyRing
 from cartpilot_local.client import ApprovalLink
 
@@ -86,44 +79,3 @@ def test_key_ring_from_secret():
     assert keyring.current == "k7" and len(keyring.keys["k7"]) == 32
     with pytest.raises(ValueError):
         KeyRing.from_secret({"current": "k9", "keys": {"k1": base64.b64encode(b"x").decode()}})
-
-
-SNAPSHOT = PlanSnapshotClaims(goal_id="g-1", plan_id="p-abcd", plan_hash="sha256:abc")
-
-
-def test_a_plan_snapshot_signature_names_its_key_and_verifies():
-    keyring = ring("k2", k1=b"1" * 32, k2=b"2" * 32)
-    signature = sign_plan_snapshot(SNAPSHOT, keyring)
-    assert signature["alg"] == "HMAC-SHA256" and signature["kid"] == "k2"
-    verify_plan_snapshot(SNAPSHOT, kid="k2", sig=signature["sig"], keyring=keyring)
-
-
-@pytest.mark.parametrize(
-    "changed",
-    [
-        PlanSnapshotClaims("g-2", "p-abcd", "sha256:abc"),  # another goal
-        PlanSnapshotClaims("g-1", "p-other", "sha256:abc"),  # another plan
-        PlanSnapshotClaims("g-1", "p-abcd", "sha256:def"),  # another plan document
-    ],
-)
-def test_a_plan_snapshot_signature_does_not_transfer(changed):
-    keyring = ring()
-    signature = sign_plan_snapshot(SNAPSHOT, keyring)
-    with pytest.raises(SignatureInvalid):
-        verify_plan_snapshot(changed, kid="k1", sig=signature["sig"], keyring=keyring)
-
-
-def test_a_snapshot_signed_by_a_retired_key_is_unknown_rather_than_forged():
-    signature = sign_plan_snapshot(SNAPSHOT, ring("k1", k1=b"1" * 32))
-    with pytest.raises(SigningKeyUnknown):
-        verify_plan_snapshot(SNAPSHOT, kid="k1", sig=signature["sig"], keyring=ring("k2", k2=b"2" * 32))
-
-
-def test_a_snapshot_signature_never_passes_as_an_approval_link():
-    keyring = ring()
-    signature = sign_plan_snapshot(SNAPSHOT, keyring)
-    as_link = LinkClaims(
-        approval_id="g-1", expires_at=2_000, plan_hash="sha256:abc", approver="p-abcd", tier=""
-    )
-    with pytest.raises(LinkInvalid):
-        verify_approval_link(as_link, kid="k1", sig=signature["sig"], keyring=keyring, now=1_000)

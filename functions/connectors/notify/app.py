@@ -12,13 +12,15 @@ from cartpilot.goals.handoff import announce_hand_off
 from cartpilot.goals.model import GoalStatus
 from cartpilot.goals.undo import close_undo_window, open_undo_window
 from cartpilot.kernel.observability import logger, metrics, tracer
+from cartpilot.kernel.task_tokens import parse_task_event
 
 
-@logger.inject_lambda_context(correlation_id_path="goalId")
+# The event holds a task token: never logged (cartpilot.kernel.task_tokens).
+@logger.inject_lambda_context(correlation_id_path="goalId", log_event=False)
 @metrics.log_metrics
 @tracer.capture_lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return _end_goal(OutcomeEvent.model_validate(event)).model_dump(mode="json")
+    return _end_goal(parse_task_event(OutcomeEvent, event)).model_dump(mode="json")
 
 
 def _end_goal(request: OutcomeEvent) -> BaseModel:
@@ -47,4 +49,5 @@ def _end_goal(request: OutcomeEvent) -> BaseModel:
         ledger=wiring.ledger(),
         notifier=wiring.notifier(),
         approvals=wiring.approvals(),
+        counters=wiring.counters(),
     )

@@ -15,4 +15,10 @@ from cartpilot.kernel.observability import logger, metrics, tracer
 @tracer.capture_lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request = ConnectorEvent.model_validate(event)
-    return confirm_order(request.goalId, request.outputs, ledger=wiring.ledger(), merchants=wiring.merchant)
+    return confirm_order(
+        request.goalId,
+        request.outputs,
+        ledger=wiring.ledger(),
+        merchants=wiring.merchant,
+        tolerance_percent=wiring.brand().priceTolerancePercent,
+    )

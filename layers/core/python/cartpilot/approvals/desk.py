@@ -13,15 +13,17 @@ the phrase for each choice.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Collection
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal, NoReturn
 
 from pydantic import ValidationError
 
+from cartpilot.approvals.delivery import TOO_LATE, DecisionCourier, Delivered
 from cartpilot.approvals.links import LinkClaims, LinkExpired, LinkInvalid, verify_approval_link
 from cartpilot.approvals.model import (
     AlreadyDecided,
@@ -32,20 +34,22 @@ from cartpilot.approvals.model import (
     phrase_matches,
 )
 from cartpilot.approvals.ports import ApprovalStore
-from cartpilot.audit.snapshots import signed_plan_detail
-from cartpilot.brands.activity import OrderCounters
+from cartpilot.approvals.staff import WrongApprovalRoute, check_route, decided_by
+from cartpilot.audit.snapshots import PlanSigner, signed_plan_detail
+from cartpilot.brands.activity import LimitReached, OrderCounters
 from cartpilot.brands.config import BrandConfig
 from cartpilot.brands.users import UserDirectory
 from cartpilot.goals.ledger import GoalLedger
 from cartpilot.goals.lifecycle import InvalidTransition
 from cartpilot.goals.model import ApprovalSummary, GoalRecord, GoalStatus
-from cartpilot.goals.ports import TaskTokenGone, Workflow
+from cartpilot.goals.ports import Workflow
 from cartpilot.kernel.clock import utc_now
 from cartpilot.kernel.errors import Refusal
 from cartpilot.kernel.keyring import KeySource
 from cartpilot.kernel.money import Money, total_of
 from cartpilot.kernel.observability import logger
 from cartpilot.plans.model import Plan, PlanItem, Step
+from cartpilot.plans.reservations import release_for_goal, reserve_for_goal
 from cartpilot.plans.verdicts import RiskTier, Verdict, stricter
 
 
@@ -62,6 +66,14 @@ class LinkParams:
     exp: str
     kid: str
     sig: str
+
+    def expires_at(self) -> int | None:
+        """The expiry as epoch seconds, or None when it is not one. ASCII digits only: ``str.isdigit``
+        accepts "²" and other Unicode digits that ``int`` refuses, and ``int`` refuses more than
+        4,300 digits; twelve digits reach past the year 30000."""
+        if not (self.exp.isascii() and self.exp.isdigit() and len(self.exp) <= 12):
+            return None
+        return int(self.exp)
 
 
 @dataclass(frozen=True)
@@ -84,6 +96,8 @@ class ApprovalView:
     link: LinkParams
     outcome: str | None = None
     options: list[OptionalStep] = field(default_factory=list)
+    # This request sent the recorded decision and the flow has not taken it yet.
+    undelivered: bool = False
 
 
 def items_of_step(plan: Plan, step: Step) -> list[PlanItem]:
@@ -157,6 +171,20 @@ def _dropped_steps(plan: Plan, drop: Collection[str]) -> list[DroppedStep]:
     ]
 
 
+def _delivery_told(view: ApprovalView) -> ApprovalView:
+    """The view after this request sent the decision: says so when the flow has not taken it."""
+    return replace(view, undelivered=view.approval.undelivered)
+
+
+def _refuse_expired(approval: Approval) -> None:
+    if approval.status is not ApprovalStatus.EXPIRED:
+        return
+    if approval.delivery is not None:
+        # A decision was recorded and the flow stopped waiting before it got it.
+        raise DeskError(410, "APPROVAL_EXPIRED", TOO_LATE)
+    raise DeskError(410, "APPROVAL_EXPIRED", "this approval is no longer waiting for a decision")
+
+
 class ApprovalDesk:
     def __init__(
         self,
@@ -168,7 +196,9 @@ class ApprovalDesk:
         brand: BrandConfig,
         users: UserDirectory,
         counters: OrderCounters,
+        signer: PlanSigner,
         clock: Callable[[], datetime] = utc_now,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._ledger = ledger
         self._approvals = approvals
@@ -177,13 +207,23 @@ class ApprovalDesk:
         self._brand = brand
         self._users = users
         self._counters = counters
+        # Plan snapshots are signed with the plan-signing key, links with the link key ring.
+        self._signer = signer
         self._clock = clock
+        self._courier = DecisionCourier(
+            approvals=approvals, workflow=workflow, goals=ledger.store, now_iso=self._now_iso, sleep=sleep
+        )
 
-    def open(self, approval_id: str, link: LinkParams) -> ApprovalView:
-        """GET: verifies the link and shows the plan. Reads only; mail scanners open links."""
+    def open(self, approval_id: str, link: LinkParams, *, staff_member: str | None = None) -> ApprovalView:
+        """GET: verifies the link and shows the plan. Reads only; mail scanners open links.
+        ``staff_member``: the authenticated staff member on the staff route (``approvals.staff``)."""
         approval = self._verified(approval_id, link)
-        if approval.status is ApprovalStatus.EXPIRED:
-            raise DeskError(410, "APPROVAL_EXPIRED", "this approval is no longer waiting for a decision")
+        self._check_route(approval, staff_member)
+        _refuse_expired(approval)
+        if approval.undelivered:
+            # Not a decision: the one recorded is sent again, to the flow that waits for it.
+            approval = self._deliver(approval)
+            return _delivery_told(self._view(approval, link))
         logger.debug(
             "approval page opened", extra={"approvalId": approval_id, "status": approval.status.value}
         )
@@ -196,11 +236,17 @@ class ApprovalDesk:
         decision: Literal["approve", "reject"],
         phrase: str | None,
         drop: Collection[str] = (),
+        *,
+        staff_member: str | None = None,
     ) -> ApprovalView:
         approval = self._verified(approval_id, link)
-        if approval.status is ApprovalStatus.EXPIRED:
-            raise DeskError(410, "APPROVAL_EXPIRED", "this approval is no longer waiting for a decision")
+        self._check_route(approval, staff_member)
+        decider = decided_by(approval, staff_member)
+        _refuse_expired(approval)
         if approval.status is not ApprovalStatus.PENDING:
+            if approval.undelivered:
+                approval = self._deliver(approval)
+                return _delivery_told(self._view(approval, link, outcome="already-decided"))
             return self._view(approval, link, outcome="already-decided")
         goal = self._ledger.store.require(approval.goalId)
         try:
@@ -214,7 +260,7 @@ class ApprovalDesk:
                 return self._view(current, link, outcome="already-decided")
             raise
         if decision == "reject":
-            return self._reject(approval, link)
+            return self._reject(approval, link, decider)
         approved, verdict = plan, None
         if drop:
             approved, verdict = self._reduced(goal, approval, plan, drop)
@@ -222,7 +268,16 @@ class ApprovalDesk:
             expected = confirmation_phrase(approved.summary.total)
             if not phrase_matches(expected, phrase):
                 raise DeskError(422, "PHRASE_MISMATCH", f"Type the confirmation phrase exactly: {expected}")
-        return self._approve(approval, link, plan, approved, verdict, _dropped_steps(plan, drop))
+        return self._approve(approval, link, plan, approved, verdict, _dropped_steps(plan, drop), decider)
+
+    @staticmethod
+    def _check_route(approval: Approval, staff_member: str | None) -> None:
+        try:
+            check_route(approval, staff_member)
+        except WrongApprovalRoute as exc:
+            logger.warning("approval refused on this route", extra={"approvalId": approval.approvalId,
+                                                                     "reason": exc.code})  # fmt: skip
+            raise DeskError(403, exc.code, exc.message) from exc
 
     def _reduced(
         self, goal: GoalRecord, approval: Approval, plan: Plan, drop: Collection[str]
@@ -262,7 +317,7 @@ class ApprovalDesk:
         snapshot = goal.priceCheck if goal.priceCheck and goal.priceCheck.planId == approval.planId else None
         current_items = snapshot.items if snapshot is not None else []
         now = self._clock()
-        recent = self._counters.recent_activity(goal.userId, now=now)
+        recent = self._counters.recent_activity(goal.userId, now=now, excluding=goal.goalId)
         return validate_plan(
             ValidationInput(
                 plan=plan,
@@ -285,18 +340,26 @@ class ApprovalDesk:
         approved: Plan,
         verdict: Verdict | None,
         dropped: list[DroppedStep],
+        decider: str,
     ) -> ApprovalView:
         approved_hash = approved.plan_hash()
+        self._hold_limits(approval, approved)
         try:
             decided = self._approvals.decide(
                 approval.approvalId,
                 ApprovalStatus.APPROVED,
                 decided_at=self._now_iso(),
-                decided_by=approval.approver,
+                decided_by=decider,
                 approved_plan_hash=approved_hash,
                 dropped=dropped,
             )
         except AlreadyDecided as already:
+            if already.approval.status is not ApprovalStatus.APPROVED:
+                # A racing rejection won after this request re-held the limits: give them back again.
+                release_for_goal(
+                    approval.goalId, counters=self._counters, ledger=self._ledger,
+                    actor="approval", why="approval rejected", at=self._clock(),
+                )  # fmt: skip
             return self._view(already.approval, link, outcome="already-decided")
         goal_id = approval.goalId
         fields: dict[str, Any] = {
@@ -306,8 +369,7 @@ class ApprovalDesk:
         if verdict is not None:
             fields.update(plan=approved, planHash=approved_hash, verdict=verdict)
         self._move_goal(decided, **fields)
-        keyring = self._keys.keyring()
-        actor = f"approver:{decided.approver}"
+        actor = f"approver:{decider}"
         if verdict is not None:
             self._ledger.note(
                 goal_id,
@@ -320,7 +382,7 @@ class ApprovalDesk:
                     "fromPlanHash": approval.planHash,
                     "dropped": [step.model_dump(mode="json") for step in dropped],
                     "tier": verdict.tier.value,
-                    **signed_plan_detail(goal_id, approved, keyring),
+                    **signed_plan_detail(goal_id, approved, self._signer),
                 },
             )
         self._ledger.note(
@@ -332,45 +394,59 @@ class ApprovalDesk:
                 "approvalId": decided.approvalId,
                 "tier": decided.tier.value,
                 "dropped": [step.stepId for step in dropped],
-                **signed_plan_detail(goal_id, approved, keyring),
+                **signed_plan_detail(goal_id, approved, self._signer),
             },
         )
-        output = {"planId": approved.planId, "planHash": approved_hash, "steps": approved.execution_steps()}
-        self._send(decided, lambda token: self._workflow.succeed(token, output))
+        decided = self._deliver(decided, fresh=True)
         logger.info(
             "approval decided",
             extra={"approvalId": decided.approvalId, "goalId": goal_id, "decision": "approved",
                    "tier": decided.tier.value, "dropped": [step.stepId for step in dropped]},
         )  # fmt: skip
-        return self._view(decided, link, outcome="approved")
+        return _delivery_told(self._view(decided, link, outcome="approved"))
 
-    def _reject(self, approval: Approval, link: LinkParams) -> ApprovalView:
+    def _hold_limits(self, approval: Approval, approved: Plan) -> None:
+        """Approval re-checks the daily limits: the goal's hold (taken at validation) must still fit,
+        at the approved total (lower when the approver left something out)."""
+        try:
+            reserve_for_goal(
+                approval.goalId, approved.userId, approved.summary.total, brand=self._brand,
+                counters=self._counters, ledger=self._ledger, actor=f"approver:{approval.approver}",
+                now=self._clock(), plan_hash=approved.plan_hash(),
+            )  # fmt: skip
+        except LimitReached as exc:
+            raise DeskError(
+                409, "LIMIT_REACHED", "the shopper's other orders today leave no room for this one"
+            ) from exc
+
+    def _reject(self, approval: Approval, link: LinkParams, decider: str) -> ApprovalView:
         try:
             decided = self._approvals.decide(
                 approval.approvalId,
                 ApprovalStatus.REJECTED,
                 decided_at=self._now_iso(),
-                decided_by=approval.approver,
+                decided_by=decider,
             )
         except AlreadyDecided as already:
             return self._view(already.approval, link, outcome="already-decided")
         self._move_goal(decided, approval=self._goal_approval(decided))
         self._ledger.note(
             decided.goalId,
-            actor=f"approver:{decided.approver}",
+            actor=f"approver:{decider}",
             event="approval.rejected",
             plan_hash=decided.planHash,
             detail={"approvalId": decided.approvalId, "tier": decided.tier.value},
         )
-        self._send(
-            decided,
-            lambda token: self._workflow.fail(token, error="ApprovalRejected", cause="The approver said no."),
-        )
+        release_for_goal(
+            decided.goalId, counters=self._counters, ledger=self._ledger,
+            actor=f"approver:{decided.approver}", why="approval rejected", at=self._clock(),
+        )  # fmt: skip
+        decided = self._deliver(decided, fresh=True)
         logger.info(
             "approval decided",
             extra={"approvalId": decided.approvalId, "goalId": decided.goalId, "decision": "rejected"},
         )
-        return self._view(decided, link, outcome="rejected")
+        return _delivery_told(self._view(decided, link, outcome="rejected"))
 
     def _move_goal(self, decided: Approval, **fields: Any) -> None:
         """Records the decision on the goal, only while it still waits and still holds the plan shown."""
@@ -394,22 +470,25 @@ class ApprovalDesk:
                 plan_hash=goal.planHash,
                 detail={"approvalId": decided.approvalId, "approvedPlanHash": decided.planHash},
             )
-            self._send(
-                decided,
-                lambda token: self._workflow.fail(
-                    token, error="PlanChanged", cause="The plan changed while it was being approved."
-                ),
-            )
+            # The goal no longer holds the approved plan, so the flow is told the plan changed.
+            self._deliver(decided, fresh=True)
             raise DeskError(409, "PLAN_CHANGED", "the plan changed after this link was sent") from exc
 
-    def _send(self, decided: Approval, call: Callable[[str], object]) -> None:
-        try:
-            call(self._approvals.task_token(decided.approvalId))
-        except TaskTokenGone:
+    def _deliver(self, decided: Approval, *, fresh: bool = False) -> Approval:
+        """Sends the recorded decision to the flow (see ``approvals.delivery``; ``fresh``: this
+        request recorded it); the approval as it now stands, still ``undelivered`` when the
+        engine would not take it this time."""
+        delivered = self._courier.deliver(decided, fresh=fresh)
+        if delivered is Delivered.TOKEN_GONE:
             self._too_late(decided)
+        if delivered is Delivered.UNDELIVERED:
+            logger.warning("approval decision waits for delivery", extra={"approvalId": decided.approvalId})
+        return self._approvals.get(decided.approvalId) or decided
 
     def _too_late(self, decided: Approval) -> NoReturn:
-        self._approvals.mark_expired(decided.approvalId, decided_at=self._now_iso())
+        if not self._approvals.mark_expired(decided.approvalId, decided_at=self._now_iso()):
+            # The flow took the decision after all (a concurrent sender): it stands.
+            raise DeskError(409, "DECISION_DELIVERED", "the decision was already delivered; reload the page")
         # The goal may already say APPROVED (the flow timed out between that write and the resume).
         expired = decided.model_copy(update={"status": ApprovalStatus.EXPIRED})
         self._ledger.store.update(
@@ -417,12 +496,12 @@ class ApprovalDesk:
         )
         self._ledger.note(
             decided.goalId,
-            actor=f"approver:{decided.approver}",
+            actor=f"approver:{decided.decidedBy or decided.approver}",
             event="approval.too-late",
             plan_hash=decided.planHash,
             detail={"approvalId": decided.approvalId, "decision": decided.status.value},
         )
-        raise DeskError(410, "APPROVAL_EXPIRED", "this approval is no longer waiting for a decision")
+        raise DeskError(410, "APPROVAL_EXPIRED", TOO_LATE)
 
     @staticmethod
     def _goal_approval(decided: Approval) -> ApprovalSummary:
@@ -431,6 +510,7 @@ class ApprovalDesk:
             status=decided.status.value,
             tier=decided.tier,
             dropped=[step.stepId for step in decided.dropped],
+            decidedBy=decided.decidedBy,
         )
 
     def _now_iso(self) -> str:
@@ -438,13 +518,14 @@ class ApprovalDesk:
 
     def _verified(self, approval_id: str, link: LinkParams) -> Approval:
         approval = self._approvals.get(approval_id)
-        if approval is None or not link.exp.isdigit():
+        expires_at = link.expires_at()
+        if approval is None or expires_at is None:
             # An unknown id looks exactly like a forged link: nothing to learn from probing.
             logger.warning("approval link refused", extra={"approvalId": approval_id, "reason": "unknown"})
             raise DeskError(403, "LINK_INVALID", "this approval link is not valid")
         claims = LinkClaims(
             approval_id=approval_id,
-            expires_at=int(link.exp),
+            expires_at=expires_at,
             plan_hash=approval.planHash,
             approver=approval.approver,
             tier=approval.tier.value,

@@ -1,4 +1,5 @@
-"""The approval stage: park the flow's task token, sign a link, and send it to the approver."""
+"""The approval stage: park the flow's task token, sign a link, and send it to the approver: the shopper,
+or for a staff approval the brand's staff channel, the shopper being told only that staff will review."""
 
 from __future__ import annotations
 
@@ -8,7 +9,13 @@ from typing import Any
 from cartpilot.approvals.links import LinkClaims, sign_approval_link
 from cartpilot.approvals.model import Approval, confirmation_phrase, new_approval_id
 from cartpilot.approvals.ports import ApprovalStore
-from cartpilot.audit.snapshots import signed_plan_detail
+from cartpilot.approvals.staff import (
+    STAFF_APPROVER,
+    announce_staff_approval,
+    is_staff_approval,
+    staff_base_url,
+)
+from cartpilot.audit.snapshots import PlanSigner, signed_plan_detail
 from cartpilot.brands.config import BrandConfig
 from cartpilot.commerce.errors import PlanIntegrityError
 from cartpilot.goals.events import ApprovalRequested
@@ -29,9 +36,11 @@ def request_approval(
     ledger: GoalLedger,
     approvals: ApprovalStore,
     keys: KeySource,
+    signer: PlanSigner,
     notifier: Notifier,
     brand: BrandConfig,
     base_url: str,
+    staff_notifier: Notifier | None = None,
 ) -> ApprovalRequested:
     goal = ledger.store.require(goal_id)
     if goal.verdict is None or goal.planHash != plan_hash:
@@ -45,7 +54,7 @@ def request_approval(
         planId=plan.planId,
         planHash=plan_hash,
         tier=verdict.tier,
-        approver=goal.userId if verdict.approver != "staff" else "staff",
+        approver=STAFF_APPROVER if verdict.approver == "staff" else goal.userId,
         total=plan.summary.total,
         expiresAt=int((now + timedelta(seconds=brand.approvalLinkTtlSeconds)).timestamp()),
         reasons=[reason for reason in verdict.reasons if reason.tier is not RiskTier.AUTO],
@@ -54,7 +63,7 @@ def request_approval(
     approvals.create(approval, task_token)
     keyring = keys.keyring()
     link = sign_approval_link(
-        base_url,
+        staff_base_url(base_url) if is_staff_approval(approval) else base_url,
         LinkClaims(
             approval_id=approval.approvalId,
             expires_at=approval.expiresAt,
@@ -75,8 +84,8 @@ def request_approval(
             "tier": approval.tier.value,
             "approver": approval.approver,
             "linkExpiresAt": approval.expiresAt,
-            # The plan the approver is about to see, vouched for with the link-signing key.
-            **signed_plan_detail(goal_id, plan, keyring),
+            # The plan the approver is about to see, vouched for with the plan-signing key.
+            **signed_plan_detail(goal_id, plan, signer),
         },
         approval=ApprovalSummary(
             approvalId=approval.approvalId, status=approval.status.value, tier=approval.tier
@@ -85,13 +94,19 @@ def request_approval(
     body: dict[str, Any] = {"link": link, "total": plan.summary.total.format(), "tier": approval.tier.value}
     if approval.tier is RiskTier.STRONG_APPROVAL:
         body["phrase"] = confirmation_phrase(plan.summary.total)
-    notifier.send(
-        kind="approval_request",
-        goal_id=goal_id,
-        user_id=goal.userId,
-        subject=f"Approve your order of {plan.summary.total.format()}",
-        body=body,
-    )
+    if is_staff_approval(approval):
+        announce_staff_approval(
+            goal_id, goal.userId, plan.summary.total, body,
+            staff_notifier=staff_notifier, shopper_notifier=notifier, brand=brand,
+        )  # fmt: skip
+    else:
+        notifier.send(
+            kind="approval_request",
+            goal_id=goal_id,
+            user_id=goal.userId,
+            subject=f"Approve your order of {plan.summary.total.format()}",
+            body=body,
+        )
     logger.info(
         "approval requested",
         extra={"approvalId": approval.approvalId, "goalId": goal_id, "tier": approval.tier.value},

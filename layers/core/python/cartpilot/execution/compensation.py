@@ -15,14 +15,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from cartpilot.brands.activity import OrderCounters
 from cartpilot.commerce.errors import CompensationIncomplete, ConnectorError, UndoUnsupported
 from cartpilot.commerce.ports import Merchant
 from cartpilot.execution.keys import step_idempotency_key
 from cartpilot.goals.events import CompensationResult
 from cartpilot.goals.ledger import GoalLedger
 from cartpilot.goals.model import GoalStatus
-from cartpilot.kernel.clock import utc_now_iso
+from cartpilot.goals.reasons import REASON_MESSAGES, ReasonCode
+from cartpilot.kernel.clock import utc_now, utc_now_iso
 from cartpilot.kernel.observability import metrics
+from cartpilot.plans.reservations import release_for_goal
 
 _SETTLED_SESSION = {"canceled", "completed"}
 _FINAL_EVENTS = {
@@ -63,17 +66,23 @@ def undo_executed_steps(
     merchants: Callable[[str], Merchant],
     final_status: GoalStatus = GoalStatus.COMPENSATED,
     reason: str | None = None,
+    reason_code: ReasonCode | None = None,
     attempt: int = 0,
     max_attempts: int = 1,
+    counters: OrderCounters | None = None,
 ) -> CompensationResult:
     """Undoes everything the goal did at the merchant.
 
     ``final_status`` is COMPENSATED after a failure, UNDONE after the shopper's undo, or
-    PLANNING when the goal is about to be planned again (nothing final is recorded then).
+    PLANNING when the goal is about to be planned again (nothing final is recorded then; the goal
+    keeps its hold on the daily limits, which validating the new plan adjusts). A goal that ends
+    COMPENSATED or UNDONE gives its hold back.
     While attempts remain, an incomplete undo raises ``CompensationIncomplete`` so the state
     machine retries; on the last attempt the goal ends NEEDS_ATTENTION with what is left.
     """
     goal = ledger.store.require(goal_id)
+    # ``reason`` is the error's own words (audit only); the shopper sees a reason from the set.
+    shown = reason_code or (ReasonCode.ORDER_UNDONE if final_status is GoalStatus.COMPENSATED else None)
     merchant = merchants(goal.current_plan().merchant.id)
     undone: list[str] = []
     left: list[str] = []
@@ -106,7 +115,8 @@ def undo_executed_steps(
             actor="compensator",
             event="compensation.incomplete",
             detail={"undone": undone, "leftToFixByHand": left, "reason": reason},
-            failure="compensation incomplete: " + "; ".join(left),
+            failure=REASON_MESSAGES[ReasonCode.NEEDS_ATTENTION],
+            reasonCode=ReasonCode.NEEDS_ATTENTION.value,
         )
         metrics.add_metric(name="NeedsAttention", unit="Count", value=1)
         return CompensationResult(status=GoalStatus.NEEDS_ATTENTION, undone=undone, left=left)
@@ -124,8 +134,14 @@ def undo_executed_steps(
         actor="compensator",
         event=_FINAL_EVENTS.get(final_status, "compensation.completed"),
         detail={"undone": undone, "reason": reason},
-        failure=reason,
+        failure=REASON_MESSAGES[shown] if shown else None,
+        reasonCode=shown,
         undoneAt=utc_now_iso(),
     )
+    if counters is not None:
+        release_for_goal(
+            goal_id, counters=counters, ledger=ledger, actor="compensator",
+            why=f"goal {final_status.value.lower()}", at=utc_now(),
+        )  # fmt: skip
     metrics.add_metric(name="Compensations", unit="Count", value=1)
     return CompensationResult(status=final_status, undone=undone)

@@ -6,6 +6,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from cartpilot.approvals.delivery import close_on_expiry
 from cartpilot.approvals.ports import ApprovalStore
 from cartpilot.audit.privacy import describe_recipient, scrub_text
 from cartpilot.brands.activity import OrderCounters
@@ -16,9 +17,13 @@ from cartpilot.goals.events import OutcomeRecorded, ReceiptSent
 from cartpilot.goals.ledger import GoalLedger
 from cartpilot.goals.model import GoalStatus, Receipt, ReceiptLine, delivery_estimate
 from cartpilot.goals.ports import Notifier
+from cartpilot.goals.reasons import ReasonCode, reason_for_error, shopper_reason
 from cartpilot.goals.undo import undo_deadline, undo_notice
 from cartpilot.kernel.clock import utc_now, utc_now_iso
+from cartpilot.kernel.money import Money
+from cartpilot.plans.drift import within_tolerance
 from cartpilot.plans.model import Plan
+from cartpilot.plans.reservations import confirm_for_goal, release_for_goal
 from cartpilot.plans.verdicts import RiskTier, Verdict
 
 _OUTCOME_SUBJECTS = {
@@ -30,6 +35,11 @@ _OUTCOME_SUBJECTS = {
 }
 
 
+_ENDED_WITHOUT_ORDER = frozenset(
+    {GoalStatus.DENIED, GoalStatus.REJECTED, GoalStatus.EXPIRED, GoalStatus.FAILED}
+)
+
+
 def _order_output(outputs: dict[str, Any]) -> dict[str, Any]:
     for output in outputs.values():
         if isinstance(output, dict) and output.get("orderId"):
@@ -38,18 +48,30 @@ def _order_output(outputs: dict[str, Any]) -> dict[str, Any]:
 
 
 def confirm_order(
-    goal_id: str, outputs: dict[str, Any], *, ledger: GoalLedger, merchants: Callable[[str], Merchant]
+    goal_id: str,
+    outputs: dict[str, Any],
+    *,
+    ledger: GoalLedger,
+    merchants: Callable[[str], Merchant],
+    tolerance_percent: int = 0,
 ) -> dict[str, Any]:
-    """Reads the order back from the plan's merchant and checks it is what the plan bought."""
+    """Reads the order back from the plan's merchant and checks it is what the plan bought: at the
+    total the payment step accepted, which the drift rule keeps within tolerance of the approved one."""
     goal = ledger.store.require(goal_id)
     plan = goal.current_plan()
     placed = _order_output(outputs)
     order = merchants(plan.merchant.id).orders.get(str(placed["orderId"]), placed.get("checkoutId"))
-    if order.total != plan.summary.total:
+    accepted = Money.model_validate(placed["total"]) if placed.get("total") else plan.summary.total
+    if order.total != accepted or not within_tolerance(plan.summary.total, accepted, tolerance_percent):
         raise PlanIntegrityError(
             f"order {order.id} totals {order.total.format()}, not {plan.summary.total.format()}"
         )
-    confirmation = {"orderId": order.id, "checkoutId": order.checkoutId, "status": order.status}
+    confirmation = {
+        "orderId": order.id,
+        "checkoutId": order.checkoutId,
+        "status": order.status,
+        "total": order.total.model_dump(mode="json"),
+    }
     ledger.note(
         goal_id,
         actor="connector:orders",
@@ -86,7 +108,8 @@ def send_receipt(
     receipt = Receipt(
         orderId=str(order["orderId"]),
         checkoutId=str(order["checkoutId"]),
-        total=summary.total,
+        # What the merchant charged: the approved total, or a move within tolerance the audit names.
+        total=Money.model_validate(order["total"]) if order.get("total") else summary.total,
         items=[
             ReceiptLine(title=item.title, quantity=item.quantity, unitPrice=item.unitPrice)
             for item in summary.items
@@ -97,16 +120,16 @@ def send_receipt(
     )
     # None where the merchant offers no way to cancel: no undo window opens (the flow skips it).
     undo_until = undo_deadline(plan, brand.undoWindowSeconds, utc_now())
-    # Counted before the goal is marked complete (the order exists either way); a retried
-    # receipt counts it once. The spend and velocity policies read these counters.
-    counters.record_order(goal_id, goal.userId, summary.total, at=utc_now())
+    # Confirmed before the goal is marked complete (the order exists either way), at what the
+    # merchant charged; a retried receipt confirms it once. The spend and velocity policies read it.
+    confirm_for_goal(goal_id, goal.userId, receipt.total, brand=brand, counters=counters, at=utc_now())
     ledger.transition(
         goal_id,
         GoalStatus.COMPLETED,
         actor="notify",
         event="order.completed",
         plan_hash=goal.planHash,
-        detail={"orderId": receipt.orderId, "total": summary.total.model_dump(mode="json")},
+        detail={"orderId": receipt.orderId, "total": receipt.total.model_dump(mode="json")},
         receipt=receipt,
         undoUntil=undo_until,
     )
@@ -159,33 +182,68 @@ def record_outcome(
     ledger: GoalLedger,
     notifier: Notifier,
     approvals: ApprovalStore | None = None,
+    counters: OrderCounters | None = None,
 ) -> OutcomeRecorded:
-    """Ends a goal that did not complete, says why in the audit, and tells the shopper."""
+    """Ends a goal that did not complete, says why in the audit, and tells the shopper.
+
+    A goal that ends without an order gives its hold on the daily limits back; one that needs a
+    person keeps it (the merchant may have charged)."""
     goal = ledger.store.require(goal_id)
-    reason = _reason(status, error, goal.verdict)
+    reason = shopper_reason(outcome_reason(status, error))
     # The goal moves first: if it has moved on (approved at the last moment), nothing else changes.
+    # The details (an exception's words, a merchant's) go to the audit only, masked there.
     ledger.transition(
         goal_id,
         status,
         actor="flow",
         event=f"goal.{status.value.lower()}",
         plan_hash=goal.planHash,
-        detail={"reason": reason, "error": (error or {}).get("Error")},
-        failure=reason,
+        detail={
+            "reason": _detail(status, error, goal.verdict),
+            "error": (error or {}).get("Error"),
+            "reasonCode": reason.code.value,
+        },
+        failure=reason.message,
+        reasonCode=reason.code.value,
     )
     if status is GoalStatus.EXPIRED and approvals is not None and goal.approval:
-        approvals.mark_expired(goal.approval.approvalId, decided_at=utc_now_iso())
+        close_on_expiry(goal, approvals=approvals, ledger=ledger)
+    if counters is not None and status in _ENDED_WITHOUT_ORDER:
+        release_for_goal(
+            goal_id, counters=counters, ledger=ledger, actor="flow", why=f"goal {status.value.lower()}",
+            at=utc_now(),
+        )  # fmt: skip
     notifier.send(
         kind="outcome",
         goal_id=goal_id,
         user_id=goal.userId,
         subject=_OUTCOME_SUBJECTS.get(status, "Your order"),
-        body={"status": status.value, "reason": reason},
+        body={"status": status.value, "reason": reason.message, "reasonCode": reason.code.value},
     )
     return OutcomeRecorded(status=status)
 
 
-def _reason(status: GoalStatus, error: dict[str, Any] | None, verdict: Verdict | None) -> str:
+_REASON_BY_STATUS = {
+    GoalStatus.DENIED: ReasonCode.POLICY_DENIED,
+    GoalStatus.REJECTED: ReasonCode.APPROVAL_REJECTED,
+    GoalStatus.EXPIRED: ReasonCode.APPROVAL_EXPIRED,
+    GoalStatus.NEEDS_ATTENTION: ReasonCode.NEEDS_ATTENTION,
+}
+
+
+def outcome_reason(status: GoalStatus, error: dict[str, Any] | None) -> ReasonCode:
+    """What the shopper is told about a goal that ended ``status`` after ``error`` (if any)."""
+    if status in _REASON_BY_STATUS:
+        return _REASON_BY_STATUS[status]
+    return reason_for_error((error or {}).get("Error"))
+
+
+def failure_code(error: dict[str, Any] | None) -> ReasonCode | None:
+    """The shopper's reason for a Step Functions error, or None when there was none."""
+    return reason_for_error(error.get("Error")) if error else None
+
+
+def _detail(status: GoalStatus, error: dict[str, Any] | None, verdict: Verdict | None) -> str:
     if status is GoalStatus.DENIED and verdict:
         denials = [r.message for r in verdict.reasons if r.tier is RiskTier.DENY]
         return "; ".join(denials) or "the plan breaks the brand's policies"
@@ -212,5 +270,6 @@ def _cause_message(error: dict[str, Any]) -> str:
 
 
 def failure_reason(error: dict[str, Any] | None) -> str | None:
-    """A shopper-safe sentence from a Step Functions error, or None when there was none."""
+    """The error's own words for the audit (masked), or None when there was none. Never shown to
+    the shopper: ``failure_code`` says what they see."""
     return scrub_text(_cause_message(error))[:500] if error else None

@@ -77,7 +77,12 @@ def announce_hand_off(goal_id: str, *, ledger: GoalLedger, notifier: Notifier) -
         goal_id=goal_id,
         user_id=goal.userId,
         subject="Finish your order on the merchant's site",
-        body={"status": goal.status.value, "continueUrl": goal.continueUrl, "reason": goal.failure},
+        body={
+            "status": goal.status.value,
+            "continueUrl": goal.continueUrl,
+            "reason": goal.failure,
+            "reasonCode": goal.reasonCode,
+        },
     )
     ledger.note(
         goal_id,

@@ -10,6 +10,7 @@ from cartpilot.audit.trail import AuditTrail
 from cartpilot.goals.handoff import checked_continue_url, origin_of
 from cartpilot.goals.model import GoalStatus
 from cartpilot.goals.ports import GoalStore
+from cartpilot.goals.reasons import ReasonCode, shopper_reason
 from cartpilot.kernel.clock import utc_now_iso
 
 
@@ -79,8 +80,9 @@ class GoalLedger:
         goal = self.store.require(goal_id)
         if goal.status is GoalStatus.HANDED_OFF and goal.continueUrl == url:
             return None
-        # The merchant's words may quote what the shopper typed; kept as failure reasons are.
+        # The merchant's words may quote what the shopper typed: masked, and kept for the audit only.
         why = scrub_text(reason)[:500] or "the merchant needs you to finish the checkout on its site"
+        shown = shopper_reason(ReasonCode.FINISH_AT_MERCHANT)
         return self.transition(
             goal_id,
             GoalStatus.HANDED_OFF,
@@ -89,5 +91,6 @@ class GoalLedger:
             plan_hash=plan_hash if plan_hash is not None else goal.planHash,
             detail={"reason": why, "merchant": origin_of(url)},
             continueUrl=url,
-            failure=why,
+            failure=shown.message,
+            reasonCode=shown.code.value,
         )

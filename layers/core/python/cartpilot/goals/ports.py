@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from cartpilot.goals.model import GoalRecord, GoalStatus, StepResult
@@ -15,12 +16,25 @@ class GoalAlreadyExists(RuntimeError):
     pass
 
 
+@dataclass(frozen=True)
+class SubmissionClaim:
+    """Which goal a submission (a client's Idempotency-Key) is, and the body it came with."""
+
+    goalId: str
+    requestHash: str
+
+
 class GoalStore(Protocol):
     """One record per goal. Updates with a ``status`` are refused (``InvalidTransition``) unless the
     lifecycle table allows the move from the stored status; every update needs the goal to exist."""
 
     def create(self, record: GoalRecord) -> None:
         """Raises ``GoalAlreadyExists`` when a goal with this id is stored."""
+        ...
+
+    def claim_submission(self, key: str, goal_id: str, request_hash: str) -> SubmissionClaim:
+        """Ties submission ``key`` to ``goal_id`` with a conditional write, unless an earlier attempt
+        did: returns the claim that holds (this one, or the earlier one, never overwritten)."""
         ...
 
     def get(self, goal_id: str) -> GoalRecord | None: ...
@@ -62,7 +76,15 @@ class GoalStore(Protocol):
 
 
 class TaskTokenGone(Exception):
-    """The workflow stopped waiting for this task token (timed out, finished, or unknown)."""
+    """The workflow stopped waiting for this task token (timed out, finished, or unknown).
+
+    Step Functions gives the same answer for a token that was already used, so after an attempt
+    whose answer was lost, this does not prove the earlier attempt failed."""
+
+
+class WorkflowUnavailable(Exception):
+    """The workflow engine did not take the call (throttled, unavailable, unreachable); nothing
+    is known to have happened, and the same call may be tried again."""
 
 
 class Workflow(Protocol):
@@ -74,11 +96,13 @@ class Workflow(Protocol):
         ...
 
     def succeed(self, task_token: str, output: dict[str, Any]) -> None:
-        """Resumes a waiting task. Raises ``TaskTokenGone`` when nothing waits for the token."""
+        """Resumes a waiting task. Raises ``TaskTokenGone`` when nothing waits for the token, and
+        ``WorkflowUnavailable`` when the engine could not be reached (the call may be repeated)."""
         ...
 
     def fail(self, task_token: str, *, error: str, cause: str) -> None:
-        """Fails a waiting task. Raises ``TaskTokenGone`` when nothing waits for the token."""
+        """Fails a waiting task. Raises ``TaskTokenGone`` when nothing waits for the token, and
+        ``WorkflowUnavailable`` when the engine could not be reached (the call may be repeated)."""
         ...
 
 

@@ -43,7 +43,8 @@ JUSTIFICATION_LIMIT = 300
 
 
 class PlanningFailed(Exception):
-    """No concrete plan can be made; the reason is shown to the shopper.
+    """No concrete plan can be made. The message is kept in the audit; the shopper is told the
+    reason its class maps to (goals/reasons.py: PLAN_NOT_POSSIBLE).
 
     ``planner`` says what the attempt cost when a model was asked (tokens, estimated cost).
     """
@@ -53,6 +54,13 @@ class PlanningFailed(Exception):
     def __init__(self, reason: str, *, planner: PlannerInfo | None = None) -> None:
         super().__init__(reason)
         self.planner = planner
+
+
+class GoalUnclear(PlanningFailed):
+    """Part of the goal could not be read (a date not on the calendar, a quantity in no known
+    form): the shopper is asked to say it another way (REQUEST_UNCLEAR)."""
+
+    code = "GOAL_UNCLEAR"
 
 
 @dataclass(frozen=True)

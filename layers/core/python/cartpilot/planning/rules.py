@@ -29,6 +29,7 @@ from cartpilot.kernel.money import Money
 from cartpilot.planning.assembly import (
     GIFT_WRAP_CATEGORY,
     ChosenItem,
+    GoalUnclear,
     PlanChoices,
     PlanningFailed,
     PlanningRequest,
@@ -193,9 +194,9 @@ class RulesPlanner:
         try:
             intent = parse_goal(request.goal, today=request.today, currency=request.brand.currency)
         except GoalNotUnderstood as exc:
-            raise PlanningFailed(str(exc)) from exc
+            raise GoalUnclear(str(exc)) from exc
         if not intent.keywords:
-            raise PlanningFailed("the goal does not say what to buy")
+            raise GoalUnclear("the goal does not say what to buy")
         deliver_by = request.context.deliverBy or intent.deliverBy
         recipient_id, recipient = resolve_recipient(request, intent)
         saved_method = request.profile.default_payment_method()

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from cartpilot.audit.snapshots import signed_plan_detail
+from cartpilot.audit.snapshots import PlanSigner, signed_plan_detail
 from cartpilot.brands.config import BrandConfig
 from cartpilot.brands.users import UserDirectory
 from cartpilot.goals.events import PlanReference, StepRef
 from cartpilot.goals.ledger import GoalLedger
 from cartpilot.goals.model import GoalStatus
 from cartpilot.kernel.clock import today
-from cartpilot.kernel.keyring import KeySource
 from cartpilot.planning.rules import PlanningFailed, PlanningRequest
 from cartpilot.plans.model import Plan, PlannerInfo
 
@@ -34,9 +33,9 @@ def plan_goal(
     planner: Planner,
     users: UserDirectory,
     brand: BrandConfig,
-    keys: KeySource | None = None,
+    signer: PlanSigner,
 ) -> PlanReference:
-    """Plans the goal and records the plan; with ``keys``, the audit record signs the plan snapshot."""
+    """Plans the goal and records the plan; the audit record carries the signed plan snapshot."""
     goal = ledger.store.require(goal_id)
     ledger.transition(goal_id, GoalStatus.PLANNING, actor=f"planner:{planner.kind}", event="planning.started")
     profile = users.get(goal.userId)
@@ -75,7 +74,7 @@ def plan_goal(
             "steps": [f"{step.id} {step.action.value}" for step in plan.steps],
             "total": plan.summary.total.model_dump(mode="json"),
             "recipientCity": plan.summary.recipient.address.city,
-            **(signed_plan_detail(goal_id, plan, keys.keyring()) if keys is not None else {}),
+            **signed_plan_detail(goal_id, plan, signer),
         },
     )
     ledger.store.update(

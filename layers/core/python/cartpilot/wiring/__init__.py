@@ -21,6 +21,8 @@ if TYPE_CHECKING:
 
     from cartpilot.approvals.desk import ApprovalDesk
     from cartpilot.approvals.ports import ApprovalStore
+    from cartpilot.audit.public_keys import KeyRegistry
+    from cartpilot.audit.snapshots import PlanSigner
     from cartpilot.audit.trail import AuditTrail
     from cartpilot.brands.activity import OrderCounters
     from cartpilot.brands.policy import BrandPolicies
@@ -65,10 +67,42 @@ def goals() -> GoalStore:
 
 @functools.cache
 def audit() -> AuditTrail:
+    from cartpilot.adapters.aws import clients
+    from cartpilot.adapters.aws.audit_anchors import S3AuditAnchors
     from cartpilot.adapters.aws.audit_table import DynamoDBAuditRecords
     from cartpilot.audit.trail import AuditTrail
 
-    return AuditTrail(DynamoDBAuditRecords(_table(config.settings().audit_table)))
+    records = DynamoDBAuditRecords(_table(config.settings().audit_table))
+    return AuditTrail(records, anchors=S3AuditAnchors(clients.s3(), _audit_bucket()))
+
+
+def _audit_bucket() -> str:
+    bucket = config.settings().audit_bucket
+    if not bucket:
+        # Without its anchors an audit trail could be rewritten unnoticed: refuse to write one.
+        raise MissingSetting("environment variable AUDIT_BUCKET is not set")
+    return bucket
+
+
+@functools.cache
+def plan_keys() -> KeyRegistry:
+    """The published public keys of plan signatures."""
+    from cartpilot.adapters.aws import clients
+    from cartpilot.adapters.aws.audit_anchors import S3KeyRegistry
+
+    return S3KeyRegistry(clients.s3(), _audit_bucket())
+
+
+@functools.cache
+def plan_signer() -> PlanSigner:
+    """Signs plan snapshots with the plan-signing KMS key (never the approval-link key)."""
+    from cartpilot.adapters.aws import clients
+    from cartpilot.adapters.aws.plan_signer import KmsPlanSigner
+
+    key_id = config.settings().plan_signing_key_id
+    if not key_id:
+        raise MissingSetting("environment variable PLAN_SIGNING_KEY_ID is not set")
+    return KmsPlanSigner(clients.kms(), key_id, plan_keys())
 
 
 @functools.cache
@@ -110,6 +144,18 @@ def notifier() -> Notifier:
     topic = config.settings().notify_topic_arn
     if topic is None:
         raise MissingSetting("environment variable NOTIFY_TOPIC_ARN is not set")
+    return SnsNotifier(topic, clients.sns())
+
+
+@functools.cache
+def staff_notifier() -> Notifier:
+    """The brand's staff channel (its own SNS topic), for staff-only approval links."""
+    from cartpilot.adapters.aws import clients
+    from cartpilot.adapters.aws.notifications import SnsNotifier
+
+    topic = config.settings().staff_topic_arn
+    if topic is None:
+        raise MissingSetting("environment variable STAFF_TOPIC_ARN is not set")
     return SnsNotifier(topic, clients.sns())
 
 
@@ -199,6 +245,7 @@ def planner() -> Planner:
 
 def step_executor() -> StepExecutor:
     from cartpilot.execution.executor import StepExecutor
+    from cartpilot.plans.reservations import LimitKeeper
 
     return StepExecutor(
         ledger=ledger(),
@@ -206,6 +253,7 @@ def step_executor() -> StepExecutor:
         users=users(),
         credentials=credential_providers(),
         price_tolerance_percent=brand().priceTolerancePercent,
+        limits=LimitKeeper(brand=brand(), counters=counters(), ledger=ledger()),
     )
 
 
@@ -226,6 +274,7 @@ def desk() -> ApprovalDesk:
         brand=brand(),
         users=users(),
         counters=counters(),
+        signer=plan_signer(),
     )
 
 
@@ -250,7 +299,10 @@ def reset() -> None:
         approvals,
         counters,
         link_keys,
+        plan_keys,
+        plan_signer,
         notifier,
+        staff_notifier,
         workflow,
         idempotency_store,
     ):

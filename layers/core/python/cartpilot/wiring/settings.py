@@ -42,7 +42,12 @@ class Settings:
     idempotency_table: str
     counters_table: str
     link_signing_secret_id: str
+    # The plan-signing KMS key (its alias) and the Object Lock bucket of audit anchors and public keys.
+    plan_signing_key_id: str
+    audit_bucket: str
     notify_topic_arn: str | None
+    # The brand's staff channel: staff-only approval links go there and nowhere else.
+    staff_topic_arn: str | None
     state_machine_arn: str | None
     approval_base_url: str | None
 
@@ -57,7 +62,10 @@ def settings() -> Settings:
         idempotency_table=_require("IDEMPOTENCY_TABLE"),
         counters_table=os.environ.get("COUNTERS_TABLE", ""),
         link_signing_secret_id=os.environ.get("LINK_SIGNING_SECRET_ID", ""),
+        plan_signing_key_id=os.environ.get("PLAN_SIGNING_KEY_ID", ""),
+        audit_bucket=os.environ.get("AUDIT_BUCKET", ""),
         notify_topic_arn=os.environ.get("NOTIFY_TOPIC_ARN") or None,
+        staff_topic_arn=os.environ.get("STAFF_TOPIC_ARN") or None,
         state_machine_arn=os.environ.get("STATE_MACHINE_ARN") or None,
         approval_base_url=os.environ.get("APPROVAL_BASE_URL") or None,
     )

@@ -42,7 +42,17 @@ def secretsmanager() -> Any:
     return _boto3().client("secretsmanager", config=_config())
 
 
+@functools.cache
+def s3() -> Any:
+    return _boto3().client("s3", config=_config())
+
+
+@functools.cache
+def kms() -> Any:
+    return _boto3().client("kms", config=_config())
+
+
 def reset_clients() -> None:
     """Drop cached clients (the local stack starts a fresh emulated account per run)."""
-    for factory in (dynamodb, stepfunctions, sns, secretsmanager):
+    for factory in (dynamodb, stepfunctions, sns, secretsmanager, s3, kms):
         factory.cache_clear()

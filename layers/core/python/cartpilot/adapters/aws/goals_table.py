@@ -14,7 +14,7 @@ from pydantic import BaseModel
 
 from cartpilot.goals.lifecycle import ALLOWED_FROM, InvalidTransition
 from cartpilot.goals.model import GoalRecord, GoalStatus, StepResult
-from cartpilot.goals.ports import GoalAlreadyExists, GoalNotFound
+from cartpilot.goals.ports import GoalAlreadyExists, GoalNotFound, SubmissionClaim
 
 _JSON_FIELDS = ("context", "plan", "verdict", "approval", "steps", "receipt", "priceCheck")
 
@@ -61,6 +61,17 @@ class DynamoDBGoalStore:
             if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
                 raise GoalAlreadyExists(record.goalId) from exc
             raise
+
+    def claim_submission(self, key: str, goal_id: str, request_hash: str) -> SubmissionClaim:
+        item = {"pk": f"SUBMISSION#{key}", "goalId": goal_id, "requestHash": request_hash}
+        try:
+            self._table.put_item(Item=item, ConditionExpression="attribute_not_exists(pk)")
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+            earlier = self._table.get_item(Key={"pk": item["pk"]}, ConsistentRead=True)["Item"]
+            return SubmissionClaim(goalId=str(earlier["goalId"]), requestHash=str(earlier["requestHash"]))
+        return SubmissionClaim(goalId=goal_id, requestHash=request_hash)
 
     def get(self, goal_id: str) -> GoalRecord | None:
         item = self._table.get_item(Key=_goal_key(goal_id), ConsistentRead=True).get("Item")
