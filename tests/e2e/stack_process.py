@@ -27,6 +27,10 @@ import yaml
 from cartpilot.brands.config import brand_dir
 from cartpilot_local.stack import REPO_ROOT
 
+# The installed command, as a developer runs it: unlike `python -m`, it does not put the working
+# directory on the import path, so a module the package does not install fails here too.
+CARTPILOT = str(Path(sys.executable).parent / "cartpilot")
+
 _STACK_VARIABLES = frozenset({
     "CARTPILOT_BRAND", "CARTPILOT_BRANDS_DIR", "GOALS_TABLE", "AUDIT_TABLE", "IDEMPOTENCY_TABLE", "COUNTERS_TABLE",
     "LINK_SIGNING_SECRET_ID", "MERCHANT_URL", "MERCHANT_READ_TIMEOUT", "MERCHANT_BREAKER_RESET_SECONDS", "NOTIFY_TOPIC_ARN", "STAFF_TOPIC_ARN", "STATE_MACHINE_ARN",
@@ -108,7 +112,7 @@ def running_stack_process(
     env["PYTHONUNBUFFERED"] = "1"
     if brands_dir is not None:
         env["CARTPILOT_BRANDS_DIR"] = str(brands_dir)
-    command = [sys.executable, "-m", "cartpilot_local.cli", "local", "--port", "0", "--merchant-port", "0",
+    command = [CARTPILOT, "local", "--port", "0", "--merchant-port", "0",
                "--brand", brand, "--log-level", log_level]  # fmt: skip
     if merchant_url is not None:
         command += ["--merchant-url", merchant_url]
@@ -147,7 +151,7 @@ class MerchantProcess:
 def write_feed(path: Path, currency: str = "CNY") -> Path:
     """The sandbox's catalog as a product feed, written by ``cartpilot merchant --write-feed``."""
     subprocess.run(
-        [sys.executable, "-m", "cartpilot_local.cli", "merchant", "--write-feed", str(path), "--currency", currency],
+        [CARTPILOT, "merchant", "--write-feed", str(path), "--currency", currency],
         check=True, cwd=REPO_ROOT, capture_output=True, timeout=60,
     )  # fmt: skip
     return path
@@ -165,7 +169,7 @@ def running_merchant_process(
     """The sandbox merchant in its own process on a free port, checking every message against the schemas."""
     env = {name: value for name, value in os.environ.items() if name not in _STACK_VARIABLES}
     env["PYTHONUNBUFFERED"] = "1"
-    command = [sys.executable, "-m", "cartpilot_local.cli", "merchant", "--port", "0",
+    command = [CARTPILOT, "merchant", "--port", "0",
                "--ucp-version", ucp_version, "--validate-schemas"]  # fmt: skip
     if not catalog:
         command.append("--no-catalog")
