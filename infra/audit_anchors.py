@@ -20,7 +20,7 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from infra.nag import acknowledge
-from infra.permissions import Resource, Statement
+from infra.permissions import OBJECT_PREFIXES, Resource, Statement
 
 # How long anchors and published keys are kept, unchangeable: the audit records' retention.
 AUDIT_RETENTION = cdk.Duration.days(7 * 365)
@@ -77,22 +77,23 @@ class AuditAnchors(Construct):
     def allow(self, role: iam.IRole, statement: Statement) -> None:
         """One of a function's statements (``infra/permissions.py``) on the bucket or the signing key."""
         actions = sorted(statement.actions)
-        if statement.resource is Resource.AUDIT_BUCKET:
+        if statement.resource in OBJECT_PREFIXES:
             bucket_actions = [action for action in actions if action == "s3:ListBucketVersions"]
             object_actions = [action for action in actions if action not in bucket_actions]
-            role.add_to_principal_policy(
-                iam.PolicyStatement(actions=object_actions, resources=[self.bucket.arn_for_objects("*")])
-            )
+            objects = self.bucket.arn_for_objects(f"{OBJECT_PREFIXES[statement.resource]}*")
+            role.add_to_principal_policy(iam.PolicyStatement(actions=object_actions, resources=[objects]))
             if bucket_actions:
                 role.add_to_principal_policy(
                     iam.PolicyStatement(actions=bucket_actions, resources=[self.bucket.bucket_arn])
                 )
             acknowledge(
                 role,
-                f"AwsSolutions-IAM5[Resource::<{self._logical_id(self.bucket)}.Arn>/*]",
-                "An audit writer anchors each record as its own object (anchors/{goalId}/{seq}.json); "
-                "object names are only known at run time. The bucket refuses overwrites and keeps every "
-                "version (Object Lock), and no function may delete.",
+                f"AwsSolutions-IAM5[Resource::<{self._logical_id(self.bucket)}.Arn>/"
+                f"{OBJECT_PREFIXES[statement.resource]}*]",
+                "An audit writer anchors each record as its own object (anchors/{goalId}/{seq}.json), a "
+                "plan signer publishes each public key as one (plan-keys/{kid}.der); object names are "
+                "only known at run time, and each grant stays under its own prefix. The bucket refuses "
+                "overwrites and keeps every version (Object Lock), and no function may delete.",
             )
         elif statement.resource is Resource.PLAN_SIGNING_KEY:
             stack = cdk.Stack.of(self)

@@ -310,7 +310,7 @@ class Functions(Construct):
             )
         # The anchors bucket and the plan-signing key need more than one ARN or a condition each.
         for statement in statements_for(spec):
-            if statement.resource in {Resource.AUDIT_BUCKET, Resource.PLAN_SIGNING_KEY}:
+            if statement.resource in {Resource.AUDIT_BUCKET, Resource.PLAN_KEYS, Resource.PLAN_SIGNING_KEY}:
                 tables.anchors.allow(role, statement)
         # Encryption at rest: every item, secret and message is under the brand key.
         key_actions = set(_KEY_READ_ACTIONS)

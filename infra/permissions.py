@@ -29,6 +29,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from cartpilot.adapters.aws.audit_anchors import ANCHORS_PREFIX, PLAN_KEYS_PREFIX
 from infra.function_specs import FUNCTIONS, FunctionSpec, TableAccess
 
 
@@ -51,12 +52,22 @@ class Resource(StrEnum):
     ORDER_FLOW = "order-flow"
     # The asymmetric KMS key that signs plan snapshots (by its alias: a rotation moves the alias).
     PLAN_SIGNING_KEY = "plan-signing-key"
-    # The S3 Object Lock bucket of audit anchors and published plan-signing public keys.
+    # The S3 Object Lock bucket: the audit anchors (objects under anchors/) ...
     AUDIT_BUCKET = "audit-bucket"
+    # ... and, in the same bucket under plan-keys/, the published plan-signing public keys, which
+    # only the functions that sign may add to: a key an audit writer could publish would vouch for
+    # snapshots it forged.
+    PLAN_KEYS = "plan-keys"
     ORDER_FLOW_EXECUTIONS = "order-flow-executions"
     # The goals table's sparse index of decisions waiting for delivery (``approvals_table.py``).
     PENDING_DELIVERY_INDEX = "pending-delivery-index"
 
+
+# The two resources that are object prefixes of the audit bucket.
+OBJECT_PREFIXES: dict[Resource, str] = {
+    Resource.AUDIT_BUCKET: ANCHORS_PREFIX,
+    Resource.PLAN_KEYS: PLAN_KEYS_PREFIX,
+}
 
 TABLES = frozenset({
     Resource.GOALS_TABLE, Resource.AUDIT_TABLE, Resource.IDEMPOTENCY_TABLE, Resource.COUNTERS_TABLE,
@@ -115,6 +126,7 @@ def statements_for(spec: FunctionSpec, *, ses_identity: bool = False) -> tuple[S
         statements.append(Statement(AUDIT_ANCHOR, Resource.AUDIT_BUCKET))
     if spec.plan_signing_key:
         statements.append(Statement(PLAN_SIGN, Resource.PLAN_SIGNING_KEY))
+        statements.append(Statement(AUDIT_ANCHOR, Resource.PLAN_KEYS))
     if spec.idempotency:
         statements.append(Statement(IDEMPOTENCY_RECORDS, Resource.IDEMPOTENCY_TABLE))
     if spec.counters:

@@ -101,7 +101,15 @@ def requested(service: str, operation: str, params: Mapping[str, Any]) -> list[t
         operation = _S3_ACTIONS.get(operation, operation)
         if operation == "GetObject" and "VersionId" in params:
             operation = "GetObjectVersion"
+        # Grants on the audit bucket are per prefix of object names (listing: of the asked prefix).
+        resource = object_resource(resource, str(params.get("Key", params.get("Prefix", ""))))
     return [(f"{service}:{operation}", resource)]
+
+
+def object_resource(bucket: str, key: str) -> str:
+    """How a call naming objects of ``bucket`` under ``key``'s first path segment is identified."""
+    folder, slash, _ = key.partition("/")
+    return f"{bucket}/{folder}{slash}"
 
 
 def index_resource(table: str, index: str) -> str:
@@ -205,12 +213,16 @@ def _access_denied(function: str, service: str, operation: str, action: str, res
 
 def local_enforcement(environ: Mapping[str, str]) -> PolicyEnforcement:
     """The resources the functions' environment names, under their declared names."""
-    from infra.permissions import ENVIRONMENT
+    from infra.permissions import ENVIRONMENT, OBJECT_PREFIXES
 
     statements, resource = declarations()
     from cartpilot.adapters.aws.approvals_table import PENDING_DELIVERY_INDEX
 
     resources = {environ[variable]: named for variable, named in ENVIRONMENT.items() if environ.get(variable)}
+    for named, prefix in OBJECT_PREFIXES.items():
+        bucket = next((name for name, found in resources.items() if found is resource.AUDIT_BUCKET), None)
+        if bucket is not None:
+            resources[object_resource(bucket, prefix)] = named
     if environ.get("GOALS_TABLE"):
         resources[index_resource(environ["GOALS_TABLE"], PENDING_DELIVERY_INDEX)] = (
             resource.PENDING_DELIVERY_INDEX

@@ -80,7 +80,11 @@ def _grants(resources: dict[str, dict[str, Any]], role_id: str) -> set[tuple[str
         # object writes that must not overwrite.
         assert "Condition" not in statement or all(a.startswith(("kms:", "s3:")) for a in statement["Action"])
         for resource in resource_refs(statement):
-            refs = {ref for ref in iter_refs(resource) if not ref.startswith("AWS::")} or {str(resource)}
+            refs = {ref for ref in iter_refs(resource) if not ref.startswith("AWS::")}
+            # A path under a resource (an index, a prefix of objects) stays part of what is granted.
+            joined = resource.get("Fn::Join", ["", []])[1] if isinstance(resource, dict) else []
+            path = "".join(part for part in joined if isinstance(part, str)) if refs else ""
+            refs = {ref + path for ref in refs} or {str(resource)}
             pairs |= {(action, ref) for action in statement["Action"] for ref in refs}
     return pairs
 
@@ -98,8 +102,9 @@ def test_each_role_has_exactly_the_dynamodb_actions_its_code_calls(
         granted: dict[str, set[str]] = {}
         for action, ref in _grants(resources, role_id):
             if action.startswith("dynamodb:"):
-                assert ref in tables, (name, action, ref)
-                granted.setdefault(tables[ref], set()).add(action)
+                table = ref.split("/")[0]  # a table, or an index of it
+                assert table in tables, (name, action, ref)
+                granted.setdefault(tables[table], set()).add(action)
         assert granted == EXPECTED[name], name
         assert not granted.get("audit", set()) & NEVER_ON_AUDIT, name
 
@@ -118,7 +123,8 @@ def test_the_template_grants_what_the_declaration_says_and_nothing_else(
     synthesis: Synthesis, brand_name: str
 ) -> None:
     """The local stack enforces ``infra/permissions.py``; this proves that is what deploys."""
-    from infra.permissions import Resource, policies
+    from cartpilot.adapters.aws.approvals_table import PENDING_DELIVERY_INDEX
+    from infra.permissions import OBJECT_PREFIXES, Resource, policies
 
     resources = synthesis.template_json(brand_name)["Resources"]
     stack = synthesis.stacks[brand_name]
@@ -134,8 +140,9 @@ def test_the_template_grants_what_the_declaration_says_and_nothing_else(
         Resource.NOTIFY_TOPIC: stack.notifications.topic,
         Resource.ORDER_FLOW: stack.order_flow.state_machine,
         Resource.STAFF_TOPIC: stack.notifications.staff_topic,
-        # Its objects (anchors, public keys) and the bucket itself (listing versions).
+        # Objects under a prefix each (anchors; published keys), and the bucket itself (listing versions).
         Resource.AUDIT_BUCKET: stack.data.anchors.bucket,
+        Resource.PLAN_KEYS: stack.data.anchors.bucket,
         # The index's ARN is the table's plus ``/index/<name>`` (its exact text: test_redelivery.py).
         Resource.PENDING_DELIVERY_INDEX: stack.data.goals,
     }
@@ -155,7 +162,12 @@ def test_the_template_grants_what_the_declaration_says_and_nothing_else(
         for statement in declared[name]:
             target = logical.get(statement.resource)
             for action in statement.actions:
-                expected.add((action, target or patterns[statement.resource]))
+                path = ""
+                if statement.resource is Resource.PENDING_DELIVERY_INDEX:
+                    path = f"/index/{PENDING_DELIVERY_INDEX}"
+                elif statement.resource in OBJECT_PREFIXES and action != "s3:ListBucketVersions":
+                    path = f"/{OBJECT_PREFIXES[statement.resource]}*"
+                expected.add((action, f"{target}{path}" if target else patterns[statement.resource]))
         actual = set()
         for action, ref in _grants(resources, role_id):
             service = action.split(":")[0]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from botocore.exceptions import ClientError
 
-from cartpilot_local.iam import PolicyEnforcement, acting_as, calling_function, requested
+from cartpilot_local.iam import PolicyEnforcement, acting_as, calling_function, local_enforcement, requested
 from infra.function_specs import FUNCTIONS
 from infra.permissions import ENVIRONMENT, Resource, Statement, allows, policies, statements_for
 
@@ -53,9 +53,11 @@ def test_every_resource_a_function_is_told_about_has_an_environment_variable():
     told = set(ENVIRONMENT.values())
     declared = {s.resource for statements in policies().values() for s in statements}
     # Executions are named by the machine's ARN; the SES sender by SES_IDENTITY, only where configured;
-    # the pending-delivery index by the goals table's name and the index name the adapter queries.
+    # the pending-delivery index by the goals table's name and the index name the adapter queries;
+    # the published plan keys by the audit bucket's name and their prefix.
     assert declared - told <= {
         Resource.ORDER_FLOW_EXECUTIONS, Resource.SES_IDENTITY, Resource.PENDING_DELIVERY_INDEX,
+        Resource.PLAN_KEYS,
     }  # fmt: skip
 
 
@@ -79,14 +81,39 @@ def test_allows_needs_the_action_on_that_very_resource():
         ),
         ("dynamodb", "BatchGetItem", {"RequestItems": {"c": {}}}, [("dynamodb:BatchGetItem", "c")]),
         ("secretsmanager", "GetSecretValue", {"SecretId": "s"}, [("secretsmanager:GetSecretValue", "s")]),
-        ("s3", "ListObjectVersions", {"Bucket": "b"}, [("s3:ListBucketVersions", "b")]),
-        ("s3", "GetObject", {"Bucket": "b", "Key": "k", "VersionId": "1"}, [("s3:GetObjectVersion", "b")]),
+        (
+            "s3",
+            "ListObjectVersions",
+            {"Bucket": "b", "Prefix": "anchors/g-1/"},
+            [("s3:ListBucketVersions", "b/anchors/")],
+        ),
+        (
+            "s3",
+            "GetObject",
+            {"Bucket": "b", "Key": "plan-keys/k.der", "VersionId": "1"},
+            [("s3:GetObjectVersion", "b/plan-keys/")],
+        ),
         ("kms", "Sign", {"KeyId": "alias/x"}, [("kms:Sign", "alias/x")]),
         ("sts", "GetCallerIdentity", {}, [("sts:GetCallerIdentity", "")]),
     ],
 )
 def test_a_call_is_authorised_as_aws_authorises_it(service, operation, params, expected):
     assert requested(service, operation, params) == expected
+
+
+def test_only_the_plan_signers_may_publish_a_plan_signing_key():
+    """An audit writer that could publish a key of its own could sign forged snapshots with it."""
+    environ = {"AUDIT_BUCKET": "audit-b", "STATE_MACHINE_ARN": "arn:aws:states:us-east-1:1:stateMachine:f"}
+    enforcement = local_enforcement(environ)
+    key = {"Bucket": "audit-b", "Key": "plan-keys/mine.der", "Body": b"", "IfNoneMatch": "*"}
+    anchor = {"Bucket": "audit-b", "Key": "anchors/g-1/0000000001.json", "Body": b"", "IfNoneMatch": "*"}
+    for signer in ("api", "planner", "approval"):
+        enforcement.check(signer, "s3", "PutObject", key)
+    for writer in ("validator", "compensator", "notify", "orders", "payment", "redelivery"):
+        enforcement.check(writer, "s3", "PutObject", anchor)
+        with pytest.raises(ClientError) as refused:
+            enforcement.check(writer, "s3", "PutObject", key)
+        assert refused.value.response["Error"]["Code"] == "AccessDenied"
 
 
 def _enforcement() -> PolicyEnforcement:
