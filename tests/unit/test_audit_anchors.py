@@ -144,3 +144,23 @@ def test_the_audit_view_reports_a_removed_tail_once_the_pauses_are_spent():
 
     assert pauses == list(SETTLE_PAUSES)
     assert view.verification.problems == ["record 3 is anchored but not in the table: records were removed"]
+
+
+def test_records_appended_while_the_view_waits_come_with_their_anchors():
+    from cartpilot.goals.ledger import GoalLedger
+    from cartpilot.goals.views import audit_view
+    from tests.fakes import InMemoryGoalStore
+
+    trail = Trail()
+    records = trail.write(2)
+    in_flight = _next(records[-1], event="event.in-flight")
+    trail.anchors.claim(in_flight)
+
+    def writers_go_on(seconds: float) -> None:
+        trail.records.insert(in_flight)
+        trail.trail.append("g-1", actor="tester", event="event.next")  # anchored, then inserted
+
+    view = audit_view(_Goal(), GoalLedger(InMemoryGoalStore(), trail.trail), sleep=writers_go_on)  # type: ignore[arg-type]
+
+    assert view.verification.problems == []
+    assert [record.seq for record in view.records] == [1, 2, 3, 4] == [a.seq for a in view.anchors or []]

@@ -98,6 +98,8 @@ def audit_view(
         if not anchors or max(a.seq for a in anchors) <= max((r.seq for r in records), default=0):
             break
         sleep(pause)
+        # Records, then anchors again: records appended meanwhile come with theirs.
         records = ledger.audit.records(goal.goalId)
+        anchors = ledger.audit.anchors(goal.goalId)
     verification = verify_chain(records, expected_head=goal.auditHead, verifier=verifier, anchors=anchors)
     return AuditView(goalId=goal.goalId, records=records, anchors=anchors, verification=verification)

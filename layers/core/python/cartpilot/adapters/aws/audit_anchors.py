@@ -45,15 +45,15 @@ class _WriteOnceBucket:
 
     def first_versions(self, prefix: str) -> dict[str, tuple[str, int]]:
         """Key -> (version id of its first version, how many versions it has), under ``prefix``."""
-        versions: dict[str, list[tuple[Any, str]]] = {}
+        versions: dict[str, list[str]] = {}
         paginator = self._s3.get_paginator("list_object_versions")
         for page in paginator.paginate(Bucket=self._bucket, Prefix=prefix):
             # Delete markers are not listed here: a "deleted" object is still read from its versions.
             for version in page.get("Versions", []):
-                versions.setdefault(version["Key"], []).append(
-                    (version["LastModified"], version["VersionId"])
-                )
-        return {key: (min(found)[1], len(found)) for key, found in versions.items()}
+                versions.setdefault(version["Key"], []).append(version["VersionId"])
+        # S3 lists a key's versions newest first; LastModified has whole seconds, too coarse to order
+        # two writes of one second.
+        return {key: (found[-1], len(found)) for key, found in versions.items()}
 
     def read(self, key: str, version_id: str | None = None) -> bytes | None:
         extra = {"VersionId": version_id} if version_id else {}
