@@ -342,8 +342,10 @@ class Api(Construct):
                                 field_to_match=wafv2.CfnWebACL.FieldToMatchProperty(uri_path={}),
                                 positional_constraint="CONTAINS",
                                 search_string=limit.path,
+                                # Decoded first: /v1/%61pprovals/… is the same route to API Gateway.
                                 text_transformations=[
-                                    wafv2.CfnWebACL.TextTransformationProperty(priority=0, type="LOWERCASE")
+                                    wafv2.CfnWebACL.TextTransformationProperty(priority=0, type="URL_DECODE"),
+                                    wafv2.CfnWebACL.TextTransformationProperty(priority=1, type="LOWERCASE"),
                                 ],
                             )
                         ),

@@ -114,3 +114,12 @@ def test_the_web_acl_guards_the_stage(synthesis: Synthesis, brand_name: str) -> 
     (association,) = of_type(resources, "AWS::WAFv2::WebACLAssociation").values()
     assert association["Properties"]["WebACLArn"] == {"Fn::GetAtt": [acl_id, "Arn"]}
     assert stage_id in str(association["Properties"]["ResourceArn"])
+
+
+def test_a_percent_encoded_path_meets_the_same_limit(synthesis: Synthesis, brand_name: str) -> None:
+    """API Gateway routes /v1/%61pprovals/… to /approvals/…: the rule must decode before it matches."""
+    resources = synthesis.template_json(brand_name)["Resources"]
+    for rule in _per_address_rules(resources):
+        match = rule["ScopeDownStatement"]["ByteMatchStatement"]
+        transformations = sorted(match["TextTransformations"], key=lambda t: t["Priority"])
+        assert [t["Type"] for t in transformations] == ["URL_DECODE", "LOWERCASE"], match["SearchString"]
