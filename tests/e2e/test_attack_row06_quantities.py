@@ -63,6 +63,9 @@ def test_an_approved_quantity_is_what_the_merchant_charges(stack: Stack):
         "Buy me 25 pairs of running socks",
         "Buy me 0 pairs of running socks",
         "Buy running socks and ship them to my aunt Rosa",
+        "get 1,000 pairs of running socks",
+        "Buy me 3.5 pairs of running socks",
+        "get running socks, ship to 12 Baker Street",
     ],
 )
 def test_what_cannot_be_planned_exactly_fails_planning_and_buys_nothing(stack: Stack, text: str):

@@ -90,7 +90,7 @@ def test_quantities_written_as_digits_words_and_chinese_numerals(goal, quantity)
 
 @pytest.mark.parametrize(
     "goal",
-    ["a 1000-piece puzzle", "a 20L backpack", "a power bank 10000 mAh", "a 65W charger", "a water bottle 750 ml",
+    ["a 1000-piece puzzle", "a 20L backpack", "buy a 1.5 litre water bottle", "buy 1.5l water", "a power bank 10000 mAh", "a 65W charger", "a water bottle 750 ml",
      "iPhone 15 case", "running shoes size 44", "跑鞋 44码"],
 )  # fmt: skip
 def test_numbers_that_describe_the_product_are_not_quantities(goal):
@@ -125,8 +125,13 @@ def test_numbers_that_describe_the_product_are_not_quantities(goal):
         ("a few yoga mats", "the goal asks for 'a few': say how many (1 to 20)"),
         ("several mugs for the office", "the goal asks for 'several': say how many (1 to 20)"),
         ("买几双袜子", "the goal asks for '几双': say how many (1 to 20)"),
+        ("get 1,000 pairs of running socks", "the goal asks for '1,000': write how many as a plain whole number (1 to 20)"),
+        ("get 1e3 running socks", "the goal asks for '1e3': write how many as a plain whole number (1 to 20)"),
+        ("Buy me 3.5 pairs of running socks", "the goal asks for '3.5': write how many as a plain whole number (1 to 20)"),
+        ("get ½ dozen running socks", "the goal asks for '½': write how many as a plain whole number (1 to 20)"),
+        ("buy 3/4 pairs of socks", "the goal asks for '3/4': write how many as a plain whole number (1 to 20)"),
     ],
-)
+)  # fmt: skip
 def test_a_quantity_no_plan_can_carry_is_refused_never_read_as_one(goal, reason):
     with pytest.raises(QuantityNotPlannable) as refused:
         parse(goal)
@@ -206,6 +211,8 @@ def test_wine_is_not_a_colour_of_the_word_red_in_chinese():
         ("send a kite to my nephew in Xi'an", "family", "nephew", "Xi'an", None),
         ("Ship a blue backpack to Guilin", None, None, None, "Guilin"),
         ("送到桂林的书包", None, None, None, "桂林"),
+        ("get running socks, ship to 12 Baker Street", None, None, None, "12 Baker Street"),
+        ("running socks, deliver them to 5 Main St", None, None, None, "5 Main St"),
     ],
 )
 def test_who_and_where(goal, relation, person, city, place):

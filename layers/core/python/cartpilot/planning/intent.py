@@ -210,12 +210,15 @@ _QUANTITY_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
 # A bare number is a quantity when it comes right after a verb or the start ("buy 2 tees"), not
 # after a product word ("iPhone 15 case") and not before a unit ("750 ml", "2 days").
 _BARE_NUMBER = re.compile(r"(?<![\w.,/:\-−])([-−]?\d+)(?![\w.,/:%\-])")
+# A number no plan can carry as a count, where a count goes: "1,000 pairs", "3.5 pairs", "get 1e3
+# socks", "½ dozen". Refused rather than read as the whole number it starts with, or as none.
+_ODD_NUMBER = re.compile(r"(?<![\w.,/:])(\d+(?:[.,]\d+)+|\d+(?:\.\d+)?e\d+|\d*[½¼¾⅓⅔⅛]|\d+/\d+)(?![\w%])")
 _QUANTITY_LEADS = frozenset(
     {"buy", "get", "order", "purchase", "want", "need", "send", "ship", "me", "us", "him", "her", "them",
      "please", "and", "grab", "pick", "买", "要", "来", "订", "购买"}
 )  # fmt: skip
 _UNITS = frozenset(
-    {"ml", "l", "mah", "w", "mm", "cm", "m", "kg", "g", "gb", "tb", "inch", "inches", "in", "oz", "lb", "lbs",
+    {"ml", "l", "litre", "litres", "liter", "liters", "mah", "w", "mm", "cm", "m", "kg", "g", "gb", "tb", "inch", "inches", "in", "oz", "lb", "lbs",
      "km", "v", "hz", "percent", "cny", "rmb", "usd", "yuan", "dollars", "day", "days", "week", "weeks",
      "hour", "hours", "pm", "am", "元", "块", "码", "号", "月", "日", "年", "岁", "天", "小时"}
 )  # fmt: skip
@@ -224,6 +227,9 @@ _PLACE_EN = re.compile(
     r"\b(?i:ship|send|deliver|mail|post)\b[^.,;:!?]{0,60}?\b(?i:to)\s+"
     r"([A-Z][\w'’\-]+(?:\s+[A-Z][\w'’\-]+)?)"
     r"|\b(?i:in|at)\s+([A-Z][a-z][\w'’\-]*(?:\s+[A-Z][a-z][\w'’\-]*)?)"
+    # A street address written into the goal ("ship to 12 Baker Street"): somewhere not on file.
+    r"|\b(?i:ship|send|deliver|mail|post)\b[^.,;:!?]{0,60}?\b(?i:to)\s+"
+    r"(\d+[A-Za-z]?\s+[A-Za-z][\w'’\-]*(?:\s+[A-Za-z][\w'’\-]*){0,3})"
 )
 _PLACE_ZH = re.compile(
     r"(?:送到|寄到|发到|送去|寄去|邮到|住在)([\u4e00-\u9fff]{2,6}?)(?=的|给|，|,|。|\s|$|前|之前|以前|\d)"
@@ -414,7 +420,7 @@ def _city(text: _Text) -> tuple[str | None, str | None]:
         text.take(match, 1)
         return None, match.group(1)
     for match in _PLACE_EN.finditer(text.masked):
-        group = 1 if match.group(1) else 2
+        group = next(number for number in (1, 2, 3) if match.group(number))
         place = match.group(group)
         first = place.split()[0].lower()
         if first in _NOT_PLACES or first[:3] in _MONTHS or first in GOAL_STOPWORDS:
@@ -547,8 +553,30 @@ def _bare_number(text: _Text) -> re.Match[str] | None:
     return None
 
 
+def _odd_quantity(text: _Text) -> re.Match[str] | None:
+    """A number that is not a whole count, standing where a count goes: before a measure or a
+    dozen, or right after a verb or the start (but not before a unit: "1.5 l")."""
+    for match in _ODD_NUMBER.finditer(text.masked):
+        after = text.masked[match.end() :].lower()
+        if re.match(rf"\s*(?:{_MEASURES_EN}|dozens?)\b", after):
+            return match
+        following = re.match(r"\s*([a-z]+|[\u4e00-\u9fff])", after)
+        before = re.findall(r"[\w']+|[\u4e00-\u9fff]", text.masked[: match.start()].lower())
+        if (
+            following is not None
+            and following.group(1) not in _UNITS
+            and (not before or before[-1] in _QUANTITY_LEADS)
+        ):
+            return match
+    return None
+
+
 def _quantity(text: _Text) -> tuple[int, str | None]:
     """The quantity the goal writes, and how it wrote it; (1, None) when it writes none."""
+    if odd := _odd_quantity(text):
+        raise QuantityNotPlannable(
+            f"the goal asks for {odd.group()!r}: write how many as a plain whole number (1 to {MAX_QUANTITY})"
+        )
     found: list[tuple[int, re.Match[str], str]] = []
     for pattern, kind in _QUANTITY_PATTERNS:
         if match := text.find(pattern):
