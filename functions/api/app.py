@@ -8,7 +8,10 @@ from urllib.parse import parse_qs
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.exceptions import (
+    RequestUnsupportedContentType,
+    RequestValidationError,
+)
 from aws_lambda_powertools.event_handler.openapi.params import Header, Query
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.logging import correlation_paths
@@ -69,6 +72,20 @@ def _invalid_request(exc: RequestValidationError) -> Response[dict[str, Any]]:
     return _error(422, "INVALID_REQUEST", problems or "the request is not valid")
 
 
+@app.exception_handler(RequestUnsupportedContentType)
+def _unsupported_content_type(exc: RequestUnsupportedContentType) -> Response[dict[str, Any]]:
+    return _error(415, "UNSUPPORTED_MEDIA_TYPE", "send the body as application/json")
+
+
+@app.not_found
+def _no_such_route(exc: Exception) -> Response[Any]:
+    if app.current_event.path.startswith(("/approvals/", "/staff/approvals/")):
+        from cartpilot.approvals.desk import DeskError
+
+        return _error_page(DeskError(404, "NOT_FOUND", "there is no such page"))
+    return _error(404, "NOT_FOUND", "no such route")
+
+
 @app.exception_handler([BodyRefused, UnicodeDecodeError])
 def _unreadable_body(exc: Exception) -> Response[Any]:
     refused = (
@@ -77,7 +94,7 @@ def _unreadable_body(exc: Exception) -> Response[Any]:
         else BodyRefused("BODY_NOT_UTF8", "the request body must be UTF-8 text")
     )
     logger.info("request body refused", extra={"code": refused.code})
-    if app.current_event.path.startswith("/approvals/"):
+    if app.current_event.path.startswith(("/approvals/", "/staff/approvals/")):
         from cartpilot.approvals.desk import DeskError
 
         return _error_page(DeskError(refused.status, refused.code, refused.message))

@@ -114,3 +114,24 @@ def test_bad_approval_requests_are_4xx_pages_and_decide_nothing(stack: Stack) ->
         if event.startswith("approval.") and event != "approval.requested"
     ]
     assert decisions == ["approval.rejected"]
+
+
+def test_other_content_types_and_unknown_routes_get_the_usual_error_body(stack: Stack) -> None:
+    before = _flow_state(stack)
+    body = b'{"userId": "user-1", "goal": "Buy me a pair of running socks"}'
+    for content_type in ("text/plain", "application/xml", "application/octet-stream"):
+        response = stack.api.http.post(
+            "/goals",
+            content=body,
+            headers={"Idempotency-Key": str(uuid.uuid4()), "Content-Type": content_type},
+        )
+        assert response.status_code == 415
+        assert _json_error(response)["code"] == "UNSUPPORTED_MEDIA_TYPE"
+    for path in ("/goals/a/b/c", "/no-such-route", "/goals/%E2%80%AE/x"):
+        response = stack.api.http.get(path)
+        assert response.status_code == 404
+        assert _json_error(response)["code"] == "NOT_FOUND"
+    page = stack.api.http.get("/approvals/a-1/extra/parts")
+    assert page.status_code == 404
+    _html_error(page)
+    assert _flow_state(stack) == before
