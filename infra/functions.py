@@ -166,33 +166,20 @@ class Functions(Construct):
     def by_asl_variable(self) -> Mapping[str, lambda_.Function]:
         return {spec.asl_variable: self.by_name[spec.name] for spec in FUNCTIONS if spec.asl_variable}
 
-    def connect_state_machine(
-        self, state_machine: sfn.StateMachine, *, execution_arn_pattern: str, execution_arn_finding: str
-    ) -> None:
-        """The API starts executions, answers task tokens for approvals and reads execution status."""
-        api = self.api
-        api.add_environment("STATE_MACHINE_ARN", state_machine.state_machine_arn)
+    def connect_state_machine(self, state_machine: sfn.StateMachine) -> None:
+        """The API starts executions and answers task tokens; the redelivery sweep answers them too."""
+        self.api.add_environment("STATE_MACHINE_ARN", state_machine.state_machine_arn)
         for spec in FUNCTIONS:
             if spec.answers_task_tokens:
                 self.by_name[spec.name].add_environment("STATE_MACHINE_ARN", state_machine.state_machine_arn)
-        arns = {
-            Resource.ORDER_FLOW: state_machine.state_machine_arn,
-            Resource.ORDER_FLOW_EXECUTIONS: execution_arn_pattern,
-        }
         for spec in FUNCTIONS:
             for statement in statements_for(spec):
-                if statement.resource in arns:
+                if statement.resource is Resource.ORDER_FLOW:
                     self.by_name[spec.name].add_to_role_policy(
                         iam.PolicyStatement(
-                            actions=sorted(statement.actions), resources=[arns[statement.resource]]
+                            actions=sorted(statement.actions), resources=[state_machine.state_machine_arn]
                         )
                     )
-        acknowledge(
-            self._role_of(api),
-            f"AwsSolutions-IAM5[Resource::{execution_arn_finding}]",
-            "GET /goals/{goalId} reads the status of the goal's execution; execution ARNs are only known "
-            "at run time, so the pattern names this brand's order-flow state machine and no other.",
-        )
 
     def _function(
         self,

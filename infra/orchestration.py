@@ -17,7 +17,6 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
@@ -207,17 +206,4 @@ class OrderFlow(Construct):
             "Added by CDK for execution logging and tracing: the CloudWatch Logs delivery actions "
             "(logs:CreateLogDelivery, logs:PutResourcePolicy, ...) and xray:PutTraceSegments support no "
             "resource-level permissions. Lambda invocation is granted on the named functions only.",
-        )
-
-        stack = cdk.Stack.of(self)
-        self.execution_arn_pattern = stack.format_arn(
-            service="states",
-            resource="execution",
-            resource_name=f"{self.state_machine_name}:*",
-            arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
-        )
-        # The same pattern as cdk-nag prints it, pseudo parameters in angle brackets.
-        self.execution_arn_finding = (
-            "arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:"
-            f"{self.state_machine_name}:*"
         )

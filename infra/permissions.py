@@ -99,9 +99,8 @@ SEND_EMAIL = frozenset({"ses:SendEmail", "ses:SendRawEmail"})
 # The api starts the flow and answers its task tokens (approvals, undo); IAM authorises the
 # token calls on the state machine that issued them.
 DRIVE_ORDER_FLOW = frozenset({
-    "states:StartExecution", "states:SendTaskSuccess", "states:SendTaskFailure", "states:SendTaskHeartbeat",
+    "states:StartExecution", "states:SendTaskSuccess", "states:SendTaskFailure",
 })  # fmt: skip
-READ_EXECUTIONS = frozenset({"states:DescribeExecution"})
 # The redelivery sweep sends recorded decisions: a result per token, nothing else on the flow.
 ANSWER_TASK_TOKENS = frozenset({"states:SendTaskSuccess", "states:SendTaskFailure"})
 QUERY_INDEX = frozenset({"dynamodb:Query"})
@@ -147,7 +146,6 @@ def statements_for(spec: FunctionSpec, *, ses_identity: bool = False) -> tuple[S
         statements.append(Statement(PUBLISH, Resource.STAFF_TOPIC))
     if spec.drives_order_flow:
         statements.append(Statement(DRIVE_ORDER_FLOW, Resource.ORDER_FLOW))
-        statements.append(Statement(READ_EXECUTIONS, Resource.ORDER_FLOW_EXECUTIONS))
     if spec.answers_task_tokens:
         statements.append(Statement(ANSWER_TASK_TOKENS, Resource.ORDER_FLOW))
     if spec.reads_pending_deliveries:

@@ -62,11 +62,7 @@ class CartPilotStack(cdk.Stack):
             functions=self.functions.by_asl_variable,
             key=key,
         )
-        self.functions.connect_state_machine(
-            self.order_flow.state_machine,
-            execution_arn_pattern=self.order_flow.execution_arn_pattern,
-            execution_arn_finding=self.order_flow.execution_arn_finding,
-        )
+        self.functions.connect_state_machine(self.order_flow.state_machine)
         self.api.add_routes(self.functions.api)
         self.monitoring = Monitoring(
             self,

@@ -302,10 +302,9 @@ def test_only_the_api_drives_the_order_flow(synthesis: Synthesis, brand_name: st
             "states:StartExecution",
             "states:SendTaskSuccess",
             "states:SendTaskFailure",
-            "states:SendTaskHeartbeat",
         }
-        (describe,) = [s for s in statements if s["Action"] == ["states:DescribeExecution"]]
-        assert describe["Resource"]["Fn::Join"][1][-1] == f":execution:CartPilot-{brand_name}-OrderFlow:*"
+        # Nothing the api calls reads executions or sends heartbeats: no grant for either.
+        assert {a for s in statements for a in s["Action"]} == on_machine
 
 
 def test_wildcard_resources_are_only_the_actions_aws_cannot_scope(
