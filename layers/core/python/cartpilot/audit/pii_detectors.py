@@ -77,6 +77,12 @@ _ZH_STREET = re.compile(
 )
 
 
+# Digits written as Chinese numerals ("一三九一二三四五六七八"): NFKC leaves them, so a run long enough
+# to be a phone or card number is read digit for digit (one character each: the origins still hold).
+_ZH_DIGIT_RUN = re.compile(r"[零〇一二三四五六七八九]{7,}")
+_ZH_DIGITS = str.maketrans("零〇一二三四五六七八九", "00123456789")
+
+
 def fold(text: str) -> tuple[str, list[int]]:
     """NFKC per character, and for every folded character the index of the original it came from."""
     folded: list[str] = []
@@ -85,7 +91,8 @@ def fold(text: str) -> tuple[str, list[int]]:
         normal = unicodedata.normalize("NFKC", char) if not char.isascii() else char
         folded.append(normal)
         origin.extend([index] * len(normal))
-    return "".join(folded), origin
+    digits = _ZH_DIGIT_RUN.sub(lambda run: run.group().translate(_ZH_DIGITS), "".join(folded))
+    return digits, origin
 
 
 def personal_spans(text: str) -> list[Span]:
