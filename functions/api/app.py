@@ -297,10 +297,17 @@ def open_approval(
     kid: Annotated[str, Query()] = "",
     sig: Annotated[str, Query()] = "",
 ) -> Response[str]:
+    return _open(approval_id, exp, kid, sig)
+
+
+def _open(approval_id: str, exp: str, kid: str, sig: str, staff_member: str | None = None) -> Response[str]:
+    """The page of the public route, or (with ``staff_member``) of the staff route."""
     from cartpilot.approvals.desk import DeskError, LinkParams
 
     try:
-        view = wiring.desk().open(approval_id, LinkParams(exp=exp, kid=kid, sig=sig))
+        view = wiring.desk().open(
+            approval_id, LinkParams(exp=exp, kid=kid, sig=sig), staff_member=staff_member
+        )
     except DeskError as exc:
         return _error_page(exc)
     return _approval_page(200, view)
@@ -392,17 +399,13 @@ def open_staff_approval(
     sig: Annotated[str, Query()] = "",
 ) -> Response[str]:
     """A staff-only approval's page, for the brand's staff (IAM-signed; see approvals/staff.py)."""
-    from cartpilot.approvals.desk import DeskError, LinkParams
+    from cartpilot.approvals.desk import DeskError
 
     try:
-        view = wiring.desk().open(
-            approval_id, LinkParams(exp=exp, kid=kid, sig=sig), staff_member=_staff_member()
-        )
+        staff_member = _staff_member()
     except CallerRefused as exc:
         return _error_page(DeskError(exc.status, exc.code, exc.message))
-    except DeskError as exc:
-        return _error_page(exc)
-    return _approval_page(200, view)
+    return _open(approval_id, exp, kid, sig, staff_member)
 
 
 @app.post("/staff/approvals/<approval_id>")
