@@ -10,44 +10,28 @@ from __future__ import annotations
 
 import itertools
 import json
-import time
 from collections.abc import Callable
 from typing import Any
 
 import boto3
 import pytest
-from boto3.dynamodb.conditions import Key
 
 from cartpilot.audit.chain import AuditRecord, hash_record_body
-from cartpilot_local.cli import main
-from cartpilot_local.resources import table_names
+from tests.e2e.audit_trail import (
+    record_of,
+    stored_records,
+    table_of,
+    verify_with_cli,
+    wait_for_quiet_trail,
+)
 from tests.e2e.conftest import LOW_RISK_GOAL, Stack
 
-Items = list[dict[str, Any]]
 APPROVAL_GOAL = "Buy me 2 pairs of running shoes, size 42, and gift-wrap them"
 _shoppers = itertools.count(601)
 
 
 def shopper() -> str:
     return f"shopper-{next(_shoppers):04d}"
-
-
-def _table(stack: Stack, name: str) -> Any:
-    return boto3.resource("dynamodb").Table(table_names(stack.local.brand)[name])
-
-
-def stored(stack: Stack, goal_id: str) -> Items:
-    items: Items = _table(stack, "audit").query(
-        KeyConditionExpression=Key("goalId").eq(goal_id), ConsistentRead=True
-    )["Items"]
-    return sorted(items, key=lambda item: int(item["seq"]))
-
-
-def _record(item: dict[str, Any]) -> AuditRecord:
-    data = {key: value for key, value in item.items() if value is not None}
-    data["seq"] = int(data["seq"])
-    data["detail"] = json.loads(data.get("detail") or "{}")
-    return AuditRecord.model_validate(data)
 
 
 def _item(record: AuditRecord) -> dict[str, Any]:
@@ -66,13 +50,13 @@ def rechain(records: list[AuditRecord]) -> list[AuditRecord]:
 
 def plant(stack: Stack, goal_id: str, records: list[AuditRecord]) -> None:
     """Writes ``records`` over the stored ones with plain PutItem calls and moves the goal's head."""
-    table = _table(stack, "audit")
-    for item in stored(stack, goal_id):
+    table = table_of(stack, "audit")
+    for item in stored_records(stack, goal_id):
         if int(item["seq"]) > len(records):
             table.delete_item(Key={"goalId": goal_id, "seq": item["seq"]})
     for record in records:
         table.put_item(Item=_item(record))
-    _table(stack, "goals").update_item(
+    table_of(stack, "goals").update_item(
         Key={"pk": f"GOAL#{goal_id}"},
         UpdateExpression="SET auditHead = :head, auditSeq = :seq",
         ExpressionAttributeValues={":head": records[-1].hash, ":seq": records[-1].seq},
@@ -152,20 +136,6 @@ def reordered_records(records: list[AuditRecord]) -> list[AuditRecord]:
     return rechain(records)
 
 
-def wait_for_quiet_trail(stack: Stack, goal_id: str, timeout: float = 30.0) -> None:
-    """A completed goal writes one more record as its undo window opens; tamper only after it."""
-    deadline = time.monotonic() + timeout
-    while stack.events(goal_id)[-1] != "undo.window-opened":
-        assert time.monotonic() < deadline, f"the audit trail of {goal_id} is still growing"
-        time.sleep(0.05)
-
-
-def verify_with_cli(stack: Stack, goal_id: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
-    capsys.readouterr()
-    code = main(["audit", goal_id, "--verify", "--api", stack.local.api_url])
-    return code, capsys.readouterr().out
-
-
 @pytest.mark.parametrize(
     ("forge", "problem"),
     [
@@ -194,8 +164,8 @@ def test_a_forged_audit_trail_fails_client_side_verification(
     code, out = verify_with_cli(stack, goal_id, capsys)
     assert code == 0 and "verified on this machine" in out, out
 
-    original = stored(stack, goal_id)
-    plant(stack, goal_id, forge([_record(item) for item in original]))
+    original = stored_records(stack, goal_id)
+    plant(stack, goal_id, forge([record_of(item) for item in original]))
 
     code, out = verify_with_cli(stack, goal_id, capsys)
     assert code == 1, out
@@ -205,7 +175,7 @@ def test_a_forged_audit_trail_fails_client_side_verification(
     assert stack.ledger() == ledger
 
     # Putting the genuine records back verifies again: the failure was the forgery, not the goal.
-    restored = [_record(item) for item in original]
+    restored = [record_of(item) for item in original]
     plant(stack, goal_id, restored)
     assert verify_with_cli(stack, goal_id, capsys)[0] == 0
 

@@ -4,22 +4,23 @@ by ``GET /goals/{id}/audit`` and by ``cartpilot audit GOAL --verify`` (exit code
 from __future__ import annotations
 
 import itertools
-import json
-import time
 from collections.abc import Callable
 from typing import Any
 
-import boto3
 import pytest
-from boto3.dynamodb.conditions import Key
 
 from cartpilot.audit.chain import AuditRecord, hash_record_body, verify_chain
 from cartpilot.audit.public_keys import PlanSignatureVerifier
-from cartpilot_local.cli import main
-from cartpilot_local.resources import table_names
+from tests.e2e.audit_trail import (
+    Items,
+    record_of,
+    stored_records,
+    table_of,
+    verify_with_cli,
+    wait_for_quiet_trail,
+)
 from tests.e2e.conftest import LOW_RISK_GOAL, Stack
 
-Items = list[dict[str, Any]]
 APPROVAL_GOAL = "Buy me 2 pairs of running shoes, size 42, and gift-wrap them"
 # A fresh generated shopper per goal, clear of the per-user daily limits other tests run into.
 _shoppers = itertools.count(301)
@@ -29,20 +30,9 @@ def shopper() -> str:
     return f"shopper-{next(_shoppers):04d}"
 
 
-def audit_table(stack: Stack) -> Any:
-    return boto3.resource("dynamodb").Table(table_names(stack.local.brand)["audit"])
-
-
-def stored_records(stack: Stack, goal_id: str) -> Items:
-    items: Items = audit_table(stack).query(
-        KeyConditionExpression=Key("goalId").eq(goal_id), ConsistentRead=True
-    )["Items"]
-    return items
-
-
 def rewrite(stack: Stack, goal_id: str, items: Items) -> None:
     """Replaces the goal's stored records with ``items``, as someone with table access could."""
-    table = audit_table(stack)
+    table = table_of(stack, "audit")
     for item in stored_records(stack, goal_id):
         table.delete_item(Key={"goalId": goal_id, "seq": item["seq"]})
     for item in items:
@@ -58,7 +48,7 @@ def edit_an_event(items: Items) -> Items:
 def edit_and_rehash(items: Items) -> Items:
     """A careful forger also fixes the edited record's own hash; the next record's link still breaks."""
     edited = [dict(item) for item in items]
-    record = _record(edited[1])
+    record = record_of(edited[1])
     body = record.model_copy(update={"actor": "user:someone-else"}).body()
     edited[1] = {**edited[1], "actor": "user:someone-else", "hash": hash_record_body(body)}
     return edited
@@ -78,27 +68,6 @@ def reorder_two_records(items: Items) -> Items:
     swapped[1] = {**third, "seq": second["seq"]}
     swapped[2] = {**second, "seq": third["seq"]}
     return swapped
-
-
-def _record(item: dict[str, Any]) -> AuditRecord:
-    data = {key: value for key, value in item.items() if value is not None}
-    data["seq"] = int(data["seq"])
-    data["detail"] = json.loads(data.get("detail") or "{}")
-    return AuditRecord.model_validate(data)
-
-
-def wait_for_quiet_trail(stack: Stack, goal_id: str, timeout: float = 30.0) -> None:
-    """A completed goal writes one more record as its undo window opens; tamper only after it."""
-    deadline = time.monotonic() + timeout
-    while stack.events(goal_id)[-1] != "undo.window-opened":
-        assert time.monotonic() < deadline, f"the audit trail of {goal_id} is still growing"
-        time.sleep(0.05)
-
-
-def verify_with_cli(stack: Stack, goal_id: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
-    capsys.readouterr()
-    code = main(["audit", goal_id, "--verify", "--api", stack.local.api_url])
-    return code, capsys.readouterr().out
 
 
 @pytest.mark.parametrize(
@@ -121,7 +90,7 @@ def test_a_tampered_audit_trail_fails_verification(
     code, out = verify_with_cli(stack, goal_id, capsys)
     assert code == 0 and "chain valid" in out
 
-    original = sorted(stored_records(stack, goal_id), key=lambda item: item["seq"])
+    original = stored_records(stack, goal_id)
     rewrite(stack, goal_id, tamper(original))
 
     verification = stack.api.audit(goal_id)["verification"]
