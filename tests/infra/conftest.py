@@ -149,6 +149,15 @@ def of_type(resources: dict[str, dict[str, Any]], resource_type: str) -> dict[st
     return {key: value for key, value in resources.items() if value["Type"] == resource_type}
 
 
+def table_ids(synthesis: Synthesis, brand_name: str) -> dict[str, str]:
+    """Logical id -> table name (goals, audit, idempotency, counters) in one brand's template."""
+    data = synthesis.stacks[brand_name].data
+    return {
+        synthesis.logical_id(brand_name, getattr(data, name)): name
+        for name in ("goals", "audit", "idempotency", "counters")
+    }
+
+
 def brand_key(resources: dict[str, dict[str, Any]]) -> tuple[str, dict[str, Any]]:
     """The brand's encryption key (logical id, resource); the stack's other key only signs plan snapshots."""
     (found,) = (

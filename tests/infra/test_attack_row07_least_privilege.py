@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.infra.conftest import Synthesis, iter_refs, of_type, resource_refs, statements_of_role
+from tests.infra.conftest import Synthesis, iter_refs, of_type, resource_refs, statements_of_role, table_ids
 
 pytestmark = pytest.mark.xdist_group("infra")
 
@@ -93,11 +93,7 @@ def test_each_role_has_exactly_the_dynamodb_actions_its_code_calls(
     synthesis: Synthesis, brand_name: str
 ) -> None:
     resources = synthesis.template_json(brand_name)["Resources"]
-    data = synthesis.stacks[brand_name].data
-    tables = {
-        synthesis.logical_id(brand_name, getattr(data, t)): t
-        for t in ("goals", "audit", "idempotency", "counters")
-    }
+    tables = table_ids(synthesis, brand_name)
     for name, role_id in _roles(synthesis, brand_name).items():
         granted: dict[str, set[str]] = {}
         for action, ref in _grants(resources, role_id):

@@ -8,7 +8,7 @@ import pytest
 from aws_cdk.assertions import Template
 
 from infra.functions import FUNCTIONS
-from tests.infra.conftest import Synthesis, iter_refs, of_type, resource_refs, statements_of_role
+from tests.infra.conftest import Synthesis, iter_refs, of_type, resource_refs, statements_of_role, table_ids
 
 pytestmark = pytest.mark.xdist_group("infra")
 
@@ -213,11 +213,7 @@ def test_table_access_is_exactly_the_contract_and_audit_is_append_only(
     synthesis: Synthesis, brand_name: str
 ) -> None:
     resources = synthesis.template_json(brand_name)["Resources"]
-    data = synthesis.stacks[brand_name].data
-    tables = {
-        synthesis.logical_id(brand_name, getattr(data, t)): t
-        for t in ("goals", "audit", "idempotency", "counters")
-    }
+    tables = table_ids(synthesis, brand_name)
     for name, function_id in _function_ids(synthesis, brand_name).items():
         access = _access(resources, _role_of(resources, function_id))
         granted = {tables[ref]: _table_mode(actions) for ref, actions in access.items() if ref in tables}
