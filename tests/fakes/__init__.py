@@ -10,6 +10,7 @@ from tests.fakes.storage import (
     InMemoryAuditRecords,
     InMemoryGoalStore,
     InMemoryOrderCounters,
+    StaleApprovals,
 )
 
 __all__ = [
@@ -21,6 +22,7 @@ __all__ = [
     "InMemoryGoalStore",
     "InMemoryOrderCounters",
     "RecordingNotifier",
+    "StaleApprovals",
     "StaticKeySource",
     "cny",
     "sample_products",

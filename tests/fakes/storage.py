@@ -321,3 +321,20 @@ class InMemoryOrderCounters:
                 orders += 1
                 spend[total.currency] = spend.get(total.currency, 0) + total.amount_minor
         return RecentActivity(orders=orders, spend_minor=spend)
+
+
+class StaleApprovals:
+    """The approval store, answering the first read with a copy taken before a racing decision."""
+
+    def __init__(self, inner: InMemoryApprovalStore, stale: Approval) -> None:
+        self._inner = inner
+        self._stale: Approval | None = stale
+
+    def get(self, approval_id: str) -> Approval | None:
+        if self._stale is not None:
+            stale, self._stale = self._stale, None
+            return stale
+        return self._inner.get(approval_id)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)

@@ -12,7 +12,7 @@ from cartpilot.approvals.desk import ApprovalDesk, DeskError
 from cartpilot.approvals.model import Approval, ApprovalStatus, Delivery
 from cartpilot.goals.model import GoalStatus
 from cartpilot.goals.ports import WorkflowUnavailable
-from tests.fakes import FakeWorkflow, InMemoryOrderCounters
+from tests.fakes import FakeWorkflow, InMemoryOrderCounters, StaleApprovals
 from tests.unit.stages import NOON, Pending
 
 TOKEN = "task-token-1"
@@ -45,23 +45,6 @@ class FlakyEngine:
 
     def start(self, name: str, flow_input: dict[str, Any]) -> str:
         return self.inner.start(name, flow_input)
-
-
-class StaleApprovals:
-    """The approval store, answering the first read with a copy taken before a racing decision."""
-
-    def __init__(self, inner: Any, stale: Approval) -> None:
-        self._inner = inner
-        self._stale: Approval | None = stale
-
-    def get(self, approval_id: str) -> Approval | None:
-        if self._stale is not None:
-            stale, self._stale = self._stale, None
-            return stale
-        return self._inner.get(approval_id)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
 
 
 def desk_with(pending: Pending, engine: Any, sleeps: list[float]) -> ApprovalDesk:

@@ -15,7 +15,7 @@ from cartpilot.goals.ledger import GoalLedger
 from cartpilot.goals.model import GoalStatus
 from cartpilot.goals.ports import GoalStore
 from cartpilot.plans.reservations import daily_limits
-from tests.fakes import InMemoryApprovalStore, InMemoryOrderCounters
+from tests.fakes import InMemoryOrderCounters, StaleApprovals
 from tests.fakes.merchant import cny
 from tests.unit.stages import NOON, Pending
 
@@ -32,23 +32,6 @@ class RacingGoalStore:
             race, self._race = self._race, None
             race()
         self._inner.update(goal_id, **changes)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
-
-
-class StaleApprovals:
-    """The approval store, answering the first read with a copy taken before a racing decision."""
-
-    def __init__(self, inner: InMemoryApprovalStore, stale: Approval) -> None:
-        self._inner = inner
-        self._stale: Approval | None = stale
-
-    def get(self, approval_id: str) -> Approval | None:
-        if self._stale is not None:
-            stale, self._stale = self._stale, None
-            return stale
-        return self._inner.get(approval_id)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
