@@ -34,6 +34,8 @@ ALLOWED_FROM: dict[GoalStatus, frozenset[GoalStatus]] = {
         {GoalStatus.VALIDATING, GoalStatus.AWAITING_APPROVAL, GoalStatus.EXECUTING, GoalStatus.COMPENSATED}
     ),
     GoalStatus.UNDONE: frozenset({GoalStatus.COMPLETED, GoalStatus.UNDONE}),
+    GoalStatus.RETURN_REQUESTED: frozenset({GoalStatus.COMPLETED, GoalStatus.RETURN_REQUESTED}),
+    GoalStatus.RETURNED: frozenset({GoalStatus.RETURN_REQUESTED, GoalStatus.RETURNED}),
     # Only a running checkout can be handed to the shopper; nothing was charged, nothing follows.
     GoalStatus.HANDED_OFF: frozenset({GoalStatus.EXECUTING, GoalStatus.HANDED_OFF}),
     GoalStatus.FAILED: frozenset(
@@ -54,12 +56,14 @@ ALLOWED_FROM: dict[GoalStatus, frozenset[GoalStatus]] = {
             GoalStatus.AWAITING_APPROVAL,
             GoalStatus.EXECUTING,
             GoalStatus.COMPLETED,
+            GoalStatus.RETURN_REQUESTED,
             GoalStatus.NEEDS_ATTENTION,
         }
     ),
 }
 
-# Statuses a goal never leaves; COMPLETED can still become UNDONE inside the undo window.
+# Statuses a goal never leaves; COMPLETED can still become UNDONE (or RETURN_REQUESTED, then
+# RETURNED) inside the undo window.
 FINAL_STATUSES = frozenset(
     {
         GoalStatus.DENIED,
@@ -70,6 +74,7 @@ FINAL_STATUSES = frozenset(
         GoalStatus.FAILED,
         GoalStatus.NEEDS_ATTENTION,
         GoalStatus.HANDED_OFF,
+        GoalStatus.RETURNED,
     }
 )
 SETTLED_STATUSES = FINAL_STATUSES | {GoalStatus.COMPLETED}

@@ -43,6 +43,9 @@ class GoalStatus(StrEnum):
     NEEDS_ATTENTION = "NEEDS_ATTENTION"
     # The merchant asked for the shopper (checkout ``requires_escalation``): its continue URL is on the goal.
     HANDED_OFF = "HANDED_OFF"
+    # Undo after shipment: a return is filed with the merchant; RETURNED once it confirms the refund.
+    RETURN_REQUESTED = "RETURN_REQUESTED"
+    RETURNED = "RETURNED"
 
 
 # A trillion major units: above any order a shopper's assistant places, far below storage limits.
