@@ -1,0 +1,1 @@
+"""After the order: what the merchant reports about it (events, tracking, returns)."""
