@@ -1,0 +1,1 @@
+"""Scheduled and recurring goals: schedules, their occurrences and standing mandates."""
