@@ -7,9 +7,13 @@ API function serves only the principals brand.yaml lists as API clients, each fo
 approvals.
 ``/approvals/{approvalId}`` is public because shoppers open it from an email; the link itself is the
 credential (HMAC signature with an expiry, checked by the API function), GET never changes anything,
-and the approval routes get their own throttle. Every public route has a per-address WAF rate limit
-(against link guessing and floods), set so that the shared route throttle stays above what ten
-addresses at their limits can send: a handful of addresses is blocked by WAF before approvers see 429.
+and the approval routes get their own throttle. ``/shoppers/goals/{goalId}`` (the shopper's page of
+a goal, linked from receipts) is public the same way, behind the same kind of signed, expiring link.
+Every public route has a per-address WAF rate limit (against link guessing and floods), set so that
+the shared route throttle stays above what ten addresses at their limits can send: a handful of
+addresses is blocked by WAF before approvers see 429.
+``/webhooks/merchants/{merchantId}`` is public: merchants POST order events there, authenticated by
+their signature (checked by the API function against the keys of the merchant's profile).
 ``/.well-known/ucp`` (and its 2026-01-11 leaf) is public as UCP requires: merchants fetch our platform
 profile, which holds nothing secret, to learn our capabilities and the public keys of our signatures.
 Requests are validated before they reach Lambda, errors keep the API's ``{"error": {...}}`` shape,
@@ -35,6 +39,7 @@ ACCESS_LOG_RETENTION = logs.RetentionDays.THREE_MONTHS
 STAGE_RATE_LIMIT = 50  # requests per second, steady state
 STAGE_BURST_LIMIT = 100
 APPROVAL_ROUTES = ("/approvals/{approvalId}/GET", "/approvals/{approvalId}/POST")
+SHOPPER_VIEW_ROUTES = ("/shoppers/goals/{goalId}/GET", "/shoppers/goals/{goalId}/POST")
 
 
 @dataclass(frozen=True)
@@ -59,7 +64,18 @@ APPROVAL_LINKS_PER_ADDRESS = PerAddressLimit(
 PLATFORM_PROFILE_PER_ADDRESS = PerAddressLimit(
     "PlatformProfilePerIp", "/.well-known/ucp", requests=300, window_seconds=300
 )
-PER_ADDRESS_LIMITS = (APPROVAL_LINKS_PER_ADDRESS, PLATFORM_PROFILE_PER_ADDRESS)
+# A shopper opens their order's page now and then, and presses undo once.
+SHOPPER_VIEW_PER_ADDRESS = PerAddressLimit("ShopperViewPerIp", "/shoppers/", requests=100, window_seconds=300)
+# A merchant's servers send one event per order change, and retry; a few addresses send them all.
+ORDER_WEBHOOKS_PER_ADDRESS = PerAddressLimit(
+    "OrderWebhooksPerIp", "/webhooks/", requests=1000, window_seconds=300
+)
+PER_ADDRESS_LIMITS = (
+    APPROVAL_LINKS_PER_ADDRESS,
+    PLATFORM_PROFILE_PER_ADDRESS,
+    SHOPPER_VIEW_PER_ADDRESS,
+    ORDER_WEBHOOKS_PER_ADDRESS,
+)
 # The route throttle is shared by every caller, so it must stay above what ten addresses, each at its
 # WAF limit, can send: otherwise a few addresses keep every approver at 429 without being blocked.
 # 10 addresses x 100 requests / 300 s = 3.3 requests a second, far below 20. (A burst sent before
@@ -78,6 +94,9 @@ GOAL_REQUEST_SCHEMA = apigw.JsonSchema(
         "userId": apigw.JsonSchema(type=apigw.JsonSchemaType.STRING, pattern=r"^[A-Za-z0-9_\-]{1,64}$"),
         "goal": apigw.JsonSchema(type=apigw.JsonSchemaType.STRING, min_length=3, max_length=2000),
         "context": apigw.JsonSchema(type=apigw.JsonSchemaType.OBJECT),
+        # A scheduled or recurring goal, and its standing mandate (schedules/model.py).
+        "schedule": apigw.JsonSchema(type=apigw.JsonSchemaType.OBJECT),
+        "mandate": apigw.JsonSchema(type=apigw.JsonSchemaType.OBJECT),
     },
 )
 
@@ -91,6 +110,21 @@ STAFF_ROUTE_REASON = (
     "Staff approval routes are called by the brand's staff with their own IAM credentials (SigV4); "
     "the API function accepts only the principals brand.yaml lists as staff and records which one "
     "decided, so the staff's existing AWS identities are the one identity store."
+)
+
+ORDER_WEBHOOK_REASON = (
+    "Merchants push order events (UCP order_event_webhook) from their own servers, without AWS credentials: "
+    "the merchant's signature is the credential (RFC 9421 or a detached JWS, by the merchant's UCP version, "
+    "with a key from its published profile, verified by the API function before anything is recorded), "
+    "the signer must be the merchant the order was placed with, stale timestamps are refused, a repeated "
+    "event id changes nothing, and the route has a per-IP WAF rate limit."
+)
+
+SHOPPER_VIEW_REASON = (
+    "The shopper's page of an order is opened from a receipt, without AWS credentials or an account: the "
+    "link is the credential (HMAC-SHA256 over goal id, shopper and expiry, verified in constant time by the "
+    "API function), GET changes nothing, undo needs a confirmed POST carrying the link and is idempotent, "
+    "and the route has its own throttle and a per-IP WAF rate limit."
 )
 
 
@@ -135,7 +169,7 @@ class Api(Construct):
                         throttling_rate_limit=APPROVAL_RATE_LIMIT,
                         throttling_burst_limit=APPROVAL_BURST_LIMIT,
                     )
-                    for route in APPROVAL_ROUTES
+                    for route in (*APPROVAL_ROUTES, *SHOPPER_VIEW_ROUTES)
                 },
                 access_log_destination=apigw.LogGroupLogDestination(self.access_logs),
                 access_log_format=apigw.AccessLogFormat.json_with_standard_fields(
@@ -199,11 +233,32 @@ class Api(Construct):
         # The public keys of plan signatures, for clients that verify audit trails themselves.
         self._signed(root.add_resource("audit").add_resource("keys"), "GET", integration)
 
+        # Scheduled and recurring goals, for the client that created them (POST /goals with a schedule).
+        schedules = root.add_resource("schedules")
+        # A shopper's schedules made through this client (GET /schedules?userId=).
+        self._signed(schedules, "GET", integration, parameters={"method.request.querystring.userId": True})
+        schedule = schedules.add_resource("{scheduleId}")
+        schedule_id = {"method.request.path.scheduleId": True}
+        self._signed(schedule, "GET", integration, parameters=schedule_id)
+        self._signed(schedule, "DELETE", integration, parameters=schedule_id)
+        self._signed(schedule.add_resource("pause"), "POST", integration, parameters=schedule_id)
+        self._signed(schedule.add_resource("resume"), "POST", integration, parameters=schedule_id)
+        self._signed(schedule.add_resource("audit"), "GET", integration, parameters=schedule_id)
+        # The standing mandate as an AP2 open mandate SD-JWT.
+        self._signed(schedule.add_resource("mandate"), "GET", integration, parameters=schedule_id)
+
         # A link with missing or mangled parameters gets the function's HTML error page, not JSON.
         approval = root.add_resource("approvals").add_resource("{approvalId}")
         approval_id = {"method.request.path.approvalId": True}
         self._public(approval, "GET", integration, parameters=approval_id)
         self._public(approval, "POST", integration, parameters=approval_id)
+
+        # The shopper's own page of a goal (receipts link to it): the signed link is the credential.
+        shopper_view = root.add_resource("shoppers").add_resource("goals").add_resource("{goalId}")
+        for http_method in ("GET", "POST"):
+            self._public(
+                shopper_view, http_method, integration, parameters=goal_id, reason=SHOPPER_VIEW_REASON
+            )
 
         # Staff-only approvals: the signed link is not enough, the caller signs with SigV4 too and the
         # API function requires a principal brand.yaml lists under ``staff``, whom the audit names.
@@ -212,6 +267,16 @@ class Api(Construct):
             self._signed(
                 staff_approval, http_method, integration, parameters=approval_id, reason=STAFF_ROUTE_REASON
             )
+
+        # Merchants' order events (UCP order_event_webhook): the merchant's signature is the credential.
+        webhook = root.add_resource("webhooks").add_resource("merchants").add_resource("{merchantId}")
+        self._public(
+            webhook,
+            "POST",
+            integration,
+            parameters={"method.request.path.merchantId": True},
+            reason=ORDER_WEBHOOK_REASON,
+        )
 
         profile = root.add_resource(".well-known").add_resource("ucp")
         self._platform_profile(profile, integration)
@@ -245,6 +310,7 @@ class Api(Construct):
         integration: apigw.Integration,
         *,
         parameters: dict[str, bool],
+        reason: str | None = None,
     ) -> apigw.Method:
         method = resource.add_method(
             http_method,
@@ -253,7 +319,7 @@ class Api(Construct):
             request_validator=self.validator,
             request_parameters=parameters,
         )
-        reason = (
+        reason = reason or (
             "Approval links are opened by shoppers from an email or chat, without AWS credentials or an "
             "account: the link is the credential (HMAC-SHA256 over approval id, expiry, plan hash, tier and "
             "approver, verified in constant time by the API function), GET changes nothing, a decision is "

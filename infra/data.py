@@ -1,7 +1,8 @@
-"""The DynamoDB tables: goals (single-table: goals and approvals), audit, idempotency and counters.
+"""The DynamoDB tables: goals (single-table: goals and approvals), audit, idempotency, counters and
+schedules.
 
 All on-demand (no capacity to pay for at rest), with point-in-time recovery and the brand's KMS key.
-Goals and audit are the business record: deletion protection on, and kept when the stack goes.
+Goals, audit and schedules are the business record: deletion protection on, and kept when the stack goes.
 Idempotency and counters expire by TTL and are rebuilt by use, so they go with the stack.
 """
 
@@ -22,6 +23,22 @@ COUNTERS_TTL_ATTRIBUTE = "expiresAt"
 PENDING_DELIVERY_INDEX = "pendingDelivery"
 PENDING_DELIVERY_KEY = "pendingDelivery"
 PENDING_SINCE_KEY = "pendingSince"
+# The goals table's sparse index of polled orders whose shipment may still move: only such an order
+# link carries its keys (``cartpilot.adapters.aws.order_events_table``), so the tracking sweep reads
+# just those.
+OPEN_TRACKING_INDEX = "openTracking"
+OPEN_TRACKING_KEY = "openTracking"
+OPEN_SINCE_KEY = "openSince"
+# The schedules table's sparse index of schedules that may still fire, by next occurrence
+# (``cartpilot.adapters.aws.schedules_table``): the occurrence sweep queries the due ones.
+# The goals table's sparse indexes of status notices due and of approvals awaiting a reminder
+# (``cartpilot.adapters.aws.notices_table``), read by the notices sweep.
+NOTICES_DUE_INDEX = "noticesDue"
+REMINDERS_DUE_INDEX = "remindersDue"
+DUE_SCHEDULES_INDEX = "dueSchedules"
+DUE_SCHEDULES_KEY = "sweep"
+NEXT_OCCURRENCE_KEY = "nextAt"
+USER_SCHEDULES_INDEX = "schedulesByUser"
 
 
 class DataTables(Construct):
@@ -38,6 +55,25 @@ class DataTables(Construct):
             index_name=PENDING_DELIVERY_INDEX,
             partition_key=dynamodb.Attribute(name=PENDING_DELIVERY_KEY, type=string),
             sort_key=dynamodb.Attribute(name=PENDING_SINCE_KEY, type=string),
+            projection_type=dynamodb.ProjectionType.KEYS_ONLY,
+        )
+        self.goals.add_global_secondary_index(
+            index_name=OPEN_TRACKING_INDEX,
+            partition_key=dynamodb.Attribute(name=OPEN_TRACKING_KEY, type=string),
+            sort_key=dynamodb.Attribute(name=OPEN_SINCE_KEY, type=string),
+            projection_type=dynamodb.ProjectionType.INCLUDE,
+            non_key_attributes=["goalId", "merchantId", "orderId"],
+        )
+        self.goals.add_global_secondary_index(
+            index_name=NOTICES_DUE_INDEX,
+            partition_key=dynamodb.Attribute(name="noticeQueue", type=string),
+            sort_key=dynamodb.Attribute(name="noticeSince", type=string),
+            projection_type=dynamodb.ProjectionType.KEYS_ONLY,
+        )
+        self.goals.add_global_secondary_index(
+            index_name=REMINDERS_DUE_INDEX,
+            partition_key=dynamodb.Attribute(name="reminderQueue", type=string),
+            sort_key=dynamodb.Attribute(name="reminderAt", type=dynamodb.AttributeType.NUMBER),
             projection_type=dynamodb.ProjectionType.KEYS_ONLY,
         )
         self.audit = self._table(
@@ -60,6 +96,26 @@ class DataTables(Construct):
             partition_key=dynamodb.Attribute(name="pk", type=string),
             time_to_live_attribute=COUNTERS_TTL_ATTRIBUTE,
             keep=False,
+        )
+        # Scheduled and recurring goals: a business record (their mandates, what each occurrence did).
+        self.schedules = self._table(
+            "Schedules",
+            key=key,
+            partition_key=dynamodb.Attribute(name="scheduleId", type=string),
+            keep=True,
+        )
+        self.schedules.add_global_secondary_index(
+            index_name=DUE_SCHEDULES_INDEX,
+            partition_key=dynamodb.Attribute(name=DUE_SCHEDULES_KEY, type=string),
+            sort_key=dynamodb.Attribute(name=NEXT_OCCURRENCE_KEY, type=string),
+            projection_type=dynamodb.ProjectionType.KEYS_ONLY,
+        )
+        # A shopper's schedules, newest first: every item, in full (the list shows them all).
+        self.schedules.add_global_secondary_index(
+            index_name=USER_SCHEDULES_INDEX,
+            partition_key=dynamodb.Attribute(name="userId", type=string),
+            sort_key=dynamodb.Attribute(name="createdAt", type=string),
+            projection_type=dynamodb.ProjectionType.ALL,
         )
         # The audit records' write-once anchors and the plan-signing key (``infra/audit_anchors.py``).
         self.anchors = AuditAnchors(self, "AuditAnchors", brand=brand, key=key)

@@ -39,8 +39,13 @@ class FunctionSpec:
     idempotency: bool = False
     counters: bool = False
     link_signing_key: bool = False
+    # Signs (or verifies) shopper view links, with their own key ring: never an approval link.
+    view_link_key: bool = False
     # Signs plan snapshots in the audit trail with the asymmetric plan-signing key (kms:Sign).
     plan_signing_key: bool = False
+    # Reads the published plan-signing public keys (plan-keys/ in the audit bucket) to verify
+    # signatures, e.g. a schedule's mandate; it cannot publish one.
+    reads_plan_keys: bool = False
     # Signs UCP requests to the merchant, or serves the profile that publishes the public keys.
     ucp_signing_keys: bool = False
     merchant_credentials: bool = False
@@ -49,6 +54,8 @@ class FunctionSpec:
     notifies: bool = False
     # Publishes to the brand's staff channel (staff-only approval links).
     notifies_staff: bool = False
+    # Sends one-time codes by SMS to shoppers' verified phones (step-up approvals).
+    sends_codes: bool = False
     approval_links: bool = False
     mutates_merchant: bool = False
     # Starts order-flow executions, reads their status and answers their task tokens.
@@ -57,8 +64,22 @@ class FunctionSpec:
     answers_task_tokens: bool = False
     # Queries the goals table's sparse index of decisions waiting for delivery.
     reads_pending_deliveries: bool = False
+    # Queries the goals table's sparse indexes of status notices due and approvals awaiting a reminder.
+    reads_due_notices: bool = False
+    # Queries the goals table's sparse index of polled orders whose shipment may still move.
+    reads_open_tracking: bool = False
     # Runs on a schedule (every minute), not from the flow or the API.
     schedule_minutes: int | None = None
+    # How it uses the schedules table (scheduled and recurring goals); None: not at all.
+    schedules: TableAccess | None = None
+    # Queries the schedules table's sparse index of due occurrences (the occurrence sweep).
+    reads_due_schedules: bool = False
+    # Queries the schedules table's index by user (a shopper's schedules, GET /schedules?userId=).
+    reads_user_schedules: bool = False
+    # Starts order-flow executions only (no task tokens, no reads): the occurrence sweep.
+    starts_order_flow: bool = False
+    # Invoked by EventBridge Scheduler every N minutes (a schedule group, an invoke-only role, a DLQ).
+    scheduler_minutes: int | None = None
     timeout_seconds: int = 30
     memory_mb: int = 512
 
@@ -68,7 +89,14 @@ class FunctionSpec:
 
     @property
     def writes_encrypted_data(self) -> bool:
-        return self.goals is not TableAccess.READ or self.audit or self.idempotency or self.counters
+        writes_schedules = self.schedules is not None and self.schedules is not TableAccess.READ
+        return (
+            self.goals is not TableAccess.READ
+            or self.audit
+            or self.idempotency
+            or self.counters
+            or writes_schedules
+        )
 
 
 _RW = TableAccess.READ_WRITE
@@ -83,12 +111,20 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         audit=True,
         idempotency=True,
         link_signing_key=True,
+        # Verifies shopper view links, and signs the one GET /goals/{id} shows.
+        view_link_key=True,
         plan_signing_key=True,
         ucp_signing_keys=True,
         approval_links=True,
         drives_order_flow=True,
         # An approval re-checks the goal's hold on the daily limits; a rejection gives it back.
         counters=True,
+        # The approval page sends the one-time code a step-up approval needs.
+        sends_codes=True,
+        # Takes scheduled and recurring goals in; shows, pauses, resumes and cancels them.
+        schedules=_RW,
+        # Lists a shopper's schedules (GET /schedules and the shopper view page).
+        reads_user_schedules=True,
         timeout_seconds=15,
     ),
     FunctionSpec(
@@ -128,6 +164,9 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         goals=_UPDATE,
         audit=True,
         counters=True,
+        # An occurrence of a schedule is held to the schedule's mandate, whose signature it verifies.
+        reads_plan_keys=True,
+        schedules=TableAccess.READ,
         memory_mb=1024,
     ),
     FunctionSpec(
@@ -172,6 +211,10 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         # A completed order is counted here, for the validator's per-day spend and velocity policies.
         counters=True,
         notifies=True,
+        # Signs the shopper's view link in receipts and outcome notices, with the view links' own key
+        # ring: it cannot read the approval-link key, so it cannot mint approval links.
+        view_link_key=True,
+        approval_links=True,
     ),
     FunctionSpec(
         name="compensator",
@@ -187,6 +230,8 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         mutates_merchant=True,
         # A compensated or undone goal gives its hold on the daily limits back.
         counters=True,
+        # An undo after shipment files a return and tells the shopper so.
+        notifies=True,
         timeout_seconds=100,
     ),
     FunctionSpec(
@@ -199,6 +244,64 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         answers_task_tokens=True,
         reads_pending_deliveries=True,
         schedule_minutes=1,
+        # Below the schedule's period, so sweeps do not pile up.
+        timeout_seconds=50,
+        memory_mb=256,
+    ),
+    FunctionSpec(
+        name="notices",
+        source="notices",
+        description="Tells due status changes to shoppers and the brand; reminds approvers before links expire",
+        # Claims each notice and reminder with a conditional write, and notes reminders and the
+        # channel an email went by in the audit trail.
+        goals=_UPDATE,
+        audit=True,
+        # A reminder carries the approval's own signed link, re-signed from its recorded claims: the
+        # only reason this function reads the approval-link key (its status notices use the view key).
+        link_signing_key=True,
+        # The shopper's outcome notices carry a view link, signed with the view links' own key ring.
+        view_link_key=True,
+        approval_links=True,
+        notifies=True,
+        notifies_staff=True,
+        reads_due_notices=True,
+        schedule_minutes=1,
+        timeout_seconds=50,
+        memory_mb=256,
+    ),
+    FunctionSpec(
+        name="tracking",
+        source="tracking",
+        description="Applies pushed order events and reads the orders of merchants that do not push them",
+        # Sets a goal's tracking, links and claims events (UpdateItem only) and notes them in the audit.
+        goals=_UPDATE,
+        audit=True,
+        reads_open_tracking=True,
+        # Get Order at the merchant: signed and credentialed like every call to it, but read-only.
+        merchant=True,
+        merchant_credentials=True,
+        ucp_signing_keys=True,
+        # Shipped and delivered notices to the shopper.
+        notifies=True,
+        # A returned order gives its daily-limit hold back, as an undo does.
+        counters=True,
+        # Every minute: a pushed event's notice waits at most that long.
+        schedule_minutes=1,
+        # Below the schedule's period, so sweeps do not pile up.
+        timeout_seconds=50,
+        memory_mb=256,
+    ),
+    FunctionSpec(
+        name="occurrences",
+        source="occurrences",
+        description="Fires the due occurrences of scheduled and recurring goals, each as a normal goal",
+        # Takes each occurrence in as a goal (the submission claim, the goal) and notes it in the audit.
+        goals=_RW,
+        audit=True,
+        schedules=_UPDATE,
+        reads_due_schedules=True,
+        starts_order_flow=True,
+        scheduler_minutes=1,
         # Below the schedule's period, so sweeps do not pile up.
         timeout_seconds=50,
         memory_mb=256,

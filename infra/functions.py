@@ -25,11 +25,20 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from infra.brands import Brand
-from infra.data import PENDING_DELIVERY_INDEX, DataTables
+from infra.data import (
+    DUE_SCHEDULES_INDEX,
+    NOTICES_DUE_INDEX,
+    OPEN_TRACKING_INDEX,
+    PENDING_DELIVERY_INDEX,
+    REMINDERS_DUE_INDEX,
+    USER_SCHEDULES_INDEX,
+    DataTables,
+)
 from infra.function_specs import FUNCTIONS, FunctionSpec
 from infra.layer import ARCHITECTURE, RUNTIME, core_layer_code
 from infra.nag import KMS_GENERATE_DATA_KEY, KMS_REENCRYPT, XRAY_WILDCARD, acknowledge
 from infra.notifications import Notifications
+from infra.occurrence_schedule import OccurrenceSchedule
 from infra.permissions import SECRETS, Resource, statements_for
 from infra.secrets import BrandSecrets
 from infra.settings import DeploySettings
@@ -114,6 +123,9 @@ class Functions(Construct):
                 approval_base_url=approval_base_url,
                 public_api_url=public_api_url,
             )
+            if spec.schedules is not None:
+                # Only the functions that use schedules are told where they are.
+                environment["SCHEDULES_TABLE"] = tables.schedules.table_name
             function = self._function(
                 spec.construct_id,
                 description=spec.description,
@@ -139,6 +151,14 @@ class Functions(Construct):
             self.by_name[spec.name] = function
             if spec.schedule_minutes is not None:
                 self._schedule(spec, function, minutes=spec.schedule_minutes)
+            if spec.scheduler_minutes is not None:
+                self.scheduler = OccurrenceSchedule(
+                    self,
+                    f"{spec.construct_id}Scheduler",
+                    function=function,
+                    brand=brand.name,
+                    minutes=spec.scheduler_minutes,
+                )
 
         self.link_key_rotation = self._link_key_rotation(secrets, key=key)
 
@@ -167,10 +187,11 @@ class Functions(Construct):
         return {spec.asl_variable: self.by_name[spec.name] for spec in FUNCTIONS if spec.asl_variable}
 
     def connect_state_machine(self, state_machine: sfn.StateMachine) -> None:
-        """The API starts executions and answers task tokens; the redelivery sweep answers them too."""
+        """The API starts executions and answers task tokens; the redelivery sweep answers them too, and
+        the occurrence sweep starts them."""
         self.api.add_environment("STATE_MACHINE_ARN", state_machine.state_machine_arn)
         for spec in FUNCTIONS:
-            if spec.answers_task_tokens:
+            if spec.answers_task_tokens or spec.starts_order_flow:
                 self.by_name[spec.name].add_environment("STATE_MACHINE_ARN", state_machine.state_machine_arn)
         for spec in FUNCTIONS:
             for statement in statements_for(spec):
@@ -226,10 +247,11 @@ class Functions(Construct):
         )
 
     def _link_key_rotation(self, secrets: BrandSecrets, *, key: kms.IKey) -> lambda_.Function:
-        """Rotates the approval-link key ring every 30 days, and fills it in when the stack is created."""
+        """Rotates the approval-link and the shopper view-link key rings every 30 days, and fills them
+        in when the stack is created: one function, two schedules (it rotates whichever secret calls)."""
         function = self._function(
             "LinkKeyRotation",
-            description="Rotates the approval-link signing key ring",
+            description="Rotates the approval-link and view-link signing key rings",
             code=lambda_.Code.from_asset(str(ROTATION_CODE_DIR), exclude=["__pycache__", "*.pyc"]),
             environment={},
             timeout_seconds=30,
@@ -237,6 +259,9 @@ class Functions(Construct):
             key=key,
         )
         secrets.link_signing_key.add_rotation_schedule(
+            "Rotation", rotation_lambda=function, automatically_after=LINK_KEY_ROTATION_PERIOD
+        )
+        secrets.view_link_key.add_rotation_schedule(
             "Rotation", rotation_lambda=function, automatically_after=LINK_KEY_ROTATION_PERIOD
         )
         acknowledge(
@@ -277,12 +302,19 @@ class Functions(Construct):
             Resource.IDEMPOTENCY_TABLE: tables.idempotency.table_arn,
             Resource.COUNTERS_TABLE: tables.counters.table_arn,
             Resource.LINK_SIGNING_KEY: secrets.link_signing_key.secret_arn,
+            Resource.VIEW_LINK_KEY: secrets.view_link_key.secret_arn,
             Resource.UCP_SIGNING_KEYS: secrets.ucp_signing_keys.secret_arn,
             Resource.MERCHANT_CREDENTIALS: secrets.merchant_credentials.secret_arn,
             Resource.LLM_API_KEY: secrets.llm_api_key.secret_arn,
             Resource.NOTIFY_TOPIC: notifications.topic.topic_arn,
             Resource.STAFF_TOPIC: notifications.staff_topic.topic_arn,
             Resource.PENDING_DELIVERY_INDEX: f"{tables.goals.table_arn}/index/{PENDING_DELIVERY_INDEX}",
+            Resource.OPEN_TRACKING_INDEX: f"{tables.goals.table_arn}/index/{OPEN_TRACKING_INDEX}",
+            Resource.NOTICES_DUE_INDEX: f"{tables.goals.table_arn}/index/{NOTICES_DUE_INDEX}",
+            Resource.REMINDERS_DUE_INDEX: f"{tables.goals.table_arn}/index/{REMINDERS_DUE_INDEX}",
+            Resource.SCHEDULES_TABLE: tables.schedules.table_arn,
+            Resource.DUE_SCHEDULES_INDEX: f"{tables.schedules.table_arn}/index/{DUE_SCHEDULES_INDEX}",
+            Resource.USER_SCHEDULES_INDEX: f"{tables.schedules.table_arn}/index/{USER_SCHEDULES_INDEX}",
         }
         if notifications.ses_identity_arn:
             arns[Resource.SES_IDENTITY] = notifications.ses_identity_arn
@@ -295,6 +327,15 @@ class Functions(Construct):
             role.add_to_principal_policy(
                 iam.PolicyStatement(actions=sorted(statement.actions), resources=[arns[statement.resource]])
             )
+        for statement in statements_for(spec):
+            if statement.resource is Resource.SMS:
+                # SMS to a phone number has no ARN; excluding every topic ARN leaves only phones.
+                role.add_to_principal_policy(
+                    iam.PolicyStatement(
+                        actions=sorted(statement.actions),
+                        not_resources=["arn:*:sns:*:*:*"],
+                    )
+                )
         # The anchors bucket and the plan-signing key need more than one ARN or a condition each.
         for statement in statements_for(spec):
             if statement.resource in {Resource.AUDIT_BUCKET, Resource.PLAN_KEYS, Resource.PLAN_SIGNING_KEY}:
@@ -352,6 +393,8 @@ def _own_environment(
         environment["MERCHANT_URL"] = merchant_url
     if spec.link_signing_key:
         environment["LINK_SIGNING_SECRET_ID"] = secrets.link_signing_key.secret_arn
+    if spec.view_link_key:
+        environment["VIEW_LINK_SECRET_ID"] = secrets.view_link_key.secret_arn
     if spec.ucp_signing_keys:
         environment["SIGNING_KEYS_SECRET_ID"] = secrets.ucp_signing_keys.secret_arn
         environment["PUBLIC_API_URL"] = public_api_url

@@ -2,7 +2,9 @@
 
 Alarms fire on any failed or timed-out order flow, any compensation, any goal left NEEDS_ATTENTION
 (the two business metrics the functions emit with Powertools Metrics, dimension ``service``), any
-function error or throttle, and server errors at the API. They all notify one encrypted SNS topic.
+function error or throttle, server errors at the API, and any message in a dead-letter queue (an
+invocation EventBridge Scheduler gave up on: scheduled goals may not be firing). They all notify one
+encrypted SNS topic.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
+from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
@@ -40,6 +43,7 @@ class Monitoring(Construct):
         functions: Mapping[str, lambda_.IFunction],
         rest_api: apigw.RestApi,
         alarm_email: str | None,
+        dead_letter_queues: Mapping[str, sqs.IQueue] | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         stack = cdk.Stack.of(self)
@@ -108,6 +112,13 @@ class Monitoring(Construct):
         self._alarm(
             "ApiServerErrors", api_5xx, "The API answered with 5xx", threshold=API_SERVER_ERRORS_THRESHOLD
         )
+
+        for name, queue in (dead_letter_queues or {}).items():
+            self._alarm(
+                f"{name}DeadLetters",
+                queue.metric_approximate_number_of_messages_visible(period=PERIOD, statistic="Maximum"),
+                f"The {name} dead-letter queue holds a message that could not be delivered",
+            )
 
         self.dashboard = cloudwatch.Dashboard(self, "Dashboard", dashboard_name=self._prefix)
         self.dashboard.add_widgets(

@@ -41,7 +41,19 @@ class Notifications(Construct):
             identity = (
                 ses.Identity.email(ses_identity) if "@" in ses_identity else ses.Identity.domain(ses_identity)
             )
-            ses.EmailIdentity(self, "SesIdentity", identity=identity)
+            # Mail from the identity goes through this configuration set by default (no caller names it,
+            # so no extra IAM resource): TLS required, bounces and complaints suppressed, reputation kept.
+            self.configuration_set = ses.ConfigurationSet(
+                self,
+                "EmailConfigurationSet",
+                tls_policy=ses.ConfigurationSetTlsPolicy.REQUIRE,
+                suppression_reasons=ses.SuppressionReasons.BOUNCES_AND_COMPLAINTS,
+                reputation_metrics=True,
+                sending_enabled=True,
+            )
+            ses.EmailIdentity(
+                self, "SesIdentity", identity=identity, configuration_set=self.configuration_set
+            )
             self.ses_identity_arn = cdk.Stack.of(self).format_arn(
                 service="ses", resource="identity", resource_name=ses_identity
             )

@@ -5,13 +5,18 @@ actions that means, action by action, from what the adapters in ``cartpilot.adap
 
 - goals table (goals and approvals, ``goals_table.py``/``approvals_table.py``): GetItem, UpdateItem,
   and PutItem for the two functions that create items; never Scan, DeleteItem or a batch write, and
-  Query only on the sparse index of undelivered decisions, for the redelivery sweep.
+  Query only on the sparse index of undelivered decisions, for the redelivery sweep, and on the
+  sparse index of open polled orders, for the tracking sweep.
 - audit table (``audit_table.py``): Query to read a goal's chain and PutItem to append (always with
   ``attribute_not_exists``); never UpdateItem or DeleteItem, so a record once written stays.
 - idempotency table (Powertools' DynamoDB persistence layer): GetItem, PutItem, UpdateItem, and
   DeleteItem, with which Powertools clears the record of a failed attempt.
 - counters table (``counters_table.py``): BatchGetItem to read the window, and the item actions of its
   TransactWriteItems (UpdateItem, ConditionCheckItem: IAM authorises a transaction per item).
+- schedules table (``schedules_table.py``): the goals table's item actions (GetItem, UpdateItem, and
+  PutItem for the api, which creates schedules), and Query only on its sparse index of due
+  occurrences, for the occurrence sweep, and on its index by user, for the api (a shopper's
+  schedules); a cancel is a status, so never DeleteItem.
 - secrets: GetSecretValue on the one secret each reader needs (Powertools Parameters calls nothing else).
 - audit anchors bucket (``audit_anchors.py``): every audit writer anchors each record (PutObject, always
   with ``If-None-Match``) and reads anchors back (ListBucketVersions, GetObject, GetObjectVersion);
@@ -41,6 +46,8 @@ class Resource(StrEnum):
     IDEMPOTENCY_TABLE = "idempotency-table"
     COUNTERS_TABLE = "counters-table"
     LINK_SIGNING_KEY = "link-signing-key"
+    # The shopper view links' key ring: a secret apart from the approval-link ring.
+    VIEW_LINK_KEY = "view-link-key"
     UCP_SIGNING_KEYS = "ucp-signing-keys"
     MERCHANT_CREDENTIALS = "merchant-credentials"
     LLM_API_KEY = "llm-api-key"
@@ -61,6 +68,20 @@ class Resource(StrEnum):
     ORDER_FLOW_EXECUTIONS = "order-flow-executions"
     # The goals table's sparse index of decisions waiting for delivery (``approvals_table.py``).
     PENDING_DELIVERY_INDEX = "pending-delivery-index"
+    # Text messages to phone numbers (one-time codes, ``adapters/aws/sms.py``): SNS authorises an
+    # SMS on no resource ARN, so the grant is "anything that is not a topic" (NotResource).
+    SMS = "sms"
+    # The goals table's sparse indexes of status notices due and approvals awaiting a reminder
+    # (``adapters/aws/notices_table.py``).
+    NOTICES_DUE_INDEX = "notices-due-index"
+    REMINDERS_DUE_INDEX = "reminders-due-index"
+    # The goals table's sparse index of polled orders whose shipment may still move (``order_events_table.py``).
+    OPEN_TRACKING_INDEX = "open-tracking-index"
+    # Scheduled and recurring goals (``schedules_table.py``), and its sparse index of due occurrences.
+    SCHEDULES_TABLE = "schedules-table"
+    DUE_SCHEDULES_INDEX = "due-schedules-index"
+    # ... and its index of every schedule by user (a shopper's schedules).
+    USER_SCHEDULES_INDEX = "user-schedules-index"
 
 
 # The two resources that are object prefixes of the audit bucket.
@@ -71,9 +92,11 @@ OBJECT_PREFIXES: dict[Resource, str] = {
 
 TABLES = frozenset({
     Resource.GOALS_TABLE, Resource.AUDIT_TABLE, Resource.IDEMPOTENCY_TABLE, Resource.COUNTERS_TABLE,
+    Resource.SCHEDULES_TABLE,
 })  # fmt: skip
 SECRETS = frozenset({
-    Resource.LINK_SIGNING_KEY, Resource.UCP_SIGNING_KEYS, Resource.MERCHANT_CREDENTIALS, Resource.LLM_API_KEY,
+    Resource.LINK_SIGNING_KEY, Resource.VIEW_LINK_KEY, Resource.UCP_SIGNING_KEYS, Resource.MERCHANT_CREDENTIALS,
+    Resource.LLM_API_KEY,
 })  # fmt: skip
 
 GOALS_READ = frozenset({"dynamodb:GetItem"})
@@ -89,6 +112,8 @@ AUDIT_ANCHOR = frozenset({
     "s3:PutObject", "s3:GetObject", "s3:GetObjectVersion", "s3:ListBucketVersions",
 })  # fmt: skip
 PLAN_SIGN = frozenset({"kms:Sign", "kms:GetPublicKey"})
+# Verifying plan signatures needs the published keys only: reading them, never adding one.
+PLAN_KEYS_READ = frozenset({"s3:GetObject", "s3:GetObjectVersion", "s3:ListBucketVersions"})
 IDEMPOTENCY_RECORDS = frozenset({
     "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem",
 })  # fmt: skip
@@ -104,6 +129,8 @@ DRIVE_ORDER_FLOW = frozenset({
 # The redelivery sweep sends recorded decisions: a result per token, nothing else on the flow.
 ANSWER_TASK_TOKENS = frozenset({"states:SendTaskSuccess", "states:SendTaskFailure"})
 QUERY_INDEX = frozenset({"dynamodb:Query"})
+# The occurrence sweep starts an occurrence's order flow and nothing else on it.
+START_ORDER_FLOW = frozenset({"states:StartExecution"})
 
 
 @dataclass(frozen=True)
@@ -126,12 +153,15 @@ def statements_for(spec: FunctionSpec, *, ses_identity: bool = False) -> tuple[S
     if spec.plan_signing_key:
         statements.append(Statement(PLAN_SIGN, Resource.PLAN_SIGNING_KEY))
         statements.append(Statement(AUDIT_ANCHOR, Resource.PLAN_KEYS))
+    elif spec.reads_plan_keys:
+        statements.append(Statement(PLAN_KEYS_READ, Resource.PLAN_KEYS))
     if spec.idempotency:
         statements.append(Statement(IDEMPOTENCY_RECORDS, Resource.IDEMPOTENCY_TABLE))
     if spec.counters:
         statements.append(Statement(ORDER_COUNTERS, Resource.COUNTERS_TABLE))
     for flag, secret in (
         (spec.link_signing_key, Resource.LINK_SIGNING_KEY),
+        (spec.view_link_key, Resource.VIEW_LINK_KEY),
         (spec.ucp_signing_keys, Resource.UCP_SIGNING_KEYS),
         (spec.merchant_credentials, Resource.MERCHANT_CREDENTIALS),
         (spec.llm_api_key, Resource.LLM_API_KEY),
@@ -144,12 +174,28 @@ def statements_for(spec: FunctionSpec, *, ses_identity: bool = False) -> tuple[S
             statements.append(Statement(SEND_EMAIL, Resource.SES_IDENTITY))
     if spec.notifies_staff:
         statements.append(Statement(PUBLISH, Resource.STAFF_TOPIC))
+    if spec.sends_codes:
+        statements.append(Statement(PUBLISH, Resource.SMS))
     if spec.drives_order_flow:
         statements.append(Statement(DRIVE_ORDER_FLOW, Resource.ORDER_FLOW))
     if spec.answers_task_tokens:
         statements.append(Statement(ANSWER_TASK_TOKENS, Resource.ORDER_FLOW))
     if spec.reads_pending_deliveries:
         statements.append(Statement(QUERY_INDEX, Resource.PENDING_DELIVERY_INDEX))
+    if spec.reads_due_notices:
+        statements.append(Statement(QUERY_INDEX, Resource.NOTICES_DUE_INDEX))
+        statements.append(Statement(QUERY_INDEX, Resource.REMINDERS_DUE_INDEX))
+    if spec.reads_open_tracking:
+        statements.append(Statement(QUERY_INDEX, Resource.OPEN_TRACKING_INDEX))
+    if spec.schedules is not None:
+        # The same item actions as the goals table: no Scan, no DeleteItem (a cancel is a status).
+        statements.append(Statement(GOALS_ACTIONS[spec.schedules], Resource.SCHEDULES_TABLE))
+    if spec.reads_due_schedules:
+        statements.append(Statement(QUERY_INDEX, Resource.DUE_SCHEDULES_INDEX))
+    if spec.reads_user_schedules:
+        statements.append(Statement(QUERY_INDEX, Resource.USER_SCHEDULES_INDEX))
+    if spec.starts_order_flow:
+        statements.append(Statement(START_ORDER_FLOW, Resource.ORDER_FLOW))
     return tuple(statements)
 
 
@@ -172,12 +218,15 @@ ENVIRONMENT: dict[str, Resource] = {
     "AUDIT_TABLE": Resource.AUDIT_TABLE,
     "IDEMPOTENCY_TABLE": Resource.IDEMPOTENCY_TABLE,
     "COUNTERS_TABLE": Resource.COUNTERS_TABLE,
+    "SCHEDULES_TABLE": Resource.SCHEDULES_TABLE,
     "LINK_SIGNING_SECRET_ID": Resource.LINK_SIGNING_KEY,
+    "VIEW_LINK_SECRET_ID": Resource.VIEW_LINK_KEY,
     "SIGNING_KEYS_SECRET_ID": Resource.UCP_SIGNING_KEYS,
     "MERCHANT_CREDENTIALS_SECRET_ID": Resource.MERCHANT_CREDENTIALS,
     "LLM_API_KEY_SECRET_ID": Resource.LLM_API_KEY,
     "NOTIFY_TOPIC_ARN": Resource.NOTIFY_TOPIC,
     "STAFF_TOPIC_ARN": Resource.STAFF_TOPIC,
+    "SES_IDENTITY": Resource.SES_IDENTITY,
     "STATE_MACHINE_ARN": Resource.ORDER_FLOW,
     "PLAN_SIGNING_KEY_ID": Resource.PLAN_SIGNING_KEY,
     "AUDIT_BUCKET": Resource.AUDIT_BUCKET,

@@ -1,10 +1,11 @@
-"""Secrets Manager secrets: the approval-link signing key, the UCP request-signing keys, the merchant
-credentials and the LLM key.
+"""Secrets Manager secrets: the approval-link signing key, the shopper view-link signing key, the UCP
+request-signing keys, the merchant credentials and the LLM key.
 
 The functions receive secret ARNs, never values, and read them at runtime through IAM grants scoped
-to the one secret each needs. All three are encrypted with the brand's key. The link-signing key ring
-is born as a random placeholder that its rotation function (``infra/rotation``) turns into a ring at
-the first rotation, which Secrets Manager starts as soon as the stack creates the schedule.
+to the one secret each needs. All are encrypted with the brand's key. The two link-signing key rings
+are born as random placeholders that their rotation function (``infra/rotation``) turns into rings at
+the first rotation, which Secrets Manager starts as soon as the stack creates the schedule. View links
+have a ring of their own so the functions that sign them (notify, notices) hold no approval-link key.
 """
 
 from __future__ import annotations
@@ -25,6 +26,15 @@ class BrandSecrets(Construct):
             "LinkSigningKey",
             description=(
                 f"CartPilot {brand}: the key ring that signs approval links, "
+                '{"current": kid, "keys": {kid: base64}}; rotated every 30 days by the stack.'
+            ),
+            encryption_key=key,
+        )
+        self.view_link_key = secretsmanager.Secret(
+            self,
+            "ViewLinkKey",
+            description=(
+                f"CartPilot {brand}: the key ring that signs shoppers' view links (never approval links), "
                 '{"current": kid, "keys": {kid: base64}}; rotated every 30 days by the stack.'
             ),
             encryption_key=key,

@@ -75,6 +75,8 @@ class CartPilotStack(cdk.Stack):
             functions=self.functions.everything,
             rest_api=self.api.rest_api,
             alarm_email=settings.alarm_email,
+            # The occurrence sweep's invocations EventBridge Scheduler could not deliver.
+            dead_letter_queues={"OccurrenceSweep": self.functions.scheduler.dead_letters},
         )
 
         cdk.CfnOutput(self, "ApiUrl", value=self.api.rest_api.url, description="Base URL of the REST API")
@@ -84,6 +86,7 @@ class CartPilotStack(cdk.Stack):
         cdk.CfnOutput(self, "StaffTopicArn", value=self.notifications.staff_topic.topic_arn)
         cdk.CfnOutput(self, "AlarmTopicArn", value=self.monitoring.alarm_topic.topic_arn)
         cdk.CfnOutput(self, "LinkSigningSecretArn", value=self.secrets.link_signing_key.secret_arn)
+        cdk.CfnOutput(self, "ViewLinkSecretArn", value=self.secrets.view_link_key.secret_arn)
         cdk.CfnOutput(
             self,
             "UcpSigningKeysSecretArn",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import os
 import sys
@@ -241,7 +242,8 @@ def cmd_approve(args: argparse.Namespace) -> int:
     link = ApprovalLink.parse(args.link)
     base = link.url.split("/approvals/")[0]
     client = CartPilotClient(base, principal=args.principal)
-    response = client.decide(link, "reject" if args.reject else "approve", args.phrase)
+    decision = "reject" if args.reject else "send-code" if args.send_code else "approve"
+    response = client.decide(link, decision, args.phrase, otp=args.otp)
     print(f"{response.status_code}")
     return 0 if response.status_code == 200 else 1
 
@@ -258,6 +260,30 @@ def cmd_audit(args: argparse.Namespace) -> int:
     if args.verify:
         return _verify_audit(audit, client, args.public_keys)
     _print_json(audit)
+    return 0
+
+
+def cmd_mandate_export(args: argparse.Namespace) -> int:
+    """Prints the schedule's mandate as an SD-JWT; with --verify, checks it here and prints its claims."""
+    from cartpilot.audit.public_keys import PublishedKeys
+    from cartpilot.schedules.ap2 import MandateTokenInvalid, verify_open_mandate
+
+    client = _client(args)
+    response = client.schedule_mandate(args.schedule_id)
+    if response.status_code != 200:
+        _print_json(response.json())
+        return 1
+    token: str = response.json()["token"]
+    if not args.verify:
+        print(token)
+        return 0
+    published = PublishedKeys.model_validate(client.audit_keys())
+    keys = {key.kid: base64.b64decode(key.publicKey) for key in published.keys}
+    try:
+        claims = verify_open_mandate(token, keys)
+    except MandateTokenInvalid as exc:
+        return _refuse(f"the mandate does not verify with the keys at {client.api_url}/audit/keys: {exc}")
+    _print_json(claims)
     return 0
 
 
@@ -380,6 +406,21 @@ def build_parser() -> argparse.ArgumentParser:
             )
         command.set_defaults(func=func)
 
+    mandate = sub.add_parser("mandate", help="work with a schedule's standing mandate")
+    mandate_sub = mandate.add_subparsers(dest="mandate_command", required=True)
+    export = mandate_sub.add_parser(
+        "export", help="print a schedule's mandate as an AP2 open mandate SD-JWT (application/sd-jwt)"
+    )
+    export.add_argument("schedule_id")
+    export.add_argument("--api", default="http://127.0.0.1:8080")
+    _add_principal_flag(export, "the API client that created the schedule")
+    export.add_argument(
+        "--verify",
+        action="store_true",
+        help="verify it here with the public keys of GET /audit/keys and print its disclosed claims",
+    )
+    export.set_defaults(func=cmd_mandate_export)
+
     keys = sub.add_parser("keys", help="rotate or retire the UCP request-signing keys (keys rotate --help)")
     keys.add_argument("keys_args", nargs=argparse.REMAINDER)
     keys.set_defaults(func=cmd_keys)
@@ -388,6 +429,10 @@ def build_parser() -> argparse.ArgumentParser:
     approve.add_argument("link")
     approve.add_argument("--reject", action="store_true")
     approve.add_argument("--phrase", default=None)
+    approve.add_argument("--otp", default=None, help="the one-time code a step-up approval needs")
+    approve.add_argument(
+        "--send-code", action="store_true", help="send the one-time code by SMS; decides nothing"
+    )
     _add_principal_flag(approve, "who decides a staff link (a staff member, e.g. staff-1)")
     approve.set_defaults(func=cmd_approve)
     return parser

@@ -145,11 +145,20 @@ class CartPilotClient:
         return self.http.get(link.url)
 
     def decide(
-        self, link: ApprovalLink, decision: str, phrase: str | None = None, *, as_json: bool = False
+        self,
+        link: ApprovalLink,
+        decision: str,
+        phrase: str | None = None,
+        *,
+        as_json: bool = False,
+        otp: str | None = None,
     ) -> httpx.Response:
+        """``decision``: approve, reject, or send-code (a step-up approval's one-time code by SMS)."""
         fields = {"exp": link.exp, "kid": link.kid, "sig": link.sig, "decision": decision}
         if phrase is not None:
             fields["phrase"] = phrase
+        if otp is not None:
+            fields["otp"] = otp
         if as_json:
             return self.http.post(link.post_url, json=fields)
         return self.http.post(link.post_url, data=fields)
@@ -166,3 +175,14 @@ class CartPilotClient:
         response.raise_for_status()
         result: dict[str, Any] = response.json()
         return result
+
+    def schedule_mandate(self, schedule_id: str) -> httpx.Response:
+        """``GET /schedules/{id}/mandate``: the standing mandate as an AP2 open mandate SD-JWT."""
+        return self.http.get(f"/schedules/{schedule_id}/mandate")
+
+    def schedule_audit(self, schedule_id: str) -> httpx.Response:
+        return self.http.get(f"/schedules/{schedule_id}/audit")
+
+    def schedules_of(self, user_id: str) -> httpx.Response:
+        """``GET /schedules?userId=``: the user's schedules made through this client."""
+        return self.http.get("/schedules", params={"userId": user_id})

@@ -26,7 +26,7 @@ from cartpilot.brands.access import LOCAL_ACCOUNT, local_principal_arn
 
 _TEXT_TYPES = ("application/json", "application/x-www-form-urlencoded", "text/")
 # The routes API Gateway serves without IAM authorization (infra/api.py): no caller is passed on.
-PUBLIC_PATHS = ("/approvals/", "/.well-known/")
+PUBLIC_PATHS = ("/approvals/", "/.well-known/", "/shoppers/", "/webhooks/")
 PRINCIPAL_HEADER = "x-local-principal"
 DEFAULT_PRINCIPAL = "assistant"
 # IAM user names: letters, digits and +=,.@_- (up to 64 characters).
@@ -106,7 +106,12 @@ def _http_response(result: dict[str, Any]) -> Response:
     return Response(content=raw, status_code=int(result.get("statusCode", 502)), headers=headers)
 
 
-def create_gateway(api_function: str, outbox: Callable[[], list[dict[str, Any]]]) -> Starlette:
+def create_gateway(
+    api_function: str,
+    outbox: Callable[[], list[dict[str, Any]]],
+    advance_clock: Callable[[float], str] | None = None,
+) -> Starlette:
+    """``advance_clock`` moves the schedules' clock forward (``POST /_local/clock``), for tests."""
     lambda_client = boto3.client("lambda")
 
     def invoke(event: dict[str, Any]) -> dict[str, Any]:
@@ -146,10 +151,22 @@ def create_gateway(api_function: str, outbox: Callable[[], list[dict[str, Any]]]
     async def list_outbox(request: Request) -> Response:
         return JSONResponse({"messages": await run_in_threadpool(outbox)})
 
+    async def move_clock(request: Request) -> Response:
+        try:
+            body = json.loads(await request.body())
+            seconds = body["advanceSeconds"] if isinstance(body, dict) else None
+            if advance_clock is None or not isinstance(seconds, int | float) or isinstance(seconds, bool):
+                raise ValueError('send {"advanceSeconds": N}')
+            now = advance_clock(float(seconds))
+        except (ValueError, KeyError) as exc:
+            return JSONResponse({"error": {"code": "INVALID_REQUEST", "message": str(exc)}}, status_code=400)
+        return JSONResponse({"now": now})
+
     methods = ["GET", "POST", "PUT", "DELETE", "PATCH"]
     return Starlette(
         routes=[
             Route("/_local/outbox", list_outbox, methods=["GET"]),
+            Route("/_local/clock", move_clock, methods=["POST"]),
             Route("/{path:path}", forward, methods=methods),
         ]
     )

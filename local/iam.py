@@ -20,6 +20,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from email.utils import parseaddr
 from typing import TYPE_CHECKING, Any
 from unittest import mock
 
@@ -60,10 +61,12 @@ _RESOURCE_PARAMETERS = {
     "states": ("stateMachineArn", "executionArn"),
     "kms": ("KeyId",),
     "s3": ("Bucket",),
+    # SES v2 authorises a send on the identity it is sent from.
+    "ses": ("FromEmailAddress",),
 }
 
 
-def declarations() -> tuple[Mapping[str, tuple[Statement, ...]], type[Resource]]:
+def declarations(*, ses_identity: bool = False) -> tuple[Mapping[str, tuple[Statement, ...]], type[Resource]]:
     """Every function's statements and the resource names, from ``infra/permissions.py``.
 
     The local stack runs from a checkout (it loads functions/ and the ASL file from it), where
@@ -75,7 +78,7 @@ def declarations() -> tuple[Mapping[str, tuple[Statement, ...]], type[Resource]]
         sys.path.append(str(REPO_ROOT))
     from infra.permissions import Resource, policies
 
-    return policies(), Resource
+    return policies(ses_identity=ses_identity), Resource
 
 
 def requested(service: str, operation: str, params: Mapping[str, Any]) -> list[tuple[str, str]]:
@@ -88,6 +91,9 @@ def requested(service: str, operation: str, params: Mapping[str, Any]) -> list[t
         return pairs
     if service == "dynamodb" and operation in {"BatchGetItem", "BatchWriteItem"}:
         return [(f"dynamodb:{operation}", str(table)) for table in params.get("RequestItems", {})]
+    if service == "sns" and params.get("PhoneNumber"):
+        # An SMS names no ARN (and the number is no one's business in a refusal message).
+        return [(f"sns:{operation}", _PHONE_NUMBER)]
     if service == "states" and operation.startswith("SendTask"):
         # A task token names no resource: IAM authorises it on the state machine that issued it.
         return [(f"states:{operation}", _ISSUING_STATE_MACHINE)]
@@ -97,6 +103,8 @@ def requested(service: str, operation: str, params: Mapping[str, Any]) -> list[t
     if service == "dynamodb" and params.get("IndexName"):
         # A query of an index is authorised on the index's ARN, not the table's.
         resource = index_resource(resource, str(params["IndexName"]))
+    if service == "ses" and resource:
+        resource = parseaddr(resource)[1]  # "Brand <sender@…>": the address is the identity
     if service == "s3":
         operation = _S3_ACTIONS.get(operation, operation)
         if operation == "GetObject" and "VersionId" in params:
@@ -119,6 +127,8 @@ def index_resource(table: str, index: str) -> str:
 
 # Stands for "the state machine that issued the task token" in the pairs above.
 _ISSUING_STATE_MACHINE = "(issuing state machine)"
+# Stands for any phone number an SMS is published to.
+_PHONE_NUMBER = "(phone number)"
 
 
 @dataclass
@@ -215,10 +225,13 @@ def local_enforcement(environ: Mapping[str, str]) -> PolicyEnforcement:
     """The resources the functions' environment names, under their declared names."""
     from infra.permissions import ENVIRONMENT, OBJECT_PREFIXES
 
-    statements, resource = declarations()
+    statements, resource = declarations(ses_identity=bool(environ.get("SES_IDENTITY")))
     from cartpilot.adapters.aws.approvals_table import PENDING_DELIVERY_INDEX
+    from cartpilot.adapters.aws.notices_table import NOTICES_DUE_INDEX, REMINDERS_DUE_INDEX
+    from cartpilot.adapters.aws.order_events_table import OPEN_TRACKING_INDEX
 
     resources = {environ[variable]: named for variable, named in ENVIRONMENT.items() if environ.get(variable)}
+    resources[_PHONE_NUMBER] = resource.SMS
     for named, prefix in OBJECT_PREFIXES.items():
         bucket = next((name for name, found in resources.items() if found is resource.AUDIT_BUCKET), None)
         if bucket is not None:
@@ -226,6 +239,18 @@ def local_enforcement(environ: Mapping[str, str]) -> PolicyEnforcement:
     if environ.get("GOALS_TABLE"):
         resources[index_resource(environ["GOALS_TABLE"], PENDING_DELIVERY_INDEX)] = (
             resource.PENDING_DELIVERY_INDEX
+        )
+        resources[index_resource(environ["GOALS_TABLE"], OPEN_TRACKING_INDEX)] = resource.OPEN_TRACKING_INDEX
+        resources[index_resource(environ["GOALS_TABLE"], NOTICES_DUE_INDEX)] = resource.NOTICES_DUE_INDEX
+        resources[index_resource(environ["GOALS_TABLE"], REMINDERS_DUE_INDEX)] = resource.REMINDERS_DUE_INDEX
+    if environ.get("SCHEDULES_TABLE"):
+        from cartpilot.adapters.aws.schedules_table import DUE_SCHEDULES_INDEX, USER_SCHEDULES_INDEX
+
+        resources[index_resource(environ["SCHEDULES_TABLE"], DUE_SCHEDULES_INDEX)] = (
+            resource.DUE_SCHEDULES_INDEX
+        )
+        resources[index_resource(environ["SCHEDULES_TABLE"], USER_SCHEDULES_INDEX)] = (
+            resource.USER_SCHEDULES_INDEX
         )
     state_machine_arn = environ["STATE_MACHINE_ARN"]
     return PolicyEnforcement(

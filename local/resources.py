@@ -22,12 +22,44 @@ _TABLE_KEYS: dict[str, tuple[list[dict[str, str]], list[dict[str, str]]]] = {
         [{"AttributeName": "goalId", "KeyType": "HASH"}, {"AttributeName": "seq", "KeyType": "RANGE"}],
         [{"AttributeName": "goalId", "AttributeType": "S"}, {"AttributeName": "seq", "AttributeType": "N"}],
     ),
+    "schedules": (
+        [{"AttributeName": "scheduleId", "KeyType": "HASH"}],
+        [{"AttributeName": "scheduleId", "AttributeType": "S"}],
+    ),
 }
 
 
 # The goals table's sparse index of decisions waiting for delivery (``approvals_table.py``), as
 # ``infra/data.py`` declares it.
 _TABLE_INDEXES: dict[str, tuple[list[dict[str, Any]], list[dict[str, str]]]] = {
+    # Schedules that may still fire, by next occurrence (``schedules_table.py``).
+    "schedules": (
+        [
+            {
+                "IndexName": "dueSchedules",
+                "KeySchema": [
+                    {"AttributeName": "sweep", "KeyType": "HASH"},
+                    {"AttributeName": "nextAt", "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "KEYS_ONLY"},
+            },
+            {
+                # A shopper's schedules, newest first.
+                "IndexName": "schedulesByUser",
+                "KeySchema": [
+                    {"AttributeName": "userId", "KeyType": "HASH"},
+                    {"AttributeName": "createdAt", "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            },
+        ],
+        [
+            {"AttributeName": "sweep", "AttributeType": "S"},
+            {"AttributeName": "nextAt", "AttributeType": "S"},
+            {"AttributeName": "userId", "AttributeType": "S"},
+            {"AttributeName": "createdAt", "AttributeType": "S"},
+        ],
+    ),
     "goals": (
         [
             {
@@ -37,11 +69,46 @@ _TABLE_INDEXES: dict[str, tuple[list[dict[str, Any]], list[dict[str, str]]]] = {
                     {"AttributeName": "pendingSince", "KeyType": "RANGE"},
                 ],
                 "Projection": {"ProjectionType": "KEYS_ONLY"},
-            }
+            },
+            {
+                # Polled orders whose shipment may still move (``order_events_table.py``).
+                "IndexName": "openTracking",
+                "KeySchema": [
+                    {"AttributeName": "openTracking", "KeyType": "HASH"},
+                    {"AttributeName": "openSince", "KeyType": "RANGE"},
+                ],
+                "Projection": {
+                    "ProjectionType": "INCLUDE",
+                    "NonKeyAttributes": ["goalId", "merchantId", "orderId"],
+                },
+            },
+            {
+                # Goals with status notices due, and approvals awaiting a reminder (``notices_table.py``).
+                "IndexName": "noticesDue",
+                "KeySchema": [
+                    {"AttributeName": "noticeQueue", "KeyType": "HASH"},
+                    {"AttributeName": "noticeSince", "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "KEYS_ONLY"},
+            },
+            {
+                "IndexName": "remindersDue",
+                "KeySchema": [
+                    {"AttributeName": "reminderQueue", "KeyType": "HASH"},
+                    {"AttributeName": "reminderAt", "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "KEYS_ONLY"},
+            },
         ],
         [
             {"AttributeName": "pendingDelivery", "AttributeType": "S"},
             {"AttributeName": "pendingSince", "AttributeType": "S"},
+            {"AttributeName": "openTracking", "AttributeType": "S"},
+            {"AttributeName": "openSince", "AttributeType": "S"},
+            {"AttributeName": "noticeQueue", "AttributeType": "S"},
+            {"AttributeName": "noticeSince", "AttributeType": "S"},
+            {"AttributeName": "reminderQueue", "AttributeType": "S"},
+            {"AttributeName": "reminderAt", "AttributeType": "N"},
         ],
     ),
 }
@@ -58,6 +125,7 @@ def table_environment(brand: str) -> dict[str, str]:
         "AUDIT_TABLE": names["audit"],
         "IDEMPOTENCY_TABLE": names["idempotency"],
         "COUNTERS_TABLE": names["counters"],
+        "SCHEDULES_TABLE": names["schedules"],
     }
 
 

@@ -19,14 +19,16 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from unittest import mock
 
 import boto3
 
 from cartpilot import wiring
+from cartpilot.wiring.schedules import use_schedule_clock
 from cartpilot_local.iam import PolicyEnforcement, local_enforcement
 from cartpilot_local.lambda_runtime import InProcessLambdaRuntime, load_handler
+from cartpilot_local.notifications import TopicOutage, sent_emails, verify_sender
 from cartpilot_local.resources import (
     audit_bucket_name,
     create_audit_bucket,
@@ -37,7 +39,11 @@ from cartpilot_local.resources import (
     plan_signing_key_alias,
     table_environment,
 )
+from cartpilot_local.schedule_clock import AdjustableClock
 from cartpilot_local.schedules import running_on_schedule
+
+if TYPE_CHECKING:
+    from cartpilot_local.merchant.state import MerchantState
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 FUNCTIONS_DIR = REPO_ROOT / "functions"
@@ -68,6 +74,9 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
     FunctionSpec("orders", "connectors/orders", "OrdersFunctionArn"),
     FunctionSpec("notify", "connectors/notify", "NotifyFunctionArn"),
     FunctionSpec("redelivery", "redelivery", None, scheduled=True),
+    FunctionSpec("notices", "notices", None, scheduled=True),
+    FunctionSpec("occurrences", "occurrences", None, scheduled=True),
+    FunctionSpec("tracking", "tracking", None, scheduled=True),
 )
 
 
@@ -139,16 +148,22 @@ class LocalStack:
         self.runtime = InProcessLambdaRuntime(containers_per_function=16)
         self.api_url = ""
         self.merchant_url = ""
+        self.merchant_state: MerchantState | None = None
         self.state_machine_arn = ""
         self.topic_arn = ""
         self.staff_topic_arn = ""
+        # The brand's SES sender (brand.yaml notifications.sesIdentity), verified in the emulator.
+        self.ses_identity = ""
+        self.topic_outage = TopicOutage()
         self.link_secret_id = f"cartpilot/{brand}/link-signing"
+        self.view_link_secret_id = f"cartpilot/{brand}/view-link-signing"
         self.merchant_credentials_secret_id = f"cartpilot/{brand}/merchant-credentials"
         self.signing_keys_secret_id = f"cartpilot/{brand}/ucp-signing-keys"
         self.plan_signing_key_alias = plan_signing_key_alias(brand)
         self.audit_bucket = audit_bucket_name(brand)
         # Each function's AWS calls are checked against its deployed policy (infra/permissions.py).
         self.iam: PolicyEnforcement | None = None
+        self.schedule_clock = AdjustableClock()
 
     def __enter__(self) -> LocalStack:
         return self.start()
@@ -174,11 +189,17 @@ class LocalStack:
             if self._external_merchant_url is not None:
                 self.merchant_url = self._external_merchant_url
             else:
-                merchant = serve_in_thread(create_app(), port=self._merchant_port)
+                merchant_app = create_app()
+                # The sandbox's books and keys, for tests that act as the merchant (order events).
+                self.merchant_state = merchant_app.state.merchant
+                merchant = serve_in_thread(merchant_app, port=self._merchant_port)
                 self._exit.callback(merchant.stop)
                 self.merchant_url = merchant.url
             self._create_resources()
-            gateway = serve_in_thread(create_gateway("api", self.outbox), port=self._api_port)
+            self.topic_outage = self._exit.enter_context(TopicOutage().installed())
+            gateway = serve_in_thread(
+                create_gateway("api", self.outbox, self.advance_schedule_clock), port=self._api_port
+            )
             self._exit.callback(gateway.stop)
             self.api_url = gateway.url
             self._set_environment_for_functions()
@@ -186,6 +207,9 @@ class LocalStack:
             self._exit.enter_context(_product_logs_to_stdout(self._log_level))
             # Cached clients, settings and secrets from an earlier stack must not leak into this one.
             wiring.reset()
+            # Schedules read their own clock, which tests move forward (POST /_local/clock).
+            use_schedule_clock(self.schedule_clock.now)
+            self._exit.callback(use_schedule_clock, None)
             self._register_functions()
             scheduled = [spec.name for spec in FUNCTIONS if spec.scheduled]
             self._exit.enter_context(running_on_schedule(scheduled, REGION))
@@ -214,6 +238,7 @@ class LocalStack:
             "CARTPILOT_BRAND": self.brand,
             **table_environment(self.brand),
             "LINK_SIGNING_SECRET_ID": self.link_secret_id,
+            "VIEW_LINK_SECRET_ID": self.view_link_secret_id,
             "SIGNING_KEYS_SECRET_ID": self.signing_keys_secret_id,
             "PLAN_SIGNING_KEY_ID": self.plan_signing_key_alias,
             "AUDIT_BUCKET": self.audit_bucket,
@@ -222,6 +247,7 @@ class LocalStack:
             "MERCHANT_URL": self.merchant_url,
             "MERCHANT_BREAKER_RESET_SECONDS": str(LOCAL_BREAKER_RESET_SECONDS),
             "NOTIFY_TOPIC_ARN": self.topic_arn,
+            **({"SES_IDENTITY": self.ses_identity} if self.ses_identity else {}),
             "STAFF_TOPIC_ARN": self.staff_topic_arn,
             "STATE_MACHINE_ARN": self.state_machine_arn,
             "APPROVAL_BASE_URL": self.api_url,
@@ -251,6 +277,8 @@ class LocalStack:
         create_plan_signing_key(boto3.client("kms", region_name=REGION), self.plan_signing_key_alias)
         create_audit_bucket(boto3.client("s3", region_name=REGION), self.audit_bucket)
         create_link_secret(boto3.client("secretsmanager", region_name=REGION), self.link_secret_id)
+        # The shopper view links' own ring, created like the approval-link one.
+        create_link_secret(boto3.client("secretsmanager", region_name=REGION), self.view_link_secret_id)
         if self._merchant_api_key is not None:
             boto3.client("secretsmanager", region_name=REGION).create_secret(
                 Name=self.merchant_credentials_secret_id, SecretString=self._merchant_api_key[1]
@@ -258,6 +286,12 @@ class LocalStack:
         create_signing_keys_secret(
             boto3.client("secretsmanager", region_name=REGION), self.signing_keys_secret_id
         )
+        from cartpilot.brands.config import load_brand
+        from cartpilot.wiring.settings import brands_dir
+
+        self.ses_identity = load_brand(self.brand, brands_dir()).notifications.get("sesIdentity", "")
+        if self.ses_identity:
+            verify_sender(self.ses_identity, REGION)
         self.topic_arn = boto3.client("sns", region_name=REGION).create_topic(
             Name=f"cartpilot-{self.brand}-notify"
         )["TopicArn"]
@@ -296,6 +330,10 @@ class LocalStack:
             path = FUNCTIONS_DIR / spec.directory / "app.py"
             self.runtime.register(spec.name, functools.partial(load_handler, path))
 
+    def advance_schedule_clock(self, seconds: float) -> str:
+        """Moves the schedules' time forward; the next sweep (within a second) fires what fell due."""
+        return self.schedule_clock.advance(seconds).isoformat()
+
     def outbox(self) -> list[dict[str, Any]]:
         """The notifications that would have been sent (approval links, receipts): the shoppers'
         topic's, then the staff channel's (whose messages say ``"audience": "staff"``)."""
@@ -307,6 +345,11 @@ class LocalStack:
             for notification in topic.sent_notifications if topic else []:
                 _message_id, message, subject, _attributes, _group = notification
                 messages.append({"subject": subject, **json.loads(message)})
+        # Text messages to phones (one-time codes): their words, never the number they went to.
+        for _phone, text in list(sns_backends[ACCOUNT][REGION].sms_messages.values()):
+            messages.append({"kind": "verification-code", "text": text})
+        # Emails (receipts, shipping notices, the fallback): rendered, without the address.
+        messages.extend(sent_emails(ACCOUNT, REGION))
         return messages
 
 

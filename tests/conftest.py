@@ -120,6 +120,7 @@ def aws_tables(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
         "AWS_DEFAULT_REGION": "us-east-1",
         "CARTPILOT_BRAND": "sandbox",
         "LINK_SIGNING_SECRET_ID": "cartpilot/sandbox/link-signing",
+        "VIEW_LINK_SECRET_ID": "cartpilot/sandbox/view-link-signing",
         "SIGNING_KEYS_SECRET_ID": "cartpilot/sandbox/ucp-signing-keys",
         "PLAN_SIGNING_KEY_ID": plan_signing_key_alias("sandbox"),
         "AUDIT_BUCKET": audit_bucket_name("sandbox"),
@@ -133,6 +134,7 @@ def aws_tables(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
     with mock_aws(), atomic_dynamodb():
         create_tables(boto3.client("dynamodb"), "sandbox")
         create_link_secret(boto3.client("secretsmanager"), os.environ["LINK_SIGNING_SECRET_ID"])
+        create_link_secret(boto3.client("secretsmanager"), os.environ["VIEW_LINK_SECRET_ID"])
         create_signing_keys_secret(boto3.client("secretsmanager"), os.environ["SIGNING_KEYS_SECRET_ID"])
         create_plan_signing_key(boto3.client("kms"), os.environ["PLAN_SIGNING_KEY_ID"])
         create_audit_bucket(boto3.client("s3"), os.environ["AUDIT_BUCKET"])

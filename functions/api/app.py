@@ -1,7 +1,11 @@
 """The HTTP API: goals for API clients, approval pages for approvers, CartPilot's UCP profile for
 merchants, and the OpenAPI document."""
 
+import base64
 import re
+import time
+from collections.abc import Callable
+from datetime import datetime
 from html import escape
 from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import parse_qs
@@ -28,16 +32,21 @@ from cartpilot.approvals.model import DecisionRequest
 from cartpilot.audit.public_keys import PlanSignatureVerifier, published_keys
 from cartpilot.brands.access import ApiClient, CallerRefused, client_for, staff_member_for
 from cartpilot.goals.intake import IntakeError
-from cartpilot.goals.model import GoalAccepted, GoalRequest
+from cartpilot.goals.model import GoalAccepted
 from cartpilot.goals.ownership import goal_of_client
 from cartpilot.goals.undo import UndoRefused, request_undo
 from cartpilot.goals.views import audit_view, goal_view
 from cartpilot.kernel.errors import ErrorBody
 from cartpilot.kernel.observability import logger, metrics, tracer
 from cartpilot.kernel.request_body import BodyRefused, body_text, read_json
+from cartpilot.schedules.desk import ScheduleRefused
+from cartpilot.schedules.model import GoalSubmission, ScheduleAccepted, ScheduleView
+from cartpilot.schedules.records import MandateExport, ScheduleAuditView, ScheduleList
+from cartpilot.wiring.schedules import schedule_desk
 
 if TYPE_CHECKING:
     from cartpilot.approvals.desk import ApprovalView, DeskError
+    from cartpilot.shopper_view.desk import ShopperView, ViewRefused
 
 # The approval desk and the page templates (Jinja2) load with the first approval request:
 # goal requests, the bulk of this function's traffic, never need them.
@@ -77,9 +86,13 @@ def _unsupported_content_type(exc: RequestUnsupportedContentType) -> Response[di
     return _error(415, "UNSUPPORTED_MEDIA_TYPE", "send the body as application/json")
 
 
+# Routes a person opens in a browser: their errors are HTML pages, not JSON.
+_PAGE_ROUTES = ("/approvals/", "/staff/approvals/", "/shoppers/")
+
+
 @app.not_found
 def _no_such_route(exc: Exception) -> Response[Any]:
-    if app.current_event.path.startswith(("/approvals/", "/staff/approvals/")):
+    if app.current_event.path.startswith(_PAGE_ROUTES):
         from cartpilot.approvals.desk import DeskError
 
         return _error_page(DeskError(404, "NOT_FOUND", "there is no such page"))
@@ -94,7 +107,7 @@ def _unreadable_body(exc: Exception) -> Response[Any]:
         else BodyRefused("BODY_NOT_UTF8", "the request body must be UTF-8 text")
     )
     logger.info("request body refused", extra={"code": refused.code})
-    if app.current_event.path.startswith(("/approvals/", "/staff/approvals/")):
+    if app.current_event.path.startswith(_PAGE_ROUTES):
         from cartpilot.approvals.desk import DeskError
 
         return _error_page(DeskError(refused.status, refused.code, refused.message))
@@ -128,15 +141,22 @@ def _json_response(description: str, model: type) -> OpenAPIResponse:
 @app.post(
     "/goals",
     responses={
-        202: _json_response("The goal was accepted; its order flow has started", GoalAccepted),
+        202: _json_response(
+            "The goal was accepted and its order flow has started (GoalAccepted); or, with `schedule`, "
+            "the schedule was stored (ScheduleAccepted: scheduleId, status SCHEDULED)",
+            GoalAccepted | ScheduleAccepted,  # type: ignore[arg-type]  # a union: both answers documented
+        ),
         400: _json_response("The Idempotency-Key header is missing", ErrorBody),
         403: _json_response("The caller is not an API client, or may not act for this user", ErrorBody),
-        422: _json_response("The body is invalid, or the key was used with another body", ErrorBody),
+        422: _json_response(
+            "The body is invalid (a schedule or mandate included), or the key was used with another body",
+            ErrorBody,
+        ),
     },
 )
 @tracer.capture_method
 def submit_goal(
-    request: GoalRequest, idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None
+    request: GoalSubmission, idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None
 ) -> Response[dict[str, Any]]:
     if not idempotency_key or len(idempotency_key) > 255:
         return _error(400, "IDEMPOTENCY_KEY_REQUIRED", "send an Idempotency-Key header (1-255 characters)")
@@ -148,8 +168,12 @@ def submit_goal(
         config=_SUBMISSION_CONFIG,
     )
     def submit_once(submission: dict[str, Any]) -> dict[str, Any]:
+        submitted = GoalSubmission.model_validate(submission["request"])
+        if submitted.schedule is not None:
+            scheduled = schedule_desk().create(submitted, submission["idempotencyKey"], client=client)
+            return scheduled.model_dump(mode="json")
         accepted = wiring.intake().submit(
-            GoalRequest.model_validate(submission["request"]), submission["idempotencyKey"], client=client
+            submitted.goal_request(), submission["idempotencyKey"], client=client
         )
         return accepted.model_dump(mode="json")
 
@@ -168,7 +192,7 @@ def submit_goal(
         return _error(
             409, "REQUEST_IN_PROGRESS", "a request with this Idempotency-Key is still being processed"
         )
-    except IntakeError as exc:
+    except (IntakeError, ScheduleRefused) as exc:
         return _error(exc.status, exc.code, exc.message)
     return Response(status_code=202, content_type=content_types.APPLICATION_JSON, body=accepted)
 
@@ -179,11 +203,13 @@ def get_goal(goal_id: str) -> Response[dict[str, Any]]:
     goal = goal_of_client(wiring.goals(), goal_id, _client())
     if goal is None:
         return _goal_not_found(goal_id)
-    return Response(
-        status_code=200,
-        content_type=content_types.APPLICATION_JSON,
-        body=goal_view(goal).model_dump(mode="json"),
+    body = goal_view(goal).model_dump(mode="json")
+    # The shopper's own page of the goal, for the client to hand on (the receipt carries one too).
+    # Timed from the goal's last change, so the view reads the same until the goal changes.
+    body["viewUrl"] = wiring.view_links().url_for(
+        goal.goalId, goal.userId, since=datetime.fromisoformat(goal.updatedAt)
     )
+    return Response(status_code=200, content_type=content_types.APPLICATION_JSON, body=body)
 
 
 @app.get("/goals/<goal_id>/audit")
@@ -225,6 +251,121 @@ def undo_goal(goal_id: str) -> Response[dict[str, Any]]:
     return Response(
         status_code=202, content_type=content_types.APPLICATION_JSON, body=result.model_dump(mode="json")
     )
+
+
+def _schedule_response(act: Callable[[], ScheduleView]) -> Response[dict[str, Any]]:
+    try:
+        view = act()
+    except ScheduleRefused as exc:
+        return _error(exc.status, exc.code, exc.message)
+    return Response(
+        status_code=200, content_type=content_types.APPLICATION_JSON, body=view.model_dump(mode="json")
+    )
+
+
+_SCHEDULE_RESPONSES: dict[int, OpenAPIResponse] = {
+    200: _json_response("The schedule, its next occurrence and every occurrence so far", ScheduleView),
+    404: _json_response("No such schedule for this client", ErrorBody),
+    409: _json_response("The schedule cannot make that move from its status", ErrorBody),
+}
+
+
+@app.get("/schedules/<schedule_id>", responses=_SCHEDULE_RESPONSES)
+@tracer.capture_method
+def get_schedule(schedule_id: str) -> Response[dict[str, Any]]:
+    """A scheduled or recurring goal: status, next occurrence, occurrences with their goal ids."""
+    client = _client()
+    return _schedule_response(lambda: schedule_desk().view(schedule_id, client))
+
+
+@app.get(
+    "/schedules",
+    responses={
+        200: _json_response("The user's schedules made through this client, newest first", ScheduleList),
+        403: _json_response("The caller is not an API client, or may not act for this user", ErrorBody),
+        422: _json_response("userId is missing or malformed", ErrorBody),
+    },
+)
+@tracer.capture_method
+def list_schedules(
+    user_id: Annotated[str, Query(alias="userId", pattern=r"^[A-Za-z0-9_\-]{1,64}$")],
+) -> Response[dict[str, Any]]:
+    """A shopper's schedules: only those this client made (another client's never show)."""
+    client = _client()
+    try:
+        listed = schedule_desk().of_user(user_id, client)
+    except ScheduleRefused as exc:
+        return _error(exc.status, exc.code, exc.message)
+    return Response(
+        status_code=200, content_type=content_types.APPLICATION_JSON, body=listed.model_dump(mode="json")
+    )
+
+
+@app.get(
+    "/schedules/<schedule_id>/audit",
+    responses={
+        200: _json_response(
+            "The schedule's audit records, anchors and their verification", ScheduleAuditView
+        ),
+        404: _json_response("No such schedule for this client", ErrorBody),
+    },
+)
+@tracer.capture_method
+def get_schedule_audit(schedule_id: str) -> Response[dict[str, Any]]:
+    """The schedule's own audit trail: its creation with the mandate's signature, every change since."""
+    client = _client()
+    verifier = PlanSignatureVerifier(wiring.plan_keys().all())
+    try:
+        view = schedule_desk().audit(schedule_id, client, verifier)
+    except ScheduleRefused as exc:
+        return _error(exc.status, exc.code, exc.message)
+    return Response(
+        status_code=200, content_type=content_types.APPLICATION_JSON, body=view.model_dump(mode="json")
+    )
+
+
+@app.get(
+    "/schedules/<schedule_id>/mandate",
+    responses={
+        200: _json_response("The mandate as an AP2 open mandate SD-JWT (format sd-jwt)", MandateExport),
+        404: _json_response("No such schedule for this client, or it has no mandate", ErrorBody),
+    },
+)
+@tracer.capture_method
+def export_schedule_mandate(schedule_id: str) -> Response[dict[str, Any]]:
+    """The standing mandate, signed with the plan-signing key: verify with ``GET /audit/keys``."""
+    client = _client()
+    try:
+        exported = schedule_desk().export_mandate(schedule_id, client)
+    except ScheduleRefused as exc:
+        return _error(exc.status, exc.code, exc.message)
+    return Response(
+        status_code=200, content_type=content_types.APPLICATION_JSON, body=exported.model_dump(mode="json")
+    )
+
+
+@app.post("/schedules/<schedule_id>/pause", responses=_SCHEDULE_RESPONSES)
+@tracer.capture_method
+def pause_schedule(schedule_id: str) -> Response[dict[str, Any]]:
+    """Occurrences that fall while paused are skipped; twice is harmless."""
+    client = _client()
+    return _schedule_response(lambda: schedule_desk().pause(schedule_id, client))
+
+
+@app.post("/schedules/<schedule_id>/resume", responses=_SCHEDULE_RESPONSES)
+@tracer.capture_method
+def resume_schedule(schedule_id: str) -> Response[dict[str, Any]]:
+    """Runs again from the next occurrence after now; twice is harmless."""
+    client = _client()
+    return _schedule_response(lambda: schedule_desk().resume(schedule_id, client))
+
+
+@app.delete("/schedules/<schedule_id>", responses=_SCHEDULE_RESPONSES)
+@tracer.capture_method
+def cancel_schedule(schedule_id: str) -> Response[dict[str, Any]]:
+    """Cancels for good: nothing fires after it; twice is harmless."""
+    client = _client()
+    return _schedule_response(lambda: schedule_desk().cancel(schedule_id, client))
 
 
 def _page(status: int, html: str, images_from: list[str] | None = None) -> Response[str]:
@@ -364,22 +505,29 @@ def _decide(approval_id: str, staff_member: str | None = None) -> Response[str]:
             DeskError(
                 422,
                 "INVALID_DECISION",
-                "send exp, kid, sig and decision=approve|reject (and phrase, drop=<step id> when needed)",
+                "send exp, kid, sig and decision=approve|reject|send-code "
+                "(and phrase, otp, drop=<step id> when needed)",
             )
         )
     drop = sorted(set(lists["drop"]) | (set(lists["offered"]) - set(lists["keep"])))
     link = LinkParams(exp=decision.exp, kid=decision.kid, sig=decision.sig)
     desk = wiring.desk()
     try:
-        view = desk.decide(
-            approval_id, link, decision.decision, decision.phrase, drop, staff_member=staff_member
-        )
+        if decision.decision == "send-code":
+            view = desk.send_code(approval_id, link, staff_member=staff_member)
+        else:
+            view = desk.decide(
+                approval_id, link, decision.decision, decision.phrase, drop,
+                staff_member=staff_member, otp=decision.otp,
+            )  # fmt: skip
     except DeskError as exc:
-        if exc.status != 422:
+        # The page comes back with the error for what the approver can fix there (a phrase, a
+        # code, waiting before another code); anything else is a page of its own.
+        if exc.status not in (422, 429):
             return _error_page(exc)
         try:
             reopened_view = desk.open(approval_id, link, staff_member=staff_member)
-            return _approval_page(422, reopened_view, error=exc.message, dropped=drop)
+            return _approval_page(exc.status, reopened_view, error=exc.message, dropped=drop)
         except DeskError as reopened:
             return _error_page(reopened)
     return _approval_page(200, view)
@@ -421,6 +569,74 @@ def decide_staff_approval(approval_id: str) -> Response[str]:
     return _decide(approval_id, staff_member=member)
 
 
+@app.get("/shoppers/goals/<goal_id>")
+@tracer.capture_method
+def open_shopper_view(
+    goal_id: str,
+    exp: Annotated[str, Query()] = "",
+    kid: Annotated[str, Query()] = "",
+    sig: Annotated[str, Query()] = "",
+    step: Annotated[str, Query()] = "",
+) -> Response[str]:
+    """The shopper's page of one goal, from the signed link in the receipt. Changes nothing."""
+    from cartpilot.shopper_view.desk import ViewRefused
+    from cartpilot.shopper_view.links import ViewLinkParams
+    from cartpilot.shopper_view.page import CONFIRM_STEP
+
+    try:
+        view = wiring.shopper_desk().open(
+            goal_id, ViewLinkParams(exp=exp, kid=kid, sig=sig), confirming=step == CONFIRM_STEP
+        )
+    except ViewRefused as exc:
+        return _view_error_page(exc)
+    return _shopper_page(200, view)
+
+
+@app.post("/shoppers/goals/<goal_id>")
+@tracer.capture_method
+def undo_from_shopper_view(goal_id: str) -> Response[str]:
+    """The confirmed undo (or return) button of the shopper's page: the link's fields plus ``confirm``."""
+    from cartpilot.shopper_view.desk import ViewRefused
+    from cartpilot.shopper_view.links import ViewLinkParams
+
+    event = app.current_event
+    # The link is the credential, not a cookie, so a forged cross-site form cannot carry it; a
+    # browser that says the form came from another site is refused all the same.
+    if (event.headers.get("sec-fetch-site") or event.headers.get("Sec-Fetch-Site") or "") == "cross-site":
+        return _view_error_page(ViewRefused(403, "CROSS_SITE", "this form must be sent from its own page"))
+    text = body_text(event.body, is_base64_encoded=bool(event.is_base64_encoded))
+    fields = {name: values[-1] for name, values in parse_qs(text, keep_blank_values=True).items()}
+    for name, value in (event.query_string_parameters or {}).items():
+        fields.setdefault(name, value)
+    link = ViewLinkParams(exp=fields.get("exp", ""), kid=fields.get("kid", ""), sig=fields.get("sig", ""))
+    desk = wiring.shopper_desk()
+    try:
+        view = desk.undo(goal_id, link, fields.get("confirm"))
+    except ViewRefused as exc:
+        if exc.status in (403, 404, 410):
+            return _view_error_page(exc)
+        try:
+            # Refused for what the order allows (closed window, no confirmation): the page says why.
+            return _shopper_page(exc.status, desk.open(goal_id, link), error=exc.message)
+        except ViewRefused as reopened:
+            return _view_error_page(reopened)
+    return _shopper_page(202, view)
+
+
+def _shopper_page(status: int, view: "ShopperView", error: str | None = None) -> Response[str]:
+    from cartpilot.shopper_view.page import image_origins, render_shopper_page
+
+    return _page(status, render_shopper_page(view, wiring.brand(), error=error), image_origins(view))
+
+
+def _view_error_page(exc: "ViewRefused") -> Response[str]:
+    return _page(
+        exc.status,
+        f"<!doctype html><meta charset=utf-8><meta name=viewport content='width=device-width, initial-scale=1'>"
+        f"<meta name=robots content=noindex><title>Your order</title><p data-code='{escape(exc.code)}'>{escape(exc.message)}</p>",
+    )
+
+
 def _platform_profile(version: str) -> Response[dict[str, Any]]:
     from cartpilot.commerce.platform_profile import PROFILE_CACHE_CONTROL
     from cartpilot.commerce.signing_keys import SigningKeysMissing
@@ -443,6 +659,42 @@ def _platform_profile(version: str) -> Response[dict[str, Any]]:
         body=document,
         headers={"Cache-Control": PROFILE_CACHE_CONTROL},
     )
+
+
+@app.post("/webhooks/merchants/<merchant_id>")
+@tracer.capture_method
+def order_event_webhook(merchant_id: str) -> Response[dict[str, Any]]:
+    """A merchant's order event (UCP order_event_webhook). Public: the merchant's signature is the
+    credential, checked as its UCP version says before anything is recorded."""
+    from cartpilot.orders.webhooks import WebhookRefused, receive_order_webhook
+    from cartpilot.wiring import orders
+    from cartpilot.wiring.settings import public_api_url
+
+    event = app.current_event
+    raw = event.body or ""
+    body = base64.b64decode(raw) if event.is_base64_encoded else raw.encode("utf-8")
+    # What the merchant signed: the URL our profile advertised, under the public API URL.
+    url = public_api_url().rstrip("/") + event.path
+    try:
+        accepted = receive_order_webhook(
+            merchant_id,
+            url=url,
+            headers=dict(event.headers or {}),
+            body=body,
+            now=int(time.time()),
+            merchants=orders.merchant_urls(),
+            keys=orders.merchant_keys(),
+            store=orders.order_events(),
+            ledger=wiring.ledger(),
+        )
+    except WebhookRefused as exc:
+        logger.info("order event refused", extra={"merchantId": merchant_id, "code": exc.code})
+        return _error(exc.status, exc.code, exc.message)
+    logger.info(
+        "order event received",
+        extra={"merchantId": merchant_id, "goalId": accepted.goalId, "duplicate": accepted.duplicate},
+    )
+    return Response(status_code=200, content_type=content_types.APPLICATION_JSON, body=accepted.body())
 
 
 @app.get("/.well-known/ucp")

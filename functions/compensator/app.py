@@ -28,5 +28,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         attempt=request.attempt,
         max_attempts=request.maxAttempts,
         counters=wiring.counters(),
+        # Only the shopper's undo tells anyone from here (a return filed for a shipped order).
+        notifier=wiring.notifier() if request.finalStatus == GoalStatus.UNDONE.value else None,
     )
     return result.model_dump(mode="json")

@@ -8,6 +8,7 @@ from cartpilot import wiring
 from cartpilot.goals.events import ValidationEvent
 from cartpilot.kernel.observability import logger, metrics, tracer
 from cartpilot.plans.validation import validate_goal
+from cartpilot.wiring.mandates import mandate_guard
 
 # A bad policy file stops the function at start-up, naming the line, not in the middle of an order.
 wiring.policies()
@@ -26,6 +27,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         users=wiring.users(),
         counters=wiring.counters(),
         price_check=ref.priceCheck,
+        mandates=mandate_guard(),
     )
     metrics.add_metric(name=f"Verdict{verdict.tier.value.title().replace('_', '')}", unit="Count", value=1)
     return {"route": verdict.route, "tier": verdict.tier.value, "planHash": verdict.planHash}

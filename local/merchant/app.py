@@ -33,6 +33,7 @@ from cartpilot_local.merchant.conformance import NO_BODY, ConformanceRecorder
 from cartpilot_local.merchant.faults import IMMEDIATE_ERRORS, Fault, FaultMode, FaultOrder, normalise_route
 from cartpilot_local.merchant.handlers import ALL_PAYMENT_HANDLERS, advertised_handlers
 from cartpilot_local.merchant.idempotency import ClaimKind, StoredResponse, request_fingerprint, valid_key
+from cartpilot_local.merchant.ledger import OrderRecord
 from cartpilot_local.merchant.pages import add_pages
 from cartpilot_local.merchant.payloads import LookupIn, ProductIn, SearchIn, TokenRequestIn
 from cartpilot_local.merchant.protocol import (
@@ -42,6 +43,7 @@ from cartpilot_local.merchant.protocol import (
     FULFILLMENT,
     ORDER,
     ORDER_CANCEL,
+    ORDER_RETURN,
     UCP_VERSIONS,
     V2026_01_11,
     V2026_04_08,
@@ -54,6 +56,14 @@ from cartpilot_local.merchant.psp import TokenKeyReused, UnknownPaymentMethod
 from cartpilot_local.merchant.specs import library
 from cartpilot_local.merchant.state import ESCALATION_CODE, ESCALATION_CONTENT, Caller, MerchantState
 from cartpilot_local.merchant.storefront import lookup, product_detail, search
+from cartpilot_local.merchant.webhooks import (
+    DEFAULT_CARRIER,
+    NoWebhookUrl,
+    ShipmentStep,
+    record_shipment,
+    remember_platform,
+    send_order_event,
+)
 
 ADMIN_PREFIX = "/_sandbox"
 DISCOVERY_CACHE = "public, max-age=300"  # overview.md "Hosting": public, max-age of at least 60
@@ -339,6 +349,9 @@ def create_app(
                     id,
                 )
             view = merchant.complete_checkout(id, payment, admitted.caller, handlers)
+            if view.order is not None:
+                # Its order events go to the webhook the placing platform's profile advertises.
+                remember_platform(merchant, view.order.id, admitted.client)
             return 200, codec.checkout(view, admitted.ctx)
 
         return await serve(request, CHECKOUT, work, mutating=True)
@@ -371,6 +384,15 @@ def create_app(
             return 200, codec.order(*merchant.cancel_order(id), admitted.ctx)
 
         return await serve(request, ORDER_CANCEL, work, mutating=True)
+
+    @app.post("/orders/{id}/return")
+    async def return_order(request: Request, id: str) -> Response:
+        """com.cartpilot.order_return: files the return of a shipped order (refunded on receipt), once."""
+
+        def work(admitted: Admitted, body: Any) -> tuple[int, JsonObject]:
+            return 200, codec.order(*merchant.file_return(id), admitted.ctx)
+
+        return await serve(request, ORDER_RETURN, work, mutating=True)
 
     # --- the sandbox PSP (not UCP: no UCP-Agent, as a payment processor's API) --------------
 
@@ -460,11 +482,75 @@ def create_app(
         """Test-only: the products of a category publish ``url`` as their image, as given (undone by reset)."""
         return {"category": order.category, "products": merchant.publish_image(order.category, order.url)}
 
+    @app.post(f"{ADMIN_PREFIX}/returns/{{return_id}}/receive")
+    async def sandbox_receive_return(request: Request, return_id: str) -> Response:
+        """Test-only: the returned goods arrive; the charge is refunded once and the platform is
+        sent the order with its refund adjustment. Receiving again refunds nothing more (the
+        event is sent again, as a merchant retries: the platform records it once)."""
+        try:
+            filed, order = merchant.receive_return(return_id)
+        except KeyError:
+            return JSONResponse({"code": "not_found", "content": f"no return {return_id!r}"}, status_code=404)
+        try:
+            delivery = await run_in_threadpool(
+                send_order_event,
+                order,
+                state=merchant,
+                codec=codec,
+                merchant_url=str(request.base_url),
+                fetch_profile=profiles.get,
+            )
+        except NoWebhookUrl as exc:
+            return JSONResponse({"return": filed.to_json(), "webhook": None, "content": str(exc)})
+        return JSONResponse({"return": filed.to_json(), "webhook": delivery.to_json()})
+
     @app.post(f"{ADMIN_PREFIX}/escalate", status_code=201)
     async def sandbox_escalate(order: EscalationOrder) -> JsonObject:
         """Test-only: the next ``times`` completions require escalation instead of charging."""
         pending = merchant.escalate(order.times, order.code, order.content)
         return {"pending": pending}
+
+    async def shipment(request: Request, order_id: str, step: ShipmentStep) -> Response:
+        """Test-only: the order ships or is delivered, and its platform is sent the order event."""
+        raw = await request.body()
+        try:
+            order_in = ShipmentOrder.model_validate(json.loads(raw) if raw.strip() else {})
+        except (ValueError, TypeError) as exc:
+            return JSONResponse({"code": "invalid_request", "content": str(exc)[:300]}, status_code=400)
+        try:
+            order = merchant_shipment(order_id, step, order_in)
+        except KeyError:
+            return JSONResponse({"code": "not_found", "content": f"no order {order_id!r}"}, status_code=404)
+        except ValueError as exc:
+            return JSONResponse({"code": "invalid_state", "content": str(exc)}, status_code=409)
+        try:
+            delivery = await run_in_threadpool(
+                send_order_event,
+                order,
+                state=merchant,
+                codec=codec,
+                merchant_url=str(request.base_url),
+                fetch_profile=profiles.get,
+            )
+        except NoWebhookUrl as exc:
+            return JSONResponse(
+                {"order_id": order.id, "fulfillment": step, "webhook": None, "content": str(exc)},
+                status_code=200,
+            )
+        return JSONResponse({"order_id": order.id, "fulfillment": step, "webhook": delivery.to_json()})
+
+    def merchant_shipment(order_id: str, step: ShipmentStep, order_in: ShipmentOrder) -> OrderRecord:
+        return record_shipment(
+            merchant, order_id, step, carrier=order_in.carrier, tracking_number=order_in.tracking_number
+        )
+
+    @app.post(f"{ADMIN_PREFIX}/orders/{{order_id}}/ship")
+    async def sandbox_ship(request: Request, order_id: str) -> Response:
+        return await shipment(request, order_id, "shipped")
+
+    @app.post(f"{ADMIN_PREFIX}/orders/{{order_id}}/deliver")
+    async def sandbox_deliver(request: Request, order_id: str) -> Response:
+        return await shipment(request, order_id, "delivered")
 
     @app.get(f"{ADMIN_PREFIX}/conformance")
     async def sandbox_conformance() -> JsonObject:
@@ -510,6 +596,15 @@ class ImageOrder(BaseModel):
 
     category: str = Field(min_length=1, max_length=80)
     url: str = Field(max_length=2000)
+
+
+class ShipmentOrder(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    carrier: str = Field(default=DEFAULT_CARRIER, min_length=1, max_length=40)
+    tracking_number: str | None = Field(
+        default=None, min_length=1, max_length=40, pattern=r"^[A-Za-z0-9\-]+$"
+    )
 
 
 class EscalationOrder(BaseModel):

@@ -17,7 +17,13 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from cartpilot_local.merchant.agent import BusinessCapability
-from cartpilot_local.merchant.codec_base import RenderContext, WireCodec, parse_body
+from cartpilot_local.merchant.codec_base import (
+    RenderContext,
+    WireCodec,
+    fulfilled_quantity,
+    line_status,
+    parse_body,
+)
 from cartpilot_local.merchant.handlers import PaymentHandler
 from cartpilot_local.merchant.ledger import OrderRecord, Refund, iso
 from cartpilot_local.merchant.payloads import (
@@ -34,6 +40,8 @@ from cartpilot_local.merchant.protocol import (
     FULFILLMENT,
     ORDER,
     ORDER_CANCEL,
+    ORDER_EXTENSIONS,
+    ORDER_RETURN,
     SHOPPING_SERVICE,
     V2026_01_11,
     VENDOR_ORIGIN,
@@ -42,6 +50,7 @@ from cartpilot_local.merchant.protocol import (
     Message,
     TransportError,
 )
+from cartpilot_local.merchant.returns import return_adjustments
 from cartpilot_local.merchant.sessions import CheckoutView
 
 _SITE = "https://ucp.dev"
@@ -61,10 +70,10 @@ class Codec20260111(WireCodec):
 
     def business_capabilities(self, *, catalog: bool) -> dict[str, BusinessCapability]:
         # 2026-01-11 has no catalog capability: the no-catalog mode is the only mode.
-        extends = {FULFILLMENT: (CHECKOUT,), ORDER_CANCEL: (ORDER,)}
+        extends = {FULFILLMENT: (CHECKOUT,), ORDER_CANCEL: (ORDER,), ORDER_RETURN: (ORDER,)}
         return {
             name: BusinessCapability(name, self.version, extends.get(name, ()))
-            for name in (CHECKOUT, FULFILLMENT, ORDER, ORDER_CANCEL)
+            for name in (CHECKOUT, FULFILLMENT, ORDER, ORDER_CANCEL, ORDER_RETURN)
         }
 
     def discovery(
@@ -75,11 +84,12 @@ class Codec20260111(WireCodec):
         declared = []
         for name, capability in capabilities.items():
             entry: JsonObject = {"name": name, "version": capability.version}
-            if name == ORDER_CANCEL:
+            if name in ORDER_EXTENSIONS:
+                slug, route = ORDER_EXTENSIONS[name]
                 entry |= {
-                    "spec": f"{VENDOR_ORIGIN}/specification/order_cancel",
-                    "schema": f"{VENDOR_ORIGIN}/schemas/order_cancel.json",
-                    "config": {"endpoint": f"{endpoint}/orders/{{id}}/cancel", "method": "POST"},
+                    "spec": f"{VENDOR_ORIGIN}/specification/{slug}",
+                    "schema": f"{VENDOR_ORIGIN}/schemas/{slug}.json",
+                    "config": {"endpoint": f"{endpoint}{route}", "method": "POST"},
                 }
             else:
                 spec, schema = _SPECS[name]
@@ -189,16 +199,21 @@ class Codec20260111(WireCodec):
                         "price": line.unit_price,
                         **({"image_url": line.image_url} if line.image_url else {}),
                     },
-                    "quantity": {"total": 0 if canceled else line.quantity, "fulfilled": 0},
+                    "quantity": {"total": 0 if canceled else line.quantity, "fulfilled": shipped},
                     "totals": [
                         {"type": "subtotal", "amount": line.unit_price * line.quantity},
                         {"type": "total", "amount": line.unit_price * line.quantity},
                     ],
-                    "status": "processing",
+                    # A canceled line (total 0) shipped nothing: processing, not "0 of 0 fulfilled".
+                    "status": "processing" if canceled else line_status(line.quantity, shipped),
                 }
                 for line in order.lines
+                for shipped in [0 if canceled else fulfilled_quantity(order, line.id, line.quantity)]
             ],
-            "fulfillment": {"expectations": self.expectations(order), "events": []},
+            "fulfillment": {
+                "expectations": self.expectations(order),
+                "events": [dict(event) for event in order.fulfillment_events],
+            },
             "totals": self.totals(order.subtotal, order.shipping),
         }
         if canceled and order.canceled_at is not None:
@@ -223,6 +238,8 @@ class Codec20260111(WireCodec):
                     for refund in refunds
                 ),
             ]
+        elif order.filed_return is not None:
+            body["adjustments"] = return_adjustments(order, refunds, signed=False)
         return body
 
     def _error_structure(self, messages: list[Message], continue_url: str | None = None) -> JsonObject:

@@ -13,7 +13,13 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from cartpilot_local.merchant.agent import BusinessCapability
-from cartpilot_local.merchant.codec_base import RenderContext, WireCodec, parse_body
+from cartpilot_local.merchant.codec_base import (
+    RenderContext,
+    WireCodec,
+    fulfilled_quantity,
+    line_status,
+    parse_body,
+)
 from cartpilot_local.merchant.handlers import PaymentHandler
 from cartpilot_local.merchant.ledger import OrderRecord, Refund, iso
 from cartpilot_local.merchant.payloads import (
@@ -32,6 +38,8 @@ from cartpilot_local.merchant.protocol import (
     FULFILLMENT,
     ORDER,
     ORDER_CANCEL,
+    ORDER_EXTENSIONS,
+    ORDER_RETURN,
     SHOPPING_SERVICE,
     V2026_04_08,
     VENDOR_ORIGIN,
@@ -40,6 +48,7 @@ from cartpilot_local.merchant.protocol import (
     Message,
     TransportError,
 )
+from cartpilot_local.merchant.returns import return_adjustments
 from cartpilot_local.merchant.sessions import CheckoutView
 from cartpilot_local.merchant.storefront import CatalogAnswer
 
@@ -62,10 +71,10 @@ class Codec20260408(WireCodec):
     decline_code = "payment_failed"  # checkout.md "Standard Errors"
 
     def business_capabilities(self, *, catalog: bool) -> dict[str, BusinessCapability]:
-        names = [CHECKOUT, FULFILLMENT, ORDER, ORDER_CANCEL] + (
+        names = [CHECKOUT, FULFILLMENT, ORDER, ORDER_CANCEL, ORDER_RETURN] + (
             [CATALOG_SEARCH, CATALOG_LOOKUP] if catalog else []
         )
-        extends = {FULFILLMENT: (CHECKOUT,), ORDER_CANCEL: (ORDER,)}
+        extends = {FULFILLMENT: (CHECKOUT,), ORDER_CANCEL: (ORDER,), ORDER_RETURN: (ORDER,)}
         return {name: BusinessCapability(name, self.version, extends.get(name, ())) for name in names}
 
     def discovery(
@@ -76,11 +85,12 @@ class Codec20260408(WireCodec):
         declared: JsonObject = {}
         for name, capability in capabilities.items():
             entry: JsonObject = {"version": capability.version}
-            if name == ORDER_CANCEL:
+            if name in ORDER_EXTENSIONS:
+                slug, route = ORDER_EXTENSIONS[name]
                 entry |= {
-                    "spec": f"{VENDOR_ORIGIN}/specification/order_cancel",
-                    "schema": f"{VENDOR_ORIGIN}/schemas/order_cancel.json",
-                    "config": {"endpoint": f"{endpoint}/orders/{{id}}/cancel", "method": "POST"},
+                    "spec": f"{VENDOR_ORIGIN}/specification/{slug}",
+                    "schema": f"{VENDOR_ORIGIN}/schemas/{slug}.json",
+                    "config": {"endpoint": f"{endpoint}{route}", "method": "POST"},
                 }
             else:
                 spec, schema = _SPECS[name]
@@ -196,18 +206,22 @@ class Codec20260408(WireCodec):
                     "quantity": {
                         "original": line.quantity,
                         "total": 0 if canceled else line.quantity,
-                        "fulfilled": 0,
+                        "fulfilled": shipped,
                     },
                     "totals": [
                         {"type": "subtotal", "amount": line.unit_price * line.quantity},
                         {"type": "total", "amount": line.unit_price * line.quantity},
                     ],
                     # order.md "Status Derivation": total == 0 is "removed".
-                    "status": "removed" if canceled else "processing",
+                    "status": "removed" if canceled else line_status(line.quantity, shipped),
                 }
                 for line in order.lines
+                for shipped in [0 if canceled else fulfilled_quantity(order, line.id, line.quantity)]
             ],
-            "fulfillment": {"expectations": self.expectations(order), "events": []},
+            "fulfillment": {
+                "expectations": self.expectations(order),
+                "events": [dict(event) for event in order.fulfillment_events],
+            },
             "totals": self.totals(order.subtotal, order.shipping),
         }
         if canceled and order.canceled_at is not None:
@@ -233,6 +247,8 @@ class Codec20260408(WireCodec):
                     for refund in refunds
                 ),
             ]
+        elif order.filed_return is not None:
+            body["adjustments"] = return_adjustments(order, refunds, signed=True)
         return body
 
     def catalog(self, answer: CatalogAnswer, ctx: RenderContext, capability: str) -> JsonObject:

@@ -22,6 +22,7 @@ from cartpilot_local.merchant.protocol import (
     FULFILLMENT,
     ORDER,
     ORDER_CANCEL,
+    ORDER_RETURN,
     BusinessRefusal,
     JsonObject,
     Message,
@@ -31,6 +32,30 @@ from cartpilot_local.merchant.sessions import GROUP_ID, METHOD_ID, CheckoutView
 from cartpilot_local.merchant.shipping import ShippingQuote
 
 _Model = TypeVar("_Model", bound=BaseModel)
+
+# The fulfilment event that hands goods to the carrier: its line quantities are what was fulfilled
+# (later events of the same shipment, in_transit or delivered, list the same goods again).
+_FULFILLING_EVENT = "shipped"
+
+
+def fulfilled_quantity(order: OrderRecord, line_id: str, total: int) -> int:
+    """How much of line ``line_id`` has shipped: the sum of its quantities in the order's shipment
+    events (order_line_item.json: "sum from fulfillment events"), never above the line's total."""
+    shipped = sum(
+        int(entry.get("quantity", 0))
+        for event in order.fulfillment_events
+        if event.get("type") == _FULFILLING_EVENT
+        for entry in event.get("line_items", [])
+        if entry.get("id") == line_id
+    )
+    return min(shipped, total)
+
+
+def line_status(total: int, fulfilled: int) -> str:
+    """order.md "Status Derivation" for a line that is still part of the order (total > 0)."""
+    if fulfilled >= total:
+        return "fulfilled"
+    return "partial" if fulfilled > 0 else "processing"
 
 
 @dataclass(frozen=True)
@@ -103,7 +128,7 @@ class WireCodec:
     @staticmethod
     def relevant(active: Mapping[str, str], root: str) -> dict[str, str]:
         """overview.md "Response Capability Selection": the root and the extensions of it."""
-        extensions = {CHECKOUT: (FULFILLMENT,), ORDER: (ORDER_CANCEL,)}.get(root, ())
+        extensions = {CHECKOUT: (FULFILLMENT,), ORDER: (ORDER_CANCEL, ORDER_RETURN)}.get(root, ())
         return {name: version for name, version in active.items() if name == root or name in extensions}
 
     def message(self, message: Message) -> JsonObject:

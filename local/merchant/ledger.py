@@ -5,9 +5,13 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from cartpilot_local.merchant.protocol import JsonObject
 from cartpilot_local.merchant.shipping import ShippingQuote
+
+if TYPE_CHECKING:
+    from cartpilot_local.merchant.returns import ReturnRecord
 
 
 def new_id(prefix: str) -> str:
@@ -42,6 +46,12 @@ class OrderRecord:
     created_at: datetime
     status: str = "open"  # open | canceled
     canceled_at: datetime | None = None
+    # fulfillment_event.json entries, oldest first: the shipment's append-only log (webhooks.py).
+    fulfillment_events: list[JsonObject] = field(default_factory=list)
+    # The platform profile (UCP-Agent) the order was placed by: where its order events go.
+    platform_profile: str | None = None
+    # The buyer's return of the shipped order, once filed (one per order).
+    filed_return: ReturnRecord | None = None
 
     @property
     def total(self) -> int:
@@ -111,6 +121,8 @@ class Ledger:
     orders: dict[str, OrderRecord] = field(default_factory=dict)
     charges: list[Charge] = field(default_factory=list)
     refunds: list[Refund] = field(default_factory=list)
+    # Returns of shipped orders (cartpilot_local.merchant.returns), by return id.
+    returns: dict[str, ReturnRecord] = field(default_factory=dict)
 
     def place_order(self, order: OrderRecord, payment_method_id: str) -> Charge:
         """Records the order and its one charge, for the order's total."""
@@ -152,9 +164,17 @@ class Ledger:
     def refunds_for(self, order_id: str) -> list[Refund]:
         return [refund for refund in self.refunds if refund.order_id == order_id]
 
+    def returns_for(self, order_id: str) -> list[ReturnRecord]:
+        order = self.orders.get(order_id)
+        return [order.filed_return] if order is not None and order.filed_return is not None else []
+
     def to_json(self) -> JsonObject:
-        return {
+        ledger: JsonObject = {
             "orders": [order.to_json() for order in self.orders.values()],
             "charges": [charge.to_json() for charge in self.charges],
             "refunds": [refund.to_json() for refund in self.refunds],
         }
+        # Listed once there are any, so a ledger without returns keeps its documented shape.
+        if self.returns:
+            ledger["returns"] = [filed.to_json() for filed in self.returns.values()]
+        return ledger

@@ -25,7 +25,14 @@ ORDER = "dev.ucp.shopping.order"
 # undo can be exercised end to end. Vendor names bind to the vendor's domain (overview.md "Spec URL
 # Binding"), hence cartpilot.com in its spec and schema URLs.
 ORDER_CANCEL = "com.cartpilot.order_cancel"
+# Nor returns: a shipped order comes back through this one (cartpilot_local.merchant.returns).
+ORDER_RETURN = "com.cartpilot.order_return"
 VENDOR_ORIGIN = "https://cartpilot.com/ucp"
+# The vendor extensions of the order capability: their spec/schema name and their route.
+ORDER_EXTENSIONS = {
+    ORDER_CANCEL: ("order_cancel", "/orders/{id}/cancel"),
+    ORDER_RETURN: ("order_return", "/orders/{id}/return"),
+}
 
 SUPPORTED_CURRENCIES = ("CNY", "USD")
 DEFAULT_CURRENCY = "CNY"

@@ -32,6 +32,12 @@ from cartpilot_local.merchant.protocol import (
     not_found,
 )
 from cartpilot_local.merchant.psp import IssuedToken, TokenRefused, TokenVault
+from cartpilot_local.merchant.returns import (
+    ReturnRecord,
+    file_return,
+    receive_return,
+    refuse_cancel_if_shipped,
+)
 from cartpilot_local.merchant.sessions import (
     CheckoutSession,
     CheckoutStatus,
@@ -252,8 +258,23 @@ class MerchantState:
     def cancel_order(self, order_id: str) -> tuple[OrderRecord, list[Refund]]:
         with self.lock:
             order = self._order(order_id)
+            refuse_cancel_if_shipped(order)
             self.ledger.cancel_order(order, self.clock())
             return order, self.ledger.refunds_for(order.id)
+
+    def file_return(self, order_id: str) -> tuple[OrderRecord, list[Refund]]:
+        """com.cartpilot.order_return: files the shipped order's return (once)."""
+        with self.lock:
+            order = self._order(order_id)
+            file_return(self.ledger, order, self.clock())
+            return order, self.ledger.refunds_for(order.id)
+
+    def receive_return(self, return_id: str) -> tuple[ReturnRecord, OrderRecord]:
+        """Test-only: the returned goods arrive; the charge is refunded once. KeyError: no such return."""
+        with self.lock:
+            filed = self.ledger.returns[return_id]
+            receive_return(self.ledger, filed, self.clock())
+            return filed, self.ledger.orders[filed.order_id]
 
     # --- rules -------------------------------------------------------------------------------
 

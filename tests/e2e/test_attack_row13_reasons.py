@@ -31,7 +31,12 @@ def _notifications(stack: Stack, goal_id: str, *, expect: bool) -> list[dict[str
     so an expected notice is polled for (as the client polls for a status)."""
     deadline = time.monotonic() + 30
     while True:
-        told = [m for m in stack.api.outbox() if m.get("goalId") == goal_id and "reason" in m]
+        told = [
+            m
+            for m in stack.api.outbox()
+            # The brand's own status event (``"audience": "brand"``) carries the same sentence.
+            if m.get("goalId") == goal_id and "reason" in m and m.get("audience") != "brand"
+        ]
         if told or not expect or time.monotonic() > deadline:
             return told
         time.sleep(0.05)

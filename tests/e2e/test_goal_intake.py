@@ -77,4 +77,5 @@ def test_openapi_document_describes_the_api(stack: Stack):
     assert {"/goals", "/goals/{goal_id}", "/goals/{goal_id}/audit", "/approvals/{approval_id}"} <= set(
         document["paths"]
     )
-    assert "GoalRequest" in str(document["components"]["schemas"])
+    # The body of POST /goals: the goal, and optionally its schedule and mandate (tests/e2e/test_schedules.py).
+    assert "GoalSubmission" in document["components"]["schemas"]

@@ -35,6 +35,7 @@ from cartpilot.commerce.ports import (
     ProductVariant,
     Quote,
     Recipient,
+    ReturnFiled,
     SearchQuery,
     SessionLine,
     ShippingOption,
@@ -152,6 +153,8 @@ SANDBOX_HANDLER = PaymentHandler(
     name="com.cartpilot.sandbox_tokenizer", id="sandbox_tokenizer", instrumentTypes=("card",)
 )
 FAKE_MERCHANT_URL = "https://fake-merchant.example"
+# Order statuses (wire.order_status) once something has shipped: cancel no longer, return instead.
+SHIPPED_STATUSES = frozenset({"partial", "fulfilled"})
 
 
 @dataclass
@@ -171,6 +174,8 @@ class FakeShop:
     faults: dict[str, list[Exception]] = field(default_factory=dict)
     options: list[ShippingOption] = field(default_factory=lambda: quote_options())
     offers_cancel: bool = True
+    offers_return: bool = False
+    returns: dict[str, str] = field(default_factory=dict)  # order id -> return id
     offers_catalog: bool = True  # False: a merchant whose products come from a feed
     escalate_with: str | None = None  # a continue URL: completion requires the buyer
     version: str = "2026-04-08"
@@ -492,6 +497,8 @@ class FakeOrders:
 
         def work() -> Order:
             order = shop.order(order_id)
+            if order.status in SHIPPED_STATUSES:
+                raise refused("order_fulfilled", f"order {order_id} has shipped; return it instead", 409)
             if order.status != "canceled":
                 shop.refunds.append((order_id, order.total))
             canceled = order.model_copy(update={"status": "canceled"})
@@ -499,6 +506,21 @@ class FakeOrders:
             return canceled
 
         return shop.once("orders.cancel", idempotency_key, order_id, work)
+
+    def file_return(self, order_id: str, idempotency_key: str) -> ReturnFiled:
+        shop = self.shop
+        if not shop.offers_return:
+            raise UndoUnsupported("the merchant offers no returns")
+        shop.received("orders.return", order_id, idempotency_key)
+
+        def work() -> ReturnFiled:
+            order = shop.order(order_id)
+            if order.status not in SHIPPED_STATUSES:
+                raise refused("order_not_fulfilled", f"order {order_id} has not shipped; cancel it", 409)
+            return_id = shop.returns.setdefault(order_id, f"ret-{next(shop.ids)}")
+            return ReturnFiled(returnId=return_id, order=order)
+
+        return shop.once("orders.return", idempotency_key, order_id, work)
 
 
 class FakeCredentials:
@@ -535,6 +557,8 @@ class FakeMerchant:
             capabilities += ["dev.ucp.shopping.catalog.lookup", "dev.ucp.shopping.catalog.search"]
         if self.shop.offers_cancel:
             capabilities.append("com.cartpilot.order_cancel")
+        if self.shop.offers_return:
+            capabilities.append("com.cartpilot.order_return")
         return MerchantProfile(
             merchantUrl=FAKE_MERCHANT_URL, version=self.shop.version, endpoint=FAKE_MERCHANT_URL,
             capabilities=tuple(capabilities), paymentHandlers=self.shop.handlers,

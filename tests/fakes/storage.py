@@ -126,6 +126,18 @@ class InMemoryGoalStore:
         with self._lock:
             self._items.get(goal_id, {}).pop("undoRequestedAt", None)
 
+    def claim_return_settlement(self, goal_id: str, settled_at: str) -> bool:
+        with self._lock:
+            item = self._items.get(goal_id)
+            if item is None or item.get("returnSettledAt") is not None:
+                return False
+            item["returnSettledAt"] = settled_at
+            return True
+
+    def release_return_settlement(self, goal_id: str) -> None:
+        with self._lock:
+            self._items.get(goal_id, {}).pop("returnSettledAt", None)
+
     # For tests: what an attacker with write access to the table could do.
     def overwrite(self, goal_id: str, **fields: Any) -> None:
         with self._lock:

@@ -32,10 +32,12 @@ ALL_CAPABILITIES = (
     "dev.ucp.shopping.catalog.search",
     "dev.ucp.shopping.catalog.lookup",
     "com.cartpilot.order_cancel",
+    "com.cartpilot.order_return",
 )
 _EXTENDS = {
     "dev.ucp.shopping.fulfillment": "dev.ucp.shopping.checkout",
     "com.cartpilot.order_cancel": "dev.ucp.shopping.order",
+    "com.cartpilot.order_return": "dev.ucp.shopping.order",
 }
 
 

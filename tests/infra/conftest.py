@@ -150,11 +150,11 @@ def of_type(resources: dict[str, dict[str, Any]], resource_type: str) -> dict[st
 
 
 def table_ids(synthesis: Synthesis, brand_name: str) -> dict[str, str]:
-    """Logical id -> table name (goals, audit, idempotency, counters) in one brand's template."""
+    """Logical id -> table name (goals, audit, idempotency, counters, schedules) in one brand's template."""
     data = synthesis.stacks[brand_name].data
     return {
         synthesis.logical_id(brand_name, getattr(data, name)): name
-        for name in ("goals", "audit", "idempotency", "counters")
+        for name in ("goals", "audit", "idempotency", "counters", "schedules")
     }
 
 
@@ -180,6 +180,10 @@ def statements_of_role(resources: dict[str, dict[str, Any]], role_id: str) -> li
 
 
 def resource_refs(statement: dict[str, Any]) -> list[Any]:
+    """What a statement grants on; a NotResource grant (SMS: anything but a topic) reads "NOT <arn>"."""
+    if "NotResource" in statement:
+        excluded = statement["NotResource"]
+        return [f"NOT {arn}" for arn in (excluded if isinstance(excluded, list) else [excluded])]
     resource = statement["Resource"]
     return resource if isinstance(resource, list) else [resource]
 

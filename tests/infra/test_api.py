@@ -22,11 +22,25 @@ EXPECTED_ROUTES = {
     ("GET", "/audit/keys"): "AWS_IAM",
     ("GET", "/approvals/{approvalId}"): "NONE",
     ("POST", "/approvals/{approvalId}"): "NONE",
+    # The shopper's own page of a goal: the signed link from the receipt is the credential.
+    ("GET", "/shoppers/goals/{goalId}"): "NONE",
+    ("POST", "/shoppers/goals/{goalId}"): "NONE",
     # Staff-only approvals: the link and a SigV4 signature by a principal brand.yaml lists as staff.
     ("GET", "/staff/approvals/{approvalId}"): "AWS_IAM",
     ("POST", "/staff/approvals/{approvalId}"): "AWS_IAM",
+    # Scheduled and recurring goals, for the client that created them.
+    ("GET", "/schedules/{scheduleId}"): "AWS_IAM",
+    ("DELETE", "/schedules/{scheduleId}"): "AWS_IAM",
+    ("POST", "/schedules/{scheduleId}/pause"): "AWS_IAM",
+    ("POST", "/schedules/{scheduleId}/resume"): "AWS_IAM",
+    ("GET", "/schedules/{scheduleId}/audit"): "AWS_IAM",
+    ("GET", "/schedules/{scheduleId}/mandate"): "AWS_IAM",
+    # A shopper's schedules made through the calling client.
+    ("GET", "/schedules"): "AWS_IAM",
     ("GET", "/.well-known/ucp"): "NONE",
     ("GET", "/.well-known/ucp/2026-01-11"): "NONE",
+    # Merchants' order events: the merchant's signature is the credential.
+    ("POST", "/webhooks/merchants/{merchantId}"): "NONE",
 }
 
 
@@ -63,6 +77,12 @@ def test_goal_routes_need_iam_and_approval_routes_are_public(
     assert {route: method["AuthorizationType"] for route, method in methods.items()} == EXPECTED_ROUTES
 
 
+def test_the_schedules_list_needs_a_user_id(resources: dict[str, dict[str, Any]]) -> None:
+    listing = _methods(resources)[("GET", "/schedules")]
+    assert listing["RequestParameters"] == {"method.request.querystring.userId": True}
+    assert "RequestValidatorId" in listing
+
+
 def test_every_route_goes_to_the_api_function(synthesis: Synthesis, brand_name: str) -> None:
     resources = synthesis.template_json(brand_name)["Resources"]
     api = synthesis.logical_id(brand_name, synthesis.stacks[brand_name].functions.api)
@@ -91,7 +111,7 @@ def test_requests_are_validated_before_they_reach_lambda(resources: dict[str, di
     schema = resources[model_id]["Properties"]["Schema"]
     assert schema["required"] == ["userId", "goal"]
     assert schema["additionalProperties"] is False
-    assert set(schema["properties"]) == {"userId", "goal", "context"}
+    assert set(schema["properties"]) == {"userId", "goal", "context", "schedule", "mandate"}
 
 
 def test_gateway_refusals_keep_the_apis_error_shape_and_statuses(

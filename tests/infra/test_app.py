@@ -59,7 +59,8 @@ def test_brand_file_yields_what_the_stack_needs_and_tolerates_the_rest() -> None
     assert harbor.stack_name == "CartPilot-harbor"
     sandbox = load_brand(PROJECT_ROOT / "brands" / "sandbox")
     assert sandbox.currency == "CNY"
-    assert sandbox.ses_identity is None
+    # The sandbox names a sender so the local stack sends (and the outbox shows) receipts by email.
+    assert sandbox.ses_identity == "receipts@sandbox-outfitters.example"
 
 
 def test_brand_named_unlike_its_directory_is_refused(tmp_path: Path) -> None:

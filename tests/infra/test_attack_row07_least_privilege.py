@@ -35,10 +35,19 @@ COUNTERS = {BATCH_GET, UPDATE, CHECK}  # counters_table: batch read, transaction
 
 EXPECTED: dict[str, dict[str, set[str]]] = {
     # The api re-validates a reduced approval against the shopper's recent orders (row 8).
-    "api": {"goals": GOALS_CREATE, "audit": AUDIT_APPEND, "idempotency": IDEMPOTENCY, "counters": COUNTERS},
+    # It also takes schedules in and pauses, resumes and cancels them (schedules_table: put, updates),
+    # and lists a shopper's schedules (Query on the index by user only).
+    "api": {
+        "goals": GOALS_CREATE,
+        "audit": AUDIT_APPEND,
+        "idempotency": IDEMPOTENCY,
+        "counters": COUNTERS,
+        "schedules": GOALS_CREATE | {QUERY},
+    },
     "planner": {"goals": GOALS_UPDATE, "audit": AUDIT_APPEND},
     "catalog": {"goals": {GET}},
-    "validator": {"goals": GOALS_UPDATE, "audit": AUDIT_APPEND, "counters": COUNTERS},
+    # Reads an occurrence's schedule for its signed mandate (schedules_table.get), nothing more.
+    "validator": {"goals": GOALS_UPDATE, "audit": AUDIT_APPEND, "counters": COUNTERS, "schedules": {GET}},
     "approval": {"goals": GOALS_CREATE, "audit": AUDIT_APPEND},
     "notify": {"goals": GOALS_UPDATE, "audit": AUDIT_APPEND, "counters": COUNTERS},
     # A merchant total above the approved one must still fit the limits; an undo gives its hold back.
@@ -52,6 +61,13 @@ EXPECTED: dict[str, dict[str, set[str]]] = {
     },
     # Query on the sparse index of undelivered decisions only (tests/infra/test_redelivery.py).
     "redelivery": {"goals": GOALS_UPDATE | {QUERY}, "audit": AUDIT_APPEND},
+    # Takes each due occurrence in as a goal; Query on the schedules' sparse index of due ones only.
+    "occurrences": {"goals": GOALS_CREATE, "audit": AUDIT_APPEND, "schedules": GOALS_UPDATE | {QUERY}},
+    # Query on the sparse indexes of due notices and pending reminders only (test_notifications_email.py).
+    "notices": {"goals": GOALS_UPDATE | {QUERY}, "audit": AUDIT_APPEND},
+    # Links, claims and tracking by UpdateItem; Query on the sparse index of open orders only
+    # (tests/infra/test_order_events.py); a returned order gives its daily-limit hold back.
+    "tracking": {"goals": GOALS_UPDATE | {QUERY}, "audit": AUDIT_APPEND, "counters": COUNTERS},
 }
 NEVER_ON_AUDIT = {
     UPDATE,
@@ -120,6 +136,9 @@ def test_the_template_grants_what_the_declaration_says_and_nothing_else(
 ) -> None:
     """The local stack enforces ``infra/permissions.py``; this proves that is what deploys."""
     from cartpilot.adapters.aws.approvals_table import PENDING_DELIVERY_INDEX
+    from cartpilot.adapters.aws.notices_table import NOTICES_DUE_INDEX, REMINDERS_DUE_INDEX
+    from cartpilot.adapters.aws.order_events_table import OPEN_TRACKING_INDEX
+    from cartpilot.adapters.aws.schedules_table import DUE_SCHEDULES_INDEX, USER_SCHEDULES_INDEX
     from infra.permissions import OBJECT_PREFIXES, Resource, policies
 
     resources = synthesis.template_json(brand_name)["Resources"]
@@ -130,6 +149,7 @@ def test_the_template_grants_what_the_declaration_says_and_nothing_else(
         Resource.IDEMPOTENCY_TABLE: stack.data.idempotency,
         Resource.COUNTERS_TABLE: stack.data.counters,
         Resource.LINK_SIGNING_KEY: stack.secrets.link_signing_key,
+        Resource.VIEW_LINK_KEY: stack.secrets.view_link_key,
         Resource.UCP_SIGNING_KEYS: stack.secrets.ucp_signing_keys,
         Resource.MERCHANT_CREDENTIALS: stack.secrets.merchant_credentials,
         Resource.LLM_API_KEY: stack.secrets.llm_api_key,
@@ -141,14 +161,31 @@ def test_the_template_grants_what_the_declaration_says_and_nothing_else(
         Resource.PLAN_KEYS: stack.data.anchors.bucket,
         # The index's ARN is the table's plus ``/index/<name>`` (its exact text: test_redelivery.py).
         Resource.PENDING_DELIVERY_INDEX: stack.data.goals,
+        Resource.SCHEDULES_TABLE: stack.data.schedules,
+        Resource.DUE_SCHEDULES_INDEX: stack.data.schedules,
+        Resource.USER_SCHEDULES_INDEX: stack.data.schedules,
+        Resource.NOTICES_DUE_INDEX: stack.data.goals,
+        Resource.REMINDERS_DUE_INDEX: stack.data.goals,
+        Resource.OPEN_TRACKING_INDEX: stack.data.goals,
     }
     logical = {resource: synthesis.logical_id(brand_name, construct) for resource, construct in ids.items()}
+    # Each sparse index the sweeps query, by the name its adapter queries.
+    index_names = {
+        Resource.PENDING_DELIVERY_INDEX: PENDING_DELIVERY_INDEX,
+        Resource.DUE_SCHEDULES_INDEX: DUE_SCHEDULES_INDEX,
+        Resource.USER_SCHEDULES_INDEX: USER_SCHEDULES_INDEX,
+        Resource.NOTICES_DUE_INDEX: NOTICES_DUE_INDEX,
+        Resource.REMINDERS_DUE_INDEX: REMINDERS_DUE_INDEX,
+        Resource.OPEN_TRACKING_INDEX: OPEN_TRACKING_INDEX,
+    }
     # Granted by ARN patterns that reference no resource of their own: the executions and the SES sender.
     patterns = {
         Resource.ORDER_FLOW_EXECUTIONS: f":execution:CartPilot-{brand_name}-OrderFlow:*",
         Resource.SES_IDENTITY: f":identity/{stack.brand.ses_identity}",
         # Any key the plan-signing alias names (a condition on the statement), so rotation needs no deploy.
         Resource.PLAN_SIGNING_KEY: ":key/*",
+        # Text messages to phone numbers: anything that is not a topic.
+        Resource.SMS: "NOT arn:*:sns:*:*:*",
     }
     assert stack.data.goals.encryption_key is not None
     key = synthesis.logical_id(brand_name, stack.data.goals.encryption_key)
@@ -159,8 +196,8 @@ def test_the_template_grants_what_the_declaration_says_and_nothing_else(
             target = logical.get(statement.resource)
             for action in statement.actions:
                 path = ""
-                if statement.resource is Resource.PENDING_DELIVERY_INDEX:
-                    path = f"/index/{PENDING_DELIVERY_INDEX}"
+                if statement.resource in index_names:
+                    path = f"/index/{index_names[statement.resource]}"
                 elif statement.resource in OBJECT_PREFIXES and action != "s3:ListBucketVersions":
                     path = f"/{OBJECT_PREFIXES[statement.resource]}*"
                 expected.add((action, f"{target}{path}" if target else patterns[statement.resource]))

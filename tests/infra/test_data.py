@@ -26,6 +26,7 @@ def _table(synthesis: Synthesis, brand: str, name: str) -> tuple[str, dict[str, 
         ("audit", [("goalId", "HASH", "S"), ("seq", "RANGE", "N")], None),
         ("idempotency", [("id", "HASH", "S")], "expiration"),
         ("counters", [("pk", "HASH", "S")], "expiresAt"),
+        ("schedules", [("scheduleId", "HASH", "S")], None),
     ],
 )
 def test_table_keys_and_expiry_match_what_the_functions_read_and_write(
@@ -57,7 +58,7 @@ def test_every_table_is_on_demand_recoverable_and_encrypted_with_the_brand_key(
     template: Template, resources: dict[str, dict[str, Any]]
 ) -> None:
     tables = of_type(resources, "AWS::DynamoDB::Table")
-    assert len(tables) == 4
+    assert len(tables) == 5
     # The brand key; the other key signs plan snapshots (SIGN_VERIFY) and encrypts nothing.
     key_id, _ = brand_key(resources)
     template.all_resources_properties(
@@ -77,7 +78,8 @@ def test_every_table_is_on_demand_recoverable_and_encrypted_with_the_brand_key(
 
 
 @pytest.mark.parametrize(
-    ("table", "kept"), [("goals", True), ("audit", True), ("idempotency", False), ("counters", False)]
+    ("table", "kept"),
+    [("goals", True), ("audit", True), ("idempotency", False), ("counters", False), ("schedules", True)],
 )
 def test_goals_and_audit_survive_deletion_while_expiring_tables_go_with_the_stack(
     synthesis: Synthesis, brand_name: str, table: str, kept: bool
@@ -96,5 +98,14 @@ def test_table_grants_name_tables_not_index_wildcards(resources: dict[str, dict[
         [policy["Properties"] for policy in of_type(resources, "AWS::IAM::Policy").values()]
     )
     assert "/index/*" not in policies
-    # The one index grant: the redelivery sweep's Query on the sparse index of undelivered decisions.
-    assert policies.count("/index/") == policies.count("/index/pendingDelivery") == 1
+    # The index grants, one each: the redelivery sweep's Query on the sparse index of undelivered
+    # decisions, the occurrence sweep's on the schedules table's index of due occurrences, and the
+    # tracking sweep's on the goals table's index of orders it has work on, and the notices sweep's on
+    # the goals table's indexes of status notices due and approvals awaiting a reminder, and the api's
+    # on the schedules table's index by user (a shopper's schedules).
+    grants = {
+        "/index/pendingDelivery": 1, "/index/dueSchedules": 1, "/index/openTracking": 1,
+        "/index/noticesDue": 1, "/index/remindersDue": 1, "/index/schedulesByUser": 1,
+    }  # fmt: skip
+    assert {index: policies.count(index) for index in grants} == grants
+    assert policies.count("/index/") == sum(grants.values())

@@ -19,10 +19,17 @@ READS = {"dynamodb:GetItem", "dynamodb:Query", "dynamodb:BatchGetItem"}
 # The contract with the application, written out independently of infra/functions.py; the exact
 # actions per table are tests/infra/test_attack_row07_least_privilege.py's.
 EXPECTED_TABLES: dict[str, dict[str, str]] = {
-    "api": {"goals": "write", "audit": "append", "idempotency": "write", "counters": "write"},
+    "api": {
+        "goals": "write",
+        "audit": "append",
+        "idempotency": "write",
+        "counters": "write",
+        "schedules": "write",
+    },
     "planner": {"goals": "write", "audit": "append"},
     "catalog": {"goals": "read"},
-    "validator": {"goals": "write", "audit": "append", "counters": "write"},
+    # Reads an occurrence's schedule for its signed mandate (the mandate check).
+    "validator": {"goals": "write", "audit": "append", "counters": "write", "schedules": "read"},
     "approval": {"goals": "write", "audit": "append"},
     "notify": {"goals": "write", "audit": "append", "counters": "write"},
     "payment": {"goals": "write", "audit": "append", "idempotency": "write", "counters": "write"},
@@ -32,18 +39,33 @@ EXPECTED_TABLES: dict[str, dict[str, str]] = {
         for name in ("checkout", "fulfillment", "orders")
     },
     "redelivery": {"goals": "write", "audit": "append"},
+    # Order links, event claims and tracking (item updates only), and the order events in the audit;
+    # a returned order's daily-limit hold given back.
+    "tracking": {"goals": "write", "audit": "append", "counters": "write"},
+    "notices": {"goals": "write", "audit": "append"},
+    # Takes each due occurrence in as a goal and records it on its schedule.
+    "occurrences": {"goals": "write", "audit": "append", "schedules": "write"},
 }
 EXPECTED_SECRETS: dict[str, set[str]] = {
     # The UCP signing keys: every function that calls the merchant signs; the api publishes the public halves.
-    "api": {"link_signing_key", "ucp_signing_keys"},
+    # The api verifies approval links and the shopper's view links (each with its own key ring).
+    "api": {"link_signing_key", "view_link_key", "ucp_signing_keys"},
     # Every function that calls the merchant presents the brand's credential for it.
     # Never the approval-link key: plan snapshots are signed with the plan-signing KMS key.
     "planner": {"llm_api_key", "ucp_signing_keys", "merchant_credentials"},
     "catalog": {"ucp_signing_keys", "merchant_credentials"},
     "approval": {"link_signing_key"},
+    # The shopper's view link in receipts and outcome notices: the view links' key, never the approval one.
+    "notify": {"view_link_key"},
+    # A reminder carries the approval's own signed link; outcome notices carry a view link.
+    "notices": {"link_signing_key", "view_link_key"},
     **{name: {"merchant_credentials", "ucp_signing_keys"} for name in MUTATING},
+    # The tracking sweep reads orders at merchants that do not push their events (Get Order).
+    "tracking": {"merchant_credentials", "ucp_signing_keys"},
 }
-PUBLISHERS = {"approval", "notify"}
+# The compensator tells the shopper of a return it filed (an undo after shipment).
+# The tracking sweep tells the shopper of shipment and delivery.
+PUBLISHERS = {"approval", "notify", "notices", "compensator", "tracking"}
 
 
 def _function_ids(synthesis: Synthesis, brand: str) -> dict[str, str]:
@@ -164,6 +186,7 @@ def test_each_function_is_told_only_about_the_secrets_topics_and_machines_it_may
             variable
             for variable in (
                 "LINK_SIGNING_SECRET_ID",
+                "VIEW_LINK_SECRET_ID",
                 "SIGNING_KEYS_SECRET_ID",
                 "MERCHANT_CREDENTIALS_SECRET_ID",
                 "LLM_API_KEY_SECRET_ID",
@@ -173,6 +196,7 @@ def test_each_function_is_told_only_about_the_secrets_topics_and_machines_it_may
         expected = {
             {
                 "link_signing_key": "LINK_SIGNING_SECRET_ID",
+                "view_link_key": "VIEW_LINK_SECRET_ID",
                 "ucp_signing_keys": "SIGNING_KEYS_SECRET_ID",
                 "merchant_credentials": "MERCHANT_CREDENTIALS_SECRET_ID",
                 "llm_api_key": "LLM_API_KEY_SECRET_ID",
@@ -181,10 +205,11 @@ def test_each_function_is_told_only_about_the_secrets_topics_and_machines_it_may
         }
         assert secrets == expected, name
         assert ("NOTIFY_TOPIC_ARN" in environment) == (name in PUBLISHERS), name
-        assert ("STAFF_TOPIC_ARN" in environment) == (name == "approval"), name
-        assert ("STATE_MACHINE_ARN" in environment) == (name in {"api", "redelivery"}), name
-        assert ("APPROVAL_BASE_URL" in environment) == (name in {"api", "approval"}), name
-        talks_to_merchant = name in MUTATING | {"planner", "catalog"}
+        assert ("STAFF_TOPIC_ARN" in environment) == (name in {"approval", "notices"}), name
+        assert ("STATE_MACHINE_ARN" in environment) == (name in {"api", "redelivery", "occurrences"}), name
+        approval_links = {"api", "approval", "notify", "notices"}
+        assert ("APPROVAL_BASE_URL" in environment) == (name in approval_links), name
+        talks_to_merchant = name in MUTATING | {"planner", "catalog", "tracking"}
         assert ("MERCHANT_URL" in environment) == talks_to_merchant, name
         # UCP-Agent names our profile, served by the api: whoever signs or serves it knows its URL.
         assert ("PUBLIC_API_URL" in environment) == (talks_to_merchant or name == "api"), name
@@ -230,7 +255,13 @@ def test_secrets_are_readable_only_by_the_functions_that_need_them(
     secrets = synthesis.stacks[brand_name].secrets
     secret_ids = {
         synthesis.logical_id(brand_name, getattr(secrets, name)): name
-        for name in ("link_signing_key", "ucp_signing_keys", "merchant_credentials", "llm_api_key")
+        for name in (
+            "link_signing_key",
+            "view_link_key",
+            "ucp_signing_keys",
+            "merchant_credentials",
+            "llm_api_key",
+        )
     }
     for name, function_id in _function_ids(synthesis, brand_name).items():
         access = _access(resources, _role_of(resources, function_id))
@@ -269,11 +300,14 @@ def test_only_the_notifying_functions_publish(synthesis: Synthesis, brand_name: 
     staff_topic = synthesis.logical_id(brand_name, notifications.staff_topic)
     for name, function_id in _function_ids(synthesis, brand_name).items():
         access = _access(resources, _role_of(resources, function_id))
-        publishes = any("sns:Publish" in actions for actions in access.values())
+        # Text messages to phones (the api's one-time codes) are not topics: tests/infra/test_step_up.py.
+        publishes = any(
+            "sns:Publish" in actions for ref, actions in access.items() if not ref.startswith("NOT ")
+        )
         assert publishes == (name in PUBLISHERS), name
         if publishes:
-            # Only the approval function reaches the staff channel, where staff-only links go.
-            expected = [topic, staff_topic] if name == "approval" else [topic]
+            # Only the approval function (and the reminder of a staff approval) reaches the staff channel.
+            expected = [topic, staff_topic] if name in {"approval", "notices"} else [topic]
             published = sorted(ref for ref, actions in access.items() if "sns:Publish" in actions)
             assert published == sorted(expected)
 
@@ -289,6 +323,12 @@ def test_only_the_api_drives_the_order_flow(synthesis: Synthesis, brand_name: st
             if any(a.startswith("states:") for a in s["Action"])
         ]
         if name == "redelivery":
+            continue
+        if name == "occurrences":
+            # The occurrence sweep starts an occurrence's flow, nothing more (tests/infra/test_schedules.py).
+            assert [(s["Action"], s["Resource"]) for s in statements] == [
+                (["states:StartExecution"], {"Ref": machine})
+            ]
             continue
         if name != "api":
             assert statements == [], name
@@ -323,7 +363,7 @@ def test_wildcard_resources_are_only_the_actions_aws_cannot_scope(
     }
     for policy in of_type(resources, "AWS::IAM::Policy").values():
         for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
-            if statement["Resource"] == "*":
+            if statement.get("Resource") == "*":
                 actions = (
                     statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
                 )

@@ -1,4 +1,4 @@
-"""Secrets and notifications: encrypted, scoped, and the link-signing key ring rotated by the stack."""
+"""Secrets and notifications: encrypted, scoped, and the link-signing key rings rotated by the stack."""
 
 from __future__ import annotations
 
@@ -7,31 +7,35 @@ from typing import Any
 import pytest
 from aws_cdk.assertions import Template
 
-from tests.infra.conftest import Synthesis, brand_key, of_type, statements_of_role
+from tests.infra.conftest import Synthesis, brand_key, of_type, resource_refs, statements_of_role
 
 pytestmark = pytest.mark.xdist_group("infra")
 
 
 def test_secrets_are_encrypted_with_the_brand_key(resources: dict[str, dict[str, Any]]) -> None:
     secrets = of_type(resources, "AWS::SecretsManager::Secret")
-    assert len(secrets) == 4
+    # Approval-link and view-link key rings, UCP signing keys, merchant credentials, LLM key.
+    assert len(secrets) == 5
     key_id, _ = brand_key(resources)
     for secret in secrets.values():
         assert secret["Properties"]["KmsKeyId"] == {"Fn::GetAtt": [key_id, "Arn"]}
 
 
-def test_link_signing_key_ring_is_rotated_every_30_days_by_its_own_function(
+def test_both_link_key_rings_are_rotated_every_30_days_by_their_own_function(
     synthesis: Synthesis, brand_name: str
 ) -> None:
     stack = synthesis.stacks[brand_name]
     resources = synthesis.template_json(brand_name)["Resources"]
-    (schedule,) = of_type(resources, "AWS::SecretsManager::RotationSchedule").values()
+    schedules = of_type(resources, "AWS::SecretsManager::RotationSchedule").values()
     rotation = synthesis.logical_id(brand_name, stack.functions.link_key_rotation)
-    assert schedule["Properties"]["SecretId"] == {
-        "Ref": synthesis.logical_id(brand_name, stack.secrets.link_signing_key)
-    }
-    assert schedule["Properties"]["RotationLambdaARN"] == {"Fn::GetAtt": [rotation, "Arn"]}
-    assert schedule["Properties"]["RotationRules"] == {"ScheduleExpression": "rate(30 days)"}
+    rings = [
+        {"Ref": synthesis.logical_id(brand_name, stack.secrets.link_signing_key)},
+        {"Ref": synthesis.logical_id(brand_name, stack.secrets.view_link_key)},
+    ]
+    assert sorted(str(s["Properties"]["SecretId"]) for s in schedules) == sorted(map(str, rings))
+    for schedule in schedules:
+        assert schedule["Properties"]["RotationLambdaARN"] == {"Fn::GetAtt": [rotation, "Arn"]}
+        assert schedule["Properties"]["RotationRules"] == {"ScheduleExpression": "rate(30 days)"}
 
     (permission,) = [
         p["Properties"]
@@ -47,9 +51,8 @@ def test_link_signing_key_ring_is_rotated_every_30_days_by_its_own_function(
         for s in statements_of_role(resources, role_id)
         if any(a.startswith("secretsmanager:") for a in s["Action"]) and s["Resource"] != "*"
     ]
-    assert [s["Resource"] for s in scoped] == [
-        {"Ref": synthesis.logical_id(brand_name, stack.secrets.link_signing_key)}
-    ]
+    # The two rings and nothing else.
+    assert sorted({str(ref) for s in scoped for ref in resource_refs(s)}) == sorted(map(str, rings))
 
 
 def test_notification_topic_is_encrypted_and_refuses_plain_http(

@@ -122,7 +122,7 @@ def test_2026_01_11_discovery_has_its_own_shape_and_no_catalog() -> None:
     assert ucp["services"]["dev.ucp.shopping"]["rest"]["endpoint"] == "http://testserver"
     names = [capability["name"] for capability in ucp["capabilities"]]
     assert names == ["dev.ucp.shopping.checkout", "dev.ucp.shopping.fulfillment", "dev.ucp.shopping.order",
-                     "com.cartpilot.order_cancel"]  # fmt: skip
+                     "com.cartpilot.order_cancel", "com.cartpilot.order_return"]  # fmt: skip
     handlers = {handler["name"]: handler for handler in profile["payment"]["handlers"]}
     assert handlers["com.cartpilot.sandbox_tokenizer"]["config"]["tokenization_url"].endswith("/psp/tokens")
     assert profile["signing_keys"]

@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from cartpilot.approvals.desk import ApprovalDesk, LinkParams
 from cartpilot.approvals.request import request_approval
+from cartpilot.approvals.step_up import StepUp
 from cartpilot.audit.chain import AuditRecord
 from cartpilot.audit.snapshots import signed_plan_detail
 from cartpilot.audit.trail import AuditTrail
@@ -44,6 +45,7 @@ from tests.fakes import (
 )
 from tests.fakes.merchant import SANDBOX_HANDLER
 from tests.fakes.plan_signing import LocalPlanSigner
+from tests.fakes.step_up import InMemoryStepUpStore, RecordingCodeSender
 
 Route = Literal["auto", "approve", "deny", "pending"]
 APPROVAL_TOKEN = "approval-task-token"
@@ -254,6 +256,9 @@ class Pending:
     # What the shopper's channel and the staff channel were sent.
     notifier: RecordingNotifier = field(default_factory=RecordingNotifier)
     staff_notifier: RecordingNotifier = field(default_factory=RecordingNotifier)
+    # One-time codes of step-up approvals, and the texts the shopper's phone received.
+    codes: InMemoryStepUpStore = field(default_factory=InMemoryStepUpStore)
+    phone: RecordingCodeSender = field(default_factory=RecordingCodeSender)
 
     @property
     def desk(self) -> ApprovalDesk:
@@ -264,6 +269,7 @@ class Pending:
             ledger=self.ledger, approvals=self.approvals, keys=self.keys, workflow=self.sfn,
             brand=self.brand, users=self.users, counters=InMemoryOrderCounters(), signer=self.signer,
             clock=lambda: now,
+            step_up=StepUp(store=self.codes, keys=self.keys, sender=self.phone, clock=lambda: now),
         )  # fmt: skip
 
     def goal(self) -> GoalRecord:

@@ -134,7 +134,11 @@ def test_strong_approval_needs_the_phrase_for_the_total_charged(strong: Pending)
     assert strong.snapshot() == before
 
     typed = "  confirm buy   " + reduced.format().lower()
-    view = strong.desk.decide(strong.approval_id, strong.link, "approve", typed, drop=["s2"])
+    # Over 2,000.00 CNY either way: the shopper's one-time code as well (see test_approval_desk_step_up).
+    strong.desk.send_code(strong.approval_id, strong.link)
+    view = strong.desk.decide(
+        strong.approval_id, strong.link, "approve", typed, drop=["s2"], otp=strong.phone.last_code()
+    )
     assert view.outcome == "approved" and view.plan.summary.total == reduced
 
 

@@ -22,6 +22,7 @@ from cartpilot.goals.ledger import GoalLedger
 from cartpilot.goals.lifecycle import InvalidTransition
 from cartpilot.goals.model import GoalStatus
 from cartpilot.goals.reasons import REASON_MESSAGES, ReasonCode
+from cartpilot.goals.undo import undo_action
 from cartpilot.kernel.clock import utc_now
 from cartpilot.plans.reservations import daily_limits
 from cartpilot.plans.verdicts import Finding, RiskTier
@@ -152,7 +153,9 @@ def test_the_receipt_completes_the_goal_counts_the_order_and_tells_the_shopper(f
         "kind": "receipt", "goalId": flow.goal_id, "userId": "user-1",
         "subject": f"Order {order_id} placed: 719.00 CNY",
         "orderId": order_id, "total": "719.00 CNY", "undoUntil": answer["undoUntil"],
+        "undoAction": undo_action(flow.plan),
     }  # fmt: skip
+    assert message["undoAction"].startswith("before it ships, the order is cancelled")
     record = flow.records()[-1]
     assert (record.event, record.actor, record.status) == ("order.completed", "notify", "COMPLETED")
     assert record.detail == {"orderId": order_id, "total": summary.total.model_dump(mode="json")}

@@ -28,13 +28,23 @@ def test_no_function_may_scan_batch_write_or_rewrite_the_audit():
 
 def test_only_the_functions_that_create_goals_or_approvals_may_put_them():
     creators = {name for name in policies() if "dynamodb:PutItem" in _actions_on(name, Resource.GOALS_TABLE)}
-    assert creators == {"api", "approval"}
+    # The occurrence sweep takes a schedule's occurrences in as goals, through the same intake.
+    assert creators == {"api", "approval", "occurrences"}
     assert _actions_on("catalog", Resource.GOALS_TABLE) == {"dynamodb:GetItem"}
 
 
 def test_only_the_link_signers_read_the_link_key_and_only_the_api_drives_the_flow():
-    assert {n for n in policies() if _actions_on(n, Resource.LINK_SIGNING_KEY)} == {"api", "approval"}
-    assert {n for n in policies() if _actions_on(n, Resource.ORDER_FLOW)} == {"api", "redelivery"}
+    # The approval-link key: the api (verifies), approval (signs) and notices (re-signs reminder links).
+    link_signers = {n for n in policies() if _actions_on(n, Resource.LINK_SIGNING_KEY)}
+    assert link_signers == {"api", "approval", "notices"}
+    # View links have their own key: notify and notices sign them, the api verifies (and signs) them.
+    view_signers = {n for n in policies() if _actions_on(n, Resource.VIEW_LINK_KEY)}
+    assert view_signers == {"api", "notify", "notices"}
+    assert _actions_on("notify", Resource.VIEW_LINK_KEY) == {"secretsmanager:GetSecretValue"}
+    drivers = {n for n in policies() if _actions_on(n, Resource.ORDER_FLOW)}
+    assert drivers == {"api", "redelivery", "occurrences"}
+    # The occurrence sweep starts an occurrence's flow and nothing else on it.
+    assert _actions_on("occurrences", Resource.ORDER_FLOW) == {"states:StartExecution"}
     # The redelivery sweep only answers task tokens: it starts nothing and reads no execution.
     assert _actions_on("redelivery", Resource.ORDER_FLOW) == {
         "states:SendTaskSuccess",
@@ -54,11 +64,23 @@ def test_every_resource_a_function_is_told_about_has_an_environment_variable():
     declared = {s.resource for statements in policies().values() for s in statements}
     # Executions are named by the machine's ARN; the SES sender by SES_IDENTITY, only where configured;
     # the pending-delivery index by the goals table's name and the index name the adapter queries;
-    # the published plan keys by the audit bucket's name and their prefix.
+    # the published plan keys by the audit bucket's name and their prefix; text messages by no name.
     assert declared - told <= {
         Resource.ORDER_FLOW_EXECUTIONS, Resource.SES_IDENTITY, Resource.PENDING_DELIVERY_INDEX,
-        Resource.PLAN_KEYS,
+        Resource.PLAN_KEYS, Resource.SMS,
+        # The open-tracking index, like the pending-delivery one: the goals table's name and the index's.
+        Resource.OPEN_TRACKING_INDEX,
+        # The due-schedules and by-user indexes: the schedules table's name and the index's.
+        Resource.DUE_SCHEDULES_INDEX, Resource.USER_SCHEDULES_INDEX,
+        # The notices sweep's two indexes, likewise: the goals table's name and the index names.
+        Resource.NOTICES_DUE_INDEX, Resource.REMINDERS_DUE_INDEX,
     }  # fmt: skip
+
+
+def test_only_the_api_sends_one_time_codes_and_publishes_nothing_else():
+    assert {n for n in policies() if _actions_on(n, Resource.SMS)} == {"api"}
+    assert _actions_on("api", Resource.SMS) == {"sns:Publish"}
+    assert not _actions_on("api", Resource.NOTIFY_TOPIC) and not _actions_on("api", Resource.STAFF_TOPIC)
 
 
 def test_allows_needs_the_action_on_that_very_resource():

@@ -196,11 +196,19 @@ def facts(**changes: object) -> PolicyFacts:
             "confirmationThreshold": limits.confirmationThreshold,
             "strongApprovalThreshold": limits.strongApprovalThreshold,
             "maxOrdersPerDay": limits.maxOrdersPerDay,
+            "stepUpThreshold": limits.stepUpThreshold,
         },
         recent=RecentActivity(),
         brand_currency="CNY",
+        home_country="CN",
     )
     return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
+
+
+def step_up_from(amount: str) -> dict[str, object]:
+    """The sandbox limits with step-up from ``amount``: a small order can cross it alone."""
+    base = facts().limits
+    return {"limits": {**base, "stepUpThreshold": cny(amount)}}
 
 
 TIERS = [RiskTier.AUTO, RiskTier.APPROVAL, RiskTier.STRONG_APPROVAL, RiskTier.DENY]
@@ -261,6 +269,8 @@ RULES = [
         RiskTier.APPROVAL,
         {"payment_method_age_days": 14},
     ),
+    ("step-up.large-order", step_up_from("59.00"), RiskTier.APPROVAL, step_up_from("59.01")),
+    ("step-up.cross-border", {"recipient_country": "US"}, RiskTier.APPROVAL, {"recipient_country": "CN"}),
 ]
 
 
@@ -294,7 +304,47 @@ def test_the_strictest_rule_sets_the_tier_and_every_rule_that_spoke_is_a_reason(
         "threshold.strong-approval": RiskTier.STRONG_APPROVAL,
         "threshold.confirmation": RiskTier.APPROVAL,
         "recipient.not-home": RiskTier.APPROVAL,
+        "step-up.large-order": RiskTier.APPROVAL,
     }
+    # A denied order is not approved at all, so no code is asked for it.
+    assert decision.step_up is False
+
+
+@pytest.mark.parametrize(
+    ("changes", "step_up"),
+    [
+        ({"total": cny("2000.00")}, True),
+        ({"total": cny("1999.99")}, False),
+        ({"total": cny("2500.00")}, True),  # strong approval and a code
+        ({"recipient_country": "JP", "recipient_known": True, "recipient_is_self": False}, True),
+        ({"recipient_country": "CN", "recipient_is_self": False, "total": cny("519.00")}, False),
+        ({"total": cny("59.00")}, False),
+    ],
+)
+def test_step_up_is_asked_beside_the_tier(changes, step_up):
+    decision = decide(policies_for("sandbox"), facts(**changes))
+    assert decision.step_up is step_up
+    assert decision.tier is not RiskTier.AUTO or not step_up
+
+
+def test_a_brand_without_a_step_up_threshold_asks_no_code_for_any_amount():
+    limits = {name: value for name, value in facts().limits.items() if name != "stepUpThreshold"}
+    decision = decide(policies_for("sandbox"), facts(limits=limits, total=cny("2999.00")))
+    assert decision.tier is RiskTier.STRONG_APPROVAL and decision.step_up is False
+
+
+def test_a_forbid_of_approving_without_a_code_alone_is_refused(tmp_path):
+    text = (
+        POLICY_TEXT
+        + """
+@id("step-up.only")
+@reason("a code alone")
+forbid (principal, action == CartPilot::Action::"ApproveWithoutCode", resource)
+when { resource.total > 1 };
+"""
+    )
+    with pytest.raises(PolicyFileError, match="a forbid must also forbid every less strict action"):
+        load_policies_from(brand_files(tmp_path, text))
 
 
 def test_staff_approve_what_a_staff_rule_flagged_at_any_tier():

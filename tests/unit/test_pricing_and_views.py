@@ -113,10 +113,11 @@ def test_the_goal_view_never_shows_the_undo_token_or_the_audit_head(flow: OrderF
     assert set(shown) == set(GoalView.model_fields) == {
         "goalId", "userId", "status", "goal", "plan", "planHash", "verdict", "approval", "steps",
         "receipt", "undoUntil", "continueUrl", "failure", "reason", "createdAt", "updatedAt",
+        "returnId", "refund", "tracking", "scheduleId",
     }  # fmt: skip
     text = view.model_dump_json()
     for hidden in (UNDO_TOKEN, goal.auditHead, "undoToken", "auditHead", "auditSeq", "requestHash",
-                   "executionArn", "undoRequestedAt"):  # fmt: skip
+                   "executionArn", "undoRequestedAt", "returnSettledAt"):  # fmt: skip
         assert hidden not in text
     assert (view.status, view.receipt, view.undoUntil) == (GoalStatus.COMPLETED, goal.receipt, goal.undoUntil)
     assert [step.stepId for step in view.steps] == ["s1", "s2", "s3", "s4"]

@@ -30,7 +30,7 @@ def test_seed_plan_is_concrete_and_grounded(seed_plan, merchant):
     assert "catalog.search 'running shoes'" in lookups and "fulfillment.quote Beijing, CN" in lookups
     assert seed_plan.merchant.model_dump() == {
         "id": "sandbox-merchant", "ucpVersion": "2026-04-08", "paymentHandler": "com.cartpilot.sandbox_tokenizer",
-        "paymentHandlerId": "sandbox_tokenizer", "undo": "cancel",
+        "paymentHandlerId": "sandbox_tokenizer", "undo": "cancel", "returns": False,
     }  # fmt: skip
 
 

@@ -13,6 +13,8 @@ from cartpilot.goals.model import GoalStatus
 from cartpilot.goals.undo import close_undo_window, open_undo_window
 from cartpilot.kernel.observability import logger, metrics, tracer
 from cartpilot.kernel.task_tokens import parse_task_event
+from cartpilot.orders.links import link_goal_order, placed_order_id
+from cartpilot.wiring.orders import order_events
 
 
 # The event holds a task token: never logged (cartpilot.kernel.task_tokens).
@@ -31,6 +33,13 @@ def _end_goal(request: OutcomeEvent) -> BaseModel:
     if request.kind == "handed_off":
         return announce_hand_off(request.goalId, ledger=wiring.ledger(), notifier=wiring.notifier())
     if request.kind == "receipt":
+        # Linked before the goal shows COMPLETED, so the merchant's first order event finds its goal
+        # (a retry links again, harmlessly).
+        order_id = placed_order_id(request.outputs)
+        if order_id is not None:
+            link_goal_order(
+                request.goalId, order_id, goals=wiring.goals(), brand=wiring.brand(), store=order_events()
+            )
         return send_receipt(
             request.goalId,
             request.outputs,
@@ -38,6 +47,7 @@ def _end_goal(request: OutcomeEvent) -> BaseModel:
             notifier=wiring.notifier(),
             brand=wiring.brand(),
             counters=wiring.counters(),
+            view_links=wiring.view_links(),
         )
     status = GoalStatus(request.status or "FAILED")
     if status is GoalStatus.NEEDS_ATTENTION:
@@ -50,4 +60,5 @@ def _end_goal(request: OutcomeEvent) -> BaseModel:
         notifier=wiring.notifier(),
         approvals=wiring.approvals(),
         counters=wiring.counters(),
+        view_links=wiring.view_links(),
     )

@@ -35,10 +35,22 @@ from cartpilot.approvals.model import (
 )
 from cartpilot.approvals.ports import ApprovalStore
 from cartpilot.approvals.staff import WrongApprovalRoute, check_route, decided_by
+from cartpilot.approvals.step_up import (
+    CODE_TTL_SECONDS,
+    MAX_ATTEMPTS,
+    MAX_SENDS,
+    STEP_UP_LOCK,
+    CodeRefused,
+    Failure,
+    SendRefusal,
+    SendRefused,
+    StepUp,
+    methods_of,
+)
 from cartpilot.audit.snapshots import PlanSigner, signed_plan_detail
 from cartpilot.brands.activity import LimitReached, OrderCounters
 from cartpilot.brands.config import BrandConfig
-from cartpilot.brands.users import UserDirectory
+from cartpilot.brands.users import UserDirectory, UserProfile
 from cartpilot.goals.ledger import GoalLedger
 from cartpilot.goals.lifecycle import InvalidTransition
 from cartpilot.goals.model import ApprovalSummary, GoalRecord, GoalStatus
@@ -88,6 +100,16 @@ class OptionalStep:
 
 
 @dataclass(frozen=True)
+class CodePrompt:
+    """What the page says about the one-time code a step-up approval needs."""
+
+    sms: bool  # a code can be sent to the shopper's verified phone
+    app: bool  # the shopper has an authenticator app enrolled
+    attempts_left: int
+    sends_left: int
+
+
+@dataclass(frozen=True)
 class ApprovalView:
     approval: Approval
     goal: GoalRecord
@@ -98,6 +120,8 @@ class ApprovalView:
     options: list[OptionalStep] = field(default_factory=list)
     # This request sent the recorded decision and the flow has not taken it yet.
     undelivered: bool = False
+    code: CodePrompt | None = None  # a step-up approval still waiting for its decision
+    notice: str | None = None  # what this request did that decided nothing (a code was sent)
 
 
 def items_of_step(plan: Plan, step: Step) -> list[PlanItem]:
@@ -176,6 +200,34 @@ def _delivery_told(view: ApprovalView) -> ApprovalView:
     return replace(view, undelivered=view.approval.undelivered)
 
 
+_LOCKED = "too many wrong codes: this approval is locked and the order will not be placed"
+
+
+def _code_refusal(refused: CodeRefused) -> DeskError:
+    """What the approver reads; the same words for a wrong, used or expired code."""
+    if refused.locked:
+        return DeskError(423, "APPROVAL_LOCKED", _LOCKED)
+    if refused.failure is Failure.MISSING:
+        return DeskError(
+            422, "CODE_REQUIRED", "Approving this order needs the six-digit code sent to your phone."
+        )
+    if refused.failure is Failure.NOT_ENROLLED:
+        return DeskError(409, "NO_VERIFICATION", "no phone or authenticator app is enrolled for this account")
+    return DeskError(
+        422,
+        "CODE_INVALID",
+        f"That code is not valid (wrong, used or expired). {refused.attempts_left} attempts left.",
+    )
+
+
+def _send_refusal(reason: SendRefusal) -> DeskError:
+    if reason is SendRefusal.LOCKED:
+        return DeskError(423, "APPROVAL_LOCKED", _LOCKED)
+    if reason is SendRefusal.TOO_MANY:
+        return DeskError(429, "TOO_MANY_CODES", f"{MAX_SENDS} codes were sent already: use the last one")
+    return DeskError(429, "CODE_JUST_SENT", "a code was sent moments ago: wait half a minute for another")
+
+
 def _refuse_expired(approval: Approval) -> None:
     if approval.status is not ApprovalStatus.EXPIRED:
         return
@@ -199,6 +251,7 @@ class ApprovalDesk:
         signer: PlanSigner,
         clock: Callable[[], datetime] = utc_now,
         sleep: Callable[[float], None] = time.sleep,
+        step_up: StepUp | None = None,
     ) -> None:
         self._ledger = ledger
         self._approvals = approvals
@@ -210,6 +263,7 @@ class ApprovalDesk:
         # Plan snapshots are signed with the plan-signing key, links with the link key ring.
         self._signer = signer
         self._clock = clock
+        self._step_up = step_up
         self._courier = DecisionCourier(
             approvals=approvals, workflow=workflow, goals=ledger.store, now_iso=self._now_iso, sleep=sleep
         )
@@ -238,6 +292,7 @@ class ApprovalDesk:
         drop: Collection[str] = (),
         *,
         staff_member: str | None = None,
+        otp: str | None = None,
     ) -> ApprovalView:
         approval = self._verified(approval_id, link)
         self._check_route(approval, staff_member)
@@ -268,7 +323,133 @@ class ApprovalDesk:
             expected = confirmation_phrase(approved.summary.total)
             if not phrase_matches(expected, phrase):
                 raise DeskError(422, "PHRASE_MISMATCH", f"Type the confirmation phrase exactly: {expected}")
+        if approval.stepUp:
+            # Checked last: a code is spent only on an approval that is otherwise ready to go.
+            self._check_code(approval, goal, otp, decider, link)
         return self._approve(approval, link, plan, approved, verdict, _dropped_steps(plan, drop), decider)
+
+    def send_code(
+        self, approval_id: str, link: LinkParams, *, staff_member: str | None = None
+    ) -> ApprovalView:
+        """Sends the shopper a one-time code for a step-up approval. Decides nothing."""
+        approval = self._verified(approval_id, link)
+        self._check_route(approval, staff_member)
+        _refuse_expired(approval)
+        if approval.status is not ApprovalStatus.PENDING:
+            return self._view(approval, link, outcome="already-decided")
+        if not approval.stepUp:
+            raise DeskError(422, "NO_CODE_NEEDED", "this approval needs no code")
+        goal = self._ledger.store.require(approval.goalId)
+        if goal.status is not GoalStatus.AWAITING_APPROVAL:
+            raise DeskError(410, "APPROVAL_EXPIRED", "this approval is no longer waiting for a decision")
+        step_up, profile = self._require_step_up(), self._profile_of(goal)
+        try:
+            sent = step_up.send_code(approval_id, profile, goal_id=goal.goalId, total=approval.total.format())
+        except LookupError as exc:
+            raise DeskError(
+                422, "NO_VERIFIED_PHONE", "no phone is verified for this account: use your authenticator app"
+            ) from exc
+        except SendRefused as refused:
+            raise _send_refusal(refused.reason) from refused
+        self._ledger.note(
+            goal.goalId,
+            actor=f"approver:{decided_by(approval, staff_member)}",
+            event="approval.code-sent",
+            plan_hash=approval.planHash,
+            # Neither the code nor the phone number: only that one went, and until when it works.
+            detail={"approvalId": approval_id, "channel": "sms", "codeExpiresAt": sent.expires_at,
+                    "sendsLeft": sent.sends_left},
+        )  # fmt: skip
+        minutes = CODE_TTL_SECONDS // 60
+        return replace(
+            self._view(approval, link),
+            notice=f"We sent a six-digit code by SMS to your verified phone. It works for {minutes} minutes.",
+        )
+
+    def _check_code(
+        self, approval: Approval, goal: GoalRecord, otp: str | None, decider: str, link: LinkParams
+    ) -> None:
+        """Spends the approval's one-time code, or refuses; five wrong codes lock the approval."""
+        step_up = self._require_step_up()
+        try:
+            step_up.verify(approval.approvalId, self._profile_of(goal), otp)
+        except CodeRefused as refused:
+            # The audit hears of every refusal, never of the code typed.
+            self._ledger.note(
+                goal.goalId,
+                actor=f"approver:{decider}",
+                event="approval.code-refused",
+                plan_hash=approval.planHash,
+                detail={"approvalId": approval.approvalId, "reason": refused.failure.value,
+                        "attemptsLeft": refused.attempts_left},
+            )  # fmt: skip
+            logger.warning(
+                "one-time code refused",
+                extra={"approvalId": approval.approvalId, "reason": refused.failure.value},
+            )
+            if refused.locked_now:
+                self._lock(approval, link)
+            raise _code_refusal(refused) from refused
+        self._ledger.note(
+            goal.goalId,
+            actor=f"approver:{decider}",
+            event="approval.code-accepted",
+            plan_hash=approval.planHash,
+            detail={"approvalId": approval.approvalId},
+        )
+
+    def _lock(self, approval: Approval, link: LinkParams) -> NoReturn:
+        """Too many wrong codes: the approval is closed as rejected, which ends the goal (the flow
+        tells the shopper why); any later post, even with the right code, changes nothing."""
+        try:
+            decided = self._approvals.decide(
+                approval.approvalId,
+                ApprovalStatus.REJECTED,
+                decided_at=self._now_iso(),
+                decided_by=STEP_UP_LOCK,
+            )
+        except AlreadyDecided:
+            # A racing post decided first (with the right code, before the last wrong one): it stands.
+            raise DeskError(423, "APPROVAL_LOCKED", _LOCKED) from None
+        self._move_goal(decided, approval=self._goal_approval(decided))
+        self._ledger.note(
+            decided.goalId,
+            actor="approval",
+            event="approval.locked",
+            plan_hash=decided.planHash,
+            detail={"approvalId": decided.approvalId, "attempts": MAX_ATTEMPTS},
+        )
+        release_for_goal(
+            decided.goalId, counters=self._counters, ledger=self._ledger,
+            actor="approval", why="approval locked", at=self._clock(),
+        )  # fmt: skip
+        self._deliver(decided, fresh=True)
+        logger.info("approval locked", extra={"approvalId": decided.approvalId, "goalId": decided.goalId})
+        raise DeskError(423, "APPROVAL_LOCKED", _LOCKED)
+
+    def _require_step_up(self) -> StepUp:
+        if self._step_up is None:
+            raise DeskError(503, "STEP_UP_UNAVAILABLE", "one-time codes cannot be checked right now")
+        return self._step_up
+
+    def _profile_of(self, goal: GoalRecord) -> UserProfile:
+        profile = self._users.get(goal.userId)
+        if profile is None:
+            raise DeskError(409, "NO_PROFILE", "the shopper's profile is gone")
+        return profile
+
+    def _code_prompt(self, approval: Approval, goal: GoalRecord) -> CodePrompt | None:
+        if not approval.stepUp or approval.status is not ApprovalStatus.PENDING:
+            return None
+        profile = self._users.get(goal.userId)
+        sms, app = methods_of(profile) if profile is not None else (False, False)
+        state = self._step_up.state(approval.approvalId) if self._step_up is not None else None
+        return CodePrompt(
+            sms=sms,
+            app=app,
+            attempts_left=MAX_ATTEMPTS - (state.attempts if state else 0),
+            sends_left=MAX_SENDS - (state.sends if state else 0),
+        )
 
     @staticmethod
     def _check_route(approval: Approval, staff_member: str | None) -> None:
@@ -589,4 +770,5 @@ class ApprovalDesk:
             link=link,
             outcome=outcome,
             options=options,
+            code=self._code_prompt(approval, goal),
         )

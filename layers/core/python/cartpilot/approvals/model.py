@@ -69,6 +69,8 @@ class Approval(BaseModel):
     # None while pending, and for decisions recorded before delivery was tracked (they were sent).
     delivery: Delivery | None = None
     deliveredAt: str | None = None
+    # Approving also needs a one-time code from the shopper (``approvals.step_up``).
+    stepUp: bool = False
 
     @property
     def undelivered(self) -> bool:
@@ -77,6 +79,11 @@ class Approval(BaseModel):
             ApprovalStatus.APPROVED,
             ApprovalStatus.REJECTED,
         )
+
+
+# ``decidedBy`` of an approval closed because too many wrong one-time codes were entered
+# (``approvals.step_up``); the goal's outcome tells the shopper so.
+STEP_UP_LOCK = "step-up-lock"
 
 
 class AlreadyDecided(RuntimeError):
@@ -108,5 +115,7 @@ class DecisionRequest(BaseModel):
     exp: str = Field(max_length=20)
     kid: str = Field(max_length=40)
     sig: str = Field(max_length=128)
-    decision: Literal["approve", "reject"]
+    # send-code: decides nothing; sends the shopper a one-time code (step-up approvals only).
+    decision: Literal["approve", "reject", "send-code"]
     phrase: str | None = Field(default=None, max_length=100)
+    otp: str | None = Field(default=None, max_length=12)

@@ -16,10 +16,11 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from cartpilot.approvals.desk import ApprovalView
 from cartpilot.approvals.images import image_source
+from cartpilot.approvals.step_up import STEP_UP_LOCK
 from cartpilot.audit.privacy import describe_recipient, scrub_text
 from cartpilot.brands.config import BrandConfig
 from cartpilot.goals.model import delivery_estimate
-from cartpilot.goals.undo import NO_UNDO_NOTICE, offers_undo
+from cartpilot.goals.undo import NO_UNDO_NOTICE, offers_undo, undo_action
 from cartpilot.kernel.money import Money
 from cartpilot.plans.model import PlanItem
 
@@ -111,8 +112,12 @@ def render_approval_page(
             action_url=action_url,
             undo_terms=_undo_terms(brand.undoWindowSeconds),
             undo_offered=offers_undo(view.plan),
+            undo_action=undo_action(view.plan),
             no_undo_notice=NO_UNDO_NOTICE,
             expires=datetime.fromtimestamp(view.approval.expiresAt, UTC).strftime("%Y-%m-%d %H:%M UTC"),
             error=error,
+            code=view.code,
+            notice=view.notice,
+            step_up_lock=STEP_UP_LOCK,
         )
     )

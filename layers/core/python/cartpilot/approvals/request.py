@@ -59,6 +59,9 @@ def request_approval(
         expiresAt=int((now + timedelta(seconds=brand.approvalLinkTtlSeconds)).timestamp()),
         reasons=[reason for reason in verdict.reasons if reason.tier is not RiskTier.AUTO],
         createdAt=utc_now_iso(),
+        # Staff decide on an IAM-signed route and the shopper holds no link: the code is the
+        # shopper's proof, so it is asked of shopper approvals.
+        stepUp=verdict.stepUp and verdict.approver != "staff",
     )
     approvals.create(approval, task_token)
     keyring = keys.keyring()
@@ -84,6 +87,7 @@ def request_approval(
             "tier": approval.tier.value,
             "approver": approval.approver,
             "linkExpiresAt": approval.expiresAt,
+            "stepUp": approval.stepUp,
             # The plan the approver is about to see, vouched for with the plan-signing key.
             **signed_plan_detail(goal_id, plan, signer),
         },
@@ -94,6 +98,8 @@ def request_approval(
     body: dict[str, Any] = {"link": link, "total": plan.summary.total.format(), "tier": approval.tier.value}
     if approval.tier is RiskTier.STRONG_APPROVAL:
         body["phrase"] = confirmation_phrase(plan.summary.total)
+    if approval.stepUp:
+        body["stepUp"] = True
     if is_staff_approval(approval):
         announce_staff_approval(
             goal_id, goal.userId, plan.summary.total, body,

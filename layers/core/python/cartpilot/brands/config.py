@@ -30,6 +30,10 @@ class Limits(BaseModel):
     confirmationThreshold: Money = Field(description="Orders above this total need the shopper's approval")
     strongApprovalThreshold: Money = Field(description="Orders above this total need a typed confirmation")
     maxOrdersPerDay: int = Field(default=5, ge=1)
+    stepUpThreshold: Money | None = Field(
+        default=None,
+        description="From this total an approval also needs a one-time code (none: no step-up by amount)",
+    )
 
 
 class ModelPrice(BaseModel):
@@ -103,6 +107,11 @@ class MerchantConfig(BaseModel):
         "for a merchant without a catalog capability",
     )
     credentials: MerchantCredentials | None = None
+    orderEvents: Literal["webhook", "poll"] = Field(
+        default="webhook",
+        description="How CartPilot learns of shipments: the merchant pushes order events to the webhook "
+        "its platform profile advertises, or a scheduled sweep reads each open order (Get Order)",
+    )
 
 
 class BrandConfig(BaseModel):
@@ -121,7 +130,12 @@ class BrandConfig(BaseModel):
     allowedMerchants: list[str] = Field(default_factory=list)
     approvalTimeoutSeconds: int = Field(default=86400, ge=10, le=7 * 86400)
     approvalLinkTtlSeconds: int = Field(default=86400, ge=10, le=7 * 86400)
+    # One reminder to the approver this long before the link expires (never in its first half); 0: none.
+    approvalReminderLeadSeconds: int = Field(default=3600, ge=0, le=7 * 86400)
     undoWindowSeconds: int = Field(default=72 * 3600, ge=0, le=30 * 86400)
+    # The shopper's view link (receipt, outcome notices): long enough to follow delivery and returns,
+    # and at most one rotation period of its key (the ring keeps the previous key for one period).
+    shopperViewTtlSeconds: int = Field(default=30 * 86400, ge=10, le=30 * 86400)
     priceTolerancePercent: int = Field(default=0, ge=0, le=20)
     planner: PlannerConfig = PlannerConfig()
     generatedShoppers: int = Field(default=0, ge=0, le=100000)

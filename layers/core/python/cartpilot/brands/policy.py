@@ -43,6 +43,8 @@ class PolicyAction(StrEnum):
     AUTO_EXECUTE = "AutoExecute"
     EXECUTE_WITH_APPROVAL = "ExecuteWithApproval"
     EXECUTE_WITH_STRONG_APPROVAL = "ExecuteWithStrongApproval"
+    # Not a rung of the ladder: asked beside it, forbidden when the approval needs a one-time code.
+    APPROVE_WITHOUT_CODE = "ApproveWithoutCode"
 
 
 _LADDER: tuple[tuple[PolicyAction, RiskTier], ...] = (
@@ -56,12 +58,18 @@ _TIER_WHEN_FORBIDDEN = {
     PolicyAction.EXECUTE_WITH_APPROVAL: RiskTier.STRONG_APPROVAL,
     PolicyAction.EXECUTE_WITH_STRONG_APPROVAL: RiskTier.DENY,
 }
-# The action scopes a forbid may have: it must forbid every less strict action too.
-_FORBID_SCOPES = (
+# The action scopes a forbid may have: it must forbid every less strict action too. A forbid of
+# ApproveWithoutCode (step-up) must forbid AutoExecute as well: a code is never asked of nobody.
+_LADDER_SCOPES = (
     frozenset(action for action, _ in _LADDER[:1]),
     frozenset(action for action, _ in _LADDER[:2]),
     frozenset(action for action, _ in _LADDER),
 )
+_FORBID_SCOPES = _LADDER_SCOPES + tuple(
+    scope | {PolicyAction.APPROVE_WITHOUT_CODE} for scope in _LADDER_SCOPES
+)
+# Where a brand sets no step-up threshold, no total reaches it (Cedar's Long is 64-bit).
+_NO_THRESHOLD = 2**63 - 1
 
 REASON_PLACEHOLDERS = frozenset(
     {
@@ -70,7 +78,10 @@ REASON_PLACEHOLDERS = frozenset(
         "perDay",
         "confirmationThreshold",
         "strongApprovalThreshold",
+        "stepUpThreshold",
         "maxOrdersPerDay",
+        "homeCountry",
+        "recipientCountry",
         "spendLast24h",
         "ordersLast24h",
         "paymentMethodAgeDays",
@@ -389,6 +400,7 @@ class PolicyFacts:
     brand_currency: str
     priced_in: str | None = None  # the plan's currency, when it is not the brand's
     plan_total: Money | None = None  # the total the merchant charges, in ``priced_in``
+    home_country: str | None = None  # the shopper's (None: the recipient's, so never "abroad")
 
 
 def facts_for(
@@ -453,11 +465,13 @@ def facts_for(
             "confirmationThreshold": limits.confirmationThreshold,
             "strongApprovalThreshold": limits.strongApprovalThreshold,
             "maxOrdersPerDay": limits.maxOrdersPerDay,
+            **({"stepUpThreshold": limits.stepUpThreshold} if limits.stepUpThreshold else {}),
         },
         recent=_recent_in_brand_currency(recent, brand),
         brand_currency=brand.currency,
         priced_in=summary.total.currency if foreign else None,
         plan_total=summary.total if foreign else None,
+        home_country=profile.home_country,
     )
 
 
@@ -492,7 +506,8 @@ def entities_for(facts: PolicyFacts) -> list[dict[str, Any]]:
             "attrs": {
                 "trustLevel": facts.trust_level,
                 "paymentMethodAgeDays": facts.payment_method_age_days,
-                "limits": {"currency": facts.brand_currency}
+                "homeCountry": facts.home_country or facts.recipient_country,
+                "limits": {"currency": facts.brand_currency, "stepUpThreshold": _NO_THRESHOLD}
                 | {name: _minor(value) for name, value in facts.limits.items()},
             },
             "parents": [],
@@ -558,6 +573,8 @@ class PolicyDecision:
     approver: Literal["user", "staff"] | None
     findings: list[Finding]
     allowed: Mapping[PolicyAction, bool]
+    # The approval also needs a one-time code (a policy forbade ApproveWithoutCode).
+    step_up: bool = False
 
 
 def _reason_values(facts: PolicyFacts) -> dict[str, str]:
@@ -575,6 +592,8 @@ def _reason_values(facts: PolicyFacts) -> dict[str, str]:
         "ordersLast24h": str(facts.recent.orders),
         "paymentMethodAgeDays": str(facts.payment_method_age_days),
         "trustLevel": str(facts.trust_level),
+        "homeCountry": facts.home_country or facts.recipient_country,
+        "recipientCountry": facts.recipient_country,
     }
     return values
 
@@ -591,6 +610,7 @@ def decide(policies: BrandPolicies, facts: PolicyFacts) -> PolicyDecision:
         raise ValueError(f"policy facts must be in {facts.brand_currency}, not {facts.total.currency}")
     principal, resource = _uid("User", facts.user_id), _uid("Order", facts.order_id)
     context = context_for(facts)
+    asked = [action for action, _ in _LADDER] + [PolicyAction.APPROVE_WITHOUT_CODE]
     requests = [
         {
             "principal": principal,
@@ -598,13 +618,15 @@ def decide(policies: BrandPolicies, facts: PolicyFacts) -> PolicyDecision:
             "resource": resource,
             "context": context,
         }
-        for action, _ in _LADDER
+        for action in asked
     ]
-    results = cedarpy.is_authorized_batch(
+    answers = cedarpy.is_authorized_batch(
         requests, policies.policy_set, entities_for(facts), schema=policies.schema
     )
+    results, without_code = answers[: len(_LADDER)], answers[len(_LADDER)]
     allowed = {action: result.allowed for (action, _), result in zip(_LADDER, results, strict=True)}
-    errors = [error for result in results for error in result.diagnostics.errors]
+    allowed[PolicyAction.APPROVE_WITHOUT_CODE] = without_code.allowed
+    errors = [error for result in answers for error in result.diagnostics.errors]
     if errors:
         # Cedar skips a policy it cannot evaluate; a skipped forbid must not let an order through.
         return PolicyDecision(
@@ -630,6 +652,8 @@ def decide(policies: BrandPolicies, facts: PolicyFacts) -> PolicyDecision:
         findings = [finding(cedar_id, RiskTier.AUTO) for cedar_id in results[0].diagnostics.reasons]
         return PolicyDecision(tier=tier, approver=None, findings=findings, allowed=allowed)
 
+    # An approval (not a denial) needs a code when a forbid spoke against approving without one.
+    step_up = tier is not RiskTier.DENY and not without_code.allowed
     # Each forbid that matched forces the tier above the strictest action it forbade.
     forced_by: dict[str, RiskTier] = {}
     for (action, _), result in zip(_LADDER, results, strict=True):
@@ -653,7 +677,7 @@ def decide(policies: BrandPolicies, facts: PolicyFacts) -> PolicyDecision:
     approver: Literal["user", "staff"] | None = (
         None if tier is RiskTier.DENY else ("staff" if staff else "user")
     )
-    return PolicyDecision(tier=tier, approver=approver, findings=findings, allowed=allowed)
+    return PolicyDecision(tier=tier, approver=approver, findings=findings, allowed=allowed, step_up=step_up)
 
 
 def evaluate_plan(

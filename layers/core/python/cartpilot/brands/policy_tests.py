@@ -79,6 +79,7 @@ class CaseExpectation(_Strict):
     tier: RiskTier
     reasons: list[str]
     approver: Literal["user", "staff"] | None = None
+    stepUp: bool | None = Field(default=None, description="Whether approving also needs a one-time code")
 
 
 class PolicyTestCase(_Strict):
@@ -269,6 +270,8 @@ def _mismatch(expect: CaseExpectation, verdict: Verdict) -> str | None:
         problems.append(f"expected {expect.tier.value} {wanted}, got {verdict.tier.value} {got}")
     if expect.approver is not None and verdict.approver != expect.approver:
         problems.append(f"expected approver {expect.approver}, got {verdict.approver}")
+    if expect.stepUp is not None and verdict.stepUp != expect.stepUp:
+        problems.append(f"expected stepUp {expect.stepUp}, got {verdict.stepUp}")
     return "; ".join(problems) or None
 
 

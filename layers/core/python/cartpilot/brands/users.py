@@ -34,6 +34,17 @@ class SavedRecipient(BaseModel):
     recipient: Recipient
 
 
+class Verification(BaseModel):
+    """How the shopper proves it is them when an approval needs a one-time code (step-up)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # E.164, verified by the brand when the shopper enrolled it; codes go there by SMS.
+    verifiedPhone: str | None = Field(default=None, pattern=r"^\+[1-9][0-9]{6,14}$")
+    # An authenticator app's shared secret (RFC 6238, base32).
+    totpSecret: str | None = Field(default=None, pattern=r"^[A-Z2-7]{16,64}$", repr=False)
+
+
 class UserProfile(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -41,8 +52,15 @@ class UserProfile(BaseModel):
     name: str
     email: str
     trustLevel: int = Field(default=1, ge=0, le=3)
+    # ISO 3166-1 alpha-2; when absent, the country of the shopper's own saved address.
+    homeCountry: str | None = Field(default=None, pattern=r"^[A-Z]{2}$")
+    verification: Verification = Field(default_factory=Verification)
     paymentMethods: list[PaymentMethod]
     recipients: list[SavedRecipient]
+
+    @property
+    def home_country(self) -> str:
+        return self.homeCountry or self.home.recipient.address.country
 
     @property
     def home(self) -> SavedRecipient:
@@ -90,6 +108,8 @@ def generated_shopper(number: int) -> UserProfile:
         name=home.name,
         email=f"{user_id}@example.com",
         trustLevel=1,
+        homeCountry="CN",
+        verification=Verification(verifiedPhone="+86139" + f"{number:04d}{(number * 7919) % 10000:04d}"[:8]),
         paymentMethods=[
             PaymentMethod(id=f"pm_{user_id.replace('-', '_')}", label="Test card", addedOn=date(2025, 1, 1))
         ],

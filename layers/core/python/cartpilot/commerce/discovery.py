@@ -41,6 +41,7 @@ from cartpilot.commerce.platform_profile import (
     LEGACY_VERSION,
     ORDER,
     ORDER_CANCEL,
+    ORDER_RETURN,
     PROFILE_PATH,
     SUPPORTED_VERSIONS,
 )
@@ -61,7 +62,7 @@ def platform_capabilities(version: str) -> dict[str, tuple[str, ...]]:
     ucp = {CHECKOUT: (version,), FULFILLMENT: (version,), ORDER: (version,)}
     if version != LEGACY_VERSION:  # 2026-01-11 has no catalog capability
         ucp |= {CATALOG_SEARCH: (version,), CATALOG_LOOKUP: (version,)}
-    return {**ucp, ORDER_CANCEL: ()}
+    return {**ucp, ORDER_CANCEL: (), ORDER_RETURN: ()}
 
 
 def negotiate_version(

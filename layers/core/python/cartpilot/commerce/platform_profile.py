@@ -26,6 +26,8 @@ LEGACY_VERSION: Final = "2026-01-11"
 # Newest first: the order negotiation prefers.
 SUPPORTED_VERSIONS: Final = (CURRENT_VERSION, LEGACY_VERSION)
 PROFILE_PATH: Final = "/.well-known/ucp"
+# Where merchants POST order events, one URL per merchant (the path names the merchant).
+WEBHOOK_PATH: Final = "/webhooks/merchants/{merchantId}"
 # overview.md, "Hosting": profiles are served with Cache-Control public and max-age >= 60.
 PROFILE_CACHE_CONTROL: Final = "public, max-age=300"
 
@@ -37,6 +39,8 @@ CATALOG_SEARCH: Final = "dev.ucp.shopping.catalog.search"
 CATALOG_LOOKUP: Final = "dev.ucp.shopping.catalog.lookup"
 # UCP has no order cancel; a merchant may offer ours, an extension of the order capability.
 ORDER_CANCEL: Final = "com.cartpilot.order_cancel"
+# Nor returns: a merchant may offer ours, filed for an order that has shipped.
+ORDER_RETURN: Final = "com.cartpilot.order_return"
 SANDBOX_TOKENIZER_NAME: Final = "com.cartpilot.sandbox_tokenizer"
 
 # overview.md, "Spec URL Binding": a capability's spec and schema live at its namespace's authority,
@@ -62,12 +66,14 @@ _CAPABILITIES: Final[dict[str, tuple[_Capability, ...]]] = {
         _Capability(CATALOG_SEARCH, "catalog/search", "shopping/catalog_search.json"),
         _Capability(CATALOG_LOOKUP, "catalog/lookup", "shopping/catalog_lookup.json"),
         _Capability(ORDER_CANCEL, "order_cancel", "order_cancel.json", extends=ORDER, ucp_namespace=False),
+        _Capability(ORDER_RETURN, "order_return", "order_return.json", extends=ORDER, ucp_namespace=False),
     ),
     LEGACY_VERSION: (
         _Capability(CHECKOUT, "checkout", "shopping/checkout.json"),
         _Capability(FULFILLMENT, "fulfillment", "shopping/fulfillment.json", extends=CHECKOUT),
         _Capability(ORDER, "order", "shopping/order.json"),
         _Capability(ORDER_CANCEL, "order_cancel", "order_cancel.json", extends=ORDER, ucp_namespace=False),
+        _Capability(ORDER_RETURN, "order_return", "order_return.json", extends=ORDER, ucp_namespace=False),
     ),
 }
 
@@ -125,22 +131,36 @@ def _spec_and_schema(capability: _Capability, version: str) -> tuple[str, str]:
     return f"{base}/specification/{capability.spec_path}", f"{base}/schemas/{capability.schema_path}"
 
 
+def webhook_url(base_url: str, merchant_id: str) -> str:
+    """Where a merchant POSTs its order events (order.md, "Webhook URL Configuration")."""
+    return f"{base_url.rstrip('/')}{WEBHOOK_PATH.format(merchantId=merchant_id)}"
+
+
 def platform_profile(
     base_url: str,
     version: str,
     keys: SigningKeyRing,
     *,
     payment_handlers: Sequence[PaymentHandlerDeclaration] = (SANDBOX_TOKENIZER,),
+    webhook_merchant: str | None = None,
 ) -> dict[str, Any]:
-    """The profile document for ``version``, served under ``base_url`` (the API's public URL)."""
+    """The profile document for ``version``, served under ``base_url`` (the API's public URL).
+
+    With ``webhook_merchant``, the order capability's ``config.webhook_url`` (both versions put it
+    there: ``order.json`` ``platform_schema``/``platform_config``) is that merchant's event URL.
+    """
     _require_supported(version)
+    order_config = {"webhook_url": webhook_url(base_url, webhook_merchant)} if webhook_merchant else None
     if version == CURRENT_VERSION:
-        return _current_profile(base_url, keys, payment_handlers)
-    return _legacy_profile(keys, payment_handlers)
+        return _current_profile(base_url, keys, payment_handlers, order_config)
+    return _legacy_profile(keys, payment_handlers, order_config)
 
 
 def _current_profile(
-    base_url: str, keys: SigningKeyRing, handlers: Sequence[PaymentHandlerDeclaration]
+    base_url: str,
+    keys: SigningKeyRing,
+    handlers: Sequence[PaymentHandlerDeclaration],
+    order_config: dict[str, str] | None,
 ) -> dict[str, Any]:
     """2026-04-08: registries keyed by name (source/schemas/ucp.json, ``platform_schema``)."""
     base = _ucp_base(CURRENT_VERSION)
@@ -150,6 +170,8 @@ def _current_profile(
         entry: dict[str, Any] = {"version": CURRENT_VERSION, "spec": spec, "schema": schema}
         if capability.extends:
             entry["extends"] = capability.extends
+        if capability.name == ORDER and order_config:
+            entry["config"] = dict(order_config)
         capabilities[capability.name] = [entry]
     return {
         "ucp": {
@@ -188,7 +210,9 @@ def _current_profile(
     }
 
 
-def _legacy_profile(keys: SigningKeyRing, handlers: Sequence[PaymentHandlerDeclaration]) -> dict[str, Any]:
+def _legacy_profile(
+    keys: SigningKeyRing, handlers: Sequence[PaymentHandlerDeclaration], order_config: dict[str, str] | None
+) -> dict[str, Any]:
     """2026-01-11: capabilities as a list of named entries, payment handlers under ``payment``
     (that version's source/discovery/profile_schema.json), and no ``supported_versions``."""
     base = _ucp_base(LEGACY_VERSION)
@@ -203,6 +227,8 @@ def _legacy_profile(keys: SigningKeyRing, handlers: Sequence[PaymentHandlerDecla
         }
         if capability.extends:
             entry["extends"] = capability.extends
+        if capability.name == ORDER and order_config:
+            entry["config"] = dict(order_config)
         capabilities.append(entry)
     return {
         "ucp": {

@@ -142,6 +142,13 @@ class Order(_Model):
     permalinkUrl: str | None = None
 
 
+class ReturnFiled(_Model):
+    """A return the merchant accepted for a shipped order: its id, and the order as it now stands."""
+
+    returnId: str
+    order: Order
+
+
 class Buyer(_Model):
     """Who pays; the merchant needs a contact, never more than it must."""
 
@@ -230,6 +237,11 @@ class Orders(Protocol):
 
     def cancel(self, order_id: str, idempotency_key: str) -> Order:
         """Cancels the order and refunds its charge; `UndoUnsupported` where the merchant offers no way."""
+        ...
+
+    def file_return(self, order_id: str, idempotency_key: str) -> ReturnFiled:
+        """Files a return of the whole shipped order (refunded once the merchant receives the goods);
+        `UndoUnsupported` where the merchant offers no returns."""
         ...
 
 

@@ -12,7 +12,8 @@ error envelopes. This module holds the flow the specification prescribes:
   updates has a key derived from the step's, and a body that comes out the same on a retry;
 - a checkout that ``requires_escalation`` hands the buyer the merchant's ``continue_url``
   (``MerchantEscalation``); its error messages are refusals in the merchant's words;
-- orders are cancelled only where the merchant advertises ``com.cartpilot.order_cancel``.
+- orders are cancelled only where the merchant advertises ``com.cartpilot.order_cancel``, and
+  returned only where it advertises ``com.cartpilot.order_return``.
 
 The merchant is discovered on first use, never at construction or import.
 """
@@ -43,6 +44,7 @@ from cartpilot.commerce.codecs.wire import (
     order_from_completed,
     raise_for_escalation,
     refusal_of,
+    return_id_of,
     without_lines_added_by,
 )
 from cartpilot.commerce.discovery import MerchantDiscovery
@@ -53,6 +55,7 @@ from cartpilot.commerce.platform_profile import (
     CATALOG_SEARCH,
     FULFILLMENT,
     ORDER_CANCEL,
+    ORDER_RETURN,
     SUPPORTED_VERSIONS,
     profile_url,
 )
@@ -67,6 +70,7 @@ from cartpilot.commerce.ports import (
     ProductVariant,
     Quote,
     Recipient,
+    ReturnFiled,
     SearchQuery,
     ShippingOption,
 )
@@ -82,6 +86,8 @@ CANCEL_SESSION: Final = "/checkout-sessions/{id}/cancel"
 ORDER: Final = "/orders/{id}"
 # The com.cartpilot.order_cancel extension's route (UCP itself has none).
 CANCEL_ORDER: Final = "/orders/{id}/cancel"
+# The com.cartpilot.order_return extension's route: files a return of a shipped order.
+RETURN_ORDER: Final = "/orders/{id}/return"
 
 
 @dataclass(frozen=True)
@@ -456,6 +462,17 @@ class UcpOrders:
             )
         return order
 
+    def entity(self, order_id: str) -> JsonObject:
+        """The order entity as the merchant answers Get Order, whole (fulfilment events, adjustments):
+        what order events carry, for merchants that are polled instead of pushing them."""
+        client, codec, profile = self._connection.speaking()
+        if not codec.has_order_route:
+            raise MerchantRejected(
+                f"UCP {profile.version} has no order route: its orders reach us by webhook only",
+                code="order_lookup_unsupported",
+            )
+        return client.get(ORDER, path={"id": order_id})
+
     def cancel(self, order_id: str, idempotency_key: str) -> Order:
         client, codec, profile = self._connection.speaking()
         if not profile.offers(ORDER_CANCEL):
@@ -466,6 +483,20 @@ class UcpOrders:
             "POST", CANCEL_ORDER, None, idempotency_key=idempotency_key, path={"id": order_id}
         )
         return self._order(client, codec, answer, mutating=True)
+
+    def file_return(self, order_id: str, idempotency_key: str) -> ReturnFiled:
+        client, codec, profile = self._connection.speaking()
+        if not profile.offers(ORDER_RETURN):
+            raise UndoUnsupported(f"merchant {profile.merchantUrl} advertises no returns ({ORDER_RETURN})")
+        answer = client.mutate(
+            "POST", RETURN_ORDER, None, idempotency_key=idempotency_key, path={"id": order_id}
+        )
+        order = self._order(client, codec, answer, mutating=True)
+        return_id = return_id_of(answer)
+        if return_id is None:
+            # The merchant took the request (a retry with the same key replays it) but named no return.
+            raise MerchantOutcomeUnknown(f"return of order {order_id}: the answer names no return")
+        return ReturnFiled(returnId=return_id, order=order)
 
     @staticmethod
     def _order(client: MerchantClient, codec: WireCodec, answer: JsonObject, *, mutating: bool) -> Order:

@@ -7,7 +7,8 @@ its own idempotency key, so a retried compensation never refunds twice.
 
 An order is cancelled only where the merchant advertises a way to (UCP has no cancel
 route of its own): where it offers none (``UndoUnsupported``), nothing is tried again
-and the order is left to a person, named in the goal's record.
+and the order is left to a person, named in the goal's record. The shopper's undo of an
+order that has shipped files a return instead (orders/undo_action.py).
 """
 
 from __future__ import annotations
@@ -22,9 +23,11 @@ from cartpilot.execution.keys import step_idempotency_key
 from cartpilot.goals.events import CompensationResult
 from cartpilot.goals.ledger import GoalLedger
 from cartpilot.goals.model import GoalStatus
+from cartpilot.goals.ports import Notifier
 from cartpilot.goals.reasons import REASON_MESSAGES, ReasonCode
 from cartpilot.kernel.clock import utc_now, utc_now_iso
 from cartpilot.kernel.observability import metrics
+from cartpilot.orders.undo_action import refused_as_shipped, undo_shipped_order
 from cartpilot.plans.reservations import release_for_goal
 
 _SETTLED_SESSION = {"canceled", "completed"}
@@ -70,6 +73,7 @@ def undo_executed_steps(
     attempt: int = 0,
     max_attempts: int = 1,
     counters: OrderCounters | None = None,
+    notifier: Notifier | None = None,
 ) -> CompensationResult:
     """Undoes everything the goal did at the merchant.
 
@@ -79,14 +83,22 @@ def undo_executed_steps(
     COMPENSATED or UNDONE gives its hold back.
     While attempts remain, an incomplete undo raises ``CompensationIncomplete`` so the state
     machine retries; on the last attempt the goal ends NEEDS_ATTENTION with what is left.
+    The shopper's undo (UNDONE) of an order that has shipped files a return instead (``notifier``
+    tells the shopper); the goal is RETURN_REQUESTED then.
     """
     goal = ledger.store.require(goal_id)
     # ``reason`` is the error's own words (audit only); the shopper sees a reason from the set.
     shown = reason_code or (ReasonCode.ORDER_UNDONE if final_status is GoalStatus.COMPENSATED else None)
     merchant = merchants(goal.current_plan().merchant.id)
+    undoing = final_status is GoalStatus.UNDONE
+    if undoing:
+        returned = undo_shipped_order(goal_id, ledger=ledger, merchant=merchant, notifier=notifier)
+        if returned is not None:
+            return returned
     undone: list[str] = []
     left: list[str] = []
     cannot_cancel = False
+    refused_shipped = False
     for session_id in _sessions_touched(goal.steps, outputs):
         try:
             result = _undo_session(goal_id, session_id, merchant)
@@ -96,10 +108,18 @@ def undo_executed_steps(
             left.append(f"checkout {session_id}: the order stands, {exc}")
             continue
         except ConnectorError as exc:
+            refused_shipped = refused_shipped or (undoing and refused_as_shipped(exc))
             left.append(f"checkout {session_id}: {type(exc).__name__}: {exc}")
             continue
         if result:
             undone.append(result)
+    if refused_shipped:
+        # It shipped between the look and the cancel: return it, or hand it to a person now.
+        returned = undo_shipped_order(
+            goal_id, ledger=ledger, merchant=merchant, notifier=notifier, refused_shipped=True
+        )
+        if returned is not None:
+            return returned
     if left and not cannot_cancel and attempt + 1 < max_attempts:
         ledger.note(
             goal_id,

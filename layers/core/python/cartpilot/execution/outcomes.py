@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from cartpilot.approvals.delivery import close_on_expiry
+from cartpilot.approvals.model import STEP_UP_LOCK
 from cartpilot.approvals.ports import ApprovalStore
 from cartpilot.audit.privacy import describe_recipient, scrub_text
 from cartpilot.brands.activity import OrderCounters
@@ -18,13 +19,14 @@ from cartpilot.goals.ledger import GoalLedger
 from cartpilot.goals.model import GoalStatus, Receipt, ReceiptLine, delivery_estimate
 from cartpilot.goals.ports import Notifier
 from cartpilot.goals.reasons import ReasonCode, reason_for_error, shopper_reason
-from cartpilot.goals.undo import undo_deadline, undo_notice
+from cartpilot.goals.undo import undo_action, undo_deadline, undo_notice
 from cartpilot.kernel.clock import utc_now, utc_now_iso
 from cartpilot.kernel.money import Money
 from cartpilot.plans.drift import within_tolerance
 from cartpilot.plans.model import Plan
 from cartpilot.plans.reservations import confirm_for_goal, release_for_goal
 from cartpilot.plans.verdicts import RiskTier, Verdict
+from cartpilot.shopper_view.links import ViewLinks
 
 _OUTCOME_SUBJECTS = {
     GoalStatus.DENIED: "We could not place your order",
@@ -90,7 +92,9 @@ def send_receipt(
     notifier: Notifier,
     brand: BrandConfig,
     counters: OrderCounters,
+    view_links: ViewLinks | None = None,
 ) -> ReceiptSent:
+    """``view_links``: signs the shopper's view link the receipt carries as ``viewUrl``."""
     goal = ledger.store.require(goal_id)
     if goal.status is GoalStatus.COMPLETED and goal.receipt is not None:
         # A retry after the goal was completed: finish what the failed attempt left undone,
@@ -98,8 +102,9 @@ def send_receipt(
         if goal.receiptSentAt is None:
             _record_completion_once(ledger, goal.goalId, goal.receipt, goal.planHash)
             _tell_shopper(
-                notifier, goal.goalId, goal.userId, goal.receipt, goal.undoUntil, goal.current_plan()
-            )
+                notifier, goal.goalId, goal.userId, goal.receipt, goal.undoUntil, goal.current_plan(),
+                view_links,
+            )  # fmt: skip
             ledger.store.update(goal_id, updated_at=utc_now_iso(), receiptSentAt=utc_now_iso())
         return ReceiptSent(orderId=goal.receipt.orderId, undoUntil=goal.undoUntil)
     plan = goal.current_plan()
@@ -133,7 +138,7 @@ def send_receipt(
         receipt=receipt,
         undoUntil=undo_until,
     )
-    _tell_shopper(notifier, goal_id, goal.userId, receipt, undo_until, plan)
+    _tell_shopper(notifier, goal_id, goal.userId, receipt, undo_until, plan, view_links)
     ledger.store.update(goal_id, updated_at=utc_now_iso(), receiptSentAt=utc_now_iso())
     return ReceiptSent(orderId=receipt.orderId, undoUntil=undo_until)
 
@@ -155,16 +160,27 @@ def _record_completion_once(
 
 
 def _tell_shopper(
-    notifier: Notifier, goal_id: str, user_id: str, receipt: Receipt, undo_until: str | None, plan: Plan
+    notifier: Notifier,
+    goal_id: str,
+    user_id: str,
+    receipt: Receipt,
+    undo_until: str | None,
+    plan: Plan,
+    view_links: ViewLinks | None = None,
 ) -> None:
     body: dict[str, Any] = {
         "orderId": receipt.orderId,
         "total": receipt.total.format(),
         "undoUntil": undo_until,
+        # Cancel before shipment, return after, or none: as the approval page said.
+        "undoAction": undo_action(plan),
     }
     notice = undo_notice(plan)
     if notice is not None:
         body["undo"] = notice
+    if view_links is not None:
+        # The shopper's own page of the order: status, tracking, undo (shopper_view).
+        body["viewUrl"] = view_links.url_for(goal_id, user_id)
     notifier.send(
         kind="receipt",
         goal_id=goal_id,
@@ -183,6 +199,7 @@ def record_outcome(
     notifier: Notifier,
     approvals: ApprovalStore | None = None,
     counters: OrderCounters | None = None,
+    view_links: ViewLinks | None = None,
 ) -> OutcomeRecorded:
     """Ends a goal that did not complete, says why in the audit, and tells the shopper.
 
@@ -190,6 +207,9 @@ def record_outcome(
     person keeps it (the merchant may have charged)."""
     goal = ledger.store.require(goal_id)
     reason = shopper_reason(outcome_reason(status, error))
+    if status is GoalStatus.REJECTED and goal.approval and goal.approval.decidedBy == STEP_UP_LOCK:
+        # Nobody said no: the approval locked after too many wrong one-time codes.
+        reason = shopper_reason(ReasonCode.VERIFICATION_LOCKED)
     # The goal moves first: if it has moved on (approved at the last moment), nothing else changes.
     # The details (an exception's words, a merchant's) go to the audit only, masked there.
     ledger.transition(
@@ -213,12 +233,15 @@ def record_outcome(
             goal_id, counters=counters, ledger=ledger, actor="flow", why=f"goal {status.value.lower()}",
             at=utc_now(),
         )  # fmt: skip
+    body: dict[str, Any] = {"status": status.value, "reason": reason.message, "reasonCode": reason.code.value}
+    if view_links is not None:
+        body["viewUrl"] = view_links.url_for(goal_id, goal.userId)
     notifier.send(
         kind="outcome",
         goal_id=goal_id,
         user_id=goal.userId,
         subject=_OUTCOME_SUBJECTS.get(status, "Your order"),
-        body={"status": status.value, "reason": reason.message, "reasonCode": reason.code.value},
+        body=body,
     )
     return OutcomeRecorded(status=status)
 

@@ -49,25 +49,20 @@ class GoalIntake:
         self._brand = brand
         self._users = users
 
-    def submit(self, request: GoalRequest, idempotency_key: str, *, client: ApiClient) -> GoalAccepted:
-        # Before anything else, and the same answer for a user that does not exist: a client
-        # learns nothing about the users it may not act for.
-        if not client.may_act_for(request.userId):
-            raise IntakeError(403, "USER_NOT_ALLOWED", f"this client may not act for user {request.userId}")
-        if self._users.get(request.userId) is None:
-            raise IntakeError(422, "UNKNOWN_USER", f"user {request.userId} is not known to this brand")
-        if request.context.budget is not None and request.context.budget.currency != self._brand.currency:
-            raise IntakeError(422, "BUDGET_CURRENCY", f"budget must be in {self._brand.currency}")
-        merchant_id = request.context.merchantId
-        known = [merchant.id for merchant in self._brand.merchants]
-        if merchant_id is not None and merchant_id not in known:
-            raise IntakeError(
-                422,
-                "UNKNOWN_MERCHANT",
-                f"merchant {merchant_id} is not one this brand buys from ({', '.join(known)})",
-            )
+    def submit(
+        self,
+        request: GoalRequest,
+        idempotency_key: str,
+        *,
+        client: ApiClient,
+        schedule_id: str | None = None,
+    ) -> GoalAccepted:
+        """``schedule_id``: the goal is an occurrence of that schedule; its key lives in the schedule's
+        own space, apart from the client's Idempotency-Keys."""
+        self.admit(request, client)
+        claimant = client.id if schedule_id is None else f"{client.id}#schedule"
         claim = self._ledger.store.claim_submission(
-            submission_key(self._brand.name, client.id, idempotency_key), new_goal_id(), request.fingerprint()
+            submission_key(self._brand.name, claimant, idempotency_key), new_goal_id(), request.fingerprint()
         )
         if claim.requestHash != request.fingerprint():
             raise IntakeError(
@@ -86,7 +81,31 @@ class GoalIntake:
             requestHash=request.fingerprint(),
             createdAt=now,
             updatedAt=now,
+            scheduleId=schedule_id,
         )
+        return self._create(request, record, client)
+
+    def admit(self, request: GoalRequest, client: ApiClient) -> None:
+        """Refuses a request this client may not make for this user (``IntakeError``); stores nothing."""
+        # Before anything else, and the same answer for a user that does not exist: a client
+        # learns nothing about the users it may not act for.
+        if not client.may_act_for(request.userId):
+            raise IntakeError(403, "USER_NOT_ALLOWED", f"this client may not act for user {request.userId}")
+        if self._users.get(request.userId) is None:
+            raise IntakeError(422, "UNKNOWN_USER", f"user {request.userId} is not known to this brand")
+        if request.context.budget is not None and request.context.budget.currency != self._brand.currency:
+            raise IntakeError(422, "BUDGET_CURRENCY", f"budget must be in {self._brand.currency}")
+        merchant_id = request.context.merchantId
+        known = [merchant.id for merchant in self._brand.merchants]
+        if merchant_id is not None and merchant_id not in known:
+            raise IntakeError(
+                422,
+                "UNKNOWN_MERCHANT",
+                f"merchant {merchant_id} is not one this brand buys from ({', '.join(known)})",
+            )
+
+    def _create(self, request: GoalRequest, record: GoalRecord, client: ApiClient) -> GoalAccepted:
+        goal_id = record.goalId
         try:
             self._ledger.store.create(record)
         except GoalAlreadyExists:
@@ -99,12 +118,26 @@ class GoalIntake:
                 # An earlier attempt stored the goal and then failed before its flow started
                 # (throttled, timed out): the client's retry finishes the job instead of
                 # leaving a goal that nothing will ever plan.
-                self._start(request, goal_id, client, received_noted=existing.auditSeq is not None)
+                self._start(
+                    request,
+                    goal_id,
+                    client,
+                    received_noted=existing.auditSeq is not None,
+                    schedule_id=record.scheduleId,
+                )
             return GoalAccepted(goalId=goal_id, status=existing.status.value, links=goal_links(goal_id))
-        self._start(request, goal_id, client, received_noted=False)
+        self._start(request, goal_id, client, received_noted=False, schedule_id=record.scheduleId)
         return GoalAccepted(goalId=goal_id, status=GoalStatus.RECEIVED.value, links=goal_links(goal_id))
 
-    def _start(self, request: GoalRequest, goal_id: str, client: ApiClient, *, received_noted: bool) -> None:
+    def _start(
+        self,
+        request: GoalRequest,
+        goal_id: str,
+        client: ApiClient,
+        *,
+        received_noted: bool,
+        schedule_id: str | None = None,
+    ) -> None:
         if not received_noted:
             self._ledger.note(
                 goal_id,
@@ -115,6 +148,7 @@ class GoalIntake:
                     "client": client.id,
                     "goal": request.goal,
                     "context": request.context.model_dump(mode="json", exclude_none=True),
+                    **({"scheduleId": schedule_id} if schedule_id is not None else {}),
                 },
             )
         execution_arn = self._start_flow(goal_id)

@@ -12,12 +12,16 @@ from cartpilot.goals.model import GoalStatus
 from cartpilot.goals.ports import GoalStore
 from cartpilot.goals.reasons import ReasonCode, shopper_reason
 from cartpilot.kernel.clock import utc_now_iso
+from cartpilot.notifications.ports import NoticeOutbox
+from cartpilot.notifications.status_notices import TOLD_STATUSES, notice_token, relay_tells_shopper
 
 
 class GoalLedger:
-    def __init__(self, store: GoalStore, audit: AuditTrail) -> None:
+    def __init__(self, store: GoalStore, audit: AuditTrail, notices: NoticeOutbox | None = None) -> None:
         self.store = store
         self.audit = audit
+        # Where an ending is queued to be told (``notifications.status_notices``); None tells nobody.
+        self.notices = notices
 
     def transition(
         self,
@@ -36,6 +40,11 @@ class GoalLedger:
         Step Functions retries, and the re-entrant transition records it on the retry.
         """
         self.store.update(goal_id, status=status, updated_at=utc_now_iso(), **fields)
+        if self.notices is not None and status in TOLD_STATUSES:
+            # Queued here, after the status and before its record, so no path that ends a goal
+            # goes untold; a retried transition finds the notice queued or told and adds nothing.
+            token = notice_token(status, shopper=relay_tells_shopper(status, event))
+            self.notices.mark_due(goal_id, token, at=utc_now_iso())
         return self.note(goal_id, actor=actor, event=event, status=status, detail=detail, plan_hash=plan_hash)
 
     def note(

@@ -23,6 +23,7 @@ from cartpilot.commerce.errors import PlanIntegrityError
 from cartpilot.commerce.ports import ProductVariant, Recipient, ShippingOption
 from cartpilot.goals.reasons import ReasonCode
 from cartpilot.kernel.money import Money
+from cartpilot.orders.tracking import Tracking
 from cartpilot.plans.model import Plan, ShippingChoice
 from cartpilot.plans.verdicts import RiskTier, Verdict
 
@@ -233,6 +234,11 @@ class GoalRecord(BaseModel):
     receipt: Receipt | None = None
     receiptSentAt: str | None = None
     undoUntil: str | None = None
+    # Where the shipment is, from the merchant's order events (orders/tracking.py).
+    tracking: Tracking | None = None
+    # Undo after shipment (orders/returns.py): the merchant's return id, then what it refunded.
+    returnId: str | None = None
+    refund: Money | None = None
     # Where the shopper finishes a checkout the merchant handed over (HANDED_OFF).
     continueUrl: str | None = None
     # Why the goal did not complete, for the shopper: a code from the closed set and its words
@@ -241,6 +247,8 @@ class GoalRecord(BaseModel):
     reasonCode: ReasonCode | None = None
     auditHead: str | None = None
     auditSeq: int | None = None
+    # The schedule this goal is an occurrence of (schedules/firing.py); its mandate bounds the plan.
+    scheduleId: str | None = None
 
     @field_validator("plan", mode="wrap")
     @classmethod

@@ -74,6 +74,12 @@ class GoalStore(Protocol):
 
     def release_undo_claim(self, goal_id: str) -> None: ...
 
+    def claim_return_settlement(self, goal_id: str, settled_at: str) -> bool:
+        """Records that the goal's return refund is being settled; False when it already was."""
+        ...
+
+    def release_return_settlement(self, goal_id: str) -> None: ...
+
 
 class TaskTokenGone(Exception):
     """The workflow stopped waiting for this task token (timed out, finished, or unknown).

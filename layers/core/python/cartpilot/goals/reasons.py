@@ -16,6 +16,7 @@ class ReasonCode(StrEnum):
     POLICY_DENIED = "POLICY_DENIED"
     APPROVAL_REJECTED = "APPROVAL_REJECTED"
     APPROVAL_EXPIRED = "APPROVAL_EXPIRED"
+    VERIFICATION_LOCKED = "VERIFICATION_LOCKED"
     REQUEST_UNCLEAR = "REQUEST_UNCLEAR"
     PLAN_NOT_POSSIBLE = "PLAN_NOT_POSSIBLE"
     MERCHANT_UNAVAILABLE = "MERCHANT_UNAVAILABLE"
@@ -32,6 +33,10 @@ REASON_MESSAGES: dict[ReasonCode, str] = {
     ReasonCode.POLICY_DENIED: "This order is not allowed by the shop's rules for orders, so nothing was bought.",
     ReasonCode.APPROVAL_REJECTED: "The order was not approved, so nothing was bought.",
     ReasonCode.APPROVAL_EXPIRED: "Nobody approved the order in time, so nothing was bought.",
+    ReasonCode.VERIFICATION_LOCKED: (
+        "The one-time code was entered wrongly too many times, so the approval was locked and "
+        "nothing was bought. If that was not you, please contact us."
+    ),
     ReasonCode.REQUEST_UNCLEAR: (
         "We could not understand part of the request (for example a date or a quantity). "
         "Please say it another way; nothing was bought."

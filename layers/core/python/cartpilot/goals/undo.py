@@ -1,8 +1,10 @@
 """The undo window: after a completed order, the shopper may take it back until ``undoUntil``.
 
-Only where the merchant offers a way to cancel an order (the plan's ``merchant.undo`` is
-``cancel``): UCP itself has no cancel route. Where it offers none, the approval page and the
-receipt say so before anyone relies on it, no window opens, and an undo request is refused.
+Only where the merchant offers a way to take an order back: UCP itself has neither a cancel nor a
+return route. Undo cancels an order that has not shipped (the plan's ``merchant.undo`` is
+``cancel``) and files a return for one that has (``merchant.returns``; orders/undo_action.py picks
+by the order's state at undo time). The approval page and the receipt say which the merchant
+offers before anyone relies on it; where it offers neither, no window opens and undo is refused.
 """
 
 from __future__ import annotations
@@ -22,6 +24,21 @@ from cartpilot.plans.model import Plan
 
 # What the approver and the shopper read where the merchant offers no way to cancel an order.
 NO_UNDO_NOTICE = "no undo: this merchant offers no way to cancel orders"
+# What undo does, by what the merchant offers (cancel, return): shown before anyone approves.
+_UNDO_ACTIONS = {
+    (True, True): (
+        "before it ships, the order is cancelled and the charge refunded in full; once it has shipped, "
+        "a return is filed with the merchant and the charge is refunded when the merchant receives it"
+    ),
+    (True, False): (
+        "before it ships, the order is cancelled and the charge refunded in full; this merchant takes "
+        "no returns here, so once it has shipped it cannot be undone"
+    ),
+    (False, True): (
+        "a return is filed with the merchant and the charge is refunded when the merchant receives it; "
+        "this merchant offers no cancellation"
+    ),
+}
 
 
 class UndoRefused(Refusal):
@@ -36,8 +53,21 @@ class UndoAccepted(BaseModel):
     undo: Literal["requested", "done"]
 
 
-def offers_undo(plan: Plan) -> bool:
+def offers_cancel(plan: Plan) -> bool:
     return plan.merchant.undo == "cancel"
+
+
+def offers_return(plan: Plan) -> bool:
+    return plan.merchant.returns
+
+
+def offers_undo(plan: Plan) -> bool:
+    return offers_cancel(plan) or offers_return(plan)
+
+
+def undo_action(plan: Plan) -> str:
+    """What undo does with the plan's order: cancel before shipment, return after, or nothing."""
+    return _UNDO_ACTIONS.get((offers_cancel(plan), offers_return(plan)), NO_UNDO_NOTICE)
 
 
 def undo_deadline(plan: Plan, window_seconds: int, now: datetime) -> str | None:
@@ -71,8 +101,11 @@ def request_undo(goal_id: str, *, ledger: GoalLedger, workflow: Workflow, actor:
     goal = ledger.store.get(goal_id)
     if goal is None:
         raise UndoRefused(404, "GOAL_NOT_FOUND", f"no goal {goal_id}")
-    if goal.status is GoalStatus.UNDONE:
+    if goal.status in (GoalStatus.UNDONE, GoalStatus.RETURNED):
         return UndoAccepted(goalId=goal_id, status=goal.status, undo="done")
+    if goal.status is GoalStatus.RETURN_REQUESTED:
+        # The return is filed; its refund follows when the merchant receives the goods.
+        return UndoAccepted(goalId=goal_id, status=goal.status, undo="requested")
     if isinstance(goal.plan, Plan) and not offers_undo(goal.plan):
         raise UndoRefused(409, "UNDO_UNSUPPORTED", f"{NO_UNDO_NOTICE}; the merchant's return policy applies")
     if goal.status is not GoalStatus.COMPLETED:

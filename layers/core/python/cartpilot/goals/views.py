@@ -19,6 +19,8 @@ from cartpilot.goals.model import (
     StepResult,
 )
 from cartpilot.goals.reasons import ReasonCode, ShopperReason, shopper_reason
+from cartpilot.kernel.money import Money
+from cartpilot.orders.tracking import Tracking
 from cartpilot.plans.model import Plan
 from cartpilot.plans.verdicts import Verdict
 
@@ -37,6 +39,9 @@ class GoalView(BaseModel):
     steps: list[StepResult]
     receipt: Receipt | None
     undoUntil: str | None
+    tracking: Tracking | None = Field(
+        default=None, description="Where the shipment is, from the merchant's order events (or polling)"
+    )
     continueUrl: str | None = Field(
         description="HANDED_OFF: where the shopper finishes the checkout on the merchant's site"
     )
@@ -46,6 +51,13 @@ class GoalView(BaseModel):
     )
     createdAt: str
     updatedAt: str
+    scheduleId: str | None = Field(
+        default=None, description="The schedule this goal is an occurrence of (GET /schedules/{id})"
+    )
+    returnId: str | None = Field(
+        default=None, description="RETURN_REQUESTED/RETURNED: the merchant's id of the return undo filed"
+    )
+    refund: Money | None = Field(default=None, description="RETURNED: what the merchant refunded")
 
 
 class AuditView(BaseModel):

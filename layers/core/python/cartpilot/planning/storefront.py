@@ -17,11 +17,13 @@ from cartpilot.brands.config import BrandConfig, BrandConfigError, MerchantConfi
 from cartpilot.commerce.errors import MerchantRejected
 from cartpilot.commerce.feed import FeedError, FeedSource
 from cartpilot.commerce.ports import Catalog, Merchant, MerchantProfile, PaymentHandler
+from cartpilot.orders.reach import refuse_unreachable
 from cartpilot.planning.assembly import PlanningFailed, PlanningRequest
 from cartpilot.plans.model import MerchantTerms
 
 CATALOG_SEARCH = "dev.ucp.shopping.catalog.search"
 ORDER_CANCEL = "com.cartpilot.order_cancel"
+ORDER_RETURN = "com.cartpilot.order_return"
 
 HandlerChooser = Callable[[MerchantProfile, BrandConfig], PaymentHandler]
 """``commerce.credentials.choose_handler``: the advertised handler the brand can fund, else refused."""
@@ -78,6 +80,7 @@ class Negotiated:
             paymentHandler=self.handler.name,
             paymentHandlerId=self.handler.id,
             undo="cancel" if profile.offers(ORDER_CANCEL) else "none",
+            returns=profile.offers(ORDER_RETURN),
         )
 
 
@@ -125,6 +128,11 @@ class Storefronts:
         except MerchantRejected as refusal:
             raise PlanningFailed(f"merchant {merchant_id} cannot be bought from: {refusal}") from refusal
         lookups.append(f"merchant.profile {merchant_id} UCP {profile.version}")
+        try:
+            # Before anything is bought: an order whose shipment we can never learn of is not placed.
+            refuse_unreachable(storefront.config, profile.version)
+        except MerchantRejected as refusal:
+            raise PlanningFailed(f"merchant {merchant_id} cannot be bought from: {refusal}") from refusal
         chooser = self._choose_handler or _default_chooser()
         try:
             handler = chooser(profile, request.brand)

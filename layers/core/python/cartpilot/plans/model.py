@@ -144,7 +144,11 @@ class MerchantTerms(_Strict):
         min_length=1, max_length=200, description="The merchant's id for the handler"
     )
     undo: Literal["cancel", "none"] = Field(
-        description="cancel: the merchant advertises order cancellation; none: no undo window opens"
+        description="cancel: the merchant advertises order cancellation; none: it offers no cancel"
+    )
+    returns: bool = Field(
+        default=False,
+        description="The merchant advertises returns of shipped orders (com.cartpilot.order_return)",
     )
 
 

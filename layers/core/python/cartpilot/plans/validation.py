@@ -33,6 +33,7 @@ from cartpilot.goals.ledger import GoalLedger
 from cartpilot.goals.model import GoalContext, GoalStatus, MalformedPlan, PriceCheck
 from cartpilot.kernel.clock import today, utc_now, utc_now_iso
 from cartpilot.kernel.money import Money, total_of
+from cartpilot.plans.mandate_check import MandateGuard
 from cartpilot.plans.model import (
     ACTION_ORDER,
     Action,
@@ -365,6 +366,7 @@ def validate_plan(given: ValidationInput) -> Verdict:
         approver=None if tier in (RiskTier.AUTO, RiskTier.DENY) else decision.approver or "user",
         reasons=findings,
         checkedAt=utc_now_iso(),
+        stepUp=decision.step_up and tier not in (RiskTier.AUTO, RiskTier.DENY),
     )
 
 
@@ -395,10 +397,12 @@ def validate_goal(
     users: UserDirectory,
     counters: OrderCounters,
     price_check: PriceCheck | None = None,
+    mandates: MandateGuard | None = None,
 ) -> Verdict:
     """The validation stage: checks the stored plan against the merchant's current prices (the
     catalog function's snapshot, stored here on the goal), the shopper's request and their orders
-    in the last 24 hours, and records the verdict."""
+    in the last 24 hours, and records the verdict. An occurrence of a schedule is also held to the
+    schedule's mandate (``plans.mandate_check``)."""
     ledger.transition(goal_id, GoalStatus.VALIDATING, actor="validator", event="validation.started")
     if price_check is not None:
         ledger.store.update(goal_id, updated_at=utc_now_iso(), priceCheck=price_check)
@@ -428,6 +432,9 @@ def validate_goal(
             price_check=snapshot,
         )
         verdict = _validate_and_reserve(goal_id, given, counters=counters, ledger=ledger)
+        schedule_id = getattr(goal, "scheduleId", None)
+        if schedule_id:
+            verdict = _hold_to_mandate(goal_id, schedule_id, given, verdict, mandates, counters, ledger)
     ledger.note(
         goal_id,
         actor="validator",
@@ -484,3 +491,40 @@ def _validate_and_reserve(
             ],
         }
     )
+
+
+def _hold_to_mandate(
+    goal_id: str,
+    schedule_id: str,
+    given: ValidationInput,
+    verdict: Verdict,
+    mandates: MandateGuard | None,
+    counters: OrderCounters,
+    ledger: GoalLedger,
+) -> Verdict:
+    """An occurrence of a schedule: its mandate may only make the verdict stricter."""
+    if mandates is None:
+        # No way to read the mandate here: the occurrence is not run on its authority.
+        reason = Finding(
+            policyId="mandate.unchecked",
+            tier=RiskTier.APPROVAL,
+            message="the standing mandate of this occurrence could not be checked",
+        )
+        tier = stricter(verdict.tier, RiskTier.APPROVAL)
+        return verdict.model_copy(
+            update={
+                "tier": tier,
+                "route": route_for(tier),
+                "approver": None if tier is RiskTier.DENY else verdict.approver or "user",
+                "reasons": [*(r for r in verdict.reasons if r.tier is not RiskTier.AUTO), reason],
+            }
+        )
+    judged = mandates.judge(
+        goal_id, given.plan.userId, schedule_id, given.plan, verdict,
+        ledger=ledger, current_items=given.current_items,
+    )  # fmt: skip
+    if judged.denied and not verdict.denied:
+        release_for_goal(
+            goal_id, counters=counters, ledger=ledger, actor="validator", why="mandate refused", at=utc_now()
+        )
+    return judged

@@ -45,6 +45,8 @@ class Verdict(BaseModel):
     approver: Literal["user", "staff"] | None = None
     reasons: list[Finding] = Field(default_factory=list)
     checkedAt: str
+    # The approval also needs a one-time code from the shopper (step-up verification).
+    stepUp: bool = False
 
     @property
     def denied(self) -> bool:

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
     from cartpilot.approvals.desk import ApprovalDesk
     from cartpilot.approvals.ports import ApprovalStore
+    from cartpilot.approvals.step_up import StepUp
     from cartpilot.audit.public_keys import KeyRegistry
     from cartpilot.audit.snapshots import PlanSigner
     from cartpilot.audit.trail import AuditTrail
@@ -34,6 +35,8 @@ if TYPE_CHECKING:
     from cartpilot.goals.ports import GoalStore, Notifier, Workflow
     from cartpilot.kernel.keyring import KeySource
     from cartpilot.planning.service import Planner
+    from cartpilot.shopper_view.desk import ShopperDesk
+    from cartpilot.shopper_view.links import ViewLinks
 
 
 def brand() -> BrandConfig:
@@ -108,8 +111,9 @@ def plan_signer() -> PlanSigner:
 @functools.cache
 def ledger() -> GoalLedger:
     from cartpilot.goals.ledger import GoalLedger
+    from cartpilot.wiring.notifications import notice_outbox
 
-    return GoalLedger(goals(), audit())
+    return GoalLedger(goals(), audit(), notices=notice_outbox())
 
 
 @functools.cache
@@ -122,11 +126,14 @@ def approvals() -> ApprovalStore:
 @functools.cache
 def counters() -> OrderCounters:
     from cartpilot.adapters.aws.counters_table import DynamoDBOrderCounters
+    from cartpilot.plans.mandate_budget import MandateReleasingCounters
+    from cartpilot.wiring.mandates import mandate_budget
 
     name = config.settings().counters_table
     if not name:
         raise MissingSetting("environment variable COUNTERS_TABLE is not set")
-    return DynamoDBOrderCounters(_table(name))
+    # Wherever a goal's daily hold is given back, its hold on a schedule's mandate is too.
+    return MandateReleasingCounters(DynamoDBOrderCounters(_table(name)), mandate_budget())
 
 
 @functools.cache
@@ -137,14 +144,24 @@ def link_keys() -> KeySource:
 
 
 @functools.cache
+def view_link_keys() -> KeySource:
+    """The shopper view links' own key ring (never the approval-link ring)."""
+    from cartpilot.adapters.aws.secrets import SecretsManagerKeySource
+
+    return SecretsManagerKeySource(config.settings().view_link_secret_id)
+
+
+@functools.cache
 def notifier() -> Notifier:
     from cartpilot.adapters.aws import clients
     from cartpilot.adapters.aws.notifications import SnsNotifier
+    from cartpilot.wiring.notifications import shopper_channels
 
     topic = config.settings().notify_topic_arn
     if topic is None:
         raise MissingSetting("environment variable NOTIFY_TOPIC_ARN is not set")
-    return SnsNotifier(topic, clients.sns())
+    # The shopper's channel: the topic, then email where the brand has a verified sender.
+    return shopper_channels(SnsNotifier(topic, clients.sns()))
 
 
 @functools.cache
@@ -275,7 +292,41 @@ def desk() -> ApprovalDesk:
         users=users(),
         counters=counters(),
         signer=plan_signer(),
+        step_up=step_up(),
     )
+
+
+@functools.cache
+def step_up() -> StepUp:
+    """One-time codes for approvals that need them: state beside the approvals, SMS over SNS."""
+    from cartpilot.adapters.aws import clients
+    from cartpilot.adapters.aws.sms import SnsSmsSender
+    from cartpilot.adapters.aws.step_up_table import DynamoDBStepUpStore
+    from cartpilot.approvals.step_up import StepUp
+
+    return StepUp(
+        store=DynamoDBStepUpStore(_table(config.settings().goals_table)),
+        keys=link_keys(),
+        sender=SnsSmsSender(clients.sns()),
+    )
+
+
+def view_links() -> ViewLinks:
+    """Signs the shopper's view links (receipts, outcome notices, ``GET /goals/{id}``) with their own keys."""
+    from cartpilot.shopper_view.links import ViewLinks
+
+    return ViewLinks(
+        keys=view_link_keys(), base_url=approval_base_url(), ttl_seconds=brand().shopperViewTtlSeconds
+    )
+
+
+def shopper_desk() -> ShopperDesk:
+    from cartpilot.shopper_view.desk import ShopperDesk
+    from cartpilot.shopper_view.schedules import GoalSchedules
+    from cartpilot.wiring.schedules import schedule_clock, schedule_store
+
+    schedules = GoalSchedules(schedule_store, clock=schedule_clock)
+    return ShopperDesk(ledger=ledger(), keys=view_link_keys(), workflow=workflow(), schedules=schedules)
 
 
 def reset() -> None:
@@ -286,7 +337,11 @@ def reset() -> None:
     from cartpilot.brands.policy import reset_policy_cache
     from cartpilot.brands.users import reset_directories
     from cartpilot.planning.setup import reset_providers
+    from cartpilot.wiring.mandates import reset_mandates
     from cartpilot.wiring.merchants import reset_merchant_cache
+    from cartpilot.wiring.notifications import reset_notifications
+    from cartpilot.wiring.orders import reset_orders
+    from cartpilot.wiring.schedules import reset_schedules
     from cartpilot.wiring.signing import reset_signing
 
     parameters.clear_caches()  # type: ignore[no-untyped-call]  # Powertools leaves it unannotated
@@ -297,8 +352,10 @@ def reset() -> None:
         audit,
         ledger,
         approvals,
+        step_up,
         counters,
         link_keys,
+        view_link_keys,
         plan_keys,
         plan_signer,
         notifier,
@@ -308,7 +365,11 @@ def reset() -> None:
     ):
         factory.cache_clear()
     reset_merchant_cache()
+    reset_orders()
     reset_signing()
+    reset_schedules()
+    reset_mandates()
+    reset_notifications()
     load_brand.cache_clear()
     reset_directories()
     reset_policy_cache()

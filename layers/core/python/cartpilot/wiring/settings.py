@@ -50,6 +50,11 @@ class Settings:
     staff_topic_arn: str | None
     state_machine_arn: str | None
     approval_base_url: str | None
+    # The brand's verified SES identity (address or domain): email receipts and the email fallback.
+    ses_identity: str | None = None
+    # The key ring of shopper view links: apart from the approval-link ring, so a function that signs
+    # view links (notify, notices) cannot mint approval links.
+    view_link_secret_id: str = ""
 
 
 @functools.cache
@@ -68,6 +73,8 @@ def settings() -> Settings:
         staff_topic_arn=os.environ.get("STAFF_TOPIC_ARN") or None,
         state_machine_arn=os.environ.get("STATE_MACHINE_ARN") or None,
         approval_base_url=os.environ.get("APPROVAL_BASE_URL") or None,
+        ses_identity=os.environ.get("SES_IDENTITY") or None,
+        view_link_secret_id=os.environ.get("VIEW_LINK_SECRET_ID", ""),
     )
 
 
@@ -114,6 +121,11 @@ def signing_keys_secret_id() -> str:
 def public_api_url() -> str:
     """PUBLIC_API_URL: the API's public base URL; our UCP profile is served under it."""
     return _require("PUBLIC_API_URL").rstrip("/")
+
+
+def schedules_table() -> str:
+    """SCHEDULES_TABLE: the schedules and their occurrences (only the functions that use them are told)."""
+    return os.environ.get("SCHEDULES_TABLE", "")
 
 
 def brand_name() -> str:

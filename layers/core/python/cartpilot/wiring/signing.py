@@ -33,11 +33,21 @@ def agent_profile_url(version: str) -> str:
     return profile_url(config.public_api_url(), version)
 
 
-def platform_profile_document(version: str) -> dict[str, Any]:
-    """Our profile for ``version``, served under PUBLIC_API_URL, with the ring's public keys."""
+def platform_profile_document(version: str, merchant_id: str | None = None) -> dict[str, Any]:
+    """Our profile for ``version``, served under PUBLIC_API_URL, with the ring's public keys and the
+    order-event webhook URL of ``merchant_id`` (one of the brand's; default: its first merchant)."""
     from cartpilot.commerce.platform_profile import platform_profile
+    from cartpilot.wiring import brand
 
-    return platform_profile(config.public_api_url(), version, signing_keys().load())
+    merchant = brand().merchant(merchant_id)
+    # A merchant we poll is told of no webhook: its orders are read on a schedule instead.
+    pushes = merchant.orderEvents == "webhook"
+    return platform_profile(
+        config.public_api_url(),
+        version,
+        signing_keys().load(),
+        webhook_merchant=merchant.id if pushes else None,
+    )
 
 
 def reset_signing() -> None:

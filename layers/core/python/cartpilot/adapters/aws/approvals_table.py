@@ -35,6 +35,9 @@ class DynamoDBApprovalStore:
             "status": approval.status.value,
             "taskToken": task_token,
             "expiresAt": approval.expiresAt,
+            # Queued for one reminder before the link expires (``adapters/aws/notices_table.py``).
+            "reminderQueue": _PENDING,
+            "reminderAt": approval.expiresAt,
         }
         try:
             self._table.put_item(Item=item, ConditionExpression="attribute_not_exists(pk)")
@@ -83,7 +86,7 @@ class DynamoDBApprovalStore:
                 Key=_key(approval_id),
                 UpdateExpression=(
                     "SET #status = :to, doc = :doc, delivery = :undelivered, "
-                    f"{PENDING_DELIVERY_KEY} = :queue, {PENDING_SINCE_KEY} = :since"
+                    f"{PENDING_DELIVERY_KEY} = :queue, {PENDING_SINCE_KEY} = :since REMOVE reminderQueue"
                 ),
                 ConditionExpression="#status = :pending",
                 ExpressionAttributeNames={"#status": "status"},
@@ -155,7 +158,9 @@ class DynamoDBApprovalStore:
         try:
             self._table.update_item(
                 Key=_key(approval_id),
-                UpdateExpression=f"SET #status = :to, doc = :doc REMOVE {PENDING_DELIVERY_KEY}, {PENDING_SINCE_KEY}",
+                UpdateExpression=(
+                    f"SET #status = :to, doc = :doc REMOVE {PENDING_DELIVERY_KEY}, {PENDING_SINCE_KEY}, reminderQueue"
+                ),
                 ConditionExpression="attribute_not_exists(delivery) OR delivery <> :delivered",
                 ExpressionAttributeNames={"#status": "status"},
                 ExpressionAttributeValues={

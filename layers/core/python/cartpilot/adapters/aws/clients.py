@@ -52,7 +52,12 @@ def kms() -> Any:
     return _boto3().client("kms", config=_config())
 
 
+@functools.cache
+def sesv2() -> Any:
+    return _boto3().client("sesv2", config=_config())
+
+
 def reset_clients() -> None:
     """Drop cached clients (the local stack starts a fresh emulated account per run)."""
-    for factory in (dynamodb, stepfunctions, sns, secretsmanager, s3, kms):
+    for factory in (dynamodb, stepfunctions, sns, secretsmanager, s3, kms, sesv2):
         factory.cache_clear()

@@ -16,7 +16,7 @@ from cartpilot.goals.lifecycle import ALLOWED_FROM, InvalidTransition
 from cartpilot.goals.model import GoalRecord, GoalStatus, StepResult
 from cartpilot.goals.ports import GoalAlreadyExists, GoalNotFound, SubmissionClaim
 
-_JSON_FIELDS = ("context", "plan", "verdict", "approval", "steps", "receipt", "priceCheck")
+_JSON_FIELDS = ("context", "plan", "verdict", "approval", "steps", "receipt", "priceCheck", "refund")
 
 
 def _goal_key(goal_id: str) -> dict[str, str]:
@@ -181,6 +181,32 @@ class DynamoDBGoalStore:
                 Key=_goal_key(goal_id),
                 UpdateExpression="REMOVE undoRequestedAt",
                 # An unconditional update would create a stub item for an unknown goal.
+                ConditionExpression="attribute_exists(pk)",
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+
+    def claim_return_settlement(self, goal_id: str, settled_at: str) -> bool:
+        """Records that the goal's return refund is being settled; False when it already was."""
+        try:
+            self._table.update_item(
+                Key=_goal_key(goal_id),
+                UpdateExpression="SET returnSettledAt = :at",
+                ConditionExpression="attribute_exists(pk) AND attribute_not_exists(returnSettledAt)",
+                ExpressionAttributeValues={":at": settled_at},
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def release_return_settlement(self, goal_id: str) -> None:
+        try:
+            self._table.update_item(
+                Key=_goal_key(goal_id),
+                UpdateExpression="REMOVE returnSettledAt",
                 ConditionExpression="attribute_exists(pk)",
             )
         except ClientError as exc:

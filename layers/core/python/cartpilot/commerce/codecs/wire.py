@@ -418,6 +418,20 @@ def order_status(order: Mapping[str, Any]) -> str:
     return "confirmed"
 
 
+def return_id_of(order: Mapping[str, Any]) -> str | None:
+    """The merchant's id of the return filed for ``order``: the newest ``return`` adjustment's id
+    (adjustment.json; a return is a post-order event, pending until the goods are received)."""
+    adjustments = order.get("adjustments")
+    if not isinstance(adjustments, list):
+        return None
+    ids = [
+        str(a["id"])
+        for a in adjustments
+        if isinstance(a, Mapping) and a.get("type") == "return" and isinstance(a.get("id"), str) and a["id"]
+    ]
+    return ids[-1] if ids else None
+
+
 def read_order(body: Mapping[str, Any], currency: str) -> Order:
     if is_error_envelope(body):
         raise read_refusal(None, body).rejected("the merchant refused", None)
