@@ -458,6 +458,8 @@ def _open(approval_id: str, exp: str, kid: str, sig: str, staff_member: str | No
 # the optional steps offered and the ones still ticked (an unticked box sends nothing).
 _STEP_LISTS = ("drop", "offered", "keep")
 _STEP_ID = re.compile(r"s[0-9]{1,2}")
+# A signed link's fields: the only ones a POST may take from its URL.
+_LINK_FIELDS = ("exp", "kid", "sig")
 
 
 def _decision_fields(event: Any) -> tuple[dict[str, Any], dict[str, list[str]]]:
@@ -480,8 +482,11 @@ def _decision_fields(event: Any) -> tuple[dict[str, Any], dict[str, list[str]]]:
                 lists[name] = values
             else:
                 fields[name] = values[-1]
-    for name, value in (event.query_string_parameters or {}).items():
-        fields.setdefault(name, value)
+    # Only the link may ride in the URL; the decision, the phrase and the one-time code come in the
+    # body, so no access log, WAF log or browser history ever holds them.
+    for name in _LINK_FIELDS:
+        if name in (event.query_string_parameters or {}):
+            fields.setdefault(name, event.query_string_parameters[name])
     if any(len(values) > 10 or not all(_STEP_ID.fullmatch(v) for v in values) for values in lists.values()):
         raise ValueError("step ids look like s1, s2, …")
     return fields, lists
@@ -606,8 +611,10 @@ def undo_from_shopper_view(goal_id: str) -> Response[str]:
         return _view_error_page(ViewRefused(403, "CROSS_SITE", "this form must be sent from its own page"))
     text = body_text(event.body, is_base64_encoded=bool(event.is_base64_encoded))
     fields = {name: values[-1] for name, values in parse_qs(text, keep_blank_values=True).items()}
-    for name, value in (event.query_string_parameters or {}).items():
-        fields.setdefault(name, value)
+    # The link may ride in the URL; the confirmation only in the body (a link alone never undoes).
+    for name in _LINK_FIELDS:
+        if name in (event.query_string_parameters or {}):
+            fields.setdefault(name, event.query_string_parameters[name])
     link = ViewLinkParams(exp=fields.get("exp", ""), kid=fields.get("kid", ""), sig=fields.get("sig", ""))
     desk = wiring.shopper_desk()
     try:

@@ -187,6 +187,9 @@ def test_the_confirmed_undo_button_undoes_the_order_and_a_second_press_changes_n
     # The link alone, without the confirmation step's field, undoes nothing.
     unconfirmed = stack.api.http.post(view_url, content="", headers={"Content-Type": FORM})
     assert unconfirmed.status_code == 422 and "confirm the undo" in unconfirmed.text
+    # Nor does a confirmation put in the URL: a link someone was sent must never undo by itself.
+    in_url = stack.api.http.post(view_url + "&confirm=undo", content="", headers={"Content-Type": FORM})
+    assert in_url.status_code == 422 and "confirm the undo" in in_url.text
     # A browser that says the form came from another site is refused.
     cross_site = submit(stack.api.http, confirming, "post", headers={"Sec-Fetch-Site": "cross-site"})
     _html_error(cross_site, 403, "CROSS_SITE")
