@@ -102,7 +102,10 @@ def test_the_right_code_is_accepted_once(step_up):
     code = send(step_up)
     step_up.verify(APPROVAL, profile("user-1"), code)
     again = refusal(step_up, code)
-    assert again.failure is Failure.USED and again.attempts_left == MAX_ATTEMPTS - 1
+    # The right code again is no guess: refused as used, and no attempt is counted.
+    assert again.failure is Failure.USED and again.attempts_left == MAX_ATTEMPTS
+    for _ in range(MAX_ATTEMPTS + 1):
+        assert not refusal(step_up, code).locked
 
 
 def test_a_code_expires_after_five_minutes(step_up, clock):

@@ -325,7 +325,14 @@ class ApprovalDesk:
                 raise DeskError(422, "PHRASE_MISMATCH", f"Type the confirmation phrase exactly: {expected}")
         if approval.stepUp:
             # Checked last: a code is spent only on an approval that is otherwise ready to go.
-            self._check_code(approval, goal, otp, decider, link)
+            try:
+                self._check_code(approval, goal, otp, decider, link)
+            except DeskError as refused:
+                # A parallel post with the same code may have approved meanwhile: show its decision.
+                current = self._approvals.get(approval_id) if refused.code == "CODE_INVALID" else None
+                if current is not None and current.status is ApprovalStatus.APPROVED:
+                    return self._view(current, link, outcome="already-decided")
+                raise
         return self._approve(approval, link, plan, approved, verdict, _dropped_steps(plan, drop), decider)
 
     def send_code(

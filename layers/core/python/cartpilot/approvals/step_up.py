@@ -240,6 +240,10 @@ class StepUp:
                 if self._try_sms(state, otp):
                     return
                 failure = self._why_not(self._store.state(approval_id) or state, otp)
+        if failure is Failure.USED:
+            # The right code, already spent (a repeated or parallel post of the approval that spent
+            # it): not a guess, so it counts no attempt and can never lock an approval it approved.
+            raise CodeRefused(failure, attempts_left=_left(self._store.state(approval_id)))
         count = self._store.count_failure(approval_id, max_attempts=MAX_ATTEMPTS)
         if count is None:
             raise CodeRefused(Failure.LOCKED, attempts_left=0)
