@@ -353,6 +353,23 @@ def test_pausing_skips_what_falls_while_paused(schedules: Schedules):
     assert len(schedules.goals()) == 1
 
 
+@pytest.mark.parametrize("move", ["pause", "cancel"])
+def test_the_same_move_made_at_once_by_another_request_answers_its_result(
+    schedules: Schedules, monkeypatch: pytest.MonkeyPatch, move: str
+):
+    schedule_id = schedules.create(monthly(3), mandate=MANDATE)
+    store_move = getattr(schedules.store, move)
+
+    def another_request_first(schedule_id: str, **kwargs: Any) -> bool:
+        # The parallel request's write lands between this request's read and its own write.
+        assert store_move(schedule_id, **kwargs)
+        return bool(store_move(schedule_id, **kwargs))
+
+    monkeypatch.setattr(schedules.store, move, another_request_first)
+    view = getattr(schedules.desk, move)(schedule_id, ASSISTANT)
+    assert view.status == {"pause": "PAUSED", "cancel": "CANCELLED"}[move]
+
+
 def test_missed_occurrences_fire_late_oldest_first_each_once(schedules: Schedules):
     schedule_id = schedules.create(monthly(3), mandate=MANDATE)
     schedules.clock.now = NOW + timedelta(days=70)

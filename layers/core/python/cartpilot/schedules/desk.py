@@ -221,7 +221,7 @@ class ScheduleDesk:
         if record.status is ScheduleStatus.PAUSED:
             return schedule_view(record)
         if not self._store.pause(schedule_id, updated_at=_iso(self._clock())):
-            return self._refuse_move(schedule_id, "pause")
+            return self._refuse_move(schedule_id, "pause", ScheduleStatus.PAUSED, client)
         self._note(record, client, "schedule.paused", ScheduleStatus.PAUSED)
         return self.view(schedule_id, client)
 
@@ -230,7 +230,7 @@ class ScheduleDesk:
         if record.status is ScheduleStatus.SCHEDULED:
             return schedule_view(record)
         if record.status is not ScheduleStatus.PAUSED:
-            return self._refuse_move(schedule_id, "resume")
+            return self._refuse_move(schedule_id, "resume", ScheduleStatus.SCHEDULED, client)
         now = self._clock().replace(microsecond=0)
         # Occurrences that fell while paused are skipped, and listed as skipped.
         skipped: list[Occurrence] = []
@@ -260,12 +260,17 @@ class ScheduleDesk:
         if record.status is ScheduleStatus.CANCELLED:
             return schedule_view(record)
         if not self._store.cancel(schedule_id, updated_at=_iso(self._clock())):
-            return self._refuse_move(schedule_id, "cancel")
+            return self._refuse_move(schedule_id, "cancel", ScheduleStatus.CANCELLED, client)
         self._note(record, client, "schedule.cancelled", ScheduleStatus.CANCELLED)
         return self.view(schedule_id, client)
 
-    def _refuse_move(self, schedule_id: str, verb: str) -> ScheduleView:
+    def _refuse_move(
+        self, schedule_id: str, verb: str, target: ScheduleStatus, client: ApiClient
+    ) -> ScheduleView:
         current = self._store.get(schedule_id)
+        if current is not None and current.status is target:
+            # A parallel request made the same move first: twice is harmless, at once as well.
+            return self.view(schedule_id, client)
         status = current.status.value if current is not None else "gone"
         raise ScheduleRefused(409, "SCHEDULE_NOT_ACTIVE", f"cannot {verb} a schedule that is {status}")
 
