@@ -69,6 +69,21 @@ def test_the_receipt_email_escapes_product_text_and_masks_the_recipient(flow: Or
     assert hostile.recipient in email.html  # as the receipt masks it
 
 
+@pytest.mark.parametrize("kind", ["shipped", "delivered"])
+def test_a_shipping_notice_names_the_carrier_and_tracking_number_once(
+    flow: OrderFlow, brand: BrandConfig, kind: str
+) -> None:
+    flow.completed()
+    goal = flow.goal()
+    email = compose_email(
+        kind=kind, goal=goal, goal_id=goal.goalId, subject="Your order has shipped",
+        body={"carrier": "SF Express", "trackingNumber": "SF1234567890", "status": kind}, brand=brand,
+        to="lin.wei@example.com", sender="receipts@brand.example",
+    )  # fmt: skip
+    for shown in (email.text, email.html):
+        assert shown.count("SF Express") == 1 and shown.count("SF1234567890") == 1
+
+
 def test_sender_is_the_identity_address_or_receipts_at_the_domain(brand: BrandConfig) -> None:
     assert sender_address(brand, "shop@brand.example") == "shop@brand.example"
     assert sender_address(brand, "brand.example") == "receipts@brand.example"

@@ -38,6 +38,11 @@ _SHOWN_FIELDS = (
     ("trackingNumber", "Tracking number"),
     ("phrase", "Type to confirm"),
 )
+# Fields a kind's own template section already shows, so the generic lines leave them out.
+_TEMPLATED_FIELDS = {
+    "shipped": ("carrier", "trackingNumber"),
+    "delivered": ("carrier", "trackingNumber"),
+}
 # Fields that are links the shopper follows (their own approval link, the merchant's page).
 _LINK_FIELDS = ("link", "continueUrl", "viewUrl", "trackingUrl")
 
@@ -89,7 +94,11 @@ def compose_email(
         "goal_id": goal_id,
         "receipt": goal.receipt if goal is not None else None,
         "body": body,
-        "lines": [(label, str(body[name])) for name, label in _SHOWN_FIELDS if body.get(name)],
+        "lines": [
+            (label, str(body[name]))
+            for name, label in _SHOWN_FIELDS
+            if body.get(name) and name not in _TEMPLATED_FIELDS.get(kind, ())
+        ],
         "links": [str(body[name]) for name in _LINK_FIELDS if isinstance(body.get(name), str)],
     }
     return Email(
