@@ -54,7 +54,7 @@ def test_nobody_approving_in_time_expires_the_goal_and_a_late_approval_changes_n
         )
         assert expired["steps"] == [] and expired["receipt"] is None
         assert brisk.ledger() == {"orders": [], "charges": [], "refunds": []}
-        notices = [m for m in api.outbox() if m["goalId"] == goal_id and m["kind"] == "outcome"]
+        notices = [m for m in api.outbox() if m.get("goalId") == goal_id and m["kind"] == "outcome"]
         assert [notice["status"] for notice in notices] == ["EXPIRED"]
     finally:
         api.close()

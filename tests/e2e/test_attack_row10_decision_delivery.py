@@ -69,7 +69,7 @@ def outcome_notices(stack: Stack, goal_id: str, timeout: float = 30.0) -> list[d
     """The goal's outcome notices, once there is one."""
     deadline = time.monotonic() + timeout
     while True:
-        notices = [m for m in stack.api.outbox() if m["goalId"] == goal_id and m["kind"] == "outcome"]
+        notices = [m for m in stack.api.outbox() if m.get("goalId") == goal_id and m["kind"] == "outcome"]
         if notices or time.monotonic() > deadline:
             return notices
         time.sleep(0.05)
