@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -150,6 +152,8 @@ def test_the_exported_open_mandate_verifies_and_discloses_the_mandate(brand: Bra
         "constraints"
     ]
     assert claims["mandate_ref"]["schedule_id"] == "s-1"
+    header = json.loads(base64.urlsafe_b64decode(token.split(".")[0] + "=="))
+    assert header == {"alg": "ES256", "typ": "dc+sd-jwt"}
     # Each allowed merchant and category is its own disclosure: the issuer-signed part lists digests.
     assert token.count("~") == 1 + 2 + 2 + 1 + 1  # two delegates, two payee copies, two categories
 
