@@ -43,7 +43,7 @@ CATEGORIES_CONSTRAINT = "com.cartpilot.allowed_categories"
 MEDIA_TYPE = "application/sd-jwt"
 # The header's type: an SD-JWT-based verifiable credential (SD-JWT VC), the form AP2's mandates take as
 # verifiable digital credentials; not the library's default, which is its examples' placeholder.
-TOKEN_TYPE = "dc+sd-jwt"
+HEADER_TYPE = "dc+sd-jwt"
 _ES256_COORDINATE_BYTES = 32
 
 
@@ -65,7 +65,7 @@ class _KmsSDJWTIssuer(SDJWTIssuer):  # type: ignore[misc]  # sd-jwt ships no typ
     def _create_signed_jws(self) -> None:
         # No ``kid`` in the header: the key is named by KMS only once it has signed (the alias may have
         # moved), and the header is part of what is signed. Verifiers try the published keys.
-        header = {"alg": "ES256", "typ": TOKEN_TYPE}
+        header = {"alg": "ES256", "typ": HEADER_TYPE}
         payload = json.dumps(self.sd_jwt_payload)
         signing_input = f"{_b64url(json.dumps(header).encode())}.{_b64url(payload.encode())}"
         _kid, der = self._plan_signer.sign(signing_input.encode("ascii"))
