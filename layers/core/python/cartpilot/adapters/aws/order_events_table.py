@@ -207,8 +207,20 @@ class DynamoDBOrderEventStore:
             self._table.update_item(
                 Key=_order_key(merchant_id, order_id),
                 UpdateExpression=f"REMOVE {OPEN_TRACKING_KEY}, {OPEN_SINCE_KEY}",
-                ConditionExpression="attribute_exists(pk)",
+                ConditionExpression="attribute_exists(pk) AND attribute_not_exists(pendingOrder)",
             )
+            return
         except ClientError as exc:
             if not _condition_failed(exc):
+                raise
+        try:
+            # A pushed snapshot still waits: the order stays listed, as pending, until it is applied.
+            self._table.update_item(
+                Key=_order_key(merchant_id, order_id),
+                UpdateExpression=f"SET {OPEN_TRACKING_KEY} = :pending",
+                ConditionExpression="attribute_exists(pendingOrder)",
+                ExpressionAttributeValues={":pending": _PENDING},
+            )
+        except ClientError as exc:
+            if not _condition_failed(exc):  # unknown order, or the snapshot was applied meanwhile
                 raise
