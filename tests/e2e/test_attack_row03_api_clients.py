@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 
+from tests.e2e.audit_trail import wait_for_quiet_trail
 from tests.e2e.conftest import LOW_RISK_GOAL, Stack
 
 PRINCIPAL = "X-Local-Principal"
@@ -43,6 +44,8 @@ def test_another_client_cannot_read_undo_or_audit_a_goal(stack: Stack):
         goal_id = submit(assistant, "user-1").json()["goalId"]
         done = stack.api.wait_for(goal_id)
         assert done["status"] == "COMPLETED"
+        # The flow still writes as the undo window opens: compare the trail only once it is quiet.
+        wait_for_quiet_trail(stack, goal_id)
         audit_before = stack.api.audit(goal_id)["records"]
         unknown = partner.get("/goals/g-does-not-exist")
         assert unknown.status_code == 404
