@@ -8,7 +8,7 @@ optional step, is computed here and shown next to the choice.
 from __future__ import annotations
 
 import functools
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -49,15 +49,14 @@ def _safe_image(url: str | None) -> str | None:
     return source.url if source else None
 
 
-def image_origins(view: ApprovalView) -> list[str]:
-    """The origins the page loads product images from (for the response's img-src policy): rebuilt
-    from checked parts, never copied from the merchant's text."""
-    return sorted(
-        {source.origin for item in view.plan.summary.items if (source := image_source(item.imageUrl))}
-    )
+def item_image_origins(items: Sequence[PlanItem]) -> list[str]:
+    """The origins a page loads product images from (for the response's img-src policy): rebuilt
+    from checked parts, never copied from the merchant's text. The shopper's view shares it."""
+    return sorted({source.origin for item in items if (source := image_source(item.imageUrl))})
 
 
-def _rows(view: ApprovalView) -> list[ItemRow]:
+def item_rows(items: Sequence[PlanItem]) -> list[ItemRow]:
+    """The plan's lines as a page shows them (the approval page and the shopper's view)."""
     return [
         ItemRow(
             item=item,
@@ -65,8 +64,16 @@ def _rows(view: ApprovalView) -> list[ItemRow]:
             image_url=_safe_image(item.imageUrl),
             placeholder=(item.category[:1] or "?").upper(),
         )
-        for item in view.plan.summary.items
+        for item in items
     ]
+
+
+def image_origins(view: ApprovalView) -> list[str]:
+    return item_image_origins(view.plan.summary.items)
+
+
+def _rows(view: ApprovalView) -> list[ItemRow]:
+    return item_rows(view.plan.summary.items)
 
 
 def _undo_terms(seconds: int) -> str:

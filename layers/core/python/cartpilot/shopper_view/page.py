@@ -9,17 +9,14 @@ API stage in the URL and a trailing slash cannot send them elsewhere.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from cartpilot.approvals.images import image_source
+from cartpilot.approvals.page import ItemRow, item_image_origins, item_rows
 from cartpilot.audit.privacy import describe_recipient, scrub_text
 from cartpilot.brands.config import BrandConfig
 from cartpilot.goals.model import delivery_estimate
-from cartpilot.kernel.money import Money
-from cartpilot.plans.model import PlanItem
 from cartpilot.shopper_view.desk import CONFIRM_UNDO, ShopperView
 
 CONFIRM_STEP = "confirm-undo"
@@ -35,38 +32,13 @@ def _environment() -> Environment:
     )
 
 
-@dataclass(frozen=True)
-class ItemRow:
-    item: PlanItem
-    line_total: Money
-    image_url: str | None
-    placeholder: str
-
-
 def _rows(view: ShopperView) -> list[ItemRow]:
-    if view.plan is None:
-        return []
-    rows = []
-    for item in view.plan.summary.items:
-        source = image_source(item.imageUrl)
-        rows.append(
-            ItemRow(
-                item=item,
-                line_total=item.unitPrice.times(item.quantity),
-                image_url=source.url if source else None,
-                placeholder=(item.category[:1] or "?").upper(),
-            )
-        )
-    return rows
+    return item_rows(view.plan.summary.items) if view.plan is not None else []
 
 
 def image_origins(view: ShopperView) -> list[str]:
     """The origins the page loads product images from (for the img-src policy), from checked parts."""
-    if view.plan is None:
-        return []
-    return sorted(
-        {source.origin for item in view.plan.summary.items if (source := image_source(item.imageUrl))}
-    )
+    return item_image_origins(view.plan.summary.items) if view.plan is not None else []
 
 
 def render_shopper_page(view: ShopperView, brand: BrandConfig, *, error: str | None = None) -> str:
