@@ -27,7 +27,12 @@ def messages_once_waiting(stack: Stack, goal_id: str, timeout: float = 60.0) -> 
     while True:
         goal = stack.api.goal(goal_id)
         mine = [message for message in stack.api.outbox() if message.get("goalId") == goal_id]
-        if goal["status"] == "AWAITING_APPROVAL" and any(m["kind"] == "approval_request" for m in mine):
+        # The staff's request goes out first and the shopper's notice after it: wait for both.
+        requested = any(m["kind"] == "approval_request" for m in mine)
+        told = any(
+            m.get("audience", "shopper") == "shopper" and m["kind"] != "approval_request" for m in mine
+        )
+        if goal["status"] == "AWAITING_APPROVAL" and requested and told:
             return mine
         assert goal["status"] in {"RECEIVED", "PLANNING", "VALIDATING", "AWAITING_APPROVAL"}, goal
         assert time.monotonic() < deadline, f"{goal_id} is still {goal['status']}"
