@@ -80,7 +80,11 @@ def test_an_unreadable_key_secret_falls_back_instead_of_failing_the_goal(brand, 
     planner = configured_planner(
         brand,
         merchant,
-        environ={"CARTPILOT_PLANNER": "openai", "LLM_API_KEY_SECRET_ID": "cartpilot/missing"},
+        environ={
+            "CARTPILOT_PLANNER": "openai",
+            "CARTPILOT_RULES_FIRST": "false",
+            "LLM_API_KEY_SECRET_ID": "cartpilot/missing",
+        },
         choose_handler=handler_chooser(merchant),
     )
     plan = planner.plan(socks_request(brand))

@@ -275,6 +275,7 @@ def test_cli_plans_with_a_local_openai_compatible_server(model_server, scripted,
 
     server, _ = model_server
     monkeypatch.setenv("LOCAL_TEST_LLM_KEY", API_KEY)
+    monkeypatch.setenv("CARTPILOT_RULES_FIRST", "false")
     scripted.turns = [
         tool_calls(
             ("c1", "get_shopper", {}),
@@ -360,6 +361,7 @@ def planner_function(aws_tables, merchant_server, model_server, monkeypatch) -> 
         "MERCHANT_URL": merchant_server.url,
         "POWERTOOLS_METRICS_DISABLED": "true",
         "CARTPILOT_PLANNER": "openai",
+        "CARTPILOT_RULES_FIRST": "false",  # these tests look at the model's work
         "CARTPILOT_LLM_URL": f"{server.url}/v1",
         "CARTPILOT_LLM_MODEL": MODEL,
         "CARTPILOT_LLM_API_KEY": API_KEY,

@@ -7,6 +7,13 @@ them the shipping choices, are the same on every run.
 Each recording names the prompt version and hash it was made with. Replayed answers only say what the
 model does with the instructions it saw, so a recording made with other prompts than the shipped ones
 fails here (every replay, and one check per recording, Bedrock's included) until it is re-recorded.
+
+The model planner's answers are checked for every recording (``replay``). The planner as it ships
+(``configured_planner``, the sandbox brand's ``rulesFirst: true``) is checked too: each goal the
+rules planner serves first (``RULES_FIRST``) ends in the same items, shipping, total, recipient and
+payment without a model call; each refusal the shop's data proves (``RULES_REFUSED``) is refused with
+the same facts the model's recorded reason states, without a model call; every other goal reaches
+the model and ends as its recording does.
 """
 
 from __future__ import annotations
@@ -31,6 +38,8 @@ from cartpilot.planning.llm import LlmPlanner, PlanningTrace
 from cartpilot.planning.prompts import PromptSet, load_prompts
 from cartpilot.planning.providers.openai import OpenAiCompatibleChat
 from cartpilot.planning.rules import PlanningFailed, RulesPlanner
+from cartpilot.planning.rules_first import RulesFirstPlanner
+from cartpilot.planning.setup import PlannerOverrides, configured_planner
 from cartpilot.plans.model import Action, Plan
 from tests.conftest import planning_request
 
@@ -132,6 +141,37 @@ FALLBACKS = {
         "no valid plan draft after 2 repair rounds",
     )
 }
+
+
+# Goals whose plan the shop's rules fix: planned by the rules planner first, no model call. Every
+# injection, ambiguity, deadline trade-off, budget and size or product tie stays with the model, and
+# so does a goal for several products that leaves more than one colour open (multi_item_en).
+RULES_FIRST = {
+    "family_gift_zh",
+    "malformed_then_repaired_en",
+    "multi_item_zh",
+    "out_of_stock_recovers_en",
+    "repairs_exhausted_falls_back_en",
+    "seed_en",
+    "seed_zh",
+    "socks_pair_en",
+    "socks_three_zh",
+    "staff_category_en",
+    "wrong_item_id_repaired_zh",
+}
+
+# Refusals the catalog and the quote prove for the one product the goal names: refused by the rules
+# planner first, no model call, the reason in the goal's language with the facts the model's
+# recorded reason states (the category, the amount and the budget, the date, the size sold out).
+RULES_REFUSED: dict[str, tuple[str, ...]] = {
+    "impossible_deadline_en": ("No shipping option reaches Beijing by 2026-11-26", "Expedited Shipping", "2026-11-27"),
+    "impossible_deadline_zh": ("没有能在11月26日（含）之前送到北京的配送方式", "11月27日"),
+    "out_of_stock_en": ("TrailHawk", "sold out in size 42 in every colour", "41, 43"),
+    "out_of_stock_zh": ("Pacer Basic", "42码所有颜色都已售罄", "41、43"),
+    "over_budget_en": ("499.00 CNY, over your 300.00 CNY budget", "size 42"),
+    "over_budget_zh": ("42码有货的跑鞋最便宜也要499.00元，超出了您200.00元的预算",),
+    "restricted_zh": ("本店的购物助手不能代购", "Chef's Knife", "knives"),
+}  # fmt: skip
 
 
 class Replay:
@@ -351,3 +391,109 @@ def test_injected_payment_method_is_refused_and_repaired(sandbox, brand, users):
     assert repair_request["role"] == "user"
     assert "'pm_admin_free' is not one of the shopper's: pm_user1_visa" in repair_request["content"]
     assert outcome.plan is not None and outcome.plan.steps[-1].args.paymentMethodId == "pm_user1_visa"
+
+
+def shipped(name: str, sandbox: UcpMerchant, brand: BrandConfig, users: UserDirectory) -> Outcome:
+    """The recorded goal planned by the planner as it ships for a model provider, the recorded
+    answers standing in for the model."""
+    fixture = load_fixture(name)
+    recorded = Replay(fixture["responses"])
+    provider = OpenAiCompatibleChat(
+        base_url=DASHSCOPE, model=MODEL, api_key=lambda: "sk-replay", transport=httpx.MockTransport(recorded)
+    )
+    planner = configured_planner(
+        brand,
+        sandbox,
+        environ={},
+        overrides=PlannerOverrides(provider="openai", base_url=DASHSCOPE, model=MODEL),
+        provider=provider,
+    )
+    assert isinstance(planner, RulesFirstPlanner)
+    request = planning_request(
+        brand,
+        users,
+        fixture["goal"],
+        user=fixture["userId"],
+        context=GoalContext.model_validate(fixture.get("context", {})),
+        goal_id="g-regression",
+    )
+    outcome = Outcome(replay=recorded, fixture=fixture)
+    try:
+        outcome.plan = planner.plan(request)
+    except PlanningFailed as refused:
+        outcome.refusal = refused
+    return outcome
+
+
+def test_rules_first_cases_are_corpus_cases():
+    assert set(PLANS) | set(FALLBACKS) >= RULES_FIRST
+    assert set(REFUSALS) >= set(RULES_REFUSED)
+
+
+@pytest.mark.parametrize("name", sorted(RULES_REFUSED))
+def test_shipped_planner_refuses_what_the_shops_data_proves_without_a_model_call(name, sandbox, brand, users):
+    outcome = shipped(name, sandbox, brand, users)
+    assert outcome.replay.requests == []
+    assert outcome.plan is None and outcome.refusal is not None
+    assert type(outcome.refusal) is PlanningFailed  # the shopper's reason is looked up by this name
+    reason = str(outcome.refusal)
+    for fact in RULES_REFUSED[name]:
+        assert fact in reason
+    info = outcome.refusal.planner
+    assert info is not None and (info.kind, info.usage, info.model) == ("rules", None, None)
+    assert any(".search " in lookup for lookup in info.lookups)
+
+
+def test_median_prompt_tokens_per_plan_over_the_corpus_is_within_the_target():
+    from bench.corpus_tokens import TARGET_MEDIAN_PROMPT_TOKENS, corpus_usage, summary
+
+    cases = corpus_usage()
+    assert {case.name for case in cases} == set(PLANS) | set(REFUSALS) | set(FALLBACKS)
+    served = {case.name for case in cases if case.model_calls == 0}
+    assert served == RULES_FIRST | set(RULES_REFUSED)
+    assert summary(cases)["medianPromptTokens"] <= TARGET_MEDIAN_PROMPT_TOKENS == 3_000
+
+
+@pytest.mark.parametrize("name", sorted(RULES_FIRST))
+def test_shipped_planner_serves_plain_goals_without_a_model_call(name, sandbox, brand, users):
+    outcome = shipped(name, sandbox, brand, users)
+    assert outcome.replay.requests == []
+    assert outcome.refusal is None and outcome.plan is not None
+    plan = outcome.plan
+    assert (plan.planner.kind, plan.planner.fallbackFrom, plan.planner.usage) == ("rules", None, None)
+    summary = plan.summary
+    if name in FALLBACKS:
+        assert [item.itemId for item in summary.items] == [FALLBACKS[name][0]]
+        return
+    expected = PLANS[name]
+    assert [step.action for step in plan.steps] == expected.actions
+    assert [(item.itemId, item.quantity) for item in summary.items] == expected.items
+    assert summary.shipping.optionId == expected.shipping
+    assert summary.total.format() == expected.total
+    assert summary.recipientId == expected.recipient
+    payment = plan.steps[-1]
+    assert payment.args.paymentMethodId == expected.payment and payment.args.amount == summary.total
+    jsonschema.validate(plan.model_dump(mode="json"), PLAN_SCHEMA)
+
+
+@pytest.mark.parametrize(
+    "name", sorted((set(PLANS) | set(REFUSALS) | set(FALLBACKS)) - RULES_FIRST - set(RULES_REFUSED))
+)
+def test_shipped_planner_asks_the_model_for_every_other_goal(name, sandbox, brand, users):
+    outcome = shipped(name, sandbox, brand, users)
+    assert_conversation_is_well_formed(outcome.replay)
+    if name in REFUSALS:
+        assert outcome.plan is None and outcome.refusal is not None
+        assert REFUSALS[name].reason in str(outcome.refusal)
+        return
+    assert name in PLANS and outcome.refusal is None and outcome.plan is not None
+    expected = PLANS[name]
+    summary = outcome.plan.summary
+    assert (outcome.plan.planner.kind, outcome.plan.planner.fallbackFrom) == ("openai", None)
+    assert [(item.itemId, item.quantity) for item in summary.items] == expected.items
+    assert (summary.shipping.optionId, summary.total.format(), summary.recipientId) == (
+        expected.shipping,
+        expected.total,
+        expected.recipient,
+    )
+    assert outcome.plan.steps[-1].args.paymentMethodId == expected.payment

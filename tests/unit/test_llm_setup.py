@@ -12,6 +12,7 @@ from cartpilot.kernel.errors import MissingSetting
 from cartpilot.planning.llm import LlmPlanner
 from cartpilot.planning.providers.openai import OpenAiCompatibleChat
 from cartpilot.planning.rules import RulesPlanner
+from cartpilot.planning.rules_first import RulesFirstPlanner
 from cartpilot.planning.setup import (
     api_key_from_secret,
     configured_planner,
@@ -28,7 +29,10 @@ def fresh_providers() -> Iterator[None]:
 
 
 def build(brand: BrandConfig, merchant: FakeMerchant, **environ: str):
-    return configured_planner(brand, merchant, environ=environ)
+    planner = configured_planner(brand, merchant, environ=environ)
+    # The sandbox brand puts the rules planner first (test_rules_first.py); these tests look at the
+    # model planner behind it.
+    return planner.model if isinstance(planner, RulesFirstPlanner) else planner
 
 
 def test_the_sandbox_brand_plans_with_rules_offline(brand, merchant):

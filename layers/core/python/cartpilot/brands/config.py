@@ -73,6 +73,10 @@ class PlannerConfig(BaseModel):
     maxOutputTokens: int = Field(default=1024, ge=128, le=8192)
     temperature: float = Field(default=0.0, ge=0, le=2)
     fallback: Literal["rules", "none"] = "rules"
+    rulesFirst: bool = Field(
+        default=False,
+        description="Plan without a model call when the shop's rules leave one plan (planning.rules_first)",
+    )
     extraBody: dict[str, Any] = Field(
         default_factory=dict,
         description="Provider-specific request fields, e.g. {enable_thinking: false} for Qwen3 on DashScope",

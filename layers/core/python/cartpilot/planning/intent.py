@@ -57,6 +57,14 @@ _CITIES = {
     "tokyo": "Tokyo", "东京": "Tokyo",
 }  # fmt: skip
 
+_CITY_IN_CHINESE = {city: name for name, city in _CITIES.items() if is_cjk(name)}
+
+
+def city_in_chinese(city: str) -> str:
+    """The city as a Chinese goal writes it ("Beijing" is 北京), else as given."""
+    return _CITY_IN_CHINESE.get(city, city)
+
+
 # (words that name the person, who they are, the relation saved recipients are filed under)
 _PEOPLE: tuple[tuple[tuple[str, ...], str, str], ...] = (
     (("girlfriend", "女朋友", "女友"), "girlfriend", "partner"),
@@ -301,6 +309,11 @@ class QuantityNotPlannable(GoalNotUnderstood):
     """The goal writes a quantity no plan can carry: zero, negative, or more than a plan buys."""
 
 
+class SeveralSizes(GoalNotUnderstood):
+    """The goal names two different sizes: one product cannot have both (``items`` reads whether
+    it asks for several products, one size each)."""
+
+
 class _Text:
     """The goal with the parts already read blanked out, so no part is read twice."""
 
@@ -380,7 +393,7 @@ def _size(text: _Text) -> str | None:
             text.take(match)
             found = normalize_size(match.group(1))
             if size is not None and found != size:
-                raise GoalNotUnderstood(
+                raise SeveralSizes(
                     f"one size per goal: the goal names size {size} and size {found}; "
                     "make one goal for each size"
                 )

@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -74,9 +75,22 @@ def available_versions() -> list[str]:
 
 
 def load_prompts(version: str, brand: BrandConfig, *, max_tool_rounds: int) -> PromptSet:
-    denied = tuple(sorted(name for name, rule in brand.restrictedCategories.items() if rule == "deny"))
-    staff = tuple(sorted(name for name, rule in brand.restrictedCategories.items() if rule == "staff"))
-    return _load(version, brand.displayName, denied, staff, max_tool_rounds)
+    return prompts_for(
+        version,
+        brand_name=brand.displayName,
+        restricted=brand.restrictedCategories,
+        max_tool_rounds=max_tool_rounds,
+    )
+
+
+def prompts_for(
+    version: str, *, brand_name: str, restricted: Mapping[str, str], max_tool_rounds: int
+) -> PromptSet:
+    """The prompt set from just the brand values it renders (``cartpilot.release`` hashes brand
+    files this way without loading the whole brand)."""
+    denied = tuple(sorted(name for name, rule in restricted.items() if rule == "deny"))
+    staff = tuple(sorted(name for name, rule in restricted.items() if rule == "staff"))
+    return _load(version, brand_name, denied, staff, max_tool_rounds)
 
 
 @functools.cache

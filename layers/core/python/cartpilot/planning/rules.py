@@ -8,7 +8,7 @@ goal's text except what to look for.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 
 from cartpilot.brands.config import MerchantConfig
@@ -35,7 +35,8 @@ from cartpilot.planning.assembly import (
     PlanningRequest,
     assemble_plan,
 )
-from cartpilot.planning.intent import PERSON_NAMES, GoalNotUnderstood, ShoppingIntent, parse_goal
+from cartpilot.planning.intent import PERSON_NAMES, GoalNotUnderstood, ShoppingIntent
+from cartpilot.planning.items import read_items
 from cartpilot.planning.ranking import Ranked, rank_products
 from cartpilot.planning.storefront import HandlerChooser, Negotiated, Storefronts, StorefrontSource
 from cartpilot.planning.variants import fits
@@ -44,8 +45,10 @@ from cartpilot.plans.model import Plan, PlannerInfo
 
 __all__ = [
     "GIFT_WRAP_CATEGORY",
+    "NothingFits",
     "PlanningFailed",
     "PlanningRequest",
+    "RulesEvidence",
     "RulesPlanner",
     "choose_shipping",
     "priced_options",
@@ -174,6 +177,53 @@ def _variant_terms(candidate: _Candidate) -> set[str]:
     return set(document_terms(" ".join(part for part in (title, candidate.variant.size) if part)))
 
 
+@dataclass(frozen=True)
+class RulesEvidence:
+    """What a rules plan was chosen from: the goal as read, the candidate variants best first (each
+    with its product and how many of the goal's words that product carries), the merchant's options."""
+
+    intent: ShoppingIntent
+    candidates: tuple[tuple[ProductVariant, Product, int], ...]
+    chosen: ProductVariant
+    product: Product
+    wordsAsked: int
+    options: tuple[ShippingOption, ...]
+    deliverBy: date | None
+    budget: Money | None
+    searchComplete: bool = False
+    """The search the products came from returned fewer than it could: the merchant sells no other."""
+    more: tuple[RulesEvidence, ...] = ()
+    """The same for each further product of a goal that asks for several (``items``)."""
+
+
+class NothingFits(PlanningFailed):
+    """No variant of any product the goal's words find fits its size, colour, quantity and stock.
+
+    Raised by ``plan_with_evidence`` only, with what was found, so the rules-first gate can tell a
+    certain "sold out" from a goal it cannot read; ``plan`` raises it as a plain ``PlanningFailed``
+    (the failure's name is what the shopper's reason is looked up by).
+    """
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        intent: ShoppingIntent,
+        ranked: tuple[Ranked, ...],
+        wordsAsked: int,
+        currency: str,
+        searchComplete: bool,
+        lookups: list[str],
+    ) -> None:
+        super().__init__(reason)
+        self.lookups = lookups
+        self.intent = intent
+        self.ranked = ranked
+        self.wordsAsked = wordsAsked
+        self.currency = currency
+        self.searchComplete = searchComplete
+
+
 class RulesPlanner:
     kind = "rules"
 
@@ -192,9 +242,18 @@ class RulesPlanner:
 
     def plan(self, request: PlanningRequest) -> Plan:
         try:
-            intent = parse_goal(request.goal, today=request.today, currency=request.brand.currency)
+            return self.plan_with_evidence(request)[0]
+        except NothingFits as failed:
+            raise PlanningFailed(str(failed)) from None
+
+    def plan_with_evidence(self, request: PlanningRequest) -> tuple[Plan, RulesEvidence]:
+        """The plan and what it was chosen from (``rules_first`` judges from it whether the choice
+        was the only one the shop's rules allow)."""
+        try:
+            intents = read_items(request.goal, today=request.today, currency=request.brand.currency)
         except GoalNotUnderstood as exc:
             raise GoalUnclear(str(exc)) from exc
+        intent = intents[0]  # every item carries the order's recipient, deadline, budget and gift-wrap
         if not intent.keywords:
             raise GoalUnclear("the goal does not say what to buy")
         deliver_by = request.context.deliverBy or intent.deliverBy
@@ -208,21 +267,56 @@ class RulesPlanner:
         negotiated = self.storefronts.negotiate(request, lookups)
         currency = negotiated.currency(request.brand.currency)
         budget = request.context.budget or intent.budget
-        candidates = self._candidates(intent, negotiated, currency, budget, lookups)
+        if len(intents) == 1:
+            candidates, complete = self._candidates(intent, negotiated, currency, budget, lookups)
+            found = [(intent, candidates, complete)]
+        else:
+            # The budget is the order's: it is checked on the plan's total, not spent per product.
+            try:
+                found = [
+                    (item, *self._candidates(item, negotiated, currency, None, lookups)) for item in intents
+                ]
+            except NothingFits as failed:
+                raise PlanningFailed(str(failed)) from None
         wrap = self._gift_wrap(negotiated, currency, lookups) if intent.giftWrap else None
-        main, quote = self._quote(candidates, wrap, intent.quantity, recipient, negotiated, currency, lookups)
+        if len(found) == 1:
+            main, quote = self._quote(
+                candidates, wrap, intent.quantity, recipient, negotiated, currency, lookups
+            )
+            chosen = [main]
+        else:
+            chosen, quote = self._quote_together(found, wrap, recipient, negotiated, currency, lookups)
 
-        asked = len(term_groups(words(intent.query)))
-        partial = (
-            f"Nothing the merchant sells matches every word of '{intent.query}'; "
-            f"{main.product.title} matches {main.covered} of {asked}."
-            if main.covered < asked
-            else None
-        )
-        items = [_priced(main.variant, intent.quantity, quote, negotiated.source, note=partial)]
+        items: list[ChosenItem] = []
+        evidence: list[RulesEvidence] = []
+        for (item, item_candidates, item_complete), main in zip(found, chosen, strict=True):
+            asked = len(term_groups(words(item.query)))
+            partial = (
+                f"Nothing the merchant sells matches every word of '{item.query}'; "
+                f"{main.product.title} matches {main.covered} of {asked}."
+                if main.covered < asked
+                else None
+            )
+            items.append(_priced(main.variant, item.quantity, quote, negotiated.source, note=partial))
+            evidence.append(
+                RulesEvidence(
+                    intent=item,
+                    candidates=tuple(
+                        (candidate.variant, candidate.product, candidate.covered)
+                        for candidate in item_candidates
+                    ),
+                    chosen=main.variant,
+                    product=main.product,
+                    wordsAsked=asked,
+                    options=tuple(priced_options(quote)),
+                    deliverBy=deliver_by,
+                    budget=budget,
+                    searchComplete=item_complete,
+                )
+            )
         if wrap is not None:
             items.append(_priced(wrap, 1, quote, negotiated.source, optional=True))
-        return assemble_plan(
+        plan = assemble_plan(
             request,
             PlanChoices(
                 items=items,
@@ -239,6 +333,7 @@ class RulesPlanner:
             merchant=negotiated.terms(),
             currency=quote.currency,
         )
+        return plan, replace(evidence[0], more=tuple(evidence[1:]))
 
     # --- choosing ---
 
@@ -249,8 +344,9 @@ class RulesPlanner:
 
     def _ranked(
         self, intent: ShoppingIntent, negotiated: Negotiated, currency: str, lookups: list[str]
-    ) -> list[Ranked]:
-        """The products the goal's words name, as the merchant's search (or the feed) finds them.
+    ) -> tuple[list[Ranked], bool]:
+        """The products the goal's words name, as the merchant's search (or the feed) finds them,
+        and whether that search returned fewer than it could (so no other product matches).
 
         A merchant's search box may be stricter or plainer than ours, or not read the goal's
         language: when the key words find nothing we rank, the last word alone (what the goal names,
@@ -268,8 +364,8 @@ class RulesPlanner:
             ranked = rank_products(found, intent.query, boost=boost, require_last=True)
             ranked = [hit for hit in ranked if hit.product.category != GIFT_WRAP_CATEGORY]
             if ranked:
-                return ranked
-        return []
+                return ranked, len(found) < SEARCH_LIMIT
+        return [], False
 
     def _candidates(
         self,
@@ -278,11 +374,11 @@ class RulesPlanner:
         currency: str,
         budget: Money | None,
         lookups: list[str],
-    ) -> list[_Candidate]:
+    ) -> tuple[list[_Candidate], bool]:
         """The variants to try, best first: the products that carry most of the goal's words, and
         among them the cheapest variant that fits (within the budget when one does), a variant the
-        goal names ("hardcover", "50ml") before its siblings."""
-        ranked = self._ranked(intent, negotiated, currency, lookups)
+        goal names ("hardcover", "50ml") before its siblings; and whether the search was complete."""
+        ranked, complete = self._ranked(intent, negotiated, currency, lookups)
         if not ranked:
             raise PlanningFailed(f"the merchant sells nothing that matches {intent.query!r}")
         for covered in sorted({hit.covered for hit in ranked}, reverse=True):
@@ -318,7 +414,7 @@ class RulesPlanner:
                         -c.score,
                         c.variant.id,
                     ),
-                )
+                ), complete
         wanted = ", ".join(
             part
             for part in (
@@ -330,7 +426,15 @@ class RulesPlanner:
             )
             if part
         )
-        raise PlanningFailed(f"nothing in stock matches {wanted}")
+        raise NothingFits(
+            f"nothing in stock matches {wanted}",
+            intent=intent,
+            ranked=tuple(ranked),
+            wordsAsked=len(term_groups(words(intent.query))),
+            currency=currency,
+            searchComplete=complete,
+            lookups=lookups,
+        )
 
     def _gift_wrap(self, negotiated: Negotiated, currency: str, lookups: list[str]) -> ProductVariant:
         products = negotiated.products.search(
@@ -385,6 +489,38 @@ class RulesPlanner:
         raise PlanningFailed(
             f"the merchant's checkout would not sell {candidates[0].variant.title}: {refusal}"
         )
+
+    def _quote_together(
+        self,
+        found: list[tuple[ShoppingIntent, list[_Candidate], bool]],
+        wrap: ProductVariant | None,
+        recipient: Recipient,
+        negotiated: Negotiated,
+        currency: str,
+        lookups: list[str],
+    ) -> tuple[list[_Candidate], Quote]:
+        """One session for the first choice of every product a goal asks for: an order ships and is
+        priced as one. A refusal is not worked around here (which item to swap is a judgement)."""
+        chosen = [candidates[0] for _, candidates, _ in found]
+        if len({candidate.variant.id for candidate in chosen}) < len(chosen):
+            raise PlanningFailed(
+                "the goal's products name the same item twice; ask for it once, with its quantity"
+            )
+        lines = [
+            CartLine(itemId=c.variant.id, quantity=item.quantity)
+            for (item, _, _), c in zip(found, chosen, strict=True)
+        ]
+        if wrap is not None:
+            lines.append(CartLine(itemId=wrap.id, quantity=1))
+        try:
+            quote = negotiated.merchant.fulfillment.quote(lines, recipient, currency)
+        except MerchantRejected as refused:
+            lookups.append(f"fulfillment.quote refused ({refused.code or 'refused'})")
+            raise PlanningFailed(
+                f"the merchant's checkout would not sell these items together: {refused}"
+            ) from None
+        lookups.append(f"fulfillment.quote {recipient.address.city}, {recipient.address.country}")
+        return chosen, quote
 
 
 def _priced(

@@ -7,6 +7,7 @@ from typing import Any, Protocol
 from cartpilot.audit.snapshots import PlanSigner, signed_plan_detail
 from cartpilot.brands.config import BrandConfig
 from cartpilot.brands.users import UserDirectory
+from cartpilot.execution.cursor import first_step
 from cartpilot.goals.events import PlanReference, StepRef
 from cartpilot.goals.ledger import GoalLedger
 from cartpilot.goals.model import GoalStatus
@@ -26,6 +27,11 @@ def planner_audit(info: PlannerInfo) -> dict[str, Any]:
     return info.model_dump(mode="json", exclude_none=True)
 
 
+def with_release(plan: Plan, release: str) -> Plan:
+    """The plan naming the release it was made under (validated: a malformed id is refused)."""
+    return Plan.model_validate({**plan.model_dump(mode="json"), "release": release})
+
+
 def plan_goal(
     goal_id: str,
     *,
@@ -34,8 +40,10 @@ def plan_goal(
     users: UserDirectory,
     brand: BrandConfig,
     signer: PlanSigner,
+    release: str | None = None,
 ) -> PlanReference:
-    """Plans the goal and records the plan; the audit record carries the signed plan snapshot."""
+    """Plans the goal and records the plan; the audit record carries the signed plan snapshot.
+    ``release``: the release id the plan is made under (``cartpilot.release``), kept on the plan."""
     goal = ledger.store.require(goal_id)
     ledger.transition(goal_id, GoalStatus.PLANNING, actor=f"planner:{planner.kind}", event="planning.started")
     profile = users.get(goal.userId)
@@ -62,6 +70,8 @@ def plan_goal(
                 detail={"reason": str(failed)[:300], "planner": planner_audit(failed.planner)},
             )
         raise
+    if release is not None:
+        plan = with_release(plan, release)
     plan_hash = plan.plan_hash()
     ledger.note(
         goal_id,
@@ -76,12 +86,14 @@ def plan_goal(
             "recipientCity": plan.summary.recipient.address.city,
             **signed_plan_detail(goal_id, plan, signer),
         },
-    )
-    ledger.store.update(
-        goal_id, updated_at=plan.createdAt, plan=plan.model_dump(mode="json"), planHash=plan_hash
+        # The plan is stored in the write that points the chain head at its record.
+        updated_at=plan.createdAt,
+        plan=plan.model_dump(mode="json"),
+        planHash=plan_hash,
     )
     return PlanReference(
         planId=plan.planId,
         planHash=plan_hash,
         steps=[StepRef.model_validate(step) for step in plan.execution_steps()],
+        next=StepRef.model_validate(first_step(plan)),
     )

@@ -11,9 +11,12 @@ provider, endpoint and model, and hand over a key directly:
 ``CARTPILOT_LLM_MODEL``            model name
 ``CARTPILOT_LLM_API_KEY``          the key itself (local use only; deployments use the secret)
 ``CARTPILOT_LLM_STRUCTURED_OUTPUT`` ``json_schema`` | ``json_object`` | ``none``
+``CARTPILOT_RULES_FIRST``          ``true`` | ``false``: the brand's ``rulesFirst``
 =================================  ==========================================================
 
-A model planner always has the rules planner behind it unless the brand says ``fallback: none``.
+A model planner always has the rules planner behind it unless the brand says ``fallback: none``, and
+with ``rulesFirst: true`` the rules planner in front of it too, for the goals whose plan the shop's
+rules fix (``rules_first``).
 Providers are built once per warm container and configuration, so their connection pools are reused.
 """
 
@@ -35,6 +38,7 @@ from cartpilot.kernel.errors import MissingSetting
 from cartpilot.planning.conversation import ChatProvider
 from cartpilot.planning.llm import LlmPlanner
 from cartpilot.planning.rules import RulesPlanner
+from cartpilot.planning.rules_first import RulesFirstPlanner
 from cartpilot.planning.service import Planner
 from cartpilot.planning.storefront import HandlerChooser, Storefront, StorefrontSource
 
@@ -43,6 +47,7 @@ ENV_LLM_URL = "CARTPILOT_LLM_URL"
 ENV_LLM_MODEL = "CARTPILOT_LLM_MODEL"
 ENV_LLM_API_KEY = "CARTPILOT_LLM_API_KEY"
 ENV_STRUCTURED_OUTPUT = "CARTPILOT_LLM_STRUCTURED_OUTPUT"
+ENV_RULES_FIRST = "CARTPILOT_RULES_FIRST"
 ENV_API_KEY_SECRET_ID = "LLM_API_KEY_SECRET_ID"  # noqa: S105 - a variable name, not a secret
 SECRET_MAX_AGE_SECONDS = 300
 
@@ -57,6 +62,7 @@ class PlannerOverrides:
     api_key_env: str | None = None
     """The name of an environment variable that holds the API key."""
     structured_output: str | None = None
+    rules_first: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> PlannerOverrides:
@@ -66,6 +72,7 @@ class PlannerOverrides:
             model=environ.get(ENV_LLM_MODEL) or None,
             api_key_env=ENV_LLM_API_KEY if environ.get(ENV_LLM_API_KEY) else None,
             structured_output=environ.get(ENV_STRUCTURED_OUTPUT) or None,
+            rules_first=environ.get(ENV_RULES_FIRST) or None,
         )
 
 
@@ -77,6 +84,7 @@ def effective_config(brand: BrandConfig, overrides: PlannerOverrides) -> Planner
             ("baseUrl", overrides.base_url),
             ("model", overrides.model),
             ("structuredOutput", overrides.structured_output),
+            ("rulesFirst", overrides.rules_first),
         )
         if value is not None
     }
@@ -99,6 +107,7 @@ def configured_planner(
     feed: Catalog | None = None,
     elsewhere: StorefrontSource | None = None,
     choose_handler: HandlerChooser | None = None,
+    provider: ChatProvider | None = None,
 ) -> Planner:
     """The brand's planner for ``merchant`` (the brand's first merchant unless ``merchant_config`` says
     which it is), with that merchant's product feed from brand.yaml unless ``feed`` is given.
@@ -106,7 +115,8 @@ def configured_planner(
     ``elsewhere`` builds the storefronts of the brand's other merchants, for goals whose context names
     one (``storefront_source``); without it a planner plans at its own merchant only. ``choose_handler``
     replaces ``commerce.credentials.choose_handler`` (tests over a fake merchant). ``environ`` is
-    where API keys are looked up (the composition root passes the process's).
+    where API keys are looked up (the composition root passes the process's). ``provider`` replaces the
+    one the configuration names (recorded model answers replayed by the corpus benchmark and tests).
     """
     overrides = overrides or PlannerOverrides.from_env(environ)
     config = effective_config(brand, overrides)
@@ -116,8 +126,8 @@ def configured_planner(
     rules = RulesPlanner(merchant, merchant_config, feed, elsewhere=elsewhere, choose_handler=choose_handler)
     if config.provider == "rules":
         return rules
-    provider = provider_for(config, api_key=_api_key_source(config, overrides, environ))
-    return LlmPlanner(
+    provider = provider or provider_for(config, api_key=_api_key_source(config, overrides, environ))
+    model = LlmPlanner(
         provider,
         merchant,
         merchant_config,
@@ -127,6 +137,7 @@ def configured_planner(
         choose_handler=choose_handler,
         fallback=rules if config.fallback == "rules" else None,
     )
+    return RulesFirstPlanner(rules, model) if config.rulesFirst else model
 
 
 # --- product feeds -----------------------------------------------------------------------------
