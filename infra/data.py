@@ -1,6 +1,10 @@
 """The DynamoDB tables: goals (single-table: goals and approvals), audit, idempotency, counters and
 schedules.
 
+A goal is a small head item and write-once part items keyed beside it on the same partition key
+(``cartpilot.adapters.aws.goals_table``): no sort key, so no change of key schema. The sparse indexes
+read attributes only heads, approvals and order links carry, never a part's.
+
 All on-demand (no capacity to pay for at rest), with point-in-time recovery and the brand's KMS key.
 Goals, audit and schedules are the business record: deletion protection on, and kept when the stack goes.
 Idempotency and counters expire by TTL and are rebuilt by use, so they go with the stack.

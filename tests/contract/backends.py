@@ -33,8 +33,15 @@ class GoalStoreBackend:
     store: GoalStore
     # Another instance over the same storage, for another thread (another Lambda container).
     another: Callable[[], GoalStore]
-    # Writes fields straight into storage, past every rule of the port (what a tamperer could do).
+    # Writes fields straight into storage, past every rule of the port (what a tamperer could do):
+    # a large field is rewritten inside the part that holds it, under the part's key.
     edit: Callable[..., None]
+    # Loses the part that holds a field (``steps``: the first step's result), as a deleted item would.
+    drop_part: Callable[[str, str], None]
+    # How many part items are stored for a goal, orphans included.
+    part_count: Callable[[str], int]
+    # The goal's head item's size in bytes, as DynamoDB counts it for write units (near enough).
+    head_size: Callable[[str], int]
 
 
 @dataclass
@@ -121,7 +128,14 @@ class WorkflowBackend:
 
 def fake_goal_store() -> GoalStoreBackend:
     store = InMemoryGoalStore()
-    return GoalStoreBackend(store=store, another=lambda: store, edit=store.overwrite)
+    return GoalStoreBackend(
+        store=store,
+        another=lambda: store,
+        edit=store.overwrite,
+        drop_part=store.drop_part,
+        part_count=store.part_count,
+        head_size=store.head_size,
+    )
 
 
 class FakeNotifierBackend(NotifierBackend):

@@ -18,6 +18,7 @@ from unittest import mock
 import boto3
 import pytest
 
+from cartpilot.goals.parts import PART_OF, STEP_PART, STEP_REFS, STEPS_FIELD, part_key, ref_attribute
 from cartpilot_local.resources import create_tables, table_names
 from cartpilot_local.stack import atomic_dynamodb
 from tests.contract.backends import (
@@ -141,9 +142,26 @@ def goals(request: pytest.FixtureRequest) -> GoalStoreBackend:
 
     table = _table("goals")
 
+    def head(goal_id: str) -> dict[str, Any]:
+        item: dict[str, Any] = table.get_item(Key={"pk": f"GOAL#{goal_id}"}, ConsistentRead=True)["Item"]
+        return item
+
+    def stored_part_key(goal_id: str, field: str) -> str:
+        if field == STEPS_FIELD:
+            return part_key(goal_id, STEP_PART, head(goal_id)[STEP_REFS][0][1])
+        part = PART_OF[field]
+        return part_key(goal_id, part, head(goal_id)[ref_attribute(part)])
+
     def edit(goal_id: str, **fields: Any) -> None:
-        # As stored by the adapter: structured values as JSON text, the rest as they are.
+        # As stored by the adapter: structured values as JSON text, the rest as they are; a large
+        # field inside its part, rewritten in place with a plain PutItem.
         for name, value in fields.items():
+            if name in PART_OF:
+                key = stored_part_key(goal_id, name)
+                item = table.get_item(Key={"pk": key}, ConsistentRead=True)["Item"]
+                body = {**json.loads(item["body"]), name: value}
+                table.put_item(Item={**item, "body": json.dumps(body)})
+                continue
             stored = json.dumps(value) if isinstance(value, dict | list) else value
             table.update_item(
                 Key={"pk": f"GOAL#{goal_id}"},
@@ -152,8 +170,31 @@ def goals(request: pytest.FixtureRequest) -> GoalStoreBackend:
                 ExpressionAttributeValues={":value": stored},
             )
 
+    def drop_part(goal_id: str, field: str) -> None:
+        table.delete_item(Key={"pk": stored_part_key(goal_id, field)})
+
+    def part_count(goal_id: str) -> int:
+        items = table.scan()["Items"]
+        return sum(1 for item in items if str(item["pk"]).startswith(f"GOALPART#{goal_id}#"))
+
+    def head_size(goal_id: str) -> int:
+        # DynamoDB's item size: attribute names plus values (strings as UTF-8, numbers about their digits).
+        def size(value: Any) -> int:
+            if isinstance(value, list):
+                return 3 + sum(1 + size(item) for item in value)
+            if isinstance(value, set):
+                return sum(size(item) for item in value)
+            return len(str(value).encode())
+
+        return sum(len(name.encode()) + size(value) for name, value in head(goal_id).items())
+
     return GoalStoreBackend(
-        store=DynamoDBGoalStore(table), another=lambda: DynamoDBGoalStore(_table("goals")), edit=edit
+        store=DynamoDBGoalStore(table),
+        another=lambda: DynamoDBGoalStore(_table("goals")),
+        edit=edit,
+        drop_part=drop_part,
+        part_count=part_count,
+        head_size=head_size,
     )
 
 

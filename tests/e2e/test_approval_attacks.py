@@ -24,6 +24,7 @@ import pytest
 from aws_lambda_powertools.utilities import parameters
 
 from cartpilot.approvals.links import LinkClaims, sign_approval_link
+from cartpilot.goals.parts import PART_OF, digest, encode_body, part_key, ref_attribute
 from cartpilot.kernel.keyring import KeyRing
 from cartpilot_local.client import ApprovalLink
 from cartpilot_local.lambda_runtime import load_handler
@@ -284,14 +285,22 @@ def goals_table(stack: Stack) -> Any:
     return boto3.resource("dynamodb").Table(table_names(stack.local.brand)["goals"])
 
 
-def tamper_with_plan(stack: Stack, goal_id: str) -> dict[str, Any]:
+def stored_plan(stack: Stack, goal_id: str) -> tuple[str, str]:
+    """The goal's stored plan document (JSON text, as its part holds it) and plan hash."""
+    table = goals_table(stack)
+    head = table.get_item(Key={"pk": f"GOAL#{goal_id}"}, ConsistentRead=True)["Item"]
+    key = part_key(goal_id, PART_OF["plan"], head[ref_attribute(PART_OF["plan"])])
+    document = json.loads(table.get_item(Key={"pk": key}, ConsistentRead=True)["Item"]["body"])["plan"]
+    return json.dumps(document, separators=(",", ":"), ensure_ascii=False), str(head["planHash"])
+
+
+def tamper_with_plan(stack: Stack, goal_id: str) -> tuple[str, str]:
     """Someone with write access to the goals table triples the order and fixes up the stored hash.
 
-    Returns the item as it was, so a test can put it back.
+    Returns the plan and hash as they were, so a test can put them back.
     """
-    table = goals_table(stack)
-    item: dict[str, Any] = table.get_item(Key={"pk": f"GOAL#{goal_id}"}, ConsistentRead=True)["Item"]
-    plan = json.loads(item["plan"])
+    original = stored_plan(stack, goal_id)
+    plan = json.loads(original[0])
     plan["summary"]["items"][0]["quantity"] = 3
     for step in plan["steps"]:
         if step["action"] == "checkout.create":
@@ -299,15 +308,21 @@ def tamper_with_plan(stack: Stack, goal_id: str) -> dict[str, Any]:
     canonical = json.dumps(plan, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     set_plan(stack, goal_id, json.dumps(plan, separators=(",", ":"), ensure_ascii=False),
              "sha256:" + hashlib.sha256(canonical.encode()).hexdigest())  # fmt: skip
-    return item
+    return original
 
 
 def set_plan(stack: Stack, goal_id: str, plan: str, plan_hash: str) -> None:
+    """Stores ``plan`` as the goal's plan part and points the goal at it, past every rule of the store."""
+    body = {"plan": json.loads(plan)}
+    ref = digest(body)
+    goals_table(stack).put_item(
+        Item={"pk": part_key(goal_id, PART_OF["plan"], ref), "goalId": goal_id, "body": encode_body(body)}
+    )
     goals_table(stack).update_item(
         Key={"pk": f"GOAL#{goal_id}"},
-        UpdateExpression="SET #plan = :plan, planHash = :hash",
-        ExpressionAttributeNames={"#plan": "plan"},
-        ExpressionAttributeValues={":plan": plan, ":hash": plan_hash},
+        UpdateExpression="SET #ref = :ref, planHash = :hash",
+        ExpressionAttributeNames={"#ref": ref_attribute(PART_OF["plan"])},
+        ExpressionAttributeValues={":ref": ref, ":hash": plan_hash},
     )
 
 
@@ -318,7 +333,7 @@ def test_a_plan_tampered_before_approval_cannot_be_approved(stack: Stack):
     assert attempt(stack, link) == [409, 409, 409]
     assert observed(stack, goal_id) == before
     assert stack.ledger() == NOTHING_BOUGHT
-    set_plan(stack, goal_id, original["plan"], original["planHash"])
+    set_plan(stack, goal_id, *original)
     finish(stack, goal_id, link)
 
 

@@ -21,7 +21,7 @@ from cartpilot.plans.model import Plan
 from cartpilot_local.lambda_runtime import load_handler
 from cartpilot_local.stack import FUNCTIONS_DIR
 from tests.e2e.conftest import LOW_RISK_GOAL, Stack
-from tests.e2e.test_approval_attacks import goals_table, set_plan
+from tests.e2e.test_approval_attacks import set_plan, stored_plan
 
 NOTHING_BOUGHT = {"orders": [], "charges": [], "refunds": []}
 
@@ -42,8 +42,7 @@ def _free(shipping: dict[str, Any]) -> None:
 
 def _tamper(stack: Stack, goal_id: str, change: Callable[[dict[str, Any]], None]) -> str:
     """Rewrites the stored plan's shipping choice, keeping its arithmetic and payment consistent."""
-    item = goals_table(stack).get_item(Key={"pk": f"GOAL#{goal_id}"}, ConsistentRead=True)["Item"]
-    document = json.loads(item["plan"])
+    document = json.loads(stored_plan(stack, goal_id)[0])
     summary = document["summary"]
     before = summary["shipping"]["price"]["amount_minor"]
     change(summary["shipping"])

@@ -21,7 +21,30 @@ from cartpilot.audit.ports import AuditSlotTaken
 from cartpilot.brands.activity import WINDOW_HOURS, DailyLimits, LimitReached, RecentActivity
 from cartpilot.goals.lifecycle import InvalidTransition, may_move
 from cartpilot.goals.model import GoalRecord, GoalStatus, StepResult
-from cartpilot.goals.ports import GoalAlreadyExists, GoalNotFound, SubmissionClaim
+from cartpilot.goals.parts import (
+    PART_OF,
+    REF_ATTRIBUTES,
+    STEP_PART,
+    STEP_REFS,
+    STEPS_FIELD,
+    digest,
+    encode_body,
+    fields_of,
+    part_key,
+    plain,
+    record_fields,
+    ref_attribute,
+    split_fields,
+)
+from cartpilot.goals.ports import (
+    AuditHead,
+    GoalAlreadyExists,
+    GoalNotFound,
+    GoalPartConflict,
+    GoalPartMissing,
+    GoalPosition,
+    SubmissionClaim,
+)
 from cartpilot.kernel.money import Money
 
 
@@ -37,16 +60,61 @@ def _stored(value: Any) -> Any:
 
 
 class InMemoryGoalStore:
+    """Goals as the table keeps them: a small head per goal and write-once parts (``goals.parts``)."""
+
     def __init__(self) -> None:
         self._items: dict[str, dict[str, Any]] = {}
+        self._parts: dict[str, dict[str, Any]] = {}
         self._claims: dict[str, SubmissionClaim] = {}
         self._lock = threading.RLock()
+
+    def _put_part(self, goal_id: str, part: str, body: dict[str, Any]) -> str:
+        part_digest = digest(body)
+        key = part_key(goal_id, part, part_digest)
+        stored = self._parts.setdefault(key, copy.deepcopy(body))
+        if encode_body(stored) != encode_body(body):
+            raise GoalPartConflict(f"goal {goal_id}: part {part}#{part_digest} holds other content")
+        return part_digest
+
+    def _split_into(self, goal_id: str, head: dict[str, Any], fields: dict[str, Any]) -> None:
+        """Writes ``fields`` as the adapter does: parts first, then the head's fields and references."""
+        head_fields, parts, steps = split_fields(fields)
+        for name, value in head_fields.items():
+            head[name] = _stored(value)
+        for part, given in parts.items():
+            current = self._assemble(goal_id, head) if set(given) != set(fields_of(part)) else {}
+            body = {name: given[name] if name in given else current.get(name) for name in fields_of(part)}
+            if all(value is None for value in body.values()):
+                head.pop(ref_attribute(part), None)
+            else:
+                head[ref_attribute(part)] = self._put_part(goal_id, part, body)
+        if steps is not None:
+            head[STEP_REFS] = [
+                [step["stepId"], self._put_part(goal_id, STEP_PART, step)] for step in plain(steps)
+            ]
+
+    def _assemble(self, goal_id: str, head: dict[str, Any]) -> dict[str, Any]:
+        record = {name: copy.deepcopy(value) for name, value in head.items() if name not in REF_ATTRIBUTES}
+        keys = [
+            part_key(goal_id, part, head[ref_attribute(part)])
+            for part in set(PART_OF.values())
+            if head.get(ref_attribute(part))
+        ]
+        step_keys = [part_key(goal_id, STEP_PART, ref) for _, ref in head.get(STEP_REFS, [])]
+        if any(key not in self._parts for key in [*keys, *step_keys]):
+            raise GoalPartMissing(f"goal {goal_id}: a stored part is gone")
+        for key in keys:
+            record.update(copy.deepcopy(self._parts[key]))
+        record[STEPS_FIELD] = [copy.deepcopy(self._parts[key]) for key in step_keys]
+        return record
 
     def create(self, record: GoalRecord) -> None:
         with self._lock:
             if record.goalId in self._items:
                 raise GoalAlreadyExists(record.goalId)
-            self._items[record.goalId] = record.model_dump(mode="json", exclude_none=True)
+            head: dict[str, Any] = {}
+            self._split_into(record.goalId, head, record_fields(record))
+            self._items[record.goalId] = head
 
     def claim_submission(self, key: str, goal_id: str, request_hash: str) -> SubmissionClaim:
         with self._lock:
@@ -59,8 +127,15 @@ class InMemoryGoalStore:
 
     def get(self, goal_id: str) -> GoalRecord | None:
         with self._lock:
-            item = self._items.get(goal_id)
-            return GoalRecord.model_validate(copy.deepcopy(item)) if item is not None else None
+            head = self._items.get(goal_id)
+            return GoalRecord.model_validate(self._assemble(goal_id, head)) if head is not None else None
+
+    def position(self, goal_id: str) -> GoalPosition | None:
+        with self._lock:
+            head = self._items.get(goal_id)
+            if head is None:
+                return None
+            return GoalPosition(status=GoalStatus(head["status"]), auditSeq=head.get("auditSeq"))
 
     def require(self, goal_id: str) -> GoalRecord:
         record = self.get(goal_id)
@@ -75,6 +150,7 @@ class InMemoryGoalStore:
         status: GoalStatus | None = None,
         updated_at: str,
         condition_plan_hash: str | None = None,
+        audit: AuditHead | None = None,
         **fields: Any,
     ) -> None:
         with self._lock:
@@ -89,17 +165,25 @@ class InMemoryGoalStore:
                 raise InvalidTransition(
                     f"goal {goal_id} is {current.value}; cannot move to {status.value if status else '-'}"
                 )
-            for name, value in fields.items():
-                item[name] = _stored(value)
+            self._split_into(goal_id, item, fields)
             item["updatedAt"] = updated_at
             if status is not None:
                 item["status"] = status.value
+            if audit is not None:
+                self.advance_audit_head(goal_id, seq=audit.seq, head=audit.hash)
 
-    def append_step(self, goal_id: str, result: StepResult, updated_at: str) -> None:
+    def append_step(
+        self, goal_id: str, result: StepResult, updated_at: str, *, audit: AuditHead | None = None
+    ) -> None:
         with self._lock:
             record = self.require(goal_id)
+            if record.steps and record.steps[-1] == result:
+                # The same result, already last: a redelivery writes nothing but a newer chain head.
+                if audit is not None:
+                    self.advance_audit_head(goal_id, seq=audit.seq, head=audit.hash)
+                return
             steps = [step for step in record.steps if step.stepId != result.stepId] + [result]
-            self.update(goal_id, updated_at=updated_at, steps=steps)
+            self.update(goal_id, updated_at=updated_at, audit=audit, steps=steps)
 
     def advance_audit_head(self, goal_id: str, *, seq: int, head: str) -> None:
         with self._lock:
@@ -110,8 +194,8 @@ class InMemoryGoalStore:
 
     def undo_token(self, goal_id: str) -> str | None:
         with self._lock:
-            item = self._items.get(goal_id) or {}
-            token = item.get("undoToken")
+            head = self._items.get(goal_id)
+            token = self._assemble(goal_id, head).get("undoToken") if head is not None else None
             return str(token) if token else None
 
     def claim_undo(self, goal_id: str, requested_at: str) -> bool:
@@ -140,8 +224,48 @@ class InMemoryGoalStore:
 
     # For tests: what an attacker with write access to the table could do.
     def overwrite(self, goal_id: str, **fields: Any) -> None:
+        """Sets fields past every rule; a large field's part is rewritten in place, under its key."""
         with self._lock:
-            self._items[goal_id].update({name: _stored(value) for name, value in fields.items()})
+            head = self._items[goal_id]
+            head_fields, parts, steps = split_fields(fields)
+            head.update({name: _stored(value) for name, value in head_fields.items()})
+            for part, given in parts.items():
+                ref = head.get(ref_attribute(part))
+                if ref is None:
+                    self._split_into(goal_id, head, given)
+                    continue
+                key = part_key(goal_id, part, ref)
+                self._parts[key] = {**self._parts.get(key, {}), **copy.deepcopy(given)}
+            if steps is not None:
+                self._split_into(goal_id, head, {STEPS_FIELD: steps})
+
+    def drop_part(self, goal_id: str, field: str) -> None:
+        """For tests: loses the part that holds ``field`` (a step's result: ``steps``, the first)."""
+        with self._lock:
+            head = self._items[goal_id]
+            if field == STEPS_FIELD:
+                self._parts.pop(part_key(goal_id, STEP_PART, head[STEP_REFS][0][1]))
+            else:
+                part = PART_OF[field]
+                self._parts.pop(part_key(goal_id, part, head[ref_attribute(part)]))
+
+    def head_size(self, goal_id: str) -> int:
+        """For tests: the head's size as DynamoDB counts it, near enough (names plus values as text)."""
+
+        def size(value: Any) -> int:
+            if isinstance(value, list):
+                return 3 + sum(1 + size(item) for item in value)
+            if isinstance(value, dict):
+                return len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode())
+            return len(str(value).encode())
+
+        with self._lock:
+            return sum(len(name.encode()) + size(value) for name, value in self._items[goal_id].items())
+
+    def part_count(self, goal_id: str) -> int:
+        """For tests: how many parts are stored for the goal (orphans included)."""
+        with self._lock:
+            return sum(1 for key in self._parts if key.startswith(part_key(goal_id, "", "")[:-1]))
 
 
 def _stored_record(record: AuditRecord) -> AuditRecord:

@@ -30,7 +30,8 @@ def test_only_the_functions_that_create_goals_or_approvals_may_put_them():
     creators = {name for name in policies() if "dynamodb:PutItem" in _actions_on(name, Resource.GOALS_TABLE)}
     # The occurrence sweep takes a schedule's occurrences in as goals, through the same intake.
     assert creators == {"api", "approval", "occurrences"}
-    assert _actions_on("catalog", Resource.GOALS_TABLE) == {"dynamodb:GetItem"}
+    # A goal is its head item plus its write-once parts, read together.
+    assert _actions_on("catalog", Resource.GOALS_TABLE) == {"dynamodb:GetItem", "dynamodb:BatchGetItem"}
 
 
 def test_only_the_link_signers_read_the_link_key_and_only_the_api_drives_the_flow():

@@ -37,10 +37,13 @@ class AuditTrail:
         *,
         anchors: AuditAnchors | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        release: str | None = None,
     ) -> None:
         self._records = records
         self._anchors = anchors
         self._sleep = sleep
+        # The release this code belongs to (``cartpilot.release``), on every record it writes.
+        self._release = release
 
     def append(
         self,
@@ -51,10 +54,22 @@ class AuditTrail:
         status: str | None = None,
         plan_hash: str | None = None,
         detail: dict[str, Any] | None = None,
+        reuse_after: int | None = None,
     ) -> AuditRecord:
+        """Appends the record. ``reuse_after``: the seq the goal's chain head points at; a newest record
+        past it that says exactly this is returned instead of a second one (an attempt that wrote
+        its record and stopped before pointing the goal at it, now retried)."""
         masked = mask_pii(detail or {})
         for attempt in range(_MAX_APPEND_ATTEMPTS):
             last = self._records.latest(goal_id)
+            if (
+                reuse_after is not None
+                and last is not None
+                and last.seq > reuse_after
+                and (last.actor, last.event, last.status, last.planHash, last.detail)
+                == (actor, event, status, plan_hash, masked)
+            ):
+                return last
             body = {
                 "goalId": goal_id,
                 "seq": (last.seq + 1) if last else 1,
@@ -65,6 +80,7 @@ class AuditTrail:
                 "planHash": plan_hash,
                 "detail": masked,
                 "prevHash": last.hash if last else GENESIS_HASH,
+                "release": self._release,
             }
             record = AuditRecord(**body, hash=hash_record_body(AuditRecord(**body, hash="").body()))
             try:

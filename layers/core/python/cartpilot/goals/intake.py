@@ -22,9 +22,10 @@ from cartpilot.goals.model import (
     new_goal_id,
     submission_key,
 )
-from cartpilot.goals.ports import GoalAlreadyExists, Workflow
+from cartpilot.goals.ports import AuditHead, GoalAlreadyExists, Workflow
 from cartpilot.kernel.clock import utc_now_iso
 from cartpilot.kernel.errors import Refusal
+from cartpilot.rollout.gate import RolloutGate, RolloutOff
 
 
 class IntakeError(Refusal):
@@ -43,11 +44,13 @@ class GoalIntake:
         workflow: Workflow,
         brand: BrandConfig,
         users: UserDirectory,
+        rollout: RolloutGate | None = None,
     ) -> None:
         self._ledger = ledger
         self._workflow = workflow
         self._brand = brand
         self._users = users
+        self._rollout = rollout
 
     def submit(
         self,
@@ -95,6 +98,11 @@ class GoalIntake:
             raise IntakeError(422, "UNKNOWN_USER", f"user {request.userId} is not known to this brand")
         if request.context.budget is not None and request.context.budget.currency != self._brand.currency:
             raise IntakeError(422, "BUDGET_CURRENCY", f"budget must be in {self._brand.currency}")
+        if self._rollout is not None:
+            try:
+                self._rollout.check_accepting()
+            except RolloutOff as exc:
+                raise IntakeError(503, "ROLLOUT_OFF", str(exc)) from None
         merchant_id = request.context.merchantId
         known = [merchant.id for merchant in self._brand.merchants]
         if merchant_id is not None and merchant_id not in known:
@@ -122,7 +130,8 @@ class GoalIntake:
                     request,
                     goal_id,
                     client,
-                    received_noted=existing.auditSeq is not None,
+                    # The received record may precede the chain head's first move (``_start``).
+                    received_noted=existing.auditSeq is not None or bool(self._ledger.audit.records(goal_id)),
                     schedule_id=record.scheduleId,
                 )
             return GoalAccepted(goalId=goal_id, status=existing.status.value, links=goal_links(goal_id))
@@ -138,8 +147,9 @@ class GoalIntake:
         received_noted: bool,
         schedule_id: str | None = None,
     ) -> None:
+        received: AuditHead | None = None
         if not received_noted:
-            self._ledger.note(
+            record = self._ledger.note(
                 goal_id,
                 actor=f"user:{request.userId}",
                 event="goal.received",
@@ -150,9 +160,14 @@ class GoalIntake:
                     "context": request.context.model_dump(mode="json", exclude_none=True),
                     **({"scheduleId": schedule_id} if schedule_id is not None else {}),
                 },
+                # The flow's id is stored with the chain head in one write, once the flow started.
+                move_head=False,
             )
+            received = AuditHead(seq=record.seq, hash=record.hash)
         execution_arn = self._start_flow(goal_id)
-        self._ledger.store.update(goal_id, updated_at=utc_now_iso(), executionArn=execution_arn)
+        self._ledger.store.update(
+            goal_id, updated_at=utc_now_iso(), audit=received, executionArn=execution_arn
+        )
 
     def _start_flow(self, goal_id: str) -> str:
         flow_input = {

@@ -1,4 +1,10 @@
-"""Every change to a goal is a status update plus an audit record, written together here."""
+"""Every change to a goal is a status update plus an audit record, written together here.
+
+The record is appended first and the goal's update then points its chain head at it, in one write:
+a goal item write per change instead of two. A writer stopped in between leaves a record the head
+does not point at yet (the chain allows records past its head); the retried change finds that
+record as the chain's newest and points at it instead of writing it again.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +14,9 @@ from cartpilot.audit.chain import AuditRecord
 from cartpilot.audit.privacy import scrub_text
 from cartpilot.audit.trail import AuditTrail
 from cartpilot.goals.handoff import checked_continue_url, origin_of
-from cartpilot.goals.model import GoalStatus
-from cartpilot.goals.ports import GoalStore
+from cartpilot.goals.lifecycle import InvalidTransition, may_move
+from cartpilot.goals.model import GoalStatus, StepResult
+from cartpilot.goals.ports import AuditHead, GoalNotFound, GoalStore
 from cartpilot.goals.reasons import ReasonCode, shopper_reason
 from cartpilot.kernel.clock import utc_now_iso
 from cartpilot.notifications.ports import NoticeOutbox
@@ -34,18 +41,55 @@ class GoalLedger:
         plan_hash: str | None = None,
         **fields: Any,
     ) -> AuditRecord:
-        """Moves the goal (refused unless the move is allowed), then records why.
+        """Moves the goal (refused unless the move is allowed) and records why.
 
-        The status is written first: if the audit append then fails, the Lambda fails,
-        Step Functions retries, and the re-entrant transition records it on the retry.
+        The move is checked on the goal as read, then recorded, then written with its chain head
+        under the lifecycle's condition. Should another writer move the goal in between, the
+        condition refuses the write and a ``goal.transition-withdrawn`` record says the recorded
+        move did not happen. If anything fails after the record, the Lambda fails, Step Functions
+        retries, and the re-entrant transition completes with the record already written.
         """
-        self.store.update(goal_id, status=status, updated_at=utc_now_iso(), **fields)
+        position = self.store.position(goal_id)
+        if position is None:
+            raise GoalNotFound(goal_id)
+        if not may_move(position.status, status):
+            raise InvalidTransition(
+                f"goal {goal_id} is {position.status.value}; cannot move to {status.value}"
+            )
+        record = self.audit.append(
+            goal_id,
+            actor=actor,
+            event=event,
+            status=status.value,
+            plan_hash=plan_hash,
+            detail=detail,
+            reuse_after=position.auditSeq or 0,
+        )
+        try:
+            self.store.update(
+                goal_id,
+                status=status,
+                updated_at=utc_now_iso(),
+                audit=AuditHead(seq=record.seq, hash=record.hash),
+                **fields,
+            )
+        except InvalidTransition:
+            found = self.store.position(goal_id)
+            self.note(
+                goal_id,
+                actor=actor,
+                event="goal.transition-withdrawn",
+                status=found.status if found is not None else None,
+                plan_hash=plan_hash,
+                detail={"seq": record.seq, "event": event, "status": status.value},
+            )
+            raise
         if self.notices is not None and status in TOLD_STATUSES:
-            # Queued here, after the status and before its record, so no path that ends a goal
-            # goes untold; a retried transition finds the notice queued or told and adds nothing.
+            # Queued right after the status, so no path that ends a goal goes untold; a retried
+            # transition finds the notice queued or told and adds nothing.
             token = notice_token(status, shopper=relay_tells_shopper(status, event))
             self.notices.mark_due(goal_id, token, at=utc_now_iso())
-        return self.note(goal_id, actor=actor, event=event, status=status, detail=detail, plan_hash=plan_hash)
+        return record
 
     def note(
         self,
@@ -56,7 +100,16 @@ class GoalLedger:
         status: GoalStatus | None = None,
         detail: dict[str, Any] | None = None,
         plan_hash: str | None = None,
+        updated_at: str | None = None,
+        move_head: bool = True,
+        **fields: Any,
     ) -> AuditRecord:
+        """Records an event; ``fields`` (as ``GoalStore.update`` takes them) are set on the goal in the
+        write that points its chain head at the record (``updated_at``: when, now by default).
+
+        ``move_head=False`` leaves the chain head where it is, for a caller whose next write of the
+        goal, in the same invocation, points it past this record: one goal write fewer. Stopped in
+        between, the record follows the head, as after a stop between any record and its head."""
         record = self.audit.append(
             goal_id,
             actor=actor,
@@ -65,7 +118,41 @@ class GoalLedger:
             plan_hash=plan_hash,
             detail=detail,
         )
-        self.store.advance_audit_head(goal_id, seq=record.seq, head=record.hash)
+        if fields:
+            self.store.update(
+                goal_id,
+                updated_at=updated_at or utc_now_iso(),
+                audit=AuditHead(seq=record.seq, hash=record.hash),
+                **fields,
+            )
+        elif move_head:
+            self.store.advance_audit_head(goal_id, seq=record.seq, head=record.hash)
+        return record
+
+    def record_step(
+        self,
+        goal_id: str,
+        result: StepResult,
+        *,
+        actor: str,
+        event: str,
+        plan_hash: str | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> AuditRecord:
+        """Records an executed step and its audit record, the step's reference and the chain head in
+        one goal write; a retry after a stop in between reuses the record already written."""
+        position = self.store.position(goal_id)
+        if position is None:
+            raise GoalNotFound(goal_id)
+        record = self.audit.append(
+            goal_id,
+            actor=actor,
+            event=event,
+            plan_hash=plan_hash,
+            detail=detail,
+            reuse_after=position.auditSeq or 0,
+        )
+        self.store.append_step(goal_id, result, result.at, audit=AuditHead(seq=record.seq, hash=record.hash))
         return record
 
     def hand_off(

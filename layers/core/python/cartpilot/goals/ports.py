@@ -16,6 +16,32 @@ class GoalAlreadyExists(RuntimeError):
     pass
 
 
+class GoalPartMissing(LookupError):
+    """The goal's record refers to a part (its plan, a step's result, ...) that storage no longer
+    holds: the goal cannot be read whole, and is not read as if the part had never existed."""
+
+
+class GoalPartConflict(RuntimeError):
+    """A write-once part of the goal is stored with other content than this write carries: the
+    stored one stays, and the write is refused."""
+
+
+@dataclass(frozen=True)
+class AuditHead:
+    """The newest audit record a write points the goal's chain head at (``advance_audit_head``)."""
+
+    seq: int
+    hash: str
+
+
+@dataclass(frozen=True)
+class GoalPosition:
+    """Where a goal stands, read from its head alone: its status and the audit record it points at."""
+
+    status: GoalStatus
+    auditSeq: int | None
+
+
 @dataclass(frozen=True)
 class SubmissionClaim:
     """Which goal a submission (a client's Idempotency-Key) is, and the body it came with."""
@@ -26,7 +52,11 @@ class SubmissionClaim:
 
 class GoalStore(Protocol):
     """One record per goal. Updates with a ``status`` are refused (``InvalidTransition``) unless the
-    lifecycle table allows the move from the stored status; every update needs the goal to exist."""
+    lifecycle table allows the move from the stored status; every update needs the goal to exist.
+
+    A record is stored as a small head and write-once parts (``goals.parts``): reads assemble it,
+    and raise ``GoalPartMissing`` when a part it refers to is gone; a part is never overwritten
+    (``GoalPartConflict`` when storage holds other content under its key)."""
 
     def create(self, record: GoalRecord) -> None:
         """Raises ``GoalAlreadyExists`` when a goal with this id is stored."""
@@ -39,6 +69,10 @@ class GoalStore(Protocol):
 
     def get(self, goal_id: str) -> GoalRecord | None: ...
 
+    def position(self, goal_id: str) -> GoalPosition | None:
+        """The goal's status and audit head position (a read of the head only); None when unknown."""
+        ...
+
     def require(self, goal_id: str) -> GoalRecord:
         """Raises ``GoalNotFound``."""
         ...
@@ -50,14 +84,20 @@ class GoalStore(Protocol):
         status: GoalStatus | None = None,
         updated_at: str,
         condition_plan_hash: str | None = None,
+        audit: AuditHead | None = None,
         **fields: Any,
     ) -> None:
         """Sets fields (models or plain values; ``None`` clears). With ``condition_plan_hash``, only
-        while the stored plan hash is that one (``InvalidTransition`` otherwise)."""
+        while the stored plan hash is that one (``InvalidTransition`` otherwise). With ``audit``, the
+        same write moves the audit chain head there, unless it already points at a later record
+        (then only the fields are written): one write for a change and the record of it."""
         ...
 
-    def append_step(self, goal_id: str, result: StepResult, updated_at: str) -> None:
-        """Records an executed step once, replacing an earlier record of the same step (a retry)."""
+    def append_step(
+        self, goal_id: str, result: StepResult, updated_at: str, *, audit: AuditHead | None = None
+    ) -> None:
+        """Records an executed step once, replacing an earlier record of the same step (a retry);
+        ``audit`` as for ``update``."""
         ...
 
     def advance_audit_head(self, goal_id: str, *, seq: int, head: str) -> None:

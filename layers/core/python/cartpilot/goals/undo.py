@@ -85,14 +85,17 @@ def undo_notice(plan: Plan) -> str | None:
 def open_undo_window(goal_id: str, task_token: str, *, ledger: GoalLedger) -> UndoWindowOpened:
     """Parks the flow's task token on the goal (server side only) until undo or the window's end."""
     goal = ledger.store.require(goal_id)
-    ledger.store.update(goal_id, updated_at=utc_now_iso(), undoToken=task_token)
-    ledger.note(goal_id, actor="notify", event="undo.window-opened", detail={"undoUntil": goal.undoUntil})
+    ledger.note(
+        goal_id, actor="notify", event="undo.window-opened", detail={"undoUntil": goal.undoUntil},
+        undoToken=task_token,
+    )  # fmt: skip
     return UndoWindowOpened(undoUntil=goal.undoUntil)
 
 
 def close_undo_window(goal_id: str, *, ledger: GoalLedger) -> UndoWindowClosed:
-    ledger.store.update(goal_id, updated_at=utc_now_iso(), undoToken=None)
-    ledger.note(goal_id, actor="flow", event="undo.window-closed", status=GoalStatus.COMPLETED)
+    ledger.note(
+        goal_id, actor="flow", event="undo.window-closed", status=GoalStatus.COMPLETED, undoToken=None
+    )
     return UndoWindowClosed(status=GoalStatus.COMPLETED, final=True)
 
 

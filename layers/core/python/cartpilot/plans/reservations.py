@@ -32,10 +32,12 @@ def reserve_for_goal(
     actor: str,
     now: datetime,
     plan_hash: str | None = None,
+    move_head: bool = True,
 ) -> None:
     """Holds ``total`` for the goal within the brand's daily limits; raises ``LimitReached`` if it cannot.
 
     A plan priced in a currency the brand has no rate for never gets here: the policies deny it.
+    ``move_head``: as for ``GoalLedger.note``.
     """
     amount = in_brand_currency(total, brand)
     if counters.reserve(goal_id, user_id, amount, daily_limits(brand), now=now):
@@ -45,6 +47,7 @@ def reserve_for_goal(
             event="limits.reserved",
             plan_hash=plan_hash,
             detail={"amount": amount.model_dump(mode="json")},
+            move_head=move_head,
         )
 
 

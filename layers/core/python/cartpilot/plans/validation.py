@@ -33,6 +33,7 @@ from cartpilot.goals.ledger import GoalLedger
 from cartpilot.goals.model import GoalContext, GoalStatus, MalformedPlan, PriceCheck
 from cartpilot.kernel.clock import today, utc_now, utc_now_iso
 from cartpilot.kernel.money import Money, total_of
+from cartpilot.kernel.observability import metrics
 from cartpilot.plans.mandate_check import MandateGuard
 from cartpilot.plans.model import (
     ACTION_ORDER,
@@ -46,6 +47,8 @@ from cartpilot.plans.model import (
 )
 from cartpilot.plans.reservations import release_for_goal, reserve_for_goal
 from cartpilot.plans.verdicts import Finding, RiskTier, Verdict, route_for, stricter
+from cartpilot.rollout.gate import RolloutGate
+from cartpilot.rollout.planned_only import hold_back
 
 # What each action may be granted; a step claiming more is refused.
 STEP_PERMISSIONS: dict[Action, frozenset[str]] = {
@@ -398,14 +401,18 @@ def validate_goal(
     counters: OrderCounters,
     price_check: PriceCheck | None = None,
     mandates: MandateGuard | None = None,
+    rollout: RolloutGate | None = None,
 ) -> Verdict:
     """The validation stage: checks the stored plan against the merchant's current prices (the
     catalog function's snapshot, stored here on the goal), the shopper's request and their orders
     in the last 24 hours, and records the verdict. An occurrence of a schedule is also held to the
-    schedule's mandate (``plans.mandate_check``)."""
-    ledger.transition(goal_id, GoalStatus.VALIDATING, actor="validator", event="validation.started")
-    if price_check is not None:
-        ledger.store.update(goal_id, updated_at=utc_now_iso(), priceCheck=price_check)
+    schedule's mandate (``plans.mandate_check``). With ``rollout``, a plan the brand's rollout holds
+    back is routed "planned-only" (``rollout.planned_only``)."""
+    # The catalog's snapshot is stored in the same write as the status.
+    checked: dict[str, Any] = {"priceCheck": price_check} if price_check is not None else {}
+    ledger.transition(
+        goal_id, GoalStatus.VALIDATING, actor="validator", event="validation.started", **checked
+    )
     goal = ledger.store.require(goal_id)
     plan = goal.plan
     if plan is None:
@@ -435,6 +442,13 @@ def validate_goal(
         schedule_id = getattr(goal, "scheduleId", None)
         if schedule_id:
             verdict = _hold_to_mandate(goal_id, schedule_id, given, verdict, mandates, counters, ledger)
+    held: dict[str, Any] = {}
+    if rollout is not None:
+        verdict, planned_only = hold_back(
+            goal_id, goal.userId, verdict, gate=rollout, ledger=ledger, counters=counters
+        )
+        if planned_only is not None:
+            held["plannedOnly"] = planned_only
     ledger.note(
         goal_id,
         actor="validator",
@@ -443,9 +457,14 @@ def validate_goal(
         detail={
             "tier": verdict.tier.value,
             "reasons": [reason.model_dump(mode="json") for reason in verdict.reasons],
+            **{name: value.model_dump(mode="json") for name, value in held.items()},
         },
+        updated_at=verdict.checkedAt,
+        verdict=verdict,
+        **held,
     )
-    ledger.store.update(goal_id, updated_at=verdict.checkedAt, verdict=verdict)
+    if verdict.denied:
+        metrics.add_metric(name="GoalsDenied", unit="Count", value=1)
     return verdict
 
 
@@ -477,6 +496,8 @@ def _validate_and_reserve(
             reserve_for_goal(
                 goal_id, plan.userId, plan.summary.total, brand=given.brand, counters=counters,
                 ledger=ledger, actor="validator", now=now, plan_hash=verdict.planHash,
+                # The verdict's record follows in this invocation and moves the chain head past it.
+                move_head=False,
             )  # fmt: skip
         except LimitReached:
             continue

@@ -99,6 +99,22 @@ class DynamoDBNoticeOutbox:
         )
 
     def mark_sent(self, goal_id: str, status: str) -> None:
+        due = self.due(goal_id)
+        if due == [status]:
+            # The last notice due: told and out of the index in one write (``settle`` then has none).
+            settled = _conditional(
+                self._table.update_item,
+                Key=_goal_key(goal_id),
+                UpdateExpression=(
+                    "DELETE noticesDue :token ADD noticesSent :token "
+                    f"REMOVE #lease, {NOTICE_QUEUE_KEY}, {NOTICE_SINCE_KEY}"
+                ),
+                ConditionExpression="contains(noticesDue, :status) AND size(noticesDue) = :one",
+                ExpressionAttributeNames={"#lease": _lease_attribute(status)},
+                ExpressionAttributeValues={":token": {status}, ":status": status, ":one": 1},
+            )
+            if settled:
+                return
         _conditional(
             self._table.update_item,
             Key=_goal_key(goal_id),
@@ -120,6 +136,11 @@ class DynamoDBNoticeOutbox:
         )
 
     def settle(self, goal_id: str) -> None:
+        item = self._table.get_item(
+            Key=_goal_key(goal_id), ConsistentRead=True, ProjectionExpression=NOTICE_QUEUE_KEY
+        ).get("Item")
+        if not item:
+            return  # out of the index already (the last ``mark_sent`` took it out): nothing to write
         # DynamoDB drops a set emptied by DELETE, so "nothing due" is the attribute's absence.
         _conditional(
             self._table.update_item,
