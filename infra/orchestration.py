@@ -1,9 +1,10 @@
 """The order flow: a Standard state machine loaded from the ASL file the local stack also runs.
 
 The definition is taken verbatim from ``statemachines/order_flow.asl.json``; CloudFormation replaces
-each ``${XFunctionArn}`` with the function's ARN and each retry timing placeholder with its production
-value at deploy time (definition substitutions), so the file stays the single source of the flow.
-Every execution's events are logged to an encrypted log group, without their data (inputs, outputs,
+each ``${XFunctionArn}`` with the ARN of the function's ``live`` alias (``infra/functions.py``) and
+each retry timing placeholder with its production value at deploy time (definition substitutions),
+so the file stays the single source of the flow.
+Every execution's failures are logged to an encrypted log group, without their data (inputs, outputs,
 errors' causes: they carry task tokens, which resume the flow, and plans with addresses), and traced
 in X-Ray; the state machine's role may invoke exactly the functions the definition names.
 """
@@ -27,9 +28,13 @@ from constructs import Construct
 from infra.nag import acknowledge
 
 STATE_MACHINE_LOG_RETENTION = logs.RetentionDays.THREE_MONTHS
-# Every state transition is logged, with names, types and times only: a waitForTaskToken task's
-# input holds its task token, which anyone reading the log could use to approve the order.
-EXECUTION_LOG_LEVEL = sfn.LogLevel.ALL
+# Failures only (failed, timed-out, aborted tasks and executions), with names, types and times: the
+# audit trail records every step of a goal and the execution history keeps each transition for 90 days,
+# so logging every event (~63 per auto-approved goal, ~19 KB) would pay to store a third copy; at ERROR
+# an auto-approved goal logs one event (its undo window's timeout), ~0.3 KB. Never execution data: a
+# waitForTaskToken task's input holds its task token, which anyone reading the log could use to approve
+# the order.
+EXECUTION_LOG_LEVEL = sfn.LogLevel.ERROR
 INCLUDE_EXECUTION_DATA = False
 # The only task integrations the definition may use: the role grants lambda:InvokeFunction, nothing else.
 LAMBDA_INTEGRATIONS = frozenset(
@@ -193,7 +198,15 @@ class OrderFlow(Construct):
             ),
             tracing_enabled=True,
         )
-        # Unqualified ARNs only: the definition invokes $LATEST, so no ":*" version wildcard is granted.
+        acknowledge(
+            self.state_machine,
+            "AwsSolutions-SF1",
+            "Logs failures only (ERROR), on purpose: the audit trail records every step of a goal, "
+            "hash-chained and anchored, and the execution history keeps every transition for 90 days; "
+            "logging ALL events would store a third copy at about 19 KB per goal.",
+        )
+        # The aliases' ARNs only: the definition invokes each function's ``live`` alias, so neither
+        # $LATEST nor a ":*" version wildcard is granted.
         self.state_machine.add_to_role_policy(
             iam.PolicyStatement(
                 actions=["lambda:InvokeFunction"],

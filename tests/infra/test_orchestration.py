@@ -98,12 +98,12 @@ def test_definition_is_the_asl_file_byte_for_byte_after_substitution(
     source = ASL_FILE.read_text(encoding="utf-8")
     assert properties["DefinitionString"] == source
 
-    # What CloudFormation will store: every ${XFunctionArn} replaced by that function's ARN, every
-    # retry timing by its production value.
-    functions = synthesis.stacks[brand_name].functions.by_name
+    # What CloudFormation will store: every ${XFunctionArn} replaced by the ARN of that function's
+    # live alias, every retry timing by its production value.
+    aliases = synthesis.stacks[brand_name].functions.live
     arns = {
         variable: "arn:aws:lambda:eu-west-1:123456789012:function:"
-        + synthesis.logical_id(brand_name, functions[name])
+        + synthesis.logical_id(brand_name, aliases[name])
         for variable, name in CONTRACT_VARIABLES.items()
     }
     substitutions = properties["DefinitionSubstitutions"]
@@ -112,7 +112,7 @@ def test_definition_is_the_asl_file_byte_for_byte_after_substitution(
         if variable in RETRY_TIMINGS:
             assert value == str(RETRY_TIMINGS[variable]), variable
         else:
-            assert value == {"Fn::GetAtt": [arns[variable].rsplit(":", 1)[1], "Arn"]}, variable
+            assert value == {"Ref": arns[variable].rsplit(":", 1)[1]}, variable
     deployed = _substitute(
         properties["DefinitionString"],
         {name: arns.get(name, value) for name, value in substitutions.items()},
@@ -180,7 +180,7 @@ def test_a_quoted_retry_placeholder_is_refused_before_deploying() -> None:
         )
 
 
-def test_state_machine_is_standard_fully_logged_and_traced(
+def test_state_machine_is_standard_logs_failures_and_is_traced(
     template: Template, synthesis: Synthesis, brand_name: str
 ) -> None:
     template.resource_count_is("AWS::StepFunctions::StateMachine", 1)
@@ -189,7 +189,7 @@ def test_state_machine_is_standard_fully_logged_and_traced(
         {
             "StateMachineType": "STANDARD",
             "TracingConfiguration": {"Enabled": True},
-            "LoggingConfiguration": Match.object_like({"Level": "ALL", "IncludeExecutionData": False}),
+            "LoggingConfiguration": Match.object_like({"Level": "ERROR", "IncludeExecutionData": False}),
         },
     )
     properties = _state_machine(synthesis, brand_name)["Properties"]
@@ -197,7 +197,7 @@ def test_state_machine_is_standard_fully_logged_and_traced(
     assert properties["StateMachineName"] == f"CartPilot-{brand_name}-OrderFlow"
     assert properties["TracingConfiguration"] == {"Enabled": True}
     logging = properties["LoggingConfiguration"]
-    assert logging["Level"] == "ALL"
+    assert logging["Level"] == "ERROR"  # failures; every step is in the audit trail and the history
     assert logging["IncludeExecutionData"] is False  # task tokens (row 15 of issue 11)
     (destination,) = logging["Destinations"]
     log_group_id = destination["CloudWatchLogsLogGroup"]["LogGroupArn"]["Fn::GetAtt"][0]
@@ -216,12 +216,14 @@ def test_state_machine_role_may_invoke_exactly_its_functions(synthesis: Synthesi
     statements = statements_of_role(resources, role_id)
     invoke = [s for s in statements if any(a.startswith("lambda:") for a in s["Action"])]
     assert [s["Action"] for s in invoke] == [["lambda:InvokeFunction"]]
-    invoked = {ref["Fn::GetAtt"][0] for ref in resource_refs(invoke[0])}
+    # Exactly the live aliases the definition names: no $LATEST, no version wildcard.
+    invoked = {ref["Ref"] for ref in resource_refs(invoke[0])}
     arns = [value for value in properties["DefinitionSubstitutions"].values() if isinstance(value, dict)]
-    assert invoked == {ref["Fn::GetAtt"][0] for ref in arns}
-    functions = of_type(resources, "AWS::Lambda::Function")
-    api = synthesis.logical_id(brand_name, synthesis.stacks[brand_name].functions.api)
-    assert api in functions
+    assert invoked == {ref["Ref"] for ref in arns}
+    assert set(of_type(resources, "AWS::Lambda::Alias")) >= invoked
+    aliases = synthesis.stacks[brand_name].functions.live
+    api = synthesis.logical_id(brand_name, aliases["api"])
+    assert api in of_type(resources, "AWS::Lambda::Alias")
     assert api not in invoked
     for statement in statements:
         if statement not in invoke:

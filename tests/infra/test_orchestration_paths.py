@@ -55,8 +55,19 @@ class ScriptedFunctions:
         return [event for function, event in self.calls if function == name]
 
 
+CONFIRM = {"id": "confirm", "action": "orders.confirm"}
+
+
+def _answer(event: dict[str, Any], output: dict[str, Any]) -> dict[str, Any]:
+    """A connector's answer: the outputs so far plus its own, and the plan's next step."""
+    assert event["answer"] == "next"
+    index = [step["id"] for step in STEPS].index(event["step"]["id"])
+    following = STEPS[index + 1] if index + 1 < len(STEPS) else CONFIRM
+    return {"outputs": {**event["outputs"], event["step"]["id"]: output}, "next": following}
+
+
 def _outputs_so_far(event: dict[str, Any]) -> dict[str, Any]:
-    return {**event["outputs"], event["step"]["id"]: {"checkoutId": "cs-1", "status": "incomplete"}}
+    return _answer(event, {"checkoutId": "cs-1", "status": "incomplete"})
 
 
 def _notify(undo_until: str | None) -> Handler:
@@ -77,7 +88,12 @@ def _notify(undo_until: str | None) -> Handler:
 def happy_path(functions: ScriptedFunctions, *, undo_until: str | None) -> None:
     functions.answers.update(
         {
-            "planner": lambda event: {"planId": "p-1", "planHash": "sha256:1", "steps": STEPS},
+            "planner": lambda event: {
+                "planId": "p-1",
+                "planHash": "sha256:1",
+                "steps": STEPS,
+                "next": STEPS[0],
+            },
             "catalog": lambda event: {
                 "planId": "p-1",
                 "checkedAt": "2026-11-25T08:00:00Z",
@@ -90,10 +106,9 @@ def happy_path(functions: ScriptedFunctions, *, undo_until: str | None) -> None:
             "validator": lambda event: {"route": "auto", "tier": "AUTO", "planHash": "sha256:1"},
             "checkout": _outputs_so_far,
             "fulfillment": _outputs_so_far,
-            "payment": lambda event: {
-                **event["outputs"],
-                "s3": {"checkoutId": "cs-1", "orderId": "ord-1", "status": "confirmed"},
-            },
+            "payment": lambda event: _answer(
+                event, {"checkoutId": "cs-1", "orderId": "ord-1", "status": "confirmed"}
+            ),
             "orders": lambda event: {**event["outputs"], "confirm": {"orderId": "ord-1"}},
             "notify": _notify(undo_until),
         }
@@ -177,7 +192,7 @@ def test_an_order_that_can_be_undone_waits_out_its_window(flow: Flow):
     status, entered = flow.run()
 
     assert status == "SUCCEEDED"
-    assert entered[-5:] == ["SendReceipt", "IsUndoOffered", "OfferUndo", "CloseUndoWindow", "OrderCompleted"]
+    assert entered[-4:] == ["SendReceipt", "IsUndoOffered", "OfferUndo", "CloseUndoWindow"]
     assert [event["kind"] for event in flow.functions.called("notify")] == [
         "receipt",
         "undo_window",
@@ -233,3 +248,163 @@ def test_an_escalation_nobody_recorded_is_undone_like_any_failure(flow: Flow):
     (compensation,) = flow.functions.called("compensator")
     assert compensation["error"]["Error"] == "HandOffNotRecorded"
     assert compensation["finalStatus"] == "COMPENSATED"
+
+
+# --- the step loop: one Choice and one Task per step ------------------------------------------------
+
+AUTO_PATH = [
+    "PlanOrder", "CheckCurrentPrices", "CheckPolicies",
+    "RouteNextStep", "RunCheckoutStep", "RouteNextStep", "RunFulfillmentStep", "RouteNextStep", "RunPaymentStep",
+    "RouteNextStep", "ConfirmOrder", "SendReceipt", "IsUndoOffered", "OfferUndo", "CloseUndoWindow",
+]  # fmt: skip
+
+
+def test_an_auto_approved_goal_enters_at_most_fifteen_states(flow: Flow):
+    happy_path(flow.functions, undo_until="2026-11-25T08:00:01+00:00")
+
+    status, entered = flow.run()
+
+    assert status == "SUCCEEDED"
+    assert entered == AUTO_PATH and len(entered) <= 15
+    # Each connector was handed the step the previous task named, with the outputs so far.
+    handed = [
+        (name, event)
+        for name, event in flow.functions.calls
+        if name in {"checkout", "fulfillment", "payment"}
+    ]
+    assert [event["step"] for _, event in handed] == STEPS
+    assert [sorted(event["outputs"]) for _, event in handed] == [[], ["s1"], ["s1", "s2"]]
+    (confirm,) = flow.functions.called("orders")
+    assert sorted(confirm["outputs"]) == ["s1", "s2", "s3"]
+
+
+def test_a_planned_only_goal_is_recorded_and_runs_nothing(flow: Flow):
+    happy_path(flow.functions, undo_until=None)
+    flow.functions.answers["validator"] = lambda event: {
+        "route": "planned-only",
+        "tier": "AUTO",
+        "planHash": "sha256:1",
+    }
+
+    status, entered = flow.run()
+
+    assert status == "SUCCEEDED"
+    assert entered[-3:] == ["RouteNextStep", "RecordPlannedOnly", "PlannedOnly"]
+    assert flow.functions.called("notify") == [{"goalId": "g-1", "kind": "outcome", "status": "PLANNED_ONLY"}]
+    assert [
+        name for name, _ in flow.functions.calls if name in {"checkout", "fulfillment", "payment", "orders"}
+    ] == []
+
+
+@pytest.mark.parametrize("route", ["deny", "something-new"])
+def test_a_denied_or_unknown_route_is_recorded_denied(flow: Flow, route: str):
+    happy_path(flow.functions, undo_until=None)
+    flow.functions.answers["validator"] = lambda event: {
+        "route": route,
+        "tier": "DENY",
+        "planHash": "sha256:1",
+    }
+
+    status, entered = flow.run()
+
+    assert status == "SUCCEEDED"
+    assert entered[-3:] == ["RouteNextStep", "RecordDenied", "OrderDenied"]
+    assert [event["status"] for event in flow.functions.called("notify")] == ["DENIED"]
+    assert flow.functions.called("checkout") == []
+
+
+def test_an_approved_plan_runs_from_the_approvers_first_step_once(flow: Flow):
+    happy_path(flow.functions, undo_until=None)
+    flow.functions.answers["validator"] = lambda event: {
+        "route": "approve",
+        "tier": "CONFIRM",
+        "planHash": "sha256:1",
+    }
+    # The approver drops the first step (a reduced plan): the flow starts where the answer says.
+    approved = {"planId": "p-1", "planHash": "sha256:2", "steps": STEPS[1:], "next": STEPS[1]}
+
+    def approve(event: dict[str, Any]) -> dict[str, Any]:
+        boto3.client("stepfunctions", region_name=REGION).send_task_success(
+            taskToken=event["taskToken"], output=json.dumps(approved)
+        )
+        return {"approvalId": "a-1"}
+
+    flow.functions.answers["approval"] = approve
+
+    status, entered = flow.run()
+
+    assert status == "SUCCEEDED"
+    assert entered.count("WaitForApproval") == 1
+    assert entered[3:8] == [
+        "RouteNextStep",
+        "WaitForApproval",
+        "RouteNextStep",
+        "RunFulfillmentStep",
+        "RouteNextStep",
+    ]
+    assert [event["planHash"] for event in flow.functions.called("fulfillment")] == ["sha256:2"]
+    assert flow.functions.called("checkout") == []
+
+
+def test_a_step_no_connector_serves_is_undone(flow: Flow):
+    happy_path(flow.functions, undo_until=None)
+    flow.functions.answers["fulfillment"] = lambda event: {
+        "outputs": {**event["outputs"], "s2": {"checkoutId": "cs-1"}},
+        "next": {"id": "s9", "action": "gift.wrap"},
+    }
+    flow.functions.answers["compensator"] = lambda event: {"status": "COMPENSATED"}
+
+    status, entered = flow.run()
+
+    assert status == "FAILED"
+    assert entered[-3:] == ["RejectUnknownAction", "UndoExecutedSteps", "OrderCompensated"]
+    (compensation,) = flow.functions.called("compensator")
+    assert compensation["error"]["Error"] == "UnknownAction"
+    assert sorted(compensation["outputs"]) == ["s1", "s2"]
+    assert flow.functions.called("payment") == []
+
+
+def test_a_halted_rollout_undoes_what_ran_with_the_error(flow: Flow):
+    from cartpilot.rollout.gate import RolloutHalted
+
+    happy_path(flow.functions, undo_until=None)
+
+    def halted(event: dict[str, Any]) -> Any:
+        raise RolloutHalted("the brand's kill switch is on")
+
+    flow.functions.answers["payment"] = halted
+    flow.functions.answers["compensator"] = lambda event: {"status": "COMPENSATED"}
+
+    status, entered = flow.run()
+
+    assert status == "FAILED"
+    assert entered[-3:] == ["RunPaymentStep", "UndoExecutedSteps", "OrderCompensated"]
+    (compensation,) = flow.functions.called("compensator")
+    assert compensation["error"]["Error"] == "RolloutHalted"
+    assert compensation["finalStatus"] == "COMPENSATED"
+    assert sorted(compensation["outputs"]) == ["s1", "s2"]
+
+
+def test_a_price_drift_undoes_the_session_and_plans_again_from_a_fresh_cursor(flow: Flow):
+    from cartpilot.commerce.errors import PlanNeedsReapproval
+
+    happy_path(flow.functions, undo_until=None)
+    drifted: list[bool] = []
+
+    def payment(event: dict[str, Any]) -> Any:
+        if not drifted:
+            drifted.append(True)
+            raise PlanNeedsReapproval("a price moved")
+        return _answer(event, {"checkoutId": "cs-2", "orderId": "ord-1", "status": "confirmed"})
+
+    flow.functions.answers["payment"] = payment
+    flow.functions.answers["compensator"] = lambda event: {"status": "PLANNING"}
+
+    status, entered = flow.run()
+
+    assert status == "SUCCEEDED"
+    assert entered.count("PlanOrder") == 2 and "ReplanAfterPriceChange" in entered
+    (undo,) = flow.functions.called("compensator")
+    assert undo["finalStatus"] == "PLANNING" and sorted(undo["outputs"]) == ["s1", "s2"]
+    # The second pass starts with no outputs: nothing of the undone session is carried over.
+    assert [sorted(event["outputs"]) for event in flow.functions.called("checkout")] == [[], []]

@@ -175,6 +175,30 @@ def test_connectors_run_an_auto_plan_and_a_duplicate_delivery_changes_nothing(en
     assert store.require(goal_id).status is GoalStatus.EXECUTING
 
 
+def test_connectors_lead_the_flow_from_the_planners_first_step_to_confirmation(env):
+    """As the state machine runs them: each answer names the step the flow runs next."""
+    fn, store = Functions(), env["store"]
+    goal_id, ref, verdict = planned_and_checked(fn, store, LOW_RISK_GOAL)
+    assert verdict["route"] == "auto" and ref["next"] == ref["steps"][0]
+    connectors = {"checkout": fn.checkout, "fulfillment": fn.fulfillment, "payment": fn.payment}
+    step, outputs, answers = ref["next"], {}, []
+    while step["action"] != "orders.confirm":
+        answer = connectors[step["action"].split(".")[0]](
+            {**step_event(goal_id, ref, step, outputs), "answer": "next"}
+        )
+        answers.append(answer)
+        step, outputs = answer["next"], answer["outputs"]
+    assert step == {"id": "confirm", "action": "orders.confirm"}
+    assert [answer["next"] for answer in answers] == [*ref["steps"][1:], step]
+    assert sorted(outputs) == sorted(s["id"] for s in ref["steps"])
+    # A duplicate delivery of the last step is answered from the stored result: the same next step.
+    last = ref["steps"][-1]
+    again = fn.payment({**step_event(goal_id, ref, last, answers[-2]["outputs"]), "answer": "next"})
+    assert again == answers[-1]
+    books = ledger(env["merchant"])
+    assert len(books["orders"]) == 1 and len(books["charges"]) == 1
+
+
 def test_connectors_refuse_an_approval_plan_that_was_not_approved(env):
     fn, store = Functions(), env["store"]
     goal_id, ref, _ = planned_and_checked(fn, store, SEED_GOAL)

@@ -90,6 +90,7 @@ def test_a_decision_the_engine_would_not_take_is_sent_again_when_the_link_is_ope
     output = pending.sfn.calls[0][1]["output"]
     assert output["planHash"] == pending.plan.plan_hash()
     assert output["steps"] == pending.plan.execution_steps()
+    assert output["next"] == pending.plan.execution_steps()[0]  # where the flow's step loop starts
 
     # Delivered once: a later POST shows the decision and sends nothing.
     desk.decide(pending.approval_id, pending.link, "approve", None)

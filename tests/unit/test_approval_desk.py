@@ -35,7 +35,7 @@ def test_approving_resumes_the_flow_with_the_plan_shown(pending: Pending):
     assert pending.sfn.calls == [
         ("success", {"taskToken": "task-token-1", "output": {
             "planId": pending.plan.planId, "planHash": pending.plan.plan_hash(),
-            "steps": pending.plan.execution_steps()}}),
+            "steps": pending.plan.execution_steps(), "next": {"id": "s1", "action": "checkout.create"}}}),
     ]  # fmt: skip
 
 
@@ -62,6 +62,7 @@ def test_leaving_out_gift_wrap_approves_a_reduced_revalidated_plan(pending: Pend
         "planHash": reduced.plan_hash(),
         "steps": [{"id": "s1", "action": "checkout.create"}, {"id": "s3", "action": "fulfillment.select"},
                   {"id": "s4", "action": "payment.complete"}],
+        "next": {"id": "s1", "action": "checkout.create"},
     }  # fmt: skip
     approval = pending.approvals.get(pending.approval_id)
     assert approval is not None and approval.approvedPlanHash == reduced.plan_hash()

@@ -31,6 +31,7 @@ from enum import StrEnum
 
 from cartpilot.approvals.model import Approval, ApprovalStatus
 from cartpilot.approvals.ports import ApprovalStore
+from cartpilot.execution.cursor import first_step
 from cartpilot.goals.ledger import GoalLedger
 from cartpilot.goals.model import ApprovalSummary, GoalRecord, GoalStatus
 from cartpilot.goals.ports import GoalStore, TaskTokenGone, Workflow, WorkflowUnavailable
@@ -112,7 +113,12 @@ class DecisionCourier:
         # sent); the flow resumes with exactly that plan or not at all.
         if isinstance(goal.plan, Plan) and goal.planHash == approved_hash == goal.plan.plan_hash():
             plan = goal.plan
-            output = {"planId": plan.planId, "planHash": approved_hash, "steps": plan.execution_steps()}
+            output = {
+                "planId": plan.planId,
+                "planHash": approved_hash,
+                "steps": plan.execution_steps(),
+                "next": first_step(plan),
+            }
             return lambda token: self._workflow.succeed(token, output)
         return lambda token: self._workflow.fail(
             token, error="PlanChanged", cause="The plan changed while it was being approved."

@@ -147,6 +147,7 @@ def undo_executed_steps(
             event="compensation.before-replanning",
             detail={"undone": undone, "reason": reason},
         )
+        metrics.add_metric(name="PriceDriftReplans", unit="Count", value=1)
         return CompensationResult(status=GoalStatus.PLANNING, undone=undone)
     ledger.transition(
         goal_id,

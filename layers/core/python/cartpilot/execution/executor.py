@@ -35,6 +35,7 @@ from cartpilot.commerce.ports import (
     PaymentHandler,
     ShippingOption,
 )
+from cartpilot.execution.cursor import advanced
 from cartpilot.execution.keys import step_idempotency_key
 from cartpilot.goals.events import ConnectorEvent
 from cartpilot.goals.ledger import GoalLedger
@@ -95,6 +96,8 @@ def load_verified_plan(goal: GoalRecord, plan_id: str, plan_hash: str) -> Plan:
     verdict_route = goal.verdict.route if goal.verdict else None
     if verdict_route == "deny":
         raise PlanIntegrityError("a denied plan cannot run")
+    if verdict_route == "planned-only":
+        raise PlanIntegrityError("the brand's rollout held this plan back: it cannot run")
     if verdict_route == "approve" and goal.approvedPlanHash != actual:
         raise PlanIntegrityError("the plan differs from the plan the approver approved")
     return plan
@@ -134,6 +137,13 @@ class StepExecutor:
         self._limits = limits
 
     def run(self, event: ConnectorEvent) -> dict[str, Any]:
+        """Runs the event's step: the outputs so far plus the step's own."""
+        outputs: dict[str, Any] = self.advance(event)["outputs"]
+        return outputs
+
+    def advance(self, event: ConnectorEvent) -> dict[str, Any]:
+        """Runs the event's step and answers the flow: ``{"outputs": ..., "next": step}`` (the
+        plan's next execution step, or the confirmation after the last: ``execution.cursor``)."""
         goal = self._ledger.store.require(event.goalId)
         plan = load_verified_plan(goal, event.planId, event.planHash)
         try:
@@ -143,7 +153,8 @@ class StepExecutor:
         if step.action.value != event.step.action:
             raise PlanIntegrityError(f"step {step.id} is {step.action.value}, not {event.step.action}")
         if step.id in event.outputs:
-            return event.outputs  # Already ran in this execution: a redelivered event changes nothing.
+            # Already ran in this execution: a redelivered event changes nothing.
+            return advanced(plan, step.id, event.outputs)
         if goal.status is not GoalStatus.EXECUTING:
             self._ledger.transition(
                 goal.goalId,
@@ -165,19 +176,15 @@ class StepExecutor:
             )
             raise
         at = utc_now_iso()
-        self._ledger.store.append_step(
+        self._ledger.record_step(
             goal.goalId,
             StepResult(stepId=step.id, action=step.action.value, status="DONE", summary=output, at=at),
-            updated_at=at,
-        )
-        self._ledger.note(
-            goal.goalId,
             actor=f"connector:{step.action.value.split('.')[0]}",
             event="step.executed",
             plan_hash=event.planHash,
             detail={"stepId": step.id, "action": step.action.value, "idempotencyKey": key, "result": output},
         )
-        return {**event.outputs, step.id: output}
+        return advanced(plan, step.id, {**event.outputs, step.id: output})
 
     def _stop_if_prices_moved(self, goal_id: str, plan: Plan, plan_hash: str, merchant: Merchant) -> None:
         """Hours may pass between approval and execution: nobody is charged a price they did not see.

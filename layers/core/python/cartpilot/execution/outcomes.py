@@ -34,11 +34,12 @@ _OUTCOME_SUBJECTS = {
     GoalStatus.EXPIRED: "Your order approval expired",
     GoalStatus.FAILED: "We could not plan your order",
     GoalStatus.NEEDS_ATTENTION: "Your order needs our attention",
+    GoalStatus.PLANNED_ONLY: "Your order was planned but not placed",
 }
 
 
 _ENDED_WITHOUT_ORDER = frozenset(
-    {GoalStatus.DENIED, GoalStatus.REJECTED, GoalStatus.EXPIRED, GoalStatus.FAILED}
+    {GoalStatus.DENIED, GoalStatus.REJECTED, GoalStatus.EXPIRED, GoalStatus.FAILED, GoalStatus.PLANNED_ONLY}
 )
 
 
@@ -207,6 +208,9 @@ def record_outcome(
     person keeps it (the merchant may have charged)."""
     goal = ledger.store.require(goal_id)
     reason = shopper_reason(outcome_reason(status, error))
+    if status is GoalStatus.PLANNED_ONLY and goal.plannedOnly is not None:
+        # Why the brand's rollout held the plan back (the validator recorded it on the goal).
+        reason = shopper_reason(ReasonCode(goal.plannedOnly.reason.value))
     if status is GoalStatus.REJECTED and goal.approval and goal.approval.decidedBy == STEP_UP_LOCK:
         # Nobody said no: the approval locked after too many wrong one-time codes.
         reason = shopper_reason(ReasonCode.VERIFICATION_LOCKED)
@@ -251,6 +255,7 @@ _REASON_BY_STATUS = {
     GoalStatus.REJECTED: ReasonCode.APPROVAL_REJECTED,
     GoalStatus.EXPIRED: ReasonCode.APPROVAL_EXPIRED,
     GoalStatus.NEEDS_ATTENTION: ReasonCode.NEEDS_ATTENTION,
+    GoalStatus.PLANNED_ONLY: ReasonCode.ROLLOUT_READ_ONLY,
 }
 
 
@@ -270,6 +275,8 @@ def _detail(status: GoalStatus, error: dict[str, Any] | None, verdict: Verdict |
     if status is GoalStatus.DENIED and verdict:
         denials = [r.message for r in verdict.reasons if r.tier is RiskTier.DENY]
         return "; ".join(denials) or "the plan breaks the brand's policies"
+    if status is GoalStatus.PLANNED_ONLY:
+        return "the brand's rollout let the plan be checked but nothing mutating run"
     if status is GoalStatus.REJECTED:
         return "the approver rejected the plan"
     if status is GoalStatus.EXPIRED:

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -46,6 +46,9 @@ class ConnectorEvent(_Event):
     step: StepRef
     outputs: dict[str, Any] = Field(default_factory=dict)
     context: dict[str, Any] = Field(default_factory=dict)
+    # "next": answer ``{"outputs", "next"}`` (the flow's step cursor); "outputs": the outputs map
+    # alone, the answer executions started under the earlier definition still expect.
+    answer: Literal["outputs", "next"] = "outputs"
 
 
 class ApprovalRequestEvent(_Event):
@@ -83,6 +86,8 @@ class PlanReference(BaseModel):
     planId: str
     planHash: str
     steps: list[StepRef]
+    # The step the flow runs first once the plan may run (``execution.cursor.first_step``).
+    next: StepRef
 
 
 class ApprovalRequested(BaseModel):
