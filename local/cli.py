@@ -60,8 +60,11 @@ def cmd_local(args: argparse.Namespace) -> int:
         merchant_url=args.merchant_url,
         merchant_feed=_feed_location(args.feed),
         merchant_api_key=_merchant_api_key(args),
+        rollout=_rollout_settings(args),
     ) as stack:
         print(f"CartPilot local stack ({args.brand})")
+        if stack.rollout is not None:
+            print(f"  Rollout   {args.rollout} (flags: {stack.rollout.path}; change: cartpilot rollout set)")
         print(
             f"  API       {stack.api_url}   (OpenAPI: {stack.api_url}/openapi.json, outbox: {stack.api_url}/_local/outbox)"
         )
@@ -190,7 +193,10 @@ def cmd_plan(args: argparse.Namespace) -> int:
             return _refuse(f"merchant {merchant_url} refused: {exc}")
     if plan.planner.fallbackReason:
         print(f"note: the rules planner stood in: {plan.planner.fallbackReason}", file=sys.stderr)
-    _print_json(plan.model_dump(mode="json"))
+    from cartpilot.planning.service import with_release
+    from cartpilot.release import compute_release
+
+    _print_json(with_release(plan, compute_release(brand.directory, environ={}).id).model_dump(mode="json"))
     return 0
 
 
@@ -205,6 +211,30 @@ def cmd_keys(args: argparse.Namespace) -> int:
     from cartpilot.cli import keys_command
 
     return keys_command(list(args.keys_args))
+
+
+def cmd_rollout(args: argparse.Namespace) -> int:
+    """Listed here for ``--help``; the command itself is the product's (``cartpilot.rollout.cli``)."""
+    from cartpilot.rollout.cli import rollout_command
+
+    return rollout_command(list(args.rollout_args))
+
+
+def _rollout_settings(args: argparse.Namespace) -> Any:
+    from cartpilot.rollout.model import RolloutSettings
+
+    users = [user.strip() for user in (args.pilot_users or "").split(",") if user.strip()]
+    try:
+        return RolloutSettings(stage=args.rollout, pilotUsers=users, pilotPercent=args.pilot_percent)
+    except ValueError as exc:
+        raise SystemExit(f"--rollout: {exc}") from None
+
+
+def cmd_release(args: argparse.Namespace) -> int:
+    """Listed here for ``--help``; the command itself is the product's (``cartpilot.cli``)."""
+    from cartpilot.cli import release_command
+
+    return release_command(list(args.release_args))
 
 
 def cmd_policy_test(args: argparse.Namespace) -> int:
@@ -340,6 +370,14 @@ def build_parser() -> argparse.ArgumentParser:
     local.add_argument("--merchant-port", type=int, default=8081)
     local.add_argument("--brand", default="sandbox")
     local.add_argument("--log-level", default="WARNING")
+    local.add_argument(
+        "--rollout",
+        choices=["off", "read-only", "pilot", "all"],
+        default="all",
+        help="the brand's rollout stage",
+    )
+    local.add_argument("--pilot-users", default=None, help="at --rollout pilot: comma-separated user ids")
+    local.add_argument("--pilot-percent", type=int, default=0, help="at --rollout pilot: 0..100 of all users")
     _add_merchant_flags(local, default_help="start the sandbox merchant on --merchant-port")
     _add_planner_flags(local)
     local.set_defaults(func=cmd_local)
@@ -424,6 +462,16 @@ def build_parser() -> argparse.ArgumentParser:
     keys = sub.add_parser("keys", help="rotate or retire the UCP request-signing keys (keys rotate --help)")
     keys.add_argument("keys_args", nargs=argparse.REMAINDER)
     keys.set_defaults(func=cmd_keys)
+
+    rollout = sub.add_parser("rollout", help="show or change the brand's rollout stage (rollout --help)")
+    rollout.add_argument("rollout_args", nargs=argparse.REMAINDER)
+    rollout.set_defaults(func=cmd_rollout)
+
+    release = sub.add_parser(
+        "release", help="print the release id of this checkout and its components (release --help)"
+    )
+    release.add_argument("release_args", nargs=argparse.REMAINDER)
+    release.set_defaults(func=cmd_release)
 
     approve = sub.add_parser("approve", help="approve (or --reject) through an approval link")
     approve.add_argument("link")

@@ -110,8 +110,10 @@ def create_gateway(
     api_function: str,
     outbox: Callable[[], list[dict[str, Any]]],
     advance_clock: Callable[[float], str] | None = None,
+    local_routes: list[Route] | None = None,
 ) -> Starlette:
-    """``advance_clock`` moves the schedules' clock forward (``POST /_local/clock``), for tests."""
+    """``advance_clock`` moves the schedules' clock forward (``POST /_local/clock``), for tests;
+    ``local_routes`` are more local-only routes (``/_local/rollout``)."""
     lambda_client = boto3.client("lambda")
 
     def invoke(event: dict[str, Any]) -> dict[str, Any]:
@@ -167,6 +169,7 @@ def create_gateway(
         routes=[
             Route("/_local/outbox", list_outbox, methods=["GET"]),
             Route("/_local/clock", move_clock, methods=["POST"]),
+            *(local_routes or []),
             Route("/{path:path}", forward, methods=methods),
         ]
     )

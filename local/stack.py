@@ -13,6 +13,7 @@ import io
 import json
 import math
 import os
+import tempfile
 import threading
 import zipfile
 from collections.abc import Iterator
@@ -25,6 +26,7 @@ from unittest import mock
 import boto3
 
 from cartpilot import wiring
+from cartpilot.rollout.model import RolloutSettings
 from cartpilot.wiring.schedules import use_schedule_clock
 from cartpilot_local.iam import PolicyEnforcement, local_enforcement
 from cartpilot_local.lambda_runtime import InProcessLambdaRuntime, load_handler
@@ -39,6 +41,7 @@ from cartpilot_local.resources import (
     plan_signing_key_alias,
     table_environment,
 )
+from cartpilot_local.rollout import LocalRollout, rollout_routes
 from cartpilot_local.schedule_clock import AdjustableClock
 from cartpilot_local.schedules import running_on_schedule
 
@@ -130,6 +133,8 @@ class LocalStack:
         merchant_url: str | None = None,
         merchant_feed: str | None = None,
         merchant_api_key: tuple[str, str] | None = None,
+        rollout: RolloutSettings | None = None,
+        state_dir: Path | None = None,
     ) -> None:
         """``merchant_url`` points the stack at a running UCP merchant instead of starting the sandbox;
         ``merchant_feed`` gives that merchant's product feed (for a merchant without a catalog), and
@@ -164,6 +169,11 @@ class LocalStack:
         # Each function's AWS calls are checked against its deployed policy (infra/permissions.py).
         self.iam: PolicyEnforcement | None = None
         self.schedule_clock = AdjustableClock()
+        # The brand's rollout flags (default: stage all); a file under the state directory, a fresh
+        # temporary one unless given.
+        self._rollout_settings = rollout or RolloutSettings()
+        self._state_dir = state_dir
+        self.rollout: LocalRollout | None = None
 
     def __enter__(self) -> LocalStack:
         return self.start()
@@ -197,8 +207,12 @@ class LocalStack:
                 self.merchant_url = merchant.url
             self._create_resources()
             self.topic_outage = self._exit.enter_context(TopicOutage().installed())
+            self.rollout = self._start_rollout()
             gateway = serve_in_thread(
-                create_gateway("api", self.outbox, self.advance_schedule_clock), port=self._api_port
+                create_gateway(
+                    "api", self.outbox, self.advance_schedule_clock, local_routes=rollout_routes(self.rollout)
+                ),
+                port=self._api_port,
             )
             self._exit.callback(gateway.stop)
             self.api_url = gateway.url
@@ -220,6 +234,14 @@ class LocalStack:
 
     def stop(self) -> None:
         self._exit.close()
+
+    def _start_rollout(self) -> LocalRollout:
+        state_dir = self._state_dir
+        if state_dir is None:
+            state_dir = Path(self._exit.enter_context(tempfile.TemporaryDirectory(prefix="cartpilot-local-")))
+        rollout = LocalRollout(state_dir, self.brand)
+        rollout.initialise(self._rollout_settings)
+        return rollout
 
     def _set_environment_for_aws(self) -> None:
         # Fake credentials: nothing here may ever reach a real AWS account.
@@ -251,6 +273,7 @@ class LocalStack:
             "STAFF_TOPIC_ARN": self.staff_topic_arn,
             "STATE_MACHINE_ARN": self.state_machine_arn,
             "APPROVAL_BASE_URL": self.api_url,
+            "ROLLOUT_FLAGS_FILE": str(self.rollout.path) if self.rollout is not None else "",
             "POWERTOOLS_SERVICE_NAME": f"cartpilot-{self.brand}",
             "POWERTOOLS_METRICS_NAMESPACE": "CartPilot",
             "POWERTOOLS_TRACE_DISABLED": "true",

@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
+from cartpilot.rollout.model import RolloutSettings
 from cartpilot_local.client import CartPilotClient
 from cartpilot_local.stack import LocalStack
 
@@ -54,6 +55,11 @@ class Stack:
         for item in table.scan()["Items"]:
             table.delete_item(Key={"pk": item["pk"]})
 
+    def rollout(self, *, reason: str = "test", **change: Any) -> dict[str, Any]:
+        """Changes the brand's rollout as ``cartpilot rollout set`` does (audited)."""
+        assert self.local.rollout is not None
+        return self.local.rollout.change(actor="operator:test", reason=reason, **change)
+
     def events(self, goal_id: str) -> list[str]:
         return [record["event"] for record in self.api.audit(goal_id)["records"]]
 
@@ -97,6 +103,9 @@ def stack(local_stack: LocalStack) -> Iterator[Stack]:
     refusals = local_stack.iam.refusals if local_stack.iam is not None else []
     before = len(refusals)
     yield running
+    if local_stack.rollout is not None:
+        # A test that changed the rollout leaves the next one at stage all.
+        local_stack.rollout.initialise(RolloutSettings())
     running.api.close()
     running.merchant.close()
     # A call outside a function's deployed policy fails on AWS: no flow may pass here with one.

@@ -113,7 +113,7 @@ def test_the_goal_view_never_shows_the_undo_token_or_the_audit_head(flow: OrderF
     assert set(shown) == set(GoalView.model_fields) == {
         "goalId", "userId", "status", "goal", "plan", "planHash", "verdict", "approval", "steps",
         "receipt", "undoUntil", "continueUrl", "failure", "reason", "createdAt", "updatedAt",
-        "returnId", "refund", "tracking", "scheduleId",
+        "returnId", "refund", "tracking", "scheduleId", "planSummary", "plannedOnly",
     }  # fmt: skip
     text = view.model_dump_json()
     for hidden in (UNDO_TOKEN, goal.auditHead, "undoToken", "auditHead", "auditSeq", "requestHash",

@@ -59,7 +59,7 @@ from cartpilot.kernel.clock import utc_now
 from cartpilot.kernel.errors import Refusal
 from cartpilot.kernel.keyring import KeySource
 from cartpilot.kernel.money import Money, total_of
-from cartpilot.kernel.observability import logger
+from cartpilot.kernel.observability import logger, metrics
 from cartpilot.plans.model import Plan, PlanItem, Step
 from cartpilot.plans.reservations import release_for_goal, reserve_for_goal
 from cartpilot.plans.verdicts import RiskTier, Verdict, stricter
@@ -625,6 +625,7 @@ class ApprovalDesk:
             plan_hash=decided.planHash,
             detail={"approvalId": decided.approvalId, "tier": decided.tier.value},
         )
+        metrics.add_metric(name="ApprovalRejections", unit="Count", value=1)
         release_for_goal(
             decided.goalId, counters=self._counters, ledger=self._ledger,
             actor=f"approver:{decided.approver}", why="approval rejected", at=self._clock(),

@@ -56,6 +56,7 @@ from cartpilot.commerce.errors import (
     MerchantUnavailable,
 )
 from cartpilot.commerce.platform_profile import ucp_agent_header
+from cartpilot.kernel.observability import metrics
 
 JsonObject = dict[str, Any]
 MutatingMethod = Literal["POST", "PUT", "PATCH", "DELETE"]
@@ -373,6 +374,8 @@ class MerchantClient:
         if 200 <= status < 300:
             return self._json(response, method, route, mutating)
         if status == 429 or status >= 500:
+            if status >= 500:
+                metrics.add_metric(name="MerchantServerErrors", unit="Count", value=1)
             return _Retry(
                 MerchantUnavailable(f"{method} {route}: merchant answered {status}"),
                 retry_after=_retry_after(response),

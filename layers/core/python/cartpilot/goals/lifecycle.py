@@ -38,6 +38,8 @@ ALLOWED_FROM: dict[GoalStatus, frozenset[GoalStatus]] = {
     GoalStatus.RETURNED: frozenset({GoalStatus.RETURN_REQUESTED, GoalStatus.RETURNED}),
     # Only a running checkout can be handed to the shopper; nothing was charged, nothing follows.
     GoalStatus.HANDED_OFF: frozenset({GoalStatus.EXECUTING, GoalStatus.HANDED_OFF}),
+    # The validator routed the plan "planned-only"; nothing mutating ran.
+    GoalStatus.PLANNED_ONLY: frozenset({GoalStatus.VALIDATING, GoalStatus.PLANNED_ONLY}),
     GoalStatus.FAILED: frozenset(
         {
             GoalStatus.RECEIVED,
@@ -75,6 +77,7 @@ FINAL_STATUSES = frozenset(
         GoalStatus.NEEDS_ATTENTION,
         GoalStatus.HANDED_OFF,
         GoalStatus.RETURNED,
+        GoalStatus.PLANNED_ONLY,
     }
 )
 SETTLED_STATUSES = FINAL_STATUSES | {GoalStatus.COMPLETED}

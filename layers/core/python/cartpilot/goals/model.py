@@ -26,6 +26,7 @@ from cartpilot.kernel.money import Money
 from cartpilot.orders.tracking import Tracking
 from cartpilot.plans.model import Plan, ShippingChoice
 from cartpilot.plans.verdicts import RiskTier, Verdict
+from cartpilot.rollout.model import PlannedOnly
 
 
 class GoalStatus(StrEnum):
@@ -47,6 +48,9 @@ class GoalStatus(StrEnum):
     # Undo after shipment: a return is filed with the merchant; RETURNED once it confirms the refund.
     RETURN_REQUESTED = "RETURN_REQUESTED"
     RETURNED = "RETURNED"
+    # The brand's rollout stage let the plan be checked but nothing mutating run (read-only,
+    # pilot exclusion, kill switch): the goal records what would have happened.
+    PLANNED_ONLY = "PLANNED_ONLY"
 
 
 # A trillion major units: above any order a shopper's assistant places, far below storage limits.
@@ -249,6 +253,8 @@ class GoalRecord(BaseModel):
     auditSeq: int | None = None
     # The schedule this goal is an occurrence of (schedules/firing.py); its mandate bounds the plan.
     scheduleId: str | None = None
+    # Held back by the brand's rollout (PLANNED_ONLY): why, and what the checked plan would have done.
+    plannedOnly: PlannedOnly | None = None
 
     @field_validator("plan", mode="wrap")
     @classmethod

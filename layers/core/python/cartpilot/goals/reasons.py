@@ -27,6 +27,13 @@ class ReasonCode(StrEnum):
     FINISH_AT_MERCHANT = "FINISH_AT_MERCHANT"
     NEEDS_ATTENTION = "NEEDS_ATTENTION"
     INTERNAL_ERROR = "INTERNAL_ERROR"
+    # The brand's staged rollout (rollout/): the plan was checked, nothing was bought.
+    ROLLOUT_READ_ONLY = "ROLLOUT_READ_ONLY"
+    ROLLOUT_PILOT_EXCLUDED = "ROLLOUT_PILOT_EXCLUDED"
+    ROLLOUT_KILL_SWITCH = "ROLLOUT_KILL_SWITCH"
+    ROLLOUT_OFF = "ROLLOUT_OFF"
+    # The kill switch stopped an order on its way; what had run was undone.
+    ROLLOUT_HALTED = "ROLLOUT_HALTED"
 
 
 REASON_MESSAGES: dict[ReasonCode, str] = {
@@ -55,6 +62,23 @@ REASON_MESSAGES: dict[ReasonCode, str] = {
         "The order could not be completed and undoing it needs a person. Our team is on it and will contact you."
     ),
     ReasonCode.INTERNAL_ERROR: "Something went wrong on our side. Nothing was bought; please try again.",
+    ReasonCode.ROLLOUT_READ_ONLY: (
+        "Your order was planned and checked, but the shop is not placing orders through this service "
+        "yet, so nothing was bought."
+    ),
+    ReasonCode.ROLLOUT_PILOT_EXCLUDED: (
+        "Your order was planned and checked, but the shop is placing orders for a small group of "
+        "shoppers only for now, so nothing was bought."
+    ),
+    ReasonCode.ROLLOUT_KILL_SWITCH: (
+        "Your order was planned and checked, but the shop has paused orders through this service, "
+        "so nothing was bought."
+    ),
+    ReasonCode.ROLLOUT_OFF: "The shop is not taking orders through this service right now. Nothing was bought.",
+    ReasonCode.ROLLOUT_HALTED: (
+        "The shop paused orders through this service while yours was being placed; everything was "
+        "undone and nothing was charged."
+    ),
 }
 
 # Step Functions reports a Lambda error by the exception's class name ("Error"); the names our
@@ -73,6 +97,7 @@ _BY_ERROR_NAME: dict[str, ReasonCode] = {
     "PlanNeedsReapproval": ReasonCode.PRICE_CHANGED,
     "PlanIntegrityError": ReasonCode.PLAN_CHANGED,
     "MerchantEscalation": ReasonCode.FINISH_AT_MERCHANT,
+    "RolloutHalted": ReasonCode.ROLLOUT_HALTED,
 }
 
 

@@ -51,6 +51,7 @@ SHOPPER_TOLD_BY_STEP: dict[GoalStatus, str] = {
     GoalStatus.FAILED: "outcome",
     GoalStatus.NEEDS_ATTENTION: "outcome",
     GoalStatus.HANDED_OFF: "handed_off",
+    GoalStatus.PLANNED_ONLY: "outcome",
     GoalStatus.RETURN_REQUESTED: "return-requested",
     GoalStatus.RETURNED: "returned",
 }
@@ -76,6 +77,7 @@ _DEFAULT_REASONS: dict[GoalStatus, ReasonCode | None] = {
     GoalStatus.FAILED: ReasonCode.INTERNAL_ERROR,
     GoalStatus.NEEDS_ATTENTION: ReasonCode.NEEDS_ATTENTION,
     GoalStatus.HANDED_OFF: ReasonCode.FINISH_AT_MERCHANT,
+    GoalStatus.PLANNED_ONLY: ReasonCode.ROLLOUT_READ_ONLY,
     GoalStatus.RETURN_REQUESTED: None,
     GoalStatus.RETURNED: None,
 }

@@ -32,7 +32,8 @@ class Finding(BaseModel):
     message: str
 
 
-Route = Literal["deny", "approve", "auto"]
+# "planned-only": the plan was checked, but the brand's rollout lets nothing mutating run for it.
+Route = Literal["deny", "approve", "auto", "planned-only"]
 
 
 class Verdict(BaseModel):

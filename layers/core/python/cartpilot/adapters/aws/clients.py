@@ -57,7 +57,17 @@ def sesv2() -> Any:
     return _boto3().client("sesv2", config=_config())
 
 
+@functools.cache
+def appconfig() -> Any:
+    return _boto3().client("appconfig", config=_config())
+
+
+@functools.cache
+def appconfigdata() -> Any:
+    return _boto3().client("appconfigdata", config=_config())
+
+
 def reset_clients() -> None:
     """Drop cached clients (the local stack starts a fresh emulated account per run)."""
-    for factory in (dynamodb, stepfunctions, sns, secretsmanager, s3, kms, sesv2):
+    for factory in (dynamodb, stepfunctions, sns, secretsmanager, s3, kms, sesv2, appconfig, appconfigdata):
         factory.cache_clear()

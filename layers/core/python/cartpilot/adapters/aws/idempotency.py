@@ -9,8 +9,10 @@ from cartpilot.execution.executor import StepExecutor, require_connector
 from cartpilot.goals.events import ConnectorEvent
 
 if TYPE_CHECKING:
-    from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+    from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer, IdempotencyConfig
     from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
+
+    from cartpilot.rollout.gate import RolloutGate
 
 
 def persistence_layer(table_name: str) -> DynamoDBPersistenceLayer:
@@ -28,6 +30,7 @@ def run_connector_step(
     connector: str,
     executor: Callable[[], StepExecutor],
     persistence: BasePersistenceLayer,
+    rollout: Callable[[], RolloutGate] | None = None,
 ) -> dict[str, Any]:
     """The mutating connectors' shared entry: Powertools idempotency on (goalId, step.id).
 
@@ -47,10 +50,46 @@ def run_connector_step(
         config.register_lambda_context(context)
 
     def run_once(step_event: dict[str, Any]) -> dict[str, Any]:
-        return executor().run(ConnectorEvent.model_validate(step_event))
+        request = ConnectorEvent.model_validate(step_event)
+        return executor().advance(request) if request.answer == "next" else executor().run(request)
+
+    _halt_unless_started(
+        event, rollout, persistence, config, f"{run_once.__module__}.{run_once.__qualname__}"
+    )
 
     # Applied as a call, not as a decorator: Powertools types its result as Any, so name what it keeps.
     guarded: Callable[..., dict[str, Any]] = idempotent_function(
         run_once, data_keyword_argument="step_event", persistence_store=persistence, config=config
     )
     return guarded(step_event=event)
+
+
+def _halt_unless_started(
+    event: dict[str, Any],
+    rollout: Callable[[], RolloutGate] | None,
+    persistence: BasePersistenceLayer,
+    config: IdempotencyConfig,
+    function_name: str,
+) -> None:
+    """The kill switch stops a step that has not started; one with an idempotency record (in
+    progress, or done and now redelivered) goes on, so a step is never left half-done or run twice.
+    The record is looked up only when the switch is on: the common path costs no extra read."""
+    from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyItemNotFoundError
+
+    from cartpilot.rollout.gate import RolloutHalted
+
+    if rollout is None:
+        from cartpilot.wiring.rollout import rollout_gate
+
+        rollout = rollout_gate
+    try:
+        rollout().check_step()
+    except RolloutHalted:
+        # The same key Powertools derives for this function: configure is idempotent per layer.
+        persistence.configure(config, function_name)
+        try:
+            started = persistence.get_record(event) is not None
+        except IdempotencyItemNotFoundError:
+            started = False
+        if not started:
+            raise
