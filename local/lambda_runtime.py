@@ -16,6 +16,7 @@ import itertools
 import json
 import queue
 import threading
+import time
 import traceback
 import uuid
 from collections.abc import Callable, Iterator
@@ -57,6 +58,8 @@ class Invocation:
     function_name: str
     event: Any
     error_type: str | None
+    # Wall time of the handler call (not the container's first load), for pricing GB-seconds.
+    duration_ms: float = 0.0
 
 
 _module_numbers = itertools.count(1)
@@ -176,6 +179,7 @@ class InProcessLambdaRuntime:
         context = LambdaContext(
             function_name=name, invoked_function_arn=f"arn:aws:lambda:us-east-1:123456789012:function:{name}"
         )
+        started = time.perf_counter()
         try:
             result = handler(event, context)
             error_type = None
@@ -187,9 +191,12 @@ class InProcessLambdaRuntime:
                 "stackTrace": traceback.format_exception(exc)[-3:],
             }
         finally:
+            duration_ms = (time.perf_counter() - started) * 1000
             _discard_unpublished_metrics()
         with self._lock:
-            self.invocations.append(Invocation(function_name=name, event=event, error_type=error_type))
+            self.invocations.append(
+                Invocation(function_name=name, event=event, error_type=error_type, duration_ms=duration_ms)
+            )
         return result, error_type
 
     @contextmanager

@@ -1,0 +1,699 @@
+"""The cost of a goal on AWS, measured on the local stack and priced from a dated price table.
+
+Runs goals of each path on the local stack (the one the end-to-end tests use) one at a time:
+
+- ``auto``: a low-risk goal, auto-approved, completed; its undo window then closes.
+- ``approved``: a goal that needs approval, approved through its signed link.
+- ``compensated``: the merchant declines the payment (checkout completion answers 400) and the
+  executed steps are compensated.
+- ``undone``: a low-risk goal completed, then undone by the shopper.
+
+Per goal it counts state transitions (and task retries, billed as transitions), Lambda invocations
+with each function's configured memory and measured duration, DynamoDB read and write request units
+from item sizes, notifications, API requests, KMS/S3/Secrets Manager calls, state-machine log bytes
+(the execution's history as Step Functions logs it at the configured level) and the functions' log
+bytes; it prices them with ``bench/prices.yaml``. The planner's tokens come from the recorded corpus
+(``bench/corpus_tokens.py``): the local stack plans with the rules planner.
+
+    .venv/bin/python bench/cost.py [--goals 3] [--paths auto,approved,compensated,undone] [--json]
+    .venv/bin/python bench/cost.py --capacity
+
+Figures are medians over ``--goals`` goals per path. Durations are in-process on loopback (no
+network, no cold starts), so Lambda GB-seconds are a floor; the capacity table assumes a merchant
+call takes at least ``assumptions.merchant_call_ms``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import statistics
+import sys
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+sys.path.append(str(Path(__file__).resolve().parents[1]))  # after PYTHONPATH: a checkout under test wins
+
+from bench.cost_units import (
+    PLATFORM_LOG_BYTES_PER_INVOCATION,
+    Bound,
+    DynamoUnits,
+    GoalUsage,
+    LambdaRun,
+    PriceTable,
+    binding,
+    concurrency_bound,
+    goals_per_second,
+    load_prices,
+    logging_settings,
+    median,
+    model_cost,
+    module_constants,
+    open_executions_bound,
+    per_thousand,
+    price_goal,
+    request_units,
+    state_machine_log_bytes,
+)
+
+PATHS = ("auto", "approved", "compensated", "undone")
+LOW_RISK_GOAL = "Buy me a pair of running socks and ship them to my home address"
+APPROVAL_GOAL = "Buy me 2 pairs of running shoes, size 42, and gift-wrap them"
+# A sandbox shopper (goals are taken only for the brand's known users).
+SHOPPER = "user-1"
+PAYMENT_STEP = "POST /checkout-sessions/{id}/complete"
+WAIT_SECONDS = 120.0
+
+
+def _poll(what: str, check: Callable[[], Any], timeout: float = WAIT_SECONDS) -> Any:
+    deadline = time.monotonic() + timeout
+    delay = 0.05
+    while True:
+        found = check()
+        if found:
+            return found
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what} did not happen within {timeout:.0f} s")
+        time.sleep(delay)
+        delay = min(delay * 1.5, 0.5)
+
+
+@dataclass
+class Measured:
+    path: str
+    goal_id: str
+    status: str
+    usage: GoalUsage
+    usd: dict[str, float]
+
+
+class CostBench:
+    """Runs goals one at a time on a running local stack and meters each."""
+
+    def __init__(self, local: Any, meter: Any, prices: PriceTable) -> None:
+        import boto3
+
+        from cartpilot_local.client import CartPilotClient
+        from cartpilot_local.stack import FUNCTIONS
+
+        self.local = local
+        self.meter = meter
+        self.prices = prices
+        self.client = CartPilotClient(local.api_url, timeout=60)
+        self.sfn = boto3.client("stepfunctions", region_name="us-east-1")
+        # Sweeps on a timer are a cost per minute, not per goal.
+        self.per_goal_functions = {spec.name for spec in FUNCTIONS if not spec.scheduled}
+        self.memory = _configured_memory()
+        self.log_level, self.include_data = logging_settings(_infra_dir() / "orchestration.py")
+
+    def close(self) -> None:
+        self.client.close()
+
+    def run(self, path: str, number: int) -> Measured:
+        from cartpilot_local.client import CartPilotClient
+
+        # A fresh connection per goal: the gateway drops connections idle between goals.
+        self.client.close()
+        self.client = CartPilotClient(self.local.api_url, timeout=60)
+        runtime = self.local.runtime
+        first_invocation = len(runtime.invocations)
+        mark = self.meter.snapshot()
+        if path == "compensated":
+            self._inject_fault(PAYMENT_STEP, "error_400")
+        goal = APPROVAL_GOAL if path == "approved" else LOW_RISK_GOAL
+        self._forget_order_counts()
+        response = self.client.submit(SHOPPER, goal, key=f"cost-{path}-{number}-{uuid.uuid4()}")
+        if response.status_code >= 400:
+            raise RuntimeError(f"the {path} goal was refused: {response.text}")
+        goal_id = response.json()["goalId"]
+        execution_arn = _poll(f"the execution of {goal_id}", lambda: self._execution_arn(goal_id))
+        if path == "approved":
+            link = _poll(
+                f"the approval link of {goal_id}",
+                lambda: self._approval_link(goal_id) or self._ended_early(goal_id, execution_arn),
+            )
+            self.client.open_link(link).raise_for_status()
+            self.client.decide(link, "approve").raise_for_status()
+        if path in ("auto", "approved", "undone"):
+            token = _poll(
+                f"the undo window of {goal_id}",
+                lambda: (
+                    self._undo_token(goal_id, first_invocation) or self._ended_early(goal_id, execution_arn)
+                ),
+            )
+            if path == "undone":
+                undo = self.client.undo(goal_id)
+                if undo.status_code >= 400:
+                    raise RuntimeError(f"undo of {goal_id} refused: {undo.text}")
+            else:
+                from cartpilot_local.task_timeouts import time_out_waiting_task
+
+                # The window's end, now: the flow takes the same path as when the timeout passes.
+                time_out_waiting_task(token, "us-east-1")
+        _poll(f"the end of {goal_id}'s execution", lambda: self._finished(execution_arn))
+        usage = self._usage(execution_arn, first_invocation, mark)
+        status = self.client.goal(goal_id)["status"]  # after metering: the bench's own read is no cost
+        return Measured(path, goal_id, status, usage, price_goal(usage, self.prices))
+
+    # --- what the stack did -----------------------------------------------------------------
+
+    def _forget_order_counts(self) -> None:
+        """Each goal starts with no orders in the shopper's last 24 h, as the first of the day does,
+        so the sandbox's daily order limit never denies a later one (not metered: no function's call)."""
+        import boto3
+
+        table = boto3.resource("dynamodb", region_name="us-east-1").Table(
+            f"cartpilot-{self.local.brand}-counters"
+        )
+        for item in table.scan()["Items"]:
+            table.delete_item(Key={"pk": item["pk"]})
+
+    def _inject_fault(self, route: str, mode: str) -> None:
+        import httpx
+
+        body = {"route": route, "mode": mode, "times": 1}
+        httpx.post(f"{self.local.merchant_url}/_sandbox/faults", json=body, timeout=10).raise_for_status()
+
+    def _execution_arn(self, goal_id: str) -> str | None:
+        executions = self.sfn.list_executions(stateMachineArn=self.local.state_machine_arn)["executions"]
+        for execution in executions:
+            if execution["name"] == goal_id:
+                return str(execution["executionArn"])
+        return None
+
+    def _finished(self, execution_arn: str) -> bool:
+        return self.sfn.describe_execution(executionArn=execution_arn)["status"] != "RUNNING"
+
+    def _ended_early(self, goal_id: str, execution_arn: str) -> bool:
+        """Fails the run when the flow ended before the step the path waits for (else False)."""
+        if self._finished(execution_arn):
+            goal = self.client.goal(goal_id)
+            raise RuntimeError(
+                f"{goal_id} ended {goal['status']} before the path's next step: {goal.get('failure')}"
+            )
+        return False
+
+    def _approval_link(self, goal_id: str) -> Any:
+        from cartpilot_local.client import ApprovalLink
+
+        for message in reversed(self.local.outbox()):
+            if message.get("goalId") == goal_id and message.get("kind") == "approval_request":
+                return ApprovalLink.parse(message["link"])
+        return None
+
+    def _undo_token(self, goal_id: str, since: int) -> str | None:
+        """The task token the flow parked when it opened the undo window (once that call returned)."""
+        for invocation in self.local.runtime.invocations[since:]:
+            event = invocation.event if isinstance(invocation.event, dict) else {}
+            if (
+                event.get("goalId") == goal_id
+                and event.get("kind") == "undo_window"
+                and event.get("taskToken")
+            ):
+                return str(event["taskToken"])
+        return None
+
+    def _history(self, execution_arn: str) -> list[dict[str, Any]]:
+        events: list[dict[str, Any]] = []
+        arguments: dict[str, Any] = {"executionArn": execution_arn, "maxResults": 1000}
+        while True:
+            page = self.sfn.get_execution_history(**arguments)
+            events.extend(dict(event) for event in page["events"])
+            if not page.get("nextToken"):
+                return events
+            arguments["nextToken"] = page["nextToken"]
+
+    def _usage(self, execution_arn: str, first_invocation: int, mark: Any) -> GoalUsage:
+        history = self._history(execution_arn)
+        usage = GoalUsage()
+        usage.transitions = _transitions(self.sfn, execution_arn, history)
+        entered_tasks = sum(1 for event in history if event["type"] == "TaskStateEntered")
+        scheduled = sum(
+            1 for event in history if event["type"] in ("TaskScheduled", "LambdaFunctionScheduled")
+        )
+        usage.retries = max(0, scheduled - entered_tasks)
+        usage.state_machine_log_bytes = state_machine_log_bytes(
+            history, execution_arn, level=self.log_level, include_data=self.include_data
+        )
+        ours = self.per_goal_functions
+        for invocation in self.local.runtime.invocations[first_invocation:]:
+            if invocation.function_name in ours:
+                usage.invocations.append(
+                    LambdaRun(
+                        invocation.function_name,
+                        self.memory.get(invocation.function_name, 512),
+                        getattr(invocation, "duration_ms", 0.0),
+                    )
+                )
+        usage.api_requests = sum(1 for run in usage.invocations if run.function == "api")
+        usage.api_routes = [
+            f"{invocation.event.get('httpMethod', '')} {invocation.event.get('path', '')}"
+            for invocation in self.local.runtime.invocations[first_invocation:]
+            if invocation.function_name == "api" and isinstance(invocation.event, dict)
+        ]
+        by_table: dict[str, DynamoUnits] = {}
+        for request in self.meter.dynamodb[mark.dynamodb :]:
+            if request.function in ours:
+                units = request_units(request)
+                usage.dynamo = usage.dynamo + units
+                for table in request.table.split(","):
+                    by_table[table] = by_table.get(table, DynamoUnits()) + units
+        usage.dynamo_by_table = by_table
+        calls = Counter(
+            (call.service, call.operation) for call in self.meter.calls[mark.calls :] if call.function in ours
+        )
+        usage.sns_publishes = calls[("sns", "Publish")] + calls[("sns", "PublishBatch")]
+        usage.emails = sum(count for (service, _op), count in calls.items() if service in ("ses", "sesv2"))
+        usage.kms_asymmetric = (
+            calls[("kms", "Sign")] + calls[("kms", "Verify")] + calls[("kms", "GetPublicKey")]
+        )
+        usage.kms_symmetric = sum(
+            count
+            for (service, op), count in calls.items()
+            if service == "kms" and op in ("Encrypt", "Decrypt")
+        )
+        usage.s3_puts = (
+            calls[("s3", "PutObject")] + calls[("s3", "CopyObject")] + calls[("s3", "ListObjectsV2")]
+        )
+        usage.s3_gets = calls[("s3", "GetObject")] + calls[("s3", "HeadObject")]
+        usage.secrets_calls = sum(
+            count for (service, _op), count in calls.items() if service == "secretsmanager"
+        )
+        usage.sms = 0  # the low-risk and approval paths send no one-time codes
+        emitted = sum(
+            count - mark.log_bytes.get(function, 0)
+            for function, count in self.meter.log_bytes.items()
+            if function in ours
+        )
+        usage.lambda_log_bytes = emitted + PLATFORM_LOG_BYTES_PER_INVOCATION * len(usage.invocations)
+        return usage
+
+
+def _transitions(sfn: Any, execution_arn: str, history: Iterable[dict[str, Any]]) -> int:
+    try:
+        from cartpilot_local.execution_history import state_transitions
+    except ImportError:  # a checkout without it: count the same events here
+        return sum(1 for event in history if str(event["type"]).endswith("StateEntered"))
+    return len(state_transitions(sfn, execution_arn))
+
+
+def _infra_dir() -> Path:
+    import infra
+
+    return Path(infra.__file__).resolve().parent
+
+
+def _configured_memory() -> dict[str, int]:
+    from infra.function_specs import FUNCTIONS
+
+    return {spec.name: spec.memory_mb for spec in FUNCTIONS}
+
+
+# --- summaries ----------------------------------------------------------------------------------
+
+
+def summarise(runs: list[Measured]) -> dict[str, Any]:
+    """Medians over one path's goals, in the shape ``--json`` prints."""
+
+    def med(values: Iterable[float]) -> float:
+        return median(list(values))
+
+    usages = [run.usage for run in runs]
+    services = runs[0].usd.keys()
+    breakdown = {name: per_thousand(med(run.usd[name] for run in runs)) for name in services}
+    functions = Counter(run.function for run in usages[0].invocations)
+    return {
+        "transitions": med(u.transitions for u in usages),
+        "retries": med(u.retries for u in usages),
+        "invocations": med(len(u.invocations) for u in usages),
+        "ddb_requests": med(u.dynamo.requests for u in usages),
+        "ddb_read_units": med(u.dynamo.read_units for u in usages),
+        "ddb_write_units": med(u.dynamo.write_units for u in usages),
+        "notifications": med(u.notifications for u in usages),
+        "api_requests": med(u.api_requests for u in usages),
+        "log_bytes": med(u.log_bytes for u in usages),
+        "state_machine_log_bytes": med(u.state_machine_log_bytes for u in usages),
+        "lambda_log_bytes": med(u.lambda_log_bytes for u in usages),
+        "lambda_gb_seconds": round(
+            med(sum(r.memory_mb / 1024 * r.duration_ms / 1000 for r in u.invocations) for u in usages), 4
+        ),
+        "usd_per_1000_goals": per_thousand(med(sum(run.usd.values()) for run in runs)),
+        "breakdown": breakdown,
+        "functions": {
+            name: {
+                "invocations": count,
+                "memory_mb": next(r.memory_mb for r in usages[0].invocations if r.function == name),
+                "median_ms": round(
+                    med(r.duration_ms for u in usages for r in u.invocations if r.function == name), 1
+                ),
+            }
+            for name, count in sorted(functions.items())
+        },
+        "ddb_by_table": {
+            table: {
+                "read_units": med(u.dynamo_by_table.get(table, DynamoUnits()).read_units for u in usages),
+                "write_units": med(u.dynamo_by_table.get(table, DynamoUnits()).write_units for u in usages),
+            }
+            for table in sorted({t for u in usages for t in u.dynamo_by_table})
+        },
+        "api_routes": usages[0].api_routes,
+        "statuses": sorted({run.status for run in runs}),
+        "goals": len(runs),
+    }
+
+
+def planner_figures(prices: PriceTable) -> dict[str, Any]:
+    """Tokens per plan over the recorded corpus, with the planner as shipped, and their price.
+
+    Token counts are medians per plan, as the target is set; the price is the mean per plan (what
+    1,000 plans cost, since a plan the rules planner serves costs nothing and a long one a lot)."""
+    from bench.corpus_tokens import corpus_usage
+
+    cases = corpus_usage()
+    with_model = [case for case in cases if case.model_calls]
+    return {
+        "prompt_tokens_median": statistics.median(case.prompt_tokens for case in cases),
+        "completion_tokens_median": statistics.median(case.completion_tokens for case in cases),
+        "usd_per_1000_plans": per_thousand(
+            statistics.fmean(model_cost(c.prompt_tokens, c.completion_tokens, prices) for c in cases)
+        ),
+        "prompt_tokens_mean": round(statistics.fmean(case.prompt_tokens for case in cases), 1),
+        "completion_tokens_mean": round(statistics.fmean(case.completion_tokens for case in cases), 1),
+        "model_calls_mean": round(statistics.fmean(case.model_calls for case in cases), 2),
+        "prompt_tokens_median_when_the_model_plans": statistics.median(c.prompt_tokens for c in with_model)
+        if with_model
+        else 0,
+        "cases": len(cases),
+        "cases_the_model_planned": len(with_model),
+        "model": prices.prices.get("model_name", ""),
+    }
+
+
+# --- capacity -----------------------------------------------------------------------------------
+
+
+def capacity(
+    auto: dict[str, Any], approved: dict[str, Any] | None, planner: dict[str, Any] | None, prices: PriceTable
+) -> list[tuple[Bound, str]]:
+    """Each bound of one brand stack, with its scope: ``stack`` bounds all goals together; the
+    others bound a single shopper, goal, approver's address or the approvals alone."""
+    from cartpilot.brands.config import load_brand
+    from infra.function_specs import FUNCTIONS
+    from infra.settings import DEFAULT_MUTATING_CONCURRENCY
+
+    quotas = prices.quotas
+    api = module_constants(
+        _infra_dir() / "api.py",
+        ("STAGE_RATE_LIMIT", "STAGE_BURST_LIMIT", "APPROVAL_RATE_LIMIT", "APPROVAL_BURST_LIMIT"),
+    )
+    merchant_floor_ms = float(prices.assumptions.get("merchant_call_ms", 500))
+    functions = auto["functions"]
+    bounds: list[tuple[Bound, str]] = []
+
+    def add(name: str, limit: str, per_goal: str, rate: float, raise_by: str, scope: str = "stack") -> None:
+        bounds.append((Bound(name, limit, per_goal, rate, raise_by), scope))
+
+    transitions = auto["transitions"] + auto["retries"]
+    starts = quotas["stepfunctions_start_execution_refill_per_second"]
+    add(
+        "Step Functions StartExecution",
+        f"{starts}/s, bucket {quotas['stepfunctions_start_execution_bucket']}",
+        "1 start",
+        goals_per_second(starts, 1),
+        "quota increase (StartExecution throttle)",
+    )
+    refill = quotas["stepfunctions_state_transition_refill_per_second"]
+    add(
+        "Step Functions state transitions",
+        f"{refill}/s, bucket {quotas['stepfunctions_state_transition_bucket']}",
+        f"{transitions:g} transitions",
+        goals_per_second(refill, transitions),
+        "fewer transitions per goal; quota increase (StateTransition)",
+    )
+    # A completed goal's execution stays open through the undo window, waiting for an undo.
+    lifetime = load_brand("sandbox").undoWindowSeconds + 60
+    add(
+        "Step Functions open executions",
+        f"{quotas['stepfunctions_open_executions']:,} open",
+        f"open {lifetime / 3600:.0f} h (undo window)",
+        open_executions_bound(quotas["stepfunctions_open_executions"], lifetime),
+        "end the execution at completion and start undo on request, or a shorter undo window",
+    )
+
+    busy = sum(info["invocations"] * info["median_ms"] / 1000 for info in functions.values())
+    mutating = [spec.name for spec in FUNCTIONS if spec.mutates_merchant and spec.name in functions]
+    reserved = DEFAULT_MUTATING_CONCURRENCY * len(mutating)
+    add(
+        "Lambda account concurrency",
+        f"{quotas['lambda_account_concurrency']} ({reserved} reserved)",
+        f"{busy:.2f} s busy",
+        concurrency_bound(quotas["lambda_account_concurrency"] - reserved, 1, busy),
+        "quota increase (Lambda concurrent executions)",
+    )
+    for name in mutating:
+        info = functions[name]
+        seconds = max(info["median_ms"], merchant_floor_ms) / 1000
+        add(
+            f"Lambda {name} reserved concurrency",
+            str(DEFAULT_MUTATING_CONCURRENCY),
+            f"{info['invocations']} x {seconds:.2f} s",
+            concurrency_bound(DEFAULT_MUTATING_CONCURRENCY, info["invocations"], seconds),
+            "-c mutatingConcurrency=N, as far as the merchant's own limits allow",
+        )
+
+    def table_units(suffix: str) -> dict[str, float]:
+        for table, units in auto["ddb_by_table"].items():
+            if table.endswith(suffix):
+                return dict(units)
+        return {"read_units": 0.0, "write_units": 0.0}
+
+    partition = quotas["dynamodb_partition_write_units_per_second"]
+    counters = table_units("-counters")["write_units"]
+    add(
+        "DynamoDB hot key: a shopper's counters",
+        f"{partition} WCU/s per partition",
+        f"{counters:g} WU",
+        goals_per_second(partition, counters),
+        "nothing: the daily order limit stops a shopper long before",
+        "one shopper",
+    )
+    goal_writes = table_units("-goals")["write_units"]
+    add(
+        "DynamoDB hot key: a goal item",
+        f"{partition} WCU/s per partition",
+        f"{goal_writes:g} WU",
+        goals_per_second(partition, goal_writes),
+        "nothing: each goal has its own item",
+        "one goal",
+    )
+    per_table = quotas["dynamodb_table_write_units_per_second"]
+    add(
+        "DynamoDB goals table (on-demand)",
+        f"{per_table:,} WRU/s per table",
+        f"{goal_writes:g} WU",
+        goals_per_second(per_table, goal_writes),
+        "quota increase (table throughput); smaller goal writes",
+    )
+
+    stage = api.get("STAGE_RATE_LIMIT", 0)
+    add(
+        "API Gateway stage throttle",
+        f"{stage}/s, burst {api.get('STAGE_BURST_LIMIT', 0)}",
+        f"{auto['api_requests']:g} requests",
+        goals_per_second(stage, auto["api_requests"]),
+        f"STAGE_RATE_LIMIT in infra/api.py (account {quotas['apigateway_account_requests_per_second']:,}/s)",
+    )
+    if approved is not None:
+        per_approval = max(0.0, approved["api_requests"] - auto["api_requests"])
+        add(
+            "API Gateway approval routes",
+            f"{api.get('APPROVAL_RATE_LIMIT', 0)}/s",
+            f"{per_approval:g} requests",
+            goals_per_second(api.get("APPROVAL_RATE_LIMIT", 0), per_approval),
+            "APPROVAL_RATE_LIMIT in infra/api.py",
+            "approvals",
+        )
+        add(
+            "WAF per address on /approvals/",
+            "100 / 300 s per IP",
+            f"{per_approval:g} requests",
+            goals_per_second(100 / 300, per_approval),
+            "APPROVAL_LINKS_PER_ADDRESS in infra/api.py",
+            "one address",
+        )
+    if planner is not None:
+        # Rate limits meet the average plan, not the median one.
+        calls = planner["model_calls_mean"]
+        tokens = planner["prompt_tokens_mean"] + planner["completion_tokens_mean"]
+        add(
+            "Model requests per minute",
+            f"{quotas['model_requests_per_minute']:,} RPM",
+            f"{calls:g} calls",
+            goals_per_second(quotas["model_requests_per_minute"] / 60, calls),
+            "provider quota increase; the rules planner first where it is confident",
+        )
+        add(
+            "Model tokens per minute",
+            f"{quotas['model_tokens_per_minute']:,} TPM",
+            f"{tokens:,.0f} tokens",
+            goals_per_second(quotas["model_tokens_per_minute"] / 60, tokens),
+            "provider quota increase; fewer prompt tokens per plan",
+        )
+    return bounds
+
+
+def capacity_json(bounds: list[tuple[Bound, str]]) -> dict[str, Any]:
+    stack_bounds = [bound for bound, scope in bounds if scope == "stack"]
+    first = binding(stack_bounds)
+    return {
+        "bounds": [
+            {
+                "bound": b.name,
+                "limit": b.limit,
+                "per_goal": b.per_goal,
+                "scope": scope,
+                "goals_per_second": None if math.isinf(b.goals_per_second) else round(b.goals_per_second, 2),
+                "raise": b.raise_by,
+            }
+            for b, scope in bounds
+        ],
+        "binds_first": first.name,
+        "goals_per_second": round(first.goals_per_second, 2),
+    }
+
+
+# --- output -------------------------------------------------------------------------------------
+
+
+def print_table(result: dict[str, Any]) -> None:
+    paths = result["paths"]
+    rows = [
+        ("status", lambda p: ",".join(p["statuses"])),
+        ("state transitions", lambda p: f"{p['transitions']:g} (+{p['retries']:g} retries)"),
+        ("Lambda invocations", lambda p: f"{p['invocations']:g}"),
+        ("Lambda GB-s", lambda p: f"{p['lambda_gb_seconds']:.3f}"),
+        ("DynamoDB requests", lambda p: f"{p['ddb_requests']:g}"),
+        ("DynamoDB read units", lambda p: f"{p['ddb_read_units']:g}"),
+        ("DynamoDB write units", lambda p: f"{p['ddb_write_units']:g}"),
+        ("notifications", lambda p: f"{p['notifications']:g}"),
+        ("API requests", lambda p: f"{p['api_requests']:g}"),
+        ("state-machine log KB", lambda p: f"{p['state_machine_log_bytes'] / 1024:.1f}"),
+        ("Lambda log KB", lambda p: f"{p['lambda_log_bytes'] / 1024:.1f}"),
+        ("USD / 1,000 goals", lambda p: f"{p['usd_per_1000_goals']:.4f}"),
+    ]
+    names = list(paths)
+    print(
+        f"prices of {result['prices']['date']} ({result['prices']['region']}); medians of "
+        f"{max(p['goals'] for p in paths.values())} goal(s) per path"
+    )
+    print(f"{'':24}" + "".join(f"{name:>18}" for name in names))
+    for label, cell in rows:
+        print(f"{label:24}" + "".join(f"{cell(paths[name]):>18}" for name in names))
+    print()
+    for name in names:
+        parts = ", ".join(f"{service} {usd:.4f}" for service, usd in paths[name]["breakdown"].items() if usd)
+        print(f"{name:12} USD/1,000 by service: {parts}")
+    planner = result.get("planner")
+    if planner:
+        print()
+        print(
+            f"planner ({planner['model']}, {planner['cases']} corpus cases, "
+            f"{planner['cases_the_model_planned']} planned by the model): median "
+            f"{planner['prompt_tokens_median']:,.0f} prompt + {planner['completion_tokens_median']:,.0f} "
+            f"completion tokens per plan (mean {planner['prompt_tokens_mean']:,.0f} + "
+            f"{planner['completion_tokens_mean']:,.0f}, {planner['model_calls_mean']:g} calls): "
+            f"USD {planner['usd_per_1000_plans']:.4f} per 1,000 plans"
+        )
+    if "auto" in paths and "usd_per_1000_goals_with_planner" in result:
+        print(
+            f"auto path with the model planner: USD {result['usd_per_1000_goals_with_planner']:.4f} per 1,000 goals"
+        )
+
+
+def print_capacity(table: dict[str, Any]) -> None:
+    print(f"{'bound':44}{'limit':34}{'per goal':30}{'goals/s':>10}  scope        raise")
+    for row in table["bounds"]:
+        rate = "unbounded" if row["goals_per_second"] is None else f"{row['goals_per_second']:,.2f}"
+        print(
+            f"{row['bound']:44}{row['limit']:34}{row['per_goal']:30}{rate:>10}  {row['scope']:12} {row['raise']}"
+        )
+    print()
+    print(f"binds first: {table['binds_first']} at {table['goals_per_second']:,.2f} goals/s")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--goals", type=int, default=3, help="goals per path (medians are reported)")
+    parser.add_argument("--paths", default=",".join(PATHS), help="comma-separated: " + ",".join(PATHS))
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    parser.add_argument("--capacity", action="store_true", help="print the capacity table of one brand stack")
+    parser.add_argument("--prices", type=Path, default=None, help="price table (default bench/prices.yaml)")
+    parser.add_argument("--warmup", type=int, default=1, help="unmeasured goals first (warm containers)")
+    parser.add_argument("--no-planner", action="store_true", help="skip replaying the planner corpus")
+    args = parser.parse_args()
+    paths = [name.strip() for name in args.paths.split(",") if name.strip()]
+    unknown = sorted(set(paths) - set(PATHS))
+    if unknown or args.goals < 1:
+        parser.error(f"unknown paths {unknown}" if unknown else "--goals must be at least 1")
+    if args.capacity and "auto" not in paths:
+        parser.error("--capacity needs the auto path")
+    prices = load_prices(args.prices) if args.prices else load_prices()
+    logging.getLogger("moto").setLevel(logging.CRITICAL)
+
+    from cartpilot_local.metering import Meter, metered
+    from cartpilot_local.stack import LocalStack
+
+    runs: dict[str, list[Measured]] = {}
+    with LocalStack(log_level=_production_log_level()) as local:
+        meter = Meter()
+        with metered(meter):
+            bench = CostBench(local, meter, prices)
+            try:
+                for number in range(args.warmup):
+                    # Unmeasured: each function's first call in a container loads what later calls reuse.
+                    bench.run("auto", -number)
+                for path in paths:
+                    runs[path] = [bench.run(path, number) for number in range(1, args.goals + 1)]
+            finally:
+                bench.close()
+
+    result: dict[str, Any] = {"paths": {path: summarise(measured) for path, measured in runs.items()}}
+    planner: dict[str, Any] | None = None
+    if not args.no_planner:
+        try:
+            planner = planner_figures(prices)
+        except Exception as exc:  # e.g. a checkout without the corpus replay
+            print(f"planner figures unavailable: {type(exc).__name__}: {exc}", file=sys.stderr)
+    result["planner"] = planner
+    if planner is not None and "auto" in result["paths"]:
+        result["usd_per_1000_goals_with_planner"] = round(
+            result["paths"]["auto"]["usd_per_1000_goals"] + planner["usd_per_1000_plans"], 4
+        )
+    result["prices"] = {"date": prices.date, "region": prices.region}
+    if args.capacity:
+        bounds = capacity(result["paths"]["auto"], result["paths"].get("approved"), planner, prices)
+        result["capacity"] = capacity_json(bounds)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print_table(result)
+        if args.capacity:
+            print()
+            print_capacity(result["capacity"])
+    return 0
+
+
+def _production_log_level() -> str:
+    """The functions' log level on AWS (infra/functions.py LOG_LEVEL), so log bytes are as deployed."""
+    return str(module_constants(_infra_dir() / "functions.py", ("LOG_LEVEL",)).get("LOG_LEVEL", "INFO"))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
