@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 
 from cartpilot.kernel.money import Money
+from cartpilot.plans.costs import PlanCostSummary
 from cartpilot_local.client import CartPilotClient
 from cartpilot_local.stack import LocalStack
 
@@ -53,6 +54,9 @@ def run_demo(say: Callable[[str], None] = print, stack: LocalStack | None = None
         say(f"  shipping: {summary['shipping']['title']} {_money(summary['shipping']['price'])}, "
             f"arrives by {summary['shipping']['latestDelivery']} (needed by {summary['deliverBy']})")  # fmt: skip
         say(f"  total: {_money(summary['total'])}")
+        if goal.get("planSummary"):
+            costs = PlanCostSummary.model_validate(goal["planSummary"])
+            say(f"  planning cost (model): {costs.planner_cost_words()}; release {plan.get('release')}")
         _section(say, "3. The verdict")
         verdict = goal["verdict"]
         say(f"tier {verdict['tier']}, route {verdict['route']}")

@@ -22,5 +22,6 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         users=wiring.users(),
         brand=wiring.brand(),
         signer=wiring.plan_signer(),
+        release=wiring.release_id(),
     )
     return reference.model_dump(mode="json")

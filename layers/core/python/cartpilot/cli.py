@@ -1,4 +1,4 @@
-"""The ``cartpilot`` command. Product commands (``policy test``, ``keys rotate``) live here; the
+"""The ``cartpilot`` command. Product commands (``policy test``, ``keys rotate``, ``release``) live here; the
 local stack's commands (``local``, ``demo``, ``plan``, ``submit``, …) come from the development
 package when it is installed, so a platform team can run ``cartpilot policy test`` and
 ``cartpilot keys rotate`` with the core package alone."""
@@ -6,6 +6,7 @@ package when it is installed, so a platform team can run ``cartpilot policy test
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -59,10 +60,43 @@ def keys_command(argv: Sequence[str]) -> int:
     return 0
 
 
+def release_command(argv: Sequence[str]) -> int:
+    """``cartpilot release``: the release id of this checkout for a brand, and what it is made of."""
+    parser = argparse.ArgumentParser(
+        prog="cartpilot release",
+        description="print the release id (code, prompts, UCP versions, policies) of this checkout",
+    )
+    parser.add_argument("--brand", default=None, help="default: $CARTPILOT_BRAND or sandbox")
+    parser.add_argument(
+        "--brands-dir", type=Path, default=None, help="default: $CARTPILOT_BRANDS_DIR or the shipped brands"
+    )
+    parser.add_argument("--json", action="store_true", help="print the id and its components as JSON")
+    args = parser.parse_args(argv)
+
+    from cartpilot.brands.config import BrandConfigError, brand_dir
+    from cartpilot.release import ReleaseError, compute_release, release_lines
+    from cartpilot.wiring.settings import brand_name
+
+    name = args.brand or brand_name()
+    if re.fullmatch(r"[a-z0-9][a-z0-9\-]{1,40}", name) is None:
+        print(f"cartpilot release: {name[:60]!r} is not a brand name", file=sys.stderr)
+        return 2
+    try:
+        # From the files, never a stamped environment: this is what the checkout would deploy.
+        release = compute_release(brand_dir(name, args.brands_dir or brands_dir()), environ={})
+    except (BrandConfigError, ReleaseError, LookupError, OSError) as exc:
+        print(f"cartpilot release: brand {name}: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 1
+    print(release.model_dump_json(indent=2) if args.json else "\n".join(release_lines(release)))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if args[:1] == ["policy"]:
         return policy_command(args[1:])
+    if args[:1] == ["release"]:
+        return release_command(args[1:])
     if args[:1] == ["keys"]:
         return keys_command(args[1:])
     try:

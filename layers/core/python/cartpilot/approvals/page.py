@@ -16,12 +16,14 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from cartpilot.approvals.desk import ApprovalView
 from cartpilot.approvals.images import image_source
+from cartpilot.approvals.staff import is_staff_approval
 from cartpilot.approvals.step_up import STEP_UP_LOCK
 from cartpilot.audit.privacy import describe_recipient, scrub_text
 from cartpilot.brands.config import BrandConfig
 from cartpilot.goals.model import delivery_estimate
 from cartpilot.goals.undo import NO_UNDO_NOTICE, offers_undo, undo_action
 from cartpilot.kernel.money import Money
+from cartpilot.plans.costs import plan_cost_summary
 from cartpilot.plans.model import PlanItem
 
 
@@ -126,5 +128,7 @@ def render_approval_page(
             code=view.code,
             notice=view.notice,
             step_up_lock=STEP_UP_LOCK,
+            # Staff weigh what the order cost to plan; the shopper's page leaves it out.
+            planner_cost=plan_cost_summary(view.plan) if is_staff_approval(view.approval) else None,
         )
     )

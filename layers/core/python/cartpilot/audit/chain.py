@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from cartpilot.audit.snapshots import SIGNED_EVENTS, decode_signature, snapshot_message
+from cartpilot.release import RELEASE_ID_PATTERN
 
 if TYPE_CHECKING:
     from cartpilot.audit.public_keys import PlanSignatureVerifier
@@ -39,9 +40,17 @@ class AuditRecord(BaseModel):
     detail: dict[str, Any] = Field(default_factory=dict)
     prevHash: str
     hash: str
+    release: str | None = Field(
+        default=None,
+        pattern=RELEASE_ID_PATTERN,
+        description="The release that wrote the record (cartpilot.release); None before releases were named",
+    )
 
     def body(self) -> dict[str, Any]:
-        return self.model_dump(mode="json", exclude={"hash"})
+        """What the record's hash covers: every field but the hash, and the release where it has one,
+        so records written before releases were named keep their hashes."""
+        exclude = {"hash"} if self.release is not None else {"hash", "release"}
+        return self.model_dump(mode="json", exclude=exclude)
 
 
 class AuditAnchor(BaseModel):

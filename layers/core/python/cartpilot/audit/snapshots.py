@@ -5,7 +5,8 @@ and anyone holding the published public keys can verify, so an auditor never nee
 someone who can write to the audit table cannot vouch for a plan the backend never signed. The key is
 not the approval-link key: a function that signs snapshots cannot mint approval links.
 
-What is signed is the snapshot as the record shows it (plan id, total, items, steps, prompt hash),
+What is signed is the snapshot as the record shows it (plan id, total, items, steps, prompt hash, and
+the release that made the plan where it has one),
 bound to the goal and to the hash of the full plan, so rewriting a total or an item under a genuine
 signature breaks it.
 """
@@ -44,6 +45,9 @@ def snapshot_message(goal_id: str, plan_hash: str | None, detail: dict[str, Any]
     """The bytes a plan signature covers. Small whatever the plan's size (KMS signs up to 4 KB raw):
     the snapshot enters as its SHA-256."""
     snapshot = {field: detail.get(field) for field in SNAPSHOT_FIELDS}
+    if detail.get("release") is not None:
+        # Only where the record names one: snapshots signed before releases were named still verify.
+        snapshot["release"] = detail["release"]
     return _canonical(
         {
             "tag": _PLAN_SNAPSHOT_TAG,
@@ -77,6 +81,7 @@ def signed_plan_detail(goal_id: str, plan: Plan, signer: PlanSigner) -> dict[str
             "items": [f"{item.quantity} x {item.itemId}" for item in summary.items],
             "steps": [f"{step.id} {step.action.value}" for step in plan.steps],
             "promptHash": plan.planner.promptHash,
+            **({"release": plan.release} if plan.release else {}),
         }
     )
     kid, signature = signer.sign(snapshot_message(goal_id, plan_hash, snapshot))

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from cartpilot.commerce.ports import Recipient
 from cartpilot.kernel.money import Money
+from cartpilot.release import RELEASE_ID_PATTERN
 
 
 class Action(StrEnum):
@@ -204,6 +205,12 @@ class Plan(_Strict):
     steps: list[Step] = Field(min_length=1, max_length=10)
     summary: PlanSummary
     createdAt: str
+    release: str | None = Field(
+        default=None,
+        pattern=RELEASE_ID_PATTERN,
+        description="The release that made the plan (code, prompts, protocols, policies; "
+        "`cartpilot release`); absent on plans made before releases were named",
+    )
 
     def plan_hash(self) -> str:
         return hash_plan_document(self.model_dump(mode="json"))
@@ -221,6 +228,9 @@ class Plan(_Strict):
 
 def hash_plan_document(document: dict[str, Any]) -> str:
     """sha256 of the canonical JSON form: what an approval binds to."""
+    if "release" in document and document["release"] is None:
+        # A plan made before releases were named keeps the hash its approval and audit bound.
+        document = {name: value for name, value in document.items() if name != "release"}
     canonical = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
 
