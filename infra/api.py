@@ -213,6 +213,7 @@ class Api(Construct):
         self._web_acl(brand)
 
     def add_routes(self, handler: lambda_.IFunction) -> None:
+        """Every route to ``handler``: the API function's ``live`` alias, never its $LATEST."""
         integration = apigw.LambdaIntegration(handler, allow_test_invoke=False)
         root = self.rest_api.root
 

@@ -33,7 +33,8 @@ class FunctionSpec:
     name: str
     source: str
     description: str
-    goals: TableAccess
+    # None: never touches goals or approvals (the rollout guard).
+    goals: TableAccess | None
     asl_variable: str | None = None
     audit: bool = False
     idempotency: bool = False
@@ -80,6 +81,17 @@ class FunctionSpec:
     starts_order_flow: bool = False
     # Invoked by EventBridge Scheduler every N minutes (a schedule group, an invoke-only role, a DLQ).
     scheduler_minutes: int | None = None
+    # Published versions start from a SnapStart snapshot of their initialised environment (Python
+    # 3.12+): for functions on a shopper's or approver's path whose init is worth skipping.
+    snap_start: bool = False
+    # Reads the brand's rollout flags from AppConfig (its live and its floor environment).
+    reads_rollout: bool = False
+    # Deploys rollout settings: new hosted versions of the flags profile, deployments to both environments.
+    writes_rollout: bool = False
+    # Publishes to the brand's operators on the stack's alarm topic.
+    notifies_operators: bool = False
+    # Invoked by EventBridge when one of the anomaly alarms enters ALARM (``infra/rollout.py``).
+    on_anomaly_alarm: bool = False
     timeout_seconds: int = 30
     memory_mb: int = 512
 
@@ -91,7 +103,7 @@ class FunctionSpec:
     def writes_encrypted_data(self) -> bool:
         writes_schedules = self.schedules is not None and self.schedules is not TableAccess.READ
         return (
-            self.goals is not TableAccess.READ
+            (self.goals is not None and self.goals is not TableAccess.READ)
             or self.audit
             or self.idempotency
             or self.counters
@@ -125,6 +137,9 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         schedules=_RW,
         # Lists a shopper's schedules (GET /schedules and the shopper view page).
         reads_user_schedules=True,
+        snap_start=True,
+        # Refuses goals at rollout stage off.
+        reads_rollout=True,
         timeout_seconds=15,
     ),
     FunctionSpec(
@@ -167,6 +182,9 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         # An occurrence of a schedule is held to the schedule's mandate, whose signature it verifies.
         reads_plan_keys=True,
         schedules=TableAccess.READ,
+        snap_start=True,
+        # Ends a checked plan PLANNED_ONLY when the rollout stage or the pilot keeps it from running.
+        reads_rollout=True,
         memory_mb=1024,
     ),
     FunctionSpec(
@@ -195,6 +213,8 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
             merchant=True,
             ucp_signing_keys=True,
             mutates_merchant=True,
+            # The kill switch stops a mutating step that has not started.
+            reads_rollout=True,
             # A merchant total above the approved one (within tolerance) must still fit the daily limits.
             counters=name == "payment",
             timeout_seconds=50,
@@ -301,9 +321,25 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         schedules=_UPDATE,
         reads_due_schedules=True,
         starts_order_flow=True,
+        # An occurrence is a goal like any other: refused at rollout stage off.
+        reads_rollout=True,
         scheduler_minutes=1,
         # Below the schedule's period, so sweeps do not pile up.
         timeout_seconds=50,
+        memory_mb=256,
+    ),
+    FunctionSpec(
+        name="guard",
+        source="rollout_guard",
+        description="Drops the brand to rollout stage read-only when an anomaly alarm fires",
+        goals=None,
+        # Audits the stage change on the brand's rollout chain.
+        audit=True,
+        reads_rollout=True,
+        writes_rollout=True,
+        notifies_operators=True,
+        on_anomaly_alarm=True,
+        timeout_seconds=30,
         memory_mb=256,
     ),
 )

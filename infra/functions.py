@@ -4,7 +4,11 @@ Every function runs the newest Python runtime on Graviton with the brand's core 
 configured from the environment and active X-Ray tracing. What a function may touch is declared once
 in ``FUNCTIONS`` (``infra/function_specs.py``), turned into explicit IAM statements by
 ``infra/permissions.py`` and into the role's policy here; the local stack checks every AWS call a
-handler makes against the same statements. The read-only catalog connector, for
+handler makes against the same statements. Every application function is published as a version behind
+its ``live`` alias, and whatever invokes it (the order flow, API Gateway, the schedules) invokes that
+alias, so a release moves the alias (gradually, for the mutating functions: ``infra/releases.py``)
+instead of changing ``$LATEST`` under running flows. The api and the validator start from SnapStart
+snapshots of their published versions. The read-only catalog connector, for
 example, can read goals and nothing else, while the connectors that change orders at the merchant
 get the merchant credentials and a reserved concurrency that bounds how hard they can hit it.
 """
@@ -40,6 +44,7 @@ from infra.nag import KMS_GENERATE_DATA_KEY, KMS_REENCRYPT, XRAY_WILDCARD, ackno
 from infra.notifications import Notifications
 from infra.occurrence_schedule import OccurrenceSchedule
 from infra.permissions import SECRETS, Resource, statements_for
+from infra.release_id import release_environment
 from infra.secrets import BrandSecrets
 from infra.settings import DeploySettings
 
@@ -49,6 +54,8 @@ LOG_LEVEL = "INFO"
 FUNCTION_LOG_RETENTION = logs.RetentionDays.ONE_MONTH
 ROTATION_CODE_DIR = Path(__file__).parent / "rotation"
 LINK_KEY_ROTATION_PERIOD = cdk.Duration.days(30)
+# What the order flow, API Gateway and the schedules invoke: the version a release has moved it to.
+LIVE_ALIAS = "live"
 # The brand key as DynamoDB and SNS use it for a reader and for a writer (what CDK's own grants give).
 _KEY_READ_ACTIONS = frozenset({"kms:Decrypt", "kms:DescribeKey"})
 _KEY_WRITE_ACTIONS = frozenset({"kms:Encrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*"})
@@ -112,8 +119,12 @@ class Functions(Construct):
             "LOG_LEVEL": LOG_LEVEL,
             # Responses carry plans, recipients and addresses: traces keep timings, not payloads.
             "POWERTOOLS_TRACER_CAPTURE_RESPONSE": "false",
+            # The release every plan and audit record names (infra/release_id.py).
+            **release_environment(brand, settings.paths),
         }
         self.by_name: dict[str, lambda_.Function] = {}
+        # Each application function's ``live`` alias: the only thing anything invokes.
+        self.live: dict[str, lambda_.Alias] = {}
         for spec in FUNCTIONS:
             environment = common_environment | _own_environment(
                 spec,
@@ -139,7 +150,9 @@ class Functions(Construct):
                 reserved_concurrency=(settings.mutating_concurrency or None)
                 if spec.mutates_merchant
                 else None,
+                snap_start=spec.snap_start,
             )
+            alias = self._live_alias(spec, function)
             role = self._role_of(function)
             self._grant(spec, role, key=key, tables=tables, secrets=secrets, notifications=notifications)
             acknowledge(
@@ -149,20 +162,37 @@ class Functions(Construct):
                 "xray:PutTelemetryRecords support no resource-level permissions, so AWS requires '*'.",
             )
             self.by_name[spec.name] = function
+            self.live[spec.name] = alias
             if spec.schedule_minutes is not None:
-                self._schedule(spec, function, minutes=spec.schedule_minutes)
+                self._schedule(spec, alias, minutes=spec.schedule_minutes)
             if spec.scheduler_minutes is not None:
                 self.scheduler = OccurrenceSchedule(
                     self,
                     f"{spec.construct_id}Scheduler",
-                    function=function,
+                    function=alias,
                     brand=brand.name,
                     minutes=spec.scheduler_minutes,
                 )
 
         self.link_key_rotation = self._link_key_rotation(secrets, key=key)
 
-    def _schedule(self, spec: FunctionSpec, function: lambda_.Function, *, minutes: int) -> None:
+    def _live_alias(self, spec: FunctionSpec, function: lambda_.Function) -> lambda_.Alias:
+        """The function's current code and configuration, published as a version, behind ``live``.
+
+        A change to either publishes a new version; CloudFormation then moves the alias (all at once,
+        or through CodeDeploy's canary where ``infra/releases.py`` gives the alias a deployment group).
+        Old versions are kept: a canary still sends part of the traffic to the previous one, and a
+        rollback moves the alias back to it.
+        """
+        return lambda_.Alias(
+            self,
+            f"{spec.construct_id}Live",
+            alias_name=LIVE_ALIAS,
+            version=function.current_version,
+            description=f"The released version of the {spec.name} function",
+        )
+
+    def _schedule(self, spec: FunctionSpec, function: lambda_.IFunction, *, minutes: int) -> None:
         """A scheduled function runs every ``minutes``; a missed run is the next run's work, so
         EventBridge does not retry one (the next starts within the period anyway)."""
         events.Rule(
@@ -183,8 +213,13 @@ class Functions(Construct):
         return self.by_name["api"]
 
     @property
-    def by_asl_variable(self) -> Mapping[str, lambda_.Function]:
-        return {spec.asl_variable: self.by_name[spec.name] for spec in FUNCTIONS if spec.asl_variable}
+    def api_alias(self) -> lambda_.Alias:
+        return self.live["api"]
+
+    @property
+    def by_asl_variable(self) -> Mapping[str, lambda_.Alias]:
+        """The ``live`` alias of each function the order flow invokes, by its ASL variable."""
+        return {spec.asl_variable: self.live[spec.name] for spec in FUNCTIONS if spec.asl_variable}
 
     def connect_state_machine(self, state_machine: sfn.StateMachine) -> None:
         """The API starts executions and answers task tokens; the redelivery sweep answers them too, and
@@ -213,6 +248,7 @@ class Functions(Construct):
         memory_mb: int,
         key: kms.IKey,
         reserved_concurrency: int | None = None,
+        snap_start: bool = False,
     ) -> lambda_.Function:
         brand = self._brand.name
         role = iam.Role(
@@ -228,7 +264,7 @@ class Functions(Construct):
             encryption_key=key,
         )
         log_group.grant_write(role)
-        return lambda_.Function(
+        function = lambda_.Function(
             self,
             construct_id,
             description=f"CartPilot {brand}: {description}",
@@ -244,7 +280,16 @@ class Functions(Construct):
             memory_size=memory_mb,
             log_group=log_group,
             reserved_concurrent_executions=reserved_concurrency,
+            snap_start=lambda_.SnapStartConf.ON_PUBLISHED_VERSIONS if snap_start else None,
+            # Versions outlive the deploy that replaced them: the canary and a rollback still need them.
+            current_version_options=lambda_.VersionOptions(removal_policy=cdk.RemovalPolicy.RETAIN),
         )
+        if snap_start:
+            cdk.Annotations.of(function).acknowledge_warning(
+                "@aws-cdk/aws-lambda:snapStartRequirePublish",
+                "Published: the function's current version is behind its live alias (_live_alias).",
+            )
+        return function
 
     def _link_key_rotation(self, secrets: BrandSecrets, *, key: kms.IKey) -> lambda_.Function:
         """Rotates the approval-link and the shopper view-link key rings every 30 days, and fills them

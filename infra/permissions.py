@@ -3,8 +3,8 @@
 A function's spec (``infra/function_specs.py``) says what it touches; this module says which API
 actions that means, action by action, from what the adapters in ``cartpilot.adapters.aws`` call:
 
-- goals table (goals and approvals, ``goals_table.py``/``approvals_table.py``): GetItem, UpdateItem,
-  and PutItem for the two functions that create items; never Scan, DeleteItem or a batch write, and
+- goals table (goals and approvals, ``goals_table.py``/``approvals_table.py``): GetItem, BatchGetItem
+  (a goal's parts), UpdateItem, and PutItem for the two functions that create items; never Scan, DeleteItem or a batch write, and
   Query only on the sparse index of undelivered decisions, for the redelivery sweep, and on the
   sparse index of open polled orders, for the tracking sweep.
 - audit table (``audit_table.py``): Query to read a goal's chain and PutItem to append (always with
@@ -82,6 +82,18 @@ class Resource(StrEnum):
     DUE_SCHEDULES_INDEX = "due-schedules-index"
     # ... and its index of every schedule by user (a shopper's schedules).
     USER_SCHEDULES_INDEX = "user-schedules-index"
+    # The rollout flags (``infra/rollout.py``): one AppConfig feature-flags profile deployed to two
+    # environments, the live one (monitored by the anomaly alarms) and the floor (no monitors, so no
+    # rollback: ``cartpilot.rollout.floor``). Reading one is reading its configuration of the profile;
+    # deploying to one names the environment.
+    ROLLOUT_LIVE = "rollout-live"
+    ROLLOUT_FLOOR = "rollout-floor"
+    ROLLOUT_PROFILE = "rollout-profile"
+    # Gradual with a bake for the live environment; all at once, no bake, for the floor.
+    ROLLOUT_STRATEGY = "rollout-strategy"
+    ROLLOUT_FLOOR_STRATEGY = "rollout-floor-strategy"
+    # The brand's operators: the stack's alarm topic (``infra/monitoring.py``).
+    OPS_TOPIC = "ops-topic"
 
 
 # The two resources that are object prefixes of the audit bucket.
@@ -99,13 +111,18 @@ SECRETS = frozenset({
     Resource.LLM_API_KEY,
 })  # fmt: skip
 
-GOALS_READ = frozenset({"dynamodb:GetItem"})
-GOALS_UPDATE = GOALS_READ | {"dynamodb:UpdateItem"}
-GOALS_CREATE = GOALS_UPDATE | {"dynamodb:PutItem"}
+ITEM_READ = frozenset({"dynamodb:GetItem"})
+ITEM_UPDATE = ITEM_READ | {"dynamodb:UpdateItem"}
+ITEM_CREATE = ITEM_UPDATE | {"dynamodb:PutItem"}
+ITEM_ACTIONS: dict[TableAccess, frozenset[str]] = {
+    TableAccess.READ: ITEM_READ,
+    TableAccess.UPDATE: ITEM_UPDATE,
+    TableAccess.READ_WRITE: ITEM_CREATE,
+}
+# A goal is read as its head and its parts (``goals_table.py``): one BatchGetItem for the parts.
+# Parts are written with a conditional UpdateItem, so updating a goal needs no PutItem.
 GOALS_ACTIONS: dict[TableAccess, frozenset[str]] = {
-    TableAccess.READ: GOALS_READ,
-    TableAccess.UPDATE: GOALS_UPDATE,
-    TableAccess.READ_WRITE: GOALS_CREATE,
+    access: actions | {"dynamodb:BatchGetItem"} for access, actions in ITEM_ACTIONS.items()
 }
 AUDIT_APPEND = frozenset({"dynamodb:Query", "dynamodb:PutItem"})
 AUDIT_ANCHOR = frozenset({
@@ -131,6 +148,12 @@ ANSWER_TASK_TOKENS = frozenset({"states:SendTaskSuccess", "states:SendTaskFailur
 QUERY_INDEX = frozenset({"dynamodb:Query"})
 # The occurrence sweep starts an occurrence's order flow and nothing else on it.
 START_ORDER_FLOW = frozenset({"states:StartExecution"})
+# Powertools' AppConfigStore reads through AppConfigData sessions.
+READ_ROLLOUT = frozenset({"appconfig:StartConfigurationSession", "appconfig:GetLatestConfiguration"})
+# A rollout change is a new hosted version of the profile and a deployment of it (never a delete, an
+# update of the environment's monitors, or a stop of someone else's deployment).
+NEW_ROLLOUT_VERSION = frozenset({"appconfig:CreateHostedConfigurationVersion", "appconfig:StartDeployment"})
+DEPLOY_ROLLOUT = frozenset({"appconfig:StartDeployment"})
 
 
 @dataclass(frozen=True)
@@ -146,7 +169,7 @@ def statements_for(spec: FunctionSpec, *, ses_identity: bool = False) -> tuple[S
 
     ``ses_identity``: the brand names a verified sender, which the notifying functions may mail from.
     """
-    statements = [Statement(GOALS_ACTIONS[spec.goals], Resource.GOALS_TABLE)]
+    statements = [] if spec.goals is None else [Statement(GOALS_ACTIONS[spec.goals], Resource.GOALS_TABLE)]
     if spec.audit:
         statements.append(Statement(AUDIT_APPEND, Resource.AUDIT_TABLE))
         statements.append(Statement(AUDIT_ANCHOR, Resource.AUDIT_BUCKET))
@@ -189,13 +212,24 @@ def statements_for(spec: FunctionSpec, *, ses_identity: bool = False) -> tuple[S
         statements.append(Statement(QUERY_INDEX, Resource.OPEN_TRACKING_INDEX))
     if spec.schedules is not None:
         # The same item actions as the goals table: no Scan, no DeleteItem (a cancel is a status).
-        statements.append(Statement(GOALS_ACTIONS[spec.schedules], Resource.SCHEDULES_TABLE))
+        statements.append(Statement(ITEM_ACTIONS[spec.schedules], Resource.SCHEDULES_TABLE))
     if spec.reads_due_schedules:
         statements.append(Statement(QUERY_INDEX, Resource.DUE_SCHEDULES_INDEX))
     if spec.reads_user_schedules:
         statements.append(Statement(QUERY_INDEX, Resource.USER_SCHEDULES_INDEX))
     if spec.starts_order_flow:
         statements.append(Statement(START_ORDER_FLOW, Resource.ORDER_FLOW))
+    if spec.reads_rollout or spec.writes_rollout:
+        statements.append(Statement(READ_ROLLOUT, Resource.ROLLOUT_LIVE))
+        statements.append(Statement(READ_ROLLOUT, Resource.ROLLOUT_FLOOR))
+    if spec.writes_rollout:
+        statements.append(Statement(NEW_ROLLOUT_VERSION, Resource.ROLLOUT_PROFILE))
+        for deployed in (
+            Resource.ROLLOUT_LIVE, Resource.ROLLOUT_FLOOR, Resource.ROLLOUT_STRATEGY, Resource.ROLLOUT_FLOOR_STRATEGY,
+        ):  # fmt: skip
+            statements.append(Statement(DEPLOY_ROLLOUT, deployed))
+    if spec.notifies_operators:
+        statements.append(Statement(PUBLISH, Resource.OPS_TOPIC))
     return tuple(statements)
 
 
@@ -230,4 +264,10 @@ ENVIRONMENT: dict[str, Resource] = {
     "STATE_MACHINE_ARN": Resource.ORDER_FLOW,
     "PLAN_SIGNING_KEY_ID": Resource.PLAN_SIGNING_KEY,
     "AUDIT_BUCKET": Resource.AUDIT_BUCKET,
+    "ROLLOUT_APPCONFIG_ENVIRONMENT": Resource.ROLLOUT_LIVE,
+    "ROLLOUT_APPCONFIG_FLOOR_ENVIRONMENT": Resource.ROLLOUT_FLOOR,
+    "ROLLOUT_APPCONFIG_PROFILE": Resource.ROLLOUT_PROFILE,
+    "ROLLOUT_APPCONFIG_DEPLOYMENT_STRATEGY": Resource.ROLLOUT_STRATEGY,
+    "ROLLOUT_APPCONFIG_FLOOR_DEPLOYMENT_STRATEGY": Resource.ROLLOUT_FLOOR_STRATEGY,
+    "OPS_TOPIC_ARN": Resource.OPS_TOPIC,
 }

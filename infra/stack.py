@@ -15,6 +15,8 @@ from infra.functions import Functions
 from infra.monitoring import Monitoring
 from infra.notifications import Notifications
 from infra.orchestration import OrderFlow
+from infra.releases import Releases
+from infra.rollout import Rollout
 from infra.secrets import BrandSecrets
 from infra.settings import DeploySettings
 
@@ -63,7 +65,7 @@ class CartPilotStack(cdk.Stack):
             key=key,
         )
         self.functions.connect_state_machine(self.order_flow.state_machine)
-        self.api.add_routes(self.functions.api)
+        self.api.add_routes(self.functions.api_alias)
         self.monitoring = Monitoring(
             self,
             "Monitoring",
@@ -78,6 +80,29 @@ class CartPilotStack(cdk.Stack):
             # The occurrence sweep's invocations EventBridge Scheduler could not deliver.
             dead_letter_queues={"OccurrenceSweep": self.functions.scheduler.dead_letters},
         )
+        # Rollout flags in AppConfig, the anomaly alarms that roll flag changes back, and the guard
+        # that drops the brand to read-only when one fires.
+        self.rollout = Rollout(
+            self,
+            "Rollout",
+            brand=brand.name,
+            metrics_namespace=brand.metrics_namespace,
+            service_name=brand.service_name,
+            state_machine_name=self.order_flow.state_machine_name,
+            functions=self.functions.by_name,
+            guard=self.functions.live["guard"],
+            alarm_topic=self.monitoring.alarm_topic,
+        )
+        # New versions of the mutating functions go out by canary, watched by their own alarms and
+        # by the anomaly alarms: a release that starts compensating orders rolls back by itself.
+        self.releases = Releases(
+            self,
+            "Releases",
+            brand=brand.name,
+            aliases=self.functions.live,
+            monitoring=self.monitoring,
+            anomaly_alarms=list(self.rollout.alarms.values()),
+        )
 
         cdk.CfnOutput(self, "ApiUrl", value=self.api.rest_api.url, description="Base URL of the REST API")
         cdk.CfnOutput(self, "ApprovalBaseUrl", value=self.api.base_url)
@@ -85,6 +110,10 @@ class CartPilotStack(cdk.Stack):
         cdk.CfnOutput(self, "NotificationTopicArn", value=self.notifications.topic.topic_arn)
         cdk.CfnOutput(self, "StaffTopicArn", value=self.notifications.staff_topic.topic_arn)
         cdk.CfnOutput(self, "AlarmTopicArn", value=self.monitoring.alarm_topic.topic_arn)
+        cdk.CfnOutput(self, "RolloutApplicationId", value=self.rollout.application.application_id)
+        cdk.CfnOutput(self, "RolloutLiveEnvironmentId", value=self.rollout.live.environment_id)
+        cdk.CfnOutput(self, "RolloutFloorEnvironmentId", value=self.rollout.floor.environment_id)
+        cdk.CfnOutput(self, "RolloutProfileId", value=self.rollout.flags.configuration_profile_id)
         cdk.CfnOutput(self, "LinkSigningSecretArn", value=self.secrets.link_signing_key.secret_arn)
         cdk.CfnOutput(self, "ViewLinkSecretArn", value=self.secrets.view_link_key.secret_arn)
         cdk.CfnOutput(

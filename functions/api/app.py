@@ -2,6 +2,7 @@
 merchants, and the OpenAPI document."""
 
 import base64
+import functools
 import re
 import time
 from collections.abc import Callable
@@ -19,49 +20,76 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
 from aws_lambda_powertools.event_handler.openapi.params import Header, Query
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.logging import correlation_paths
-from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
-from aws_lambda_powertools.utilities.idempotency.exceptions import (
-    IdempotencyAlreadyInProgressError,
-    IdempotencyValidationError,
-)
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
 from cartpilot import wiring
-from cartpilot.approvals.model import DecisionRequest
-from cartpilot.audit.public_keys import PlanSignatureVerifier, published_keys
 from cartpilot.brands.access import ApiClient, CallerRefused, client_for, staff_member_for
-from cartpilot.goals.intake import IntakeError
 from cartpilot.goals.model import GoalAccepted
 from cartpilot.goals.ownership import goal_of_client
-from cartpilot.goals.undo import UndoRefused, request_undo
-from cartpilot.goals.views import audit_view, goal_view
 from cartpilot.kernel.errors import ErrorBody
 from cartpilot.kernel.observability import logger, metrics, tracer
 from cartpilot.kernel.request_body import BodyRefused, body_text, read_json
-from cartpilot.schedules.desk import ScheduleRefused
+from cartpilot.kernel.snapstart import before_snapshot
 from cartpilot.schedules.model import GoalSubmission, ScheduleAccepted, ScheduleView
 from cartpilot.schedules.records import MandateExport, ScheduleAuditView, ScheduleList
+from cartpilot.wiring.restore import register_restore_hooks
 from cartpilot.wiring.schedules import schedule_desk
 
 if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig
+
     from cartpilot.approvals.desk import ApprovalView, DeskError
     from cartpilot.shopper_view.desk import ShopperView, ViewRefused
 
-# The approval desk and the page templates (Jinja2) load with the first approval request:
-# goal requests, the bulk of this function's traffic, never need them.
+# What a route alone needs loads with that route's first request, not at start-up: the approval
+# desk and the page templates (Jinja2), the schedule desk (SD-JWT mandates), signature checks
+# (cryptography) and the idempotency layer (boto3). A SnapStart snapshot has them loaded already
+# (``_load_route_modules``), so only functions started without one pay for them on first use.
+_ROUTE_MODULES = (
+    "aws_lambda_powertools.utilities.idempotency",
+    "cartpilot.goals.intake",
+    "cartpilot.goals.views",
+    "cartpilot.goals.undo",
+    "cartpilot.schedules.desk",
+    "cartpilot.audit.public_keys",
+    "cartpilot.approvals.desk",
+    "cartpilot.approvals.page",
+    "cartpilot.shopper_view.desk",
+    "cartpilot.shopper_view.page",
+)
 
 # Bodies are parsed with bounded nesting and integer size: a hostile body is a 400, not a 5xx.
 app = APIGatewayRestResolver(enable_validation=True, json_body_deserializer=read_json)
-app.enable_swagger(path="/_docs", title="CartPilot API", version="1")
+_DOCS_PATH = "/_docs"
 
-_SUBMISSION_CONFIG = IdempotencyConfig(
-    # Keyed by client: two clients' keys never meet, and a client's retry finds its own goal.
-    event_key_jmespath="[clientId, idempotencyKey]",
-    payload_validation_jmespath="fingerprint",
-    raise_on_no_idempotency_key=True,
-    expires_after_seconds=24 * 3600,
-)
+
+@functools.cache
+def _submission_config() -> "IdempotencyConfig":
+    from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig
+
+    return IdempotencyConfig(
+        # Keyed by client: two clients' keys never meet, and a client's retry finds its own goal.
+        event_key_jmespath="[clientId, idempotencyKey]",
+        payload_validation_jmespath="fingerprint",
+        raise_on_no_idempotency_key=True,
+        expires_after_seconds=24 * 3600,
+    )
+
+
+@functools.cache
+def _enable_docs() -> None:
+    """The Swagger UI at /_docs, set up with its first request (its OpenAPI models are heavy)."""
+    app.enable_swagger(path=_DOCS_PATH, title="CartPilot API", version="1")
+
+
+def _load_route_modules() -> None:
+    """Everything the routes load on first use, and the docs route: for the SnapStart snapshot."""
+    import importlib
+
+    for name in _ROUTE_MODULES:
+        importlib.import_module(name)
+    _enable_docs()
 
 
 def _error(status: int, code: str, message: str) -> Response[dict[str, Any]]:
@@ -152,20 +180,35 @@ def _json_response(description: str, model: type) -> OpenAPIResponse:
             "The body is invalid (a schedule or mandate included), or the key was used with another body",
             ErrorBody,
         ),
+        503: _json_response(
+            "The brand is not taking orders (rollout stage off); nothing was stored", ErrorBody
+        ),
     },
 )
 @tracer.capture_method
 def submit_goal(
     request: GoalSubmission, idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None
 ) -> Response[dict[str, Any]]:
+    from aws_lambda_powertools.utilities.idempotency import idempotent_function
+    from aws_lambda_powertools.utilities.idempotency.exceptions import (
+        IdempotencyAlreadyInProgressError,
+        IdempotencyValidationError,
+    )
+
+    from cartpilot.goals.intake import IntakeError
+    from cartpilot.schedules.desk import ScheduleRefused
+
     if not idempotency_key or len(idempotency_key) > 255:
         return _error(400, "IDEMPOTENCY_KEY_REQUIRED", "send an Idempotency-Key header (1-255 characters)")
     client = _client()
+    config = _submission_config()
+    # The remaining time of this invocation bounds how long an in-progress record may block a retry.
+    config.register_lambda_context(app.lambda_context)
 
     @idempotent_function(
         data_keyword_argument="submission",
         persistence_store=wiring.idempotency_store("goal-submission"),
-        config=_SUBMISSION_CONFIG,
+        config=config,
     )
     def submit_once(submission: dict[str, Any]) -> dict[str, Any]:
         submitted = GoalSubmission.model_validate(submission["request"])
@@ -200,6 +243,8 @@ def submit_goal(
 @app.get("/goals/<goal_id>")
 @tracer.capture_method
 def get_goal(goal_id: str) -> Response[dict[str, Any]]:
+    from cartpilot.goals.views import goal_view
+
     goal = goal_of_client(wiring.goals(), goal_id, _client())
     if goal is None:
         return _goal_not_found(goal_id)
@@ -215,6 +260,9 @@ def get_goal(goal_id: str) -> Response[dict[str, Any]]:
 @app.get("/goals/<goal_id>/audit")
 @tracer.capture_method
 def get_audit(goal_id: str) -> Response[dict[str, Any]]:
+    from cartpilot.audit.public_keys import PlanSignatureVerifier
+    from cartpilot.goals.views import audit_view
+
     ledger = wiring.ledger()
     goal = goal_of_client(ledger.store, goal_id, _client())
     if goal is None:
@@ -229,6 +277,8 @@ def get_audit(goal_id: str) -> Response[dict[str, Any]]:
 @tracer.capture_method
 def get_audit_keys() -> Response[dict[str, Any]]:
     """The public keys of every key that signed a plan snapshot: what ``cartpilot audit --verify`` checks with."""
+    from cartpilot.audit.public_keys import published_keys
+
     keys = published_keys(wiring.plan_keys())
     return Response(
         status_code=200, content_type=content_types.APPLICATION_JSON, body=keys.model_dump(mode="json")
@@ -239,6 +289,8 @@ def get_audit_keys() -> Response[dict[str, Any]]:
 @tracer.capture_method
 def undo_goal(goal_id: str) -> Response[dict[str, Any]]:
     """Inside the undo window: cancel and refund the order; the goal ends UNDONE. Twice is harmless."""
+    from cartpilot.goals.undo import UndoRefused, request_undo
+
     client = _client()
     if goal_of_client(wiring.goals(), goal_id, client) is None:
         return _goal_not_found(goal_id)
@@ -254,6 +306,8 @@ def undo_goal(goal_id: str) -> Response[dict[str, Any]]:
 
 
 def _schedule_response(act: Callable[[], ScheduleView]) -> Response[dict[str, Any]]:
+    from cartpilot.schedules.desk import ScheduleRefused
+
     try:
         view = act()
     except ScheduleRefused as exc:
@@ -291,6 +345,8 @@ def list_schedules(
     user_id: Annotated[str, Query(alias="userId", pattern=r"^[A-Za-z0-9_\-]{1,64}$")],
 ) -> Response[dict[str, Any]]:
     """A shopper's schedules: only those this client made (another client's never show)."""
+    from cartpilot.schedules.desk import ScheduleRefused
+
     client = _client()
     try:
         listed = schedule_desk().of_user(user_id, client)
@@ -313,6 +369,9 @@ def list_schedules(
 @tracer.capture_method
 def get_schedule_audit(schedule_id: str) -> Response[dict[str, Any]]:
     """The schedule's own audit trail: its creation with the mandate's signature, every change since."""
+    from cartpilot.audit.public_keys import PlanSignatureVerifier
+    from cartpilot.schedules.desk import ScheduleRefused
+
     client = _client()
     verifier = PlanSignatureVerifier(wiring.plan_keys().all())
     try:
@@ -334,6 +393,8 @@ def get_schedule_audit(schedule_id: str) -> Response[dict[str, Any]]:
 @tracer.capture_method
 def export_schedule_mandate(schedule_id: str) -> Response[dict[str, Any]]:
     """The standing mandate, signed with the plan-signing key: verify with ``GET /audit/keys``."""
+    from cartpilot.schedules.desk import ScheduleRefused
+
     client = _client()
     try:
         exported = schedule_desk().export_mandate(schedule_id, client)
@@ -501,6 +562,7 @@ def decide_approval(approval_id: str) -> Response[str]:
 def _decide(approval_id: str, staff_member: str | None = None) -> Response[str]:
     """A decision from the public route, or (with ``staff_member``) from the staff route."""
     from cartpilot.approvals.desk import DeskError, LinkParams
+    from cartpilot.approvals.model import DecisionRequest
 
     try:
         fields, lists = _decision_fields(app.current_event)
@@ -731,5 +793,12 @@ def openapi_document() -> Response[str]:
 @metrics.log_metrics
 @tracer.capture_lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    _SUBMISSION_CONFIG.register_lambda_context(context)
+    if event.get("path") == _DOCS_PATH:
+        _enable_docs()
     return app.resolve(event, context)
+
+
+# A SnapStart environment refreshes what it must not share with others restored from the same
+# snapshot, and the snapshot is taken with every route's modules loaded.
+register_restore_hooks()
+before_snapshot(_load_route_modules)

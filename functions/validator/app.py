@@ -9,9 +9,13 @@ from cartpilot.goals.events import ValidationEvent
 from cartpilot.kernel.observability import logger, metrics, tracer
 from cartpilot.plans.validation import validate_goal
 from cartpilot.wiring.mandates import mandate_guard
+from cartpilot.wiring.restore import register_restore_hooks
+from cartpilot.wiring.rollout import rollout_gate
 
 # A bad policy file stops the function at start-up, naming the line, not in the middle of an order.
 wiring.policies()
+# A SnapStart environment refreshes what it must not share with others restored from the same snapshot.
+register_restore_hooks()
 
 
 @logger.inject_lambda_context(correlation_id_path="goalId")
@@ -28,6 +32,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         counters=wiring.counters(),
         price_check=ref.priceCheck,
         mandates=mandate_guard(),
+        rollout=rollout_gate(),
     )
     metrics.add_metric(name=f"Verdict{verdict.tier.value.title().replace('_', '')}", unit="Count", value=1)
     return {"route": verdict.route, "tier": verdict.tier.value, "planHash": verdict.planHash}

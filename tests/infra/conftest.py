@@ -21,6 +21,7 @@ from constructs import IConstruct
 import infra.api
 import infra.functions
 import infra.orchestration
+import infra.releases
 import infra.secrets
 from infra.app import add_brand_stacks
 from infra.brands import discover_brands
@@ -34,7 +35,7 @@ REAL_BRANDS = [brand.name for brand in discover_brands(PROJECT_ROOT / "brands")]
 FIXTURE_BRANDS = [brand.name for brand in discover_brands(FIXTURE_BRANDS_DIR)]
 ALL_BRANDS = REAL_BRANDS + FIXTURE_BRANDS
 # Modules that acknowledge cdk-nag findings, each holding its own reference to ``acknowledge``.
-ACKNOWLEDGING_MODULES = (infra.api, infra.functions, infra.orchestration, infra.secrets)
+ACKNOWLEDGING_MODULES = (infra.api, infra.functions, infra.orchestration, infra.releases, infra.secrets)
 
 
 @dataclass
@@ -143,6 +144,11 @@ def resources(synthesis: Synthesis, brand_name: str) -> dict[str, dict[str, Any]
 @pytest.fixture(scope="session")
 def stack(synthesis: Synthesis, brand_name: str) -> CartPilotStack:
     return synthesis.stacks[brand_name]
+
+
+def live_alias(synthesis: Synthesis, brand: str, name: str) -> dict[str, str]:
+    """``{"Ref": <alias id>}``: the ARN of the function's ``live`` alias, what everything invokes."""
+    return {"Ref": synthesis.logical_id(brand, synthesis.stacks[brand].functions.live[name])}
 
 
 def of_type(resources: dict[str, dict[str, Any]], resource_type: str) -> dict[str, dict[str, Any]]:

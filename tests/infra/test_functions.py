@@ -45,6 +45,8 @@ EXPECTED_TABLES: dict[str, dict[str, str]] = {
     "notices": {"goals": "write", "audit": "append"},
     # Takes each due occurrence in as a goal and records it on its schedule.
     "occurrences": {"goals": "write", "audit": "append", "schedules": "write"},
+    # Audits a rollout change on the brand's rollout chain; never a goal (tests/infra/test_rollout.py).
+    "guard": {"audit": "append"},
 }
 EXPECTED_SECRETS: dict[str, set[str]] = {
     # The UCP signing keys: every function that calls the merchant signs; the api publishes the public halves.
@@ -298,8 +300,11 @@ def test_only_the_notifying_functions_publish(synthesis: Synthesis, brand_name: 
     notifications = synthesis.stacks[brand_name].notifications
     topic = synthesis.logical_id(brand_name, notifications.topic)
     staff_topic = synthesis.logical_id(brand_name, notifications.staff_topic)
+    # The rollout guard, and only it, tells the brand's operators on the alarm topic.
+    alarm_topic = synthesis.logical_id(brand_name, synthesis.stacks[brand_name].monitoring.alarm_topic)
     for name, function_id in _function_ids(synthesis, brand_name).items():
         access = _access(resources, _role_of(resources, function_id))
+        assert ("sns:Publish" in access.pop(alarm_topic, set())) == (name == "guard"), name
         # Text messages to phones (the api's one-time codes) are not topics: tests/infra/test_step_up.py.
         publishes = any(
             "sns:Publish" in actions for ref, actions in access.items() if not ref.startswith("NOT ")

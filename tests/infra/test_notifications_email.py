@@ -11,7 +11,7 @@ import pytest
 from cartpilot.adapters.aws import notices_table
 from infra import data
 from infra.function_specs import FUNCTIONS
-from tests.infra.conftest import Synthesis, of_type, resource_refs, statements_of_role
+from tests.infra.conftest import Synthesis, live_alias, of_type, resource_refs, statements_of_role
 
 pytestmark = pytest.mark.xdist_group("infra")
 
@@ -102,10 +102,10 @@ def test_the_indexes_the_adapter_queries_are_the_ones_the_stack_declares(synthes
 
 def test_the_notices_sweep_runs_every_minute(synthesis: Synthesis) -> None:
     resources = synthesis.template_json(BRAND)["Resources"]
-    function_id = synthesis.logical_id(BRAND, synthesis.stacks[BRAND].functions.by_name["notices"])
+    alias = live_alias(synthesis, BRAND, "notices")
     (rule,) = [
         r["Properties"]
         for r in of_type(resources, "AWS::Events::Rule").values()
-        if any(t["Arn"] == {"Fn::GetAtt": [function_id, "Arn"]} for t in r["Properties"]["Targets"])
+        if any(t["Arn"] == alias for t in r["Properties"]["Targets"])
     ]
     assert rule["ScheduleExpression"] == "rate(1 minute)"

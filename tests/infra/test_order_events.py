@@ -9,7 +9,7 @@ import pytest
 
 from cartpilot.adapters.aws import order_events_table
 from infra import api, data
-from tests.infra.conftest import Synthesis, of_type, statements_of_role
+from tests.infra.conftest import Synthesis, live_alias, of_type, statements_of_role
 
 pytestmark = pytest.mark.xdist_group("infra")
 
@@ -69,11 +69,13 @@ def test_the_polled_orders_index_is_the_one_the_adapter_queries(
 def test_the_tracking_sweep_runs_on_a_schedule_and_queries_only_its_index(
     resources: dict[str, dict[str, Any]], synthesis: Synthesis, brand_name: str
 ) -> None:
-    function_id, role_id = _role_of(synthesis, brand_name, "tracking")
+    _, role_id = _role_of(synthesis, brand_name, "tracking")
     rules = [
         rule["Properties"]
         for rule in of_type(resources, "AWS::Events::Rule").values()
-        if any(t["Arn"] == {"Fn::GetAtt": [function_id, "Arn"]} for t in rule["Properties"]["Targets"])
+        if any(
+            t["Arn"] == live_alias(synthesis, brand_name, "tracking") for t in rule["Properties"]["Targets"]
+        )
     ]
     assert [rule["ScheduleExpression"] for rule in rules] == ["rate(1 minute)"]
     stack = synthesis.stacks[brand_name]

@@ -10,7 +10,7 @@ import pytest
 
 from cartpilot.adapters.aws import approvals_table
 from infra import data
-from tests.infra.conftest import Synthesis, of_type, resource_refs, statements_of_role
+from tests.infra.conftest import Synthesis, live_alias, of_type, resource_refs, statements_of_role
 
 pytestmark = pytest.mark.xdist_group("infra")
 
@@ -44,11 +44,11 @@ def test_the_index_the_adapter_queries_is_the_one_the_stack_declares(
 def test_the_sweep_runs_every_minute_without_retries(
     resources: dict[str, dict[str, Any]], synthesis: Synthesis, brand_name: str
 ) -> None:
-    function_id, _ = _redelivery(synthesis, brand_name)
+    alias = live_alias(synthesis, brand_name, "redelivery")
     rules = [
         rule["Properties"]
         for rule in of_type(resources, "AWS::Events::Rule").values()
-        if any(t["Arn"] == {"Fn::GetAtt": [function_id, "Arn"]} for t in rule["Properties"]["Targets"])
+        if any(t["Arn"] == alias for t in rule["Properties"]["Targets"])
     ]
     assert len(rules) == 1
     (rule,) = rules
@@ -57,7 +57,7 @@ def test_the_sweep_runs_every_minute_without_retries(
     permissions = [
         p["Properties"]
         for p in of_type(resources, "AWS::Lambda::Permission").values()
-        if p["Properties"]["FunctionName"] == {"Fn::GetAtt": [function_id, "Arn"]}
+        if p["Properties"]["FunctionName"] == alias
     ]
     assert [p["Principal"] for p in permissions] == ["events.amazonaws.com"]
 

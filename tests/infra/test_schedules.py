@@ -10,7 +10,7 @@ import pytest
 
 from cartpilot.adapters.aws import schedules_table
 from infra import data
-from tests.infra.conftest import Synthesis, of_type, resource_refs, statements_of_role
+from tests.infra.conftest import Synthesis, live_alias, of_type, resource_refs, statements_of_role
 
 pytestmark = pytest.mark.xdist_group("infra")
 
@@ -103,7 +103,8 @@ def test_eventbridge_scheduler_runs_the_sweep_every_minute_with_retries_and_a_de
     (group,) = of_type(resources, "AWS::Scheduler::ScheduleGroup").values()
     assert properties["GroupName"] == group["Properties"]["Name"] == f"cartpilot-{brand_name}-occurrences"
     target = properties["Target"]
-    assert target["Arn"] == {"Fn::GetAtt": [function_id, "Arn"]}
+    alias = live_alias(synthesis, brand_name, "occurrences")
+    assert target["Arn"] == alias
     assert target["RetryPolicy"]["MaximumRetryAttempts"] == 2
     assert target["RetryPolicy"]["MaximumEventAgeInSeconds"] == 60
     (queue_id,) = of_type(resources, "AWS::SQS::Queue")
@@ -111,13 +112,15 @@ def test_eventbridge_scheduler_runs_the_sweep_every_minute_with_retries_and_a_de
     assert resources[queue_id]["Properties"]["SqsManagedSseEnabled"] is True
     # The old-style rule is for the redelivery sweep only; nothing else invokes the occurrences function.
     for rule in of_type(resources, "AWS::Events::Rule").values():
-        assert all(t["Arn"] != {"Fn::GetAtt": [function_id, "Arn"]} for t in rule["Properties"]["Targets"])
+        assert all(
+            t["Arn"] not in (alias, {"Fn::GetAtt": [function_id, "Arn"]})
+            for t in rule["Properties"]["Targets"]
+        )
 
 
 def test_the_schedulers_role_may_invoke_the_occurrences_function_and_nothing_else(
     resources: dict[str, dict[str, Any]], synthesis: Synthesis, brand_name: str
 ) -> None:
-    function_id, _ = _function(synthesis, brand_name, "occurrences")
     (schedule,) = of_type(resources, "AWS::Scheduler::Schedule").values()
     role_id = schedule["Properties"]["Target"]["RoleArn"]["Fn::GetAtt"][0]
     trust = resources[role_id]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
@@ -132,8 +135,8 @@ def test_the_schedulers_role_may_invoke_the_occurrences_function_and_nothing_els
         for resource in resource_refs(s)
     }
     invoke = {(a, r) for a, r in allowed if a.startswith("lambda:")}
-    assert invoke and {a for a, _ in invoke} == {"lambda:InvokeFunction"}
-    assert all(function_id in r for _, r in invoke)
+    # The live alias alone: neither $LATEST nor any other version.
+    assert invoke == {("lambda:InvokeFunction", json.dumps(live_alias(synthesis, brand_name, "occurrences")))}
     others = allowed - invoke
     assert {a for a, _ in others} <= {"sqs:SendMessage"}
     assert all(queue_id in r for _, r in others)

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import functools
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools.utilities.data_masking import DataMasking
-
-from cartpilot.audit.pii_detectors import personal_spans
 from cartpilot.commerce.ports import Address, Recipient
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.data_masking import DataMasking
+
+# Data Masking (jsonpath) and the detectors (phonenumbers' metadata) load with the first text masked,
+# not with every module that may mask one: the api's start-up does not pay for them.
 
 # Keys whose values are personal wherever they appear.
 PII_FIELDS = ("phone", "email", "line1", "postalCode", "fullName", "name")
@@ -34,11 +37,15 @@ warnings.filterwarnings("ignore", message=r"Field or expression .* not found", c
 
 @functools.cache
 def _masker() -> DataMasking:
+    from aws_lambda_powertools.utilities.data_masking import DataMasking
+
     return DataMasking(raise_on_missing_field=False)
 
 
 def scrub_text(text: str) -> str:
     """``text`` with every piece of personal data replaced by the mask; the rest as written."""
+    from cartpilot.audit.pii_detectors import personal_spans
+
     pieces: list[str] = []
     cursor = 0
     for start, end in personal_spans(text):

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, Field
 
 from cartpilot.audit.chain import AuditAnchor, AuditRecord, ChainVerification, verify_chain
-from cartpilot.audit.public_keys import PlanSignatureVerifier
 from cartpilot.goals.ledger import GoalLedger
 from cartpilot.goals.model import (
     ApprovalSummary,
@@ -21,8 +21,14 @@ from cartpilot.goals.model import (
 from cartpilot.goals.reasons import ReasonCode, ShopperReason, shopper_reason
 from cartpilot.kernel.money import Money
 from cartpilot.orders.tracking import Tracking
+from cartpilot.plans.costs import PlanCostSummary, plan_cost_summary
 from cartpilot.plans.model import Plan
 from cartpilot.plans.verdicts import Verdict
+from cartpilot.rollout.model import PlannedOnly
+
+if TYPE_CHECKING:
+    # Verifying signatures needs cryptography: loaded by the audit routes that verify, not by views.
+    from cartpilot.audit.public_keys import PlanSignatureVerifier
 
 
 class GoalView(BaseModel):
@@ -58,6 +64,13 @@ class GoalView(BaseModel):
         default=None, description="RETURN_REQUESTED/RETURNED: the merchant's id of the return undo filed"
     )
     refund: Money | None = Field(default=None, description="RETURNED: what the merchant refunded")
+    planSummary: PlanCostSummary | None = Field(
+        default=None, description="The order's total beside the planner's model cost (none without a plan)"
+    )
+    plannedOnly: PlannedOnly | None = Field(
+        default=None,
+        description="PLANNED_ONLY: why the brand's rollout held the plan back, and the route and tier it earned",
+    )
 
 
 class AuditView(BaseModel):
@@ -71,10 +84,10 @@ class AuditView(BaseModel):
 
 def goal_view(goal: GoalRecord) -> GoalView:
     reason = reason_of(goal)
-    fields = {
-        name: getattr(goal, name) for name in GoalView.model_fields if name not in {"failure", "reason"}
-    }
-    return GoalView(**fields, reason=reason, failure=reason.message if reason else None)
+    derived = {"failure", "reason", "planSummary"}
+    fields = {name: getattr(goal, name) for name in GoalView.model_fields if name not in derived}
+    costs = plan_cost_summary(goal.plan) if isinstance(goal.plan, Plan) else None
+    return GoalView(**fields, reason=reason, failure=reason.message if reason else None, planSummary=costs)
 
 
 def reason_of(goal: GoalRecord) -> ShopperReason | None:

@@ -14,9 +14,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from cartpilot.audit.public_keys import PlanSignatureVerifier
 from cartpilot.brands.categories import key_matches
 from cartpilot.brands.config import BrandConfig
 from cartpilot.brands.rates import NoCurrencyRate, in_brand_currency
@@ -28,6 +27,10 @@ from cartpilot.plans.model import Plan
 from cartpilot.plans.verdicts import Finding, RiskTier, Verdict, route_for, stricter
 from cartpilot.schedules.mandate import Mandate, SignedMandate, verify_signed_mandate
 from cartpilot.schedules.model import ScheduleRecord
+
+if TYPE_CHECKING:
+    # Built by the caller when a schedule's mandate is checked: the validator starts without cryptography.
+    from cartpilot.audit.public_keys import PlanSignatureVerifier
 
 
 class ScheduleReader(Protocol):

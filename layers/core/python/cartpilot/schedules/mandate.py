@@ -38,19 +38,22 @@ import hashlib
 import json
 import re
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from cartpilot.audit.public_keys import PlanSignatureVerifier
 from cartpilot.audit.snapshots import (
     PLAN_SIGNATURE_ALGORITHM,
     PlanSigner,
     decode_signature,
     encode_signature,
 )
-from cartpilot.brands.config import BrandConfig
 from cartpilot.kernel.money import Money
+
+if TYPE_CHECKING:
+    # Only verification needs cryptography; taking a schedule in does not.
+    from cartpilot.audit.public_keys import PlanSignatureVerifier
+    from cartpilot.brands.config import BrandConfig
 
 # As for a goal's budget (goals.model): above any real order, far below storage limits. Not imported,
 # so goals.model can itself parse a mandate without an import cycle.

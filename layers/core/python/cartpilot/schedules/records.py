@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, Field
 
 from cartpilot.audit.chain import AuditAnchor, AuditRecord, ChainVerification, verify_chain
-from cartpilot.audit.public_keys import PlanSignatureVerifier
-from cartpilot.audit.trail import AuditTrail
-from cartpilot.goals.views import SETTLE_PAUSES
 from cartpilot.schedules.model import ScheduleView
+
+if TYPE_CHECKING:
+    from cartpilot.audit.public_keys import PlanSignatureVerifier
+    from cartpilot.audit.trail import AuditTrail
 
 # A shopper's list is a page, not an export: a client with more asks per schedule.
 USER_SCHEDULES_LIMIT = 100
@@ -62,6 +63,8 @@ def schedule_audit_view(
     *,
     sleep: Callable[[float], None] = time.sleep,
 ) -> ScheduleAuditView:
+    from cartpilot.goals.views import SETTLE_PAUSES
+
     records = audit.records(schedule_id)
     anchors = audit.anchors(schedule_id)
     # As for a goal: an append between the two reads leaves an anchor past the last record for the

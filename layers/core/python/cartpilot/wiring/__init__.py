@@ -12,7 +12,6 @@ from __future__ import annotations
 import functools
 from typing import TYPE_CHECKING
 
-from cartpilot.brands.config import BrandConfig, MerchantConfig, load_brand
 from cartpilot.kernel.errors import MissingSetting
 from cartpilot.wiring import settings as config
 
@@ -26,6 +25,7 @@ if TYPE_CHECKING:
     from cartpilot.audit.snapshots import PlanSigner
     from cartpilot.audit.trail import AuditTrail
     from cartpilot.brands.activity import OrderCounters
+    from cartpilot.brands.config import BrandConfig, MerchantConfig
     from cartpilot.brands.policy import BrandPolicies
     from cartpilot.brands.users import UserDirectory
     from cartpilot.commerce.ports import Catalog, CredentialProvider, Merchant
@@ -40,6 +40,9 @@ if TYPE_CHECKING:
 
 
 def brand() -> BrandConfig:
+    # Loaded with the first request that needs the brand (YAML and its models), not at import.
+    from cartpilot.brands.config import load_brand
+
     return load_brand(config.brand_name(), config.brands_dir())
 
 
@@ -76,7 +79,16 @@ def audit() -> AuditTrail:
     from cartpilot.audit.trail import AuditTrail
 
     records = DynamoDBAuditRecords(_table(config.settings().audit_table))
-    return AuditTrail(records, anchors=S3AuditAnchors(clients.s3(), _audit_bucket()))
+    return AuditTrail(records, anchors=S3AuditAnchors(clients.s3(), _audit_bucket()), release=release_id())
+
+
+@functools.cache
+def release_id() -> str:
+    """This deployment's release id: stamped into the environment at synth, else computed from the
+    checkout (the local stack) the way the stack computes it."""
+    from cartpilot.release import compute_release, stamped_release_id
+
+    return stamped_release_id() or compute_release(brand().directory).id
 
 
 def _audit_bucket() -> str:
@@ -276,8 +288,11 @@ def step_executor() -> StepExecutor:
 
 def intake() -> GoalIntake:
     from cartpilot.goals.intake import GoalIntake
+    from cartpilot.wiring.rollout import rollout_gate
 
-    return GoalIntake(ledger=ledger(), workflow=workflow(), brand=brand(), users=users())
+    return GoalIntake(
+        ledger=ledger(), workflow=workflow(), brand=brand(), users=users(), rollout=rollout_gate()
+    )
 
 
 def desk() -> ApprovalDesk:
@@ -334,6 +349,7 @@ def reset() -> None:
     from aws_lambda_powertools.utilities import parameters
 
     from cartpilot.adapters.aws import clients
+    from cartpilot.brands.config import load_brand
     from cartpilot.brands.policy import reset_policy_cache
     from cartpilot.brands.users import reset_directories
     from cartpilot.planning.setup import reset_providers
@@ -341,6 +357,7 @@ def reset() -> None:
     from cartpilot.wiring.merchants import reset_merchant_cache
     from cartpilot.wiring.notifications import reset_notifications
     from cartpilot.wiring.orders import reset_orders
+    from cartpilot.wiring.rollout import reset_rollout
     from cartpilot.wiring.schedules import reset_schedules
     from cartpilot.wiring.signing import reset_signing
 
@@ -350,6 +367,7 @@ def reset() -> None:
     for factory in (
         goals,
         audit,
+        release_id,
         ledger,
         approvals,
         step_up,
@@ -370,6 +388,7 @@ def reset() -> None:
     reset_schedules()
     reset_mandates()
     reset_notifications()
+    reset_rollout()
     load_brand.cache_clear()
     reset_directories()
     reset_policy_cache()
