@@ -82,7 +82,12 @@ def _run_locally(args: argparse.Namespace) -> dict[str, Any]:
     except httpx.HTTPError as exc:
         raise RuntimeError(f"no local stack answers at {args.api} ({type(exc).__name__})") from None
     if response.status_code != 200:
-        raise RuntimeError(response.json().get("error", {}).get("message", f"HTTP {response.status_code}"))
+        try:
+            message = response.json().get("error", {}).get("message")
+        except ValueError:
+            # Not the stack's JSON error (another server on that port, or a crash page).
+            message = None
+        raise RuntimeError(message or f"HTTP {response.status_code}")
     result: dict[str, Any] = response.json()
     return result
 
