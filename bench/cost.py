@@ -108,8 +108,11 @@ class CostBench:
         self.prices = prices
         self.client = CartPilotClient(local.api_url, timeout=60)
         self.sfn = boto3.client("stepfunctions", region_name="us-east-1")
-        # Sweeps on a timer are a cost per minute, not per goal.
+        # Sweeps on a timer poll at a cost per minute, not per goal; what they write and send for a
+        # goal (its notices, its tracking) is the goal's: goals run one at a time, so in a goal's
+        # window their writes and sends are that goal's.
         self.per_goal_functions = {spec.name for spec in FUNCTIONS if not spec.scheduled}
+        self.sweep_functions = {spec.name for spec in FUNCTIONS if spec.scheduled}
         self.memory = _configured_memory()
         self.log_level, self.include_data = logging_settings(_infra_dir() / "orchestration.py")
 
@@ -260,14 +263,20 @@ class CostBench:
         ]
         by_table: dict[str, DynamoUnits] = {}
         for request in self.meter.dynamodb[mark.dynamodb :]:
-            if request.function in ours:
+            if request.function in ours or (request.function in self.sweep_functions and request.write_sizes):
                 units = request_units(request)
                 usage.dynamo = usage.dynamo + units
                 for table in request.table.split(","):
                     by_table[table] = by_table.get(table, DynamoUnits()) + units
         usage.dynamo_by_table = by_table
+        # A sweep's sends and the audit anchors of the records it writes for the goal.
+        sends = {("sns", "Publish"), ("sns", "PublishBatch"), ("sesv2", "SendEmail"), ("ses", "SendEmail"),
+                 ("s3", "PutObject")}  # fmt: skip
         calls = Counter(
-            (call.service, call.operation) for call in self.meter.calls[mark.calls :] if call.function in ours
+            (call.service, call.operation)
+            for call in self.meter.calls[mark.calls :]
+            if call.function in ours
+            or (call.function in self.sweep_functions and (call.service, call.operation) in sends)
         )
         usage.sns_publishes = calls[("sns", "Publish")] + calls[("sns", "PublishBatch")]
         usage.emails = sum(count for (service, _op), count in calls.items() if service in ("ses", "sesv2"))
