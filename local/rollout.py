@@ -41,9 +41,18 @@ class LocalRollout:
     def show(self) -> dict[str, Any]:
         from cartpilot import wiring
 
+        try:
+            settings: dict[str, Any] | None = self.store.read().model_dump(mode="json")
+            problem = None
+        except Exception as unreadable:  # shown, not raised: the operator needs to see and replace it
+            settings, problem = (
+                None,
+                f"the flags file cannot be read ({type(unreadable).__name__}); the gates fail closed until a stage is set",
+            )
         return {
             "brand": self.brand,
-            "settings": self.store.read().model_dump(mode="json"),
+            "settings": settings,
+            **({"problem": problem} if problem else {}),
             "file": str(self.path),
             "changes": recent_changes(wiring.audit(), brand=self.brand),
         }
@@ -64,7 +73,8 @@ class LocalRollout:
             self.store, wiring.audit(), brand=self.brand, actor=actor, reason=reason, stage=stage,
             pilot_users=pilot_users, pilot_percent=pilot_percent, kill_switch=kill_switch,
         )  # fmt: skip
-        return {"from": change.before.model_dump(mode="json"), "to": change.after.model_dump(mode="json")}
+        before = change.before.model_dump(mode="json") if change.before is not None else None
+        return {"from": before, "to": change.after.model_dump(mode="json")}
 
 
 def rollout_routes(rollout: LocalRollout) -> list[Route]:

@@ -123,6 +123,37 @@ def test_the_kill_switch_stops_a_goal_between_its_steps(stack: Stack) -> None:
     assert ledger["orders"] == [] and ledger["charges"] == []
 
 
+def test_dropping_to_read_only_stops_a_goal_approved_after_the_drop(stack: Stack) -> None:
+    goal_id = stack.api.submit(_shopper(), APPROVAL_GOAL).json()["goalId"]
+    link = stack.api.wait_for_approval_link(goal_id)
+
+    stack.rollout(stage="read-only", reason="anomaly under investigation")
+    assert stack.api.decide(link, "approve").status_code == 200
+    goal = stack.api.wait_for(goal_id)
+
+    assert (goal["status"], goal["reason"]["code"]) == ("COMPENSATED", "ROLLOUT_HALTED")
+    assert "step.executed" not in stack.events(goal_id)
+    assert _bought_nothing(stack)
+
+
+def test_a_garbled_flags_file_fails_closed_and_a_stage_change_replaces_it(stack: Stack) -> None:
+    assert stack.local.rollout is not None
+    stack.local.rollout.path.write_text("{garbage", encoding="utf-8")
+    shown = stack.api.http.get("/_local/rollout")
+    assert (
+        shown.status_code == 200
+        and shown.json()["settings"] is None
+        and "fail closed" in shown.json()["problem"]
+    )
+    held = stack.api.wait_for(stack.api.submit(_shopper(), LOW_RISK_GOAL).json()["goalId"])
+    assert held["status"] == "PLANNED_ONLY" and _bought_nothing(stack)
+
+    refused = stack.api.http.post("/_local/rollout", json={"killSwitch": False, "reason": "recover"})
+    assert refused.status_code == 400 and "set a stage" in refused.json()["error"]["message"]
+    stack.rollout(stage="all", reason="recover from a hand edit")
+    assert stack.api.http.get("/_local/rollout").json()["settings"]["stage"] == "all"
+
+
 def test_stage_changes_are_audited_and_shown(stack: Stack) -> None:
     stack.rollout(stage="pilot", pilot_users=["user-3"], reason="pilot week 1")
     stack.rollout(kill_switch=True, reason="anomaly")

@@ -125,8 +125,35 @@ def test_intake_and_step_gates() -> None:
     gate_for(RolloutSettings(stage=RolloutStage.READ_ONLY)).check_accepting()
     with pytest.raises(RolloutHalted):
         gate_for(RolloutSettings(killSwitch=True)).check_step()
-    # Only the kill switch stops a step already on its way; a stage change applies to new plans.
+    # Without the goal's user only the kill switch is known; with it, the stage in force decides too.
     gate_for(RolloutSettings(stage=RolloutStage.READ_ONLY)).check_step()
+    for dropped in (
+        RolloutSettings(stage=RolloutStage.READ_ONLY),
+        RolloutSettings(stage=RolloutStage.OFF),
+        RolloutSettings(stage=RolloutStage.PILOT, pilotUsers=["user-2"]),
+    ):
+        with pytest.raises(RolloutHalted, match="no longer lets this plan run"):
+            gate_for(dropped).check_step("user-1")
+    gate_for(RolloutSettings(stage=RolloutStage.PILOT, pilotUsers=["user-1"])).check_step("user-1")
+    gate_for(RolloutSettings(stage=RolloutStage.ALL)).check_step("user-1")
+
+
+def test_a_change_naming_the_stage_replaces_an_unreadable_document(tmp_path: Path) -> None:
+    path = tmp_path / "flags.json"
+    path.write_text("{garbage", encoding="utf-8")
+    store = FileRolloutStore(path)
+    audit = AuditTrail(InMemoryAuditRecords())
+    with pytest.raises(RolloutChangeRefused, match="set a stage to replace it"):
+        set_stage(store, audit, brand="sandbox", actor="operator:ana", reason="recover", kill_switch=False)
+    assert path.read_text(encoding="utf-8") == "{garbage" and audit.records(audit_subject("sandbox")) == []
+
+    change = set_stage(
+        store, audit, brand="sandbox", actor="operator:ana", reason="recover", stage="read-only"
+    )
+
+    assert change.before is None and store.read() == RolloutSettings(stage=RolloutStage.READ_ONLY)
+    (record,) = audit.records(audit_subject("sandbox"))
+    assert record.detail["from"] is None and record.detail["to"]["stage"] == "read-only"
 
 
 def test_an_unreadable_store_fails_closed(tmp_path: Path) -> None:

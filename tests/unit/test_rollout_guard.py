@@ -186,6 +186,16 @@ def test_the_local_file_store_is_dropped_to_read_only(tmp_path: Path, audit):
     assert gate.planned_only_reason("user-1") is PlannedOnlyReason.READ_ONLY
 
 
+def test_an_unreadable_document_is_replaced_by_read_only(tmp_path: Path, audit):
+    path = tmp_path / "rollout.json"
+    path.write_text("{garbage", encoding="utf-8")
+    operators = Operators()
+    outcome = guard(FileRolloutStore(path), audit, operators)
+    assert (outcome.before, outcome.after, outcome.changed) == (None, RolloutStage.READ_ONLY, True)
+    assert FileRolloutStore(path).read().stage is RolloutStage.READ_ONLY
+    assert len(changes(audit)) == 1 and len(operators.told) == 1
+
+
 # --- the floor (AWS: the live environment is monitored, the floor is not) -----------------------
 
 

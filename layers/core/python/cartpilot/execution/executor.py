@@ -54,6 +54,7 @@ from cartpilot.plans.model import (
     Step,
 )
 from cartpilot.plans.reservations import LimitKeeper
+from cartpilot.rollout.gate import RolloutGate
 
 MerchantDirectory = Callable[[str], Merchant]
 """The merchant a plan names (``plan.merchant.id``, an id of brand.yaml's ``merchants``)."""
@@ -128,7 +129,9 @@ class StepExecutor:
         credentials: Mapping[str, CredentialProvider],
         price_tolerance_percent: int = 0,
         limits: LimitKeeper | None = None,
+        rollout: RolloutGate | None = None,
     ) -> None:
+        self._rollout = rollout
         self._ledger = ledger
         self._merchants = merchants
         self._users = users
@@ -155,6 +158,11 @@ class StepExecutor:
         if step.id in event.outputs:
             # Already ran in this execution: a redelivered event changes nothing.
             return advanced(plan, step.id, event.outputs)
+        if self._rollout is not None:
+            # The stage may have dropped (read-only, off, out of the pilot) or the kill switch flipped
+            # since the plan was checked or approved: a step that has not run does not start. Inside
+            # the idempotent call, so a step that completed is answered from its record instead.
+            self._rollout.check_step(goal.userId)
         if goal.status is not GoalStatus.EXECUTING:
             self._ledger.transition(
                 goal.goalId,

@@ -114,10 +114,13 @@ def _run_on_aws(args: argparse.Namespace) -> dict[str, Any]:
         )  # fmt: skip
     except RolloutChangeRefused as exc:
         raise RuntimeError(str(exc)) from None
-    return {"from": change.before.model_dump(mode="json"), "to": change.after.model_dump(mode="json")}
+    before = change.before.model_dump(mode="json") if change.before is not None else None
+    return {"from": before, "to": change.after.model_dump(mode="json")}
 
 
-def _describe(settings: dict[str, Any]) -> str:
+def _describe(settings: dict[str, Any] | None) -> str:
+    if settings is None:
+        return "(unreadable)"
     parts = [str(settings["stage"])]
     if settings.get("pilotUsers"):
         parts.append(f"pilot users {','.join(settings['pilotUsers'])}")
@@ -129,6 +132,8 @@ def _describe(settings: dict[str, Any]) -> str:
 
 def _print_show(result: dict[str, Any]) -> None:
     print(f"brand {result['brand']}: {_describe(result['settings'])}")
+    if result.get("problem"):
+        print(f"  {result['problem']}")
     if result.get("file"):
         print(f"  flags file {result['file']}")
     changes = result.get("changes") or []

@@ -28,7 +28,8 @@ def audit_subject(brand: str) -> str:
 
 @dataclass(frozen=True)
 class RolloutChange:
-    before: RolloutSettings
+    # None: the document in force could not be read (garbled by hand, a bad deployment) and was replaced.
+    before: RolloutSettings | None
     after: RolloutSettings
 
     @property
@@ -58,7 +59,16 @@ def set_stage(
         raise RolloutChangeRefused("a rollout change needs a reason")
     if len(reason) > MAX_REASON_LENGTH:
         raise RolloutChangeRefused(f"the reason is longer than {MAX_REASON_LENGTH} characters")
-    before = store.read()
+    try:
+        before: RolloutSettings | None = store.read()
+    except Exception as unreadable:  # whatever the store or the schema raised
+        # The gates already fail closed on an unreadable document; a change that names the stage
+        # replaces it (audited with no "from"), so an operator or the guard can always recover.
+        if stage is None:
+            raise RolloutChangeRefused(
+                f"the rollout document cannot be read ({type(unreadable).__name__}): set a stage to replace it"
+            ) from unreadable
+        before = None
     update: dict[str, Any] = {}
     if stage is not None:
         update["stage"] = RolloutStage(stage)
@@ -69,7 +79,8 @@ def set_stage(
     if kill_switch is not None:
         update["killSwitch"] = kill_switch
     try:
-        after = RolloutSettings.model_validate(before.model_dump() | update)
+        base = before.model_dump() if before is not None else {}
+        after = RolloutSettings.model_validate(base | update)
     except ValueError as exc:
         raise RolloutChangeRefused(str(exc)) from exc
     store.write(after, actor=actor, reason=reason)
@@ -79,7 +90,7 @@ def set_stage(
         event=ROLLOUT_CHANGED,
         status=after.stage.value,
         detail={
-            "from": before.model_dump(mode="json"),
+            "from": before.model_dump(mode="json") if before is not None else None,
             "to": after.model_dump(mode="json"),
             "reason": reason,
         },

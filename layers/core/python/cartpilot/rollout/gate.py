@@ -42,7 +42,11 @@ class RolloutGate:
     def may_mutate(self, user_id: str) -> bool:
         return self.planned_only_reason(user_id) is None
 
-    def check_step(self) -> None:
-        """Gate 3, before a mutating step that has not started: raises ``RolloutHalted``."""
+    def check_step(self, user_id: str | None = None) -> None:
+        """Gate 3, before a mutating step that has not started: raises ``RolloutHalted`` when the
+        kill switch is on or, given the goal's user, when the stage no longer lets that user's plan
+        run (dropped to read-only or off, or out of the pilot, since the plan was checked)."""
         if self._flags.kill_switch():
             raise RolloutHalted("the brand's kill switch is on: no further mutating step starts")
+        if user_id is not None and (reason := self.planned_only_reason(user_id)) is not None:
+            raise RolloutHalted(f"the brand's rollout no longer lets this plan run ({reason.value})")

@@ -35,7 +35,7 @@ class NotAnAlarm(ValueError):
 
 
 class _State(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", defer_build=True)
 
     value: str
     reason: str = ""
@@ -43,7 +43,7 @@ class _State(BaseModel):
 
 
 class _Detail(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", defer_build=True)
 
     alarmName: str = Field(min_length=1, max_length=255)
     state: _State
@@ -52,7 +52,7 @@ class _Detail(BaseModel):
 class AlarmStateChange(BaseModel):
     """The part of EventBridge's alarm event the guard reads."""
 
-    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, defer_build=True)
 
     source: Literal["aws.cloudwatch"]
     detail_type: Literal["CloudWatch Alarm State Change"] = Field(alias="detail-type")
@@ -89,14 +89,15 @@ class OperatorChannel(Protocol):
 @dataclass(frozen=True)
 class GuardOutcome:
     alarm: str
-    before: RolloutStage
+    # None: the document in force could not be read; the guard replaced it with read-only.
+    before: RolloutStage | None
     after: RolloutStage
     changed: bool
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "alarm": self.alarm,
-            "before": self.before.value,
+            "before": self.before.value if self.before is not None else None,
             "after": self.after.value,
             "changed": self.changed,
         }
@@ -110,8 +111,11 @@ def drop_to_read_only(
     audit: AuditTrail,
     operators: OperatorChannel,
 ) -> GuardOutcome:
-    before = store.read().stage
-    changed = before not in ALREADY_SAFE
+    try:
+        before: RolloutStage | None = store.read().stage
+    except Exception:  # an unreadable document is replaced, never left to block the drop
+        before = None
+    changed = before is None or before not in ALREADY_SAFE
     if changed:
         set_stage(
             store,
@@ -121,9 +125,9 @@ def drop_to_read_only(
             reason=alarm.reason,
             stage=RolloutStage.READ_ONLY,
         )
-    after = RolloutStage.READ_ONLY if changed else before
+    after = RolloutStage.READ_ONLY if changed or before is None else before
     outcome = GuardOutcome(alarm=alarm.name, before=before, after=after, changed=changed)
-    verb = "dropped to read-only" if changed else f"already {before.value}, left as it is"
+    verb = "dropped to read-only" if changed or before is None else f"already {before.value}, left as it is"
     operators.tell(
         subject=f"CartPilot {brand}: {alarm.name} fired, rollout {verb}"[:100],
         message={

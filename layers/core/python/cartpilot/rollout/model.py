@@ -25,7 +25,7 @@ class RolloutStage(StrEnum):
 
 
 class RolloutSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     stage: RolloutStage = RolloutStage.ALL
     pilotUsers: list[str] = Field(default_factory=list, max_length=MAX_PILOT_USERS)
@@ -54,7 +54,7 @@ class PlannedOnlyReason(StrEnum):
 class PlannedOnly(BaseModel):
     """What a planned-only goal would have done: the route and tier its checked plan earned."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     reason: PlannedOnlyReason
     wouldRoute: Literal["auto", "approve"]

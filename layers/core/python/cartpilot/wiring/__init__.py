@@ -275,6 +275,7 @@ def planner() -> Planner:
 def step_executor() -> StepExecutor:
     from cartpilot.execution.executor import StepExecutor
     from cartpilot.plans.reservations import LimitKeeper
+    from cartpilot.wiring.rollout import rollout_gate
 
     return StepExecutor(
         ledger=ledger(),
@@ -283,6 +284,7 @@ def step_executor() -> StepExecutor:
         credentials=credential_providers(),
         price_tolerance_percent=brand().priceTolerancePercent,
         limits=LimitKeeper(brand=brand(), counters=counters(), ledger=ledger()),
+        rollout=rollout_gate(),
     )
 
 
