@@ -13,13 +13,16 @@ from cartpilot.brands.config import BrandConfig, PlannerConfig
 from cartpilot.brands.users import UserDirectory
 from cartpilot.commerce.ucp import UcpMerchant
 from cartpilot.goals.model import GoalContext
+from cartpilot.planning.explained import unexplained
+from cartpilot.planning.intent import read_goal
+from cartpilot.planning.items import read_items_in_full
 from cartpilot.planning.llm import LlmPlanner
 from cartpilot.planning.providers.openai import OpenAiCompatibleChat
 from cartpilot.planning.rules import PlanningFailed, PlanningRequest, RulesPlanner
 from cartpilot.planning.rules_first import RulesFirstPlanner, reads_like_instructions
 from cartpilot.planning.setup import PlannerOverrides, configured_planner
 from cartpilot.plans.model import Plan
-from tests.conftest import planning_request
+from tests.conftest import TODAY, planning_request
 
 
 class ModelStandIn:
@@ -65,6 +68,9 @@ def test_plain_goals_do_not_read_like_instructions(goal):
     [
         ("Two pairs of white running socks, size M, for me", "socks-running-white-m"),
         ("给我买三双黑色L码的跑步袜", "socks-running-black-l"),
+        # Filler around what the goal asks for says nothing the plan could miss.
+        ("Please get me two pairs of white running socks, size M", "socks-running-white-m"),
+        ("请帮我买三双黑色L码的跑步袜，谢谢", "socks-running-black-l"),
         # A budget the cheapest match is within, and a deadline the cheapest option meets, are verified.
         ("White running socks size L for me, under 100 yuan", "socks-running-white-l"),
         ("Get my friend running shoes, size 42, ship to Beijing before Feb 5", "rs-stride-lite-black-42"),
@@ -152,6 +158,98 @@ def test_goal_with_anything_the_rules_cannot_settle_goes_to_the_model(
     with pytest.raises(PlanningFailed, match="asked the model"):
         planner.plan(request)
     assert model.asked == [goal]
+
+
+# Each goal says something the rules planner's reading passes over (a currency it does not know, a
+# negation, a relative date, a place it cannot look up): a rules answer would answer another goal.
+@pytest.mark.parametrize(
+    ("goal", "context", "reason"),
+    [
+        ("White running socks size M for me, under 10 EUR", {}, "did not read"),
+        ("给我买一包M码白色跑步袜，预算5美元", {}, "did not read"),
+        ("White running socks size M for me, under 1 dollar", {}, "did not read"),
+        ("Black running socks size M for me, but not from Stridex", {}, "did not read"),
+        ("White running socks size M for me, delivered tomorrow", {}, "did not read"),
+        ("White running socks size M, ship to my office", {}, "did not read"),
+        ("White running socks size M for me, except Stridex", {}, "did not read"),
+        ("White running socks size M for me, no later than next Friday", {}, "did not read"),
+        ("White running socks size M for me, under €10", {}, "did not read"),
+        ("Two pairs of white running socks, size M, for me, 3 days shipping", {}, "did not read"),
+        ("给我买三双黑色L码的跑步袜，不要Stridex的", {}, "did not read"),
+        ("给我买三双黑色L码的跑步袜，明天送到", {}, "did not read"),
+        ("给我买三双黑色L码的跑步袜，100欧元以内", {}, "did not read"),
+        ("给我买一双42码的跑鞋和一包M码白色跑步袜，别用顺丰", {}, "did not read"),
+        # An amount whose currency is the brand's by default, or a sign several currencies share.
+        ("White running socks size L for me, under 100", {}, "currency"),
+        ("White running socks size L for me, under ¥100", {}, "currency"),
+        ("给我买三双黑色L码的跑步袜，预算500", {}, "currency"),
+        ("Running shoes in size 42 for me, under 300", {}, "currency"),
+        ("预算200，给我买一双42码的跑鞋", {}, "currency"),
+        # What the goal says and the request sets aside.
+        (
+            "White running socks size L for me, under 100 yuan",
+            {"budget": {"amount_minor": 20000, "currency": "CNY"}},
+            "budget and the request's differ",
+        ),
+        (
+            "Get my friend running shoes, size 42, ship to Beijing before Feb 5",
+            {"deliverBy": "2027-03-01"},
+            "deadline and the request's differ",
+        ),
+    ],
+)
+def test_goal_with_words_the_rules_did_not_read_goes_to_the_model(
+    goal, context, reason, sandbox, brand, users
+):
+    planner, model = gate(sandbox, brand)
+    request = planning_request(brand, users, goal, context=GoalContext.model_validate(context))
+    verdict, plan = planner.try_rules(request)
+    assert not verdict.confident and plan is None and verdict.refusal is None
+    assert reason in verdict.reason
+    with pytest.raises(PlanningFailed, match="asked the model"):
+        planner.plan(request)
+    assert model.asked == [goal]
+
+
+@pytest.mark.parametrize(
+    ("goal", "left"),
+    [
+        ("Black running socks size M for me, but not from Stridex", ["but", "not", "from", "stridex"]),
+        ("White running socks size M for me, under 10 EUR", ["eur"]),
+        ("White running socks size M for me, under €10", ["under", "10", "€"]),
+        ("给我买一包M码白色跑步袜，预算5美元", ["美元"]),
+        ("给我买三双黑色L码的跑步袜，明天送到", ["明天"]),
+        ("White running socks size M, ship to my office", ["office"]),
+        # Read in full: the product's words, the parts read, and filler.
+        ("Please get me two pairs of white running socks, size M", []),
+        ("帮我给北京的朋友买一双42码的跑鞋，礼品包装，2月5日前送到", []),
+        ("Running socks size M for my friend in Beijing, they must arrive by 2026-11-26", []),
+    ],
+)
+def test_what_the_reading_leaves_unexplained(goal, left):
+    (reading,) = read_items_in_full(goal, today=TODAY, currency="CNY")
+    assert unexplained(reading) == left
+
+
+@pytest.mark.parametrize(
+    ("goal", "budget", "guessed"),
+    [
+        ("Socks under 100 yuan", "100.00 CNY", False),
+        ("Socks under 100 USD", "100.00 USD", False),
+        ("Socks, budget of 100 rmb", "100.00 CNY", False),
+        ("预算200元的袜子", "200.00 CNY", False),
+        ("200块以内的袜子", "200.00 CNY", False),
+        ("Socks under 100", "100.00 CNY", True),
+        ("Socks under $100", "100.00 USD", True),
+        ("Socks under 100 dollars", "100.00 USD", True),
+        ("Socks under ¥100", "100.00 CNY", True),
+        ("预算200的袜子", "200.00 CNY", True),
+    ],
+)
+def test_a_budget_says_whether_its_currency_was_written(goal, budget, guessed):
+    reading = read_goal(goal, today=TODAY, currency="CNY")
+    assert reading.intent.budget is not None and reading.intent.budget.format() == budget
+    assert reading.budgetCurrencyGuessed is guessed
 
 
 @pytest.mark.parametrize(

@@ -29,7 +29,7 @@ MAX_ERRORS_SHOWN = 8
 
 class _Draft(BaseModel):
     # Tolerant of extra keys: JSON-mode providers add them, and they carry nothing we use.
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True, defer_build=True)
 
 
 class DraftLine(_Draft):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import date, timedelta
 
 from pydantic import BaseModel, ConfigDict
@@ -274,7 +275,7 @@ GOAL_STOPWORDS = frozenset(
 
 
 class ShoppingIntent(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     keywords: tuple[str, ...] = ()
     """The goal's words that name the product, in order, as written (lowercased)."""
@@ -359,16 +360,24 @@ def _deadline(text: _Text, today: date) -> date | None:
     return None
 
 
-def _budget(text: _Text, default_currency: str) -> Money | None:
+# Currency words that name one currency only; "$" and "dollars" are several countries' money, and
+# "¥" is the yen's sign as well as the yuan's.
+_CURRENCIES_WRITTEN = {"usd": "USD", "cny": "CNY", "rmb": "CNY", "yuan": "CNY", "元": "CNY", "块": "CNY"}
+
+
+def _budget(text: _Text, default_currency: str) -> tuple[Money | None, bool]:
+    """The budget, and whether its currency was guessed (not written as a word naming one currency)."""
     if match := text.find(_BUDGET_EN):
         text.take(match)
         symbol = (match.group(1) or match.group(3) or "").lower()
         currency = "USD" if symbol in {"$", "usd", "dollars"} else "CNY" if symbol else default_currency
-        return Money.from_decimal(match.group(2).replace(",", "."), currency)
+        amount = Money.from_decimal(match.group(2).replace(",", "."), currency)
+        return amount, symbol not in _CURRENCIES_WRITTEN
     if match := text.find(_BUDGET_ZH):
         text.take(match)
-        return Money.from_decimal(match.group(1) or match.group(3), "CNY")
-    return None
+        unit = match.group(2) or ("元" if match.group(3) else None)
+        return Money.from_decimal(match.group(1) or match.group(3), "CNY"), unit is None
+    return None, False
 
 
 def _gift_wrap(text: _Text) -> tuple[bool, bool]:
@@ -646,11 +655,27 @@ def _keywords(text: _Text) -> tuple[str, ...]:
     return (*specifications, *(word for word in kept if word not in specifications))
 
 
+@dataclass(frozen=True)
+class GoalReading:
+    """A goal as read: the intent, and what of the goal's text no part of the intent was read from."""
+
+    intent: ShoppingIntent
+    unread: str
+    """The goal with every part read blanked out: the product's words and whatever else it says."""
+    budgetCurrencyGuessed: bool = False
+    """The budget's currency is the brand's (or a sign several currencies share), not written."""
+
+
 def parse_goal(goal: str, *, today: date, currency: str) -> ShoppingIntent:
     """The intent the goal's words give; raises GoalNotUnderstood for a quantity no plan can carry."""
+    return read_goal(goal, today=today, currency=currency).intent
+
+
+def read_goal(goal: str, *, today: date, currency: str) -> GoalReading:
+    """``parse_goal``, keeping the text it did not read (``rules_first`` asks what that says)."""
     text = _Text(goal)
     deliver_by = _deadline(text, today)
-    budget = _budget(text, currency)
+    budget, guessed = _budget(text, currency)
     gift_wrap, declined = _gift_wrap(text)
     size = _size(text)
     relation, person = _person(text)
@@ -658,7 +683,7 @@ def parse_goal(goal: str, *, today: date, currency: str) -> ShoppingIntent:
     excluded = _excluded_colours(text)
     colour = _colour(text)
     quantity, written = _quantity(text)
-    return ShoppingIntent(
+    intent = ShoppingIntent(
         keywords=_keywords(text),
         size=size,
         color=colour,
@@ -674,3 +699,4 @@ def parse_goal(goal: str, *, today: date, currency: str) -> ShoppingIntent:
         place=place,
         deliverBy=deliver_by,
     )
+    return GoalReading(intent, text.masked, budgetCurrencyGuessed=guessed)

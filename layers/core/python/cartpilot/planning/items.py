@@ -12,10 +12,11 @@ one-size message the shopper would have seen anyway.
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import date
 from typing import Any
 
-from cartpilot.planning.intent import GoalNotUnderstood, SeveralSizes, ShoppingIntent, parse_goal
+from cartpilot.planning.intent import GoalNotUnderstood, GoalReading, SeveralSizes, ShoppingIntent, read_goal
 
 MAX_ITEMS = 5
 # Where a goal joins two products; a size is what tells the parts apart, so each part must name one.
@@ -36,8 +37,13 @@ _ORDER_FIELDS: tuple[tuple[str, Any], ...] = (
 def read_items(goal: str, *, today: date, currency: str) -> tuple[ShoppingIntent, ...]:
     """The goal read as one product (``parse_goal``), or, when it names several sizes, as one
     product per size, each carrying the order's recipient, deadline, budget and gift-wrap."""
+    return tuple(reading.intent for reading in read_items_in_full(goal, today=today, currency=currency))
+
+
+def read_items_in_full(goal: str, *, today: date, currency: str) -> tuple[GoalReading, ...]:
+    """``read_items``, each product with the part of the goal its reading did not read."""
     try:
-        return (parse_goal(goal, today=today, currency=currency),)
+        return (read_goal(goal, today=today, currency=currency),)
     except SeveralSizes as several:
         items = _several(goal, today=today, currency=currency)
         if items is None:
@@ -45,20 +51,20 @@ def read_items(goal: str, *, today: date, currency: str) -> tuple[ShoppingIntent
         return items
 
 
-def _several(goal: str, *, today: date, currency: str) -> tuple[ShoppingIntent, ...] | None:
+def _several(goal: str, *, today: date, currency: str) -> tuple[GoalReading, ...] | None:
     parts = [part for part in _JOINS.split(goal) if part.strip()]
     if not 2 <= len(parts) <= MAX_ITEMS:
         return None
     try:
-        read = [parse_goal(part, today=today, currency=currency) for part in parts]
+        read = [read_goal(part, today=today, currency=currency) for part in parts]
     except GoalNotUnderstood:
         return None
-    if any(not item.keywords or item.size is None for item in read):
+    if any(not item.intent.keywords or item.intent.size is None for item in read):
         return None
     order: dict[str, Any] = {}
     for field, unsaid in _ORDER_FIELDS:
-        said = {getattr(item, field) for item in read} - {unsaid}
+        said = {getattr(item.intent, field) for item in read} - {unsaid}
         if len(said) > 1:
             return None
         order[field] = said.pop() if said else unsaid
-    return tuple(item.model_copy(update=order) for item in read)
+    return tuple(replace(item, intent=item.intent.model_copy(update=order)) for item in read)

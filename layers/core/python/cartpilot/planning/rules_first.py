@@ -11,6 +11,10 @@ the gate is written to rule out.
 
 Confident when, and only when:
 
+- every word of the goal is explained by what the rules planner read (``explained``): the product's
+  words, a quantity, size, colour, recipient, deadline, budget or gift-wrap phrase, or a filler word
+  ("for me", "please", "给我"); a budget's currency is written as a word naming one currency; and
+  the request's own budget, deadline or recipient does not set aside what the goal says;
 - the goal has no text that reads like instructions (the model's rules handle those, and the audit
   shows its reasoning); the product's title and description have none either;
 - the goal reads into something to buy (a product named, a quantity that was read), to a recipient
@@ -39,6 +43,7 @@ from dataclasses import dataclass
 
 from cartpilot.brands.categories import restriction_for
 from cartpilot.planning.assembly import PlanningFailed, PlanningRequest
+from cartpilot.planning.explained import why_not_explained
 from cartpilot.planning.refusals import (
     CertainRefusal,
     colour_twin,
@@ -164,6 +169,13 @@ class RulesFirstPlanner:
         confident verdict with ``refusal`` set and no plan)."""
         if reads_like_instructions(request.goal):
             return Verdict(False, "the goal has text that reads like instructions"), None
+        verdict, plan = self._rules_answer(request)
+        if verdict.confident and (doubt := why_not_explained(request)) is not None:
+            # The rules answered the goal as they read it; words they did not read may change it.
+            return Verdict(False, doubt), None
+        return verdict, plan
+
+    def _rules_answer(self, request: PlanningRequest) -> tuple[Verdict, Plan | None]:
         try:
             plan, evidence = self.rules.plan_with_evidence(request)
         except NothingFits as failed:

@@ -44,12 +44,12 @@ MAX_VARIANTS_PER_PRODUCT = 8
 
 
 class _Args(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 class _NoArgs(_Args):
     # Models sometimes pass the user id to a tool that takes nothing; it changes nothing, so it is ignored.
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True, defer_build=True)
 
 
 class _SearchArgs(_Args):
