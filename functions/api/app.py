@@ -28,6 +28,7 @@ from cartpilot.brands.access import ApiClient, CallerRefused, client_for, staff_
 from cartpilot.goals.model import GoalAccepted
 from cartpilot.goals.ownership import goal_of_client
 from cartpilot.kernel.errors import ErrorBody
+from cartpilot.kernel.models import build_models
 from cartpilot.kernel.observability import logger, metrics, tracer
 from cartpilot.kernel.request_body import BodyRefused, body_text, read_json
 from cartpilot.kernel.snapstart import before_snapshot
@@ -84,12 +85,14 @@ def _enable_docs() -> None:
 
 
 def _load_route_modules() -> None:
-    """Everything the routes load on first use, and the docs route: for the SnapStart snapshot."""
+    """Everything the routes load on first use, the docs route, and every loaded model built (they
+    build on first use too): for the SnapStart snapshot."""
     import importlib
 
     for name in _ROUTE_MODULES:
         importlib.import_module(name)
     _enable_docs()
+    build_models()
 
 
 def _error(status: int, code: str, message: str) -> Response[dict[str, Any]]:
@@ -799,6 +802,6 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
 
 
 # A SnapStart environment refreshes what it must not share with others restored from the same
-# snapshot, and the snapshot is taken with every route's modules loaded.
+# snapshot, and the snapshot is taken with every route's modules loaded and every model built.
 register_restore_hooks()
 before_snapshot(_load_route_modules)

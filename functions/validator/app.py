@@ -6,7 +6,9 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from cartpilot import wiring
 from cartpilot.goals.events import ValidationEvent
+from cartpilot.kernel.models import build_models
 from cartpilot.kernel.observability import logger, metrics, tracer
+from cartpilot.kernel.snapstart import before_snapshot
 from cartpilot.plans.validation import validate_goal
 from cartpilot.wiring.mandates import mandate_guard
 from cartpilot.wiring.restore import register_restore_hooks
@@ -16,6 +18,8 @@ from cartpilot.wiring.rollout import rollout_gate
 wiring.policies()
 # A SnapStart environment refreshes what it must not share with others restored from the same snapshot.
 register_restore_hooks()
+# Models build on first use; the snapshot is taken with the loaded ones built.
+before_snapshot(build_models)
 
 
 @logger.inject_lambda_context(correlation_id_path="goalId")

@@ -60,7 +60,7 @@ class ReleaseError(ValueError):
 
 
 class PromptIdentity(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     version: str
     hash: str
@@ -69,7 +69,7 @@ class PromptIdentity(BaseModel):
 class Release(BaseModel):
     """A release id and what it is made of; ``cartpilot release --json`` prints this."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     id: str = Field(pattern=RELEASE_ID_PATTERN)
     brand: str

@@ -38,7 +38,7 @@ class Delivery(StrEnum):
 class DroppedStep(BaseModel):
     """An optional step the approver left out, and what it would have bought."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     stepId: str
     items: list[str] = []
@@ -46,7 +46,7 @@ class DroppedStep(BaseModel):
 
 
 class Approval(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", defer_build=True)
 
     approvalId: str
     goalId: str
@@ -110,7 +110,7 @@ def phrase_matches(expected: str, typed: str | None) -> bool:
 class DecisionRequest(BaseModel):
     """What the approval page's form posts: the link's parameters plus the decision."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     exp: str = Field(max_length=20)
     kid: str = Field(max_length=40)

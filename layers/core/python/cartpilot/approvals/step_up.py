@@ -48,7 +48,7 @@ RESEND_AFTER_SECONDS = 30
 class CodeState(BaseModel):
     """What the store keeps about one approval's codes: hashes and counters, never a code."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     approvalId: str
     codeHash: str | None = None

@@ -28,7 +28,7 @@ GENESIS_HASH = "sha256:" + "0" * 64
 
 
 class AuditRecord(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     goalId: str
     seq: int = Field(ge=1)
@@ -57,7 +57,7 @@ class AuditAnchor(BaseModel):
     """What the write-once store holds for one place in a chain: the hash first written there, and
     how many versions the place has (more than one means someone tried to write it again)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     seq: int
     hash: str
@@ -71,7 +71,7 @@ SignatureResult = Literal["verified", "invalid", "unknown-key", "missing", "not-
 class PlanSignatureCheck(BaseModel):
     """Which plan a record vouches for, and whether its signature holds."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     seq: int
     event: str
@@ -82,7 +82,7 @@ class PlanSignatureCheck(BaseModel):
 
 
 class ChainVerification(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     valid: bool
     count: int

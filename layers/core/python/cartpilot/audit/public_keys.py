@@ -22,7 +22,7 @@ from cartpilot.audit.snapshots import PLAN_SIGNATURE_ALGORITHM
 
 
 class PublishedKey(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     kid: str
     alg: str = PLAN_SIGNATURE_ALGORITHM
@@ -30,7 +30,7 @@ class PublishedKey(BaseModel):
 
 
 class PublishedKeys(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     keys: list[PublishedKey]
 

@@ -48,7 +48,7 @@ def _valid_principals(principals: list[str]) -> list[str]:
 class ApiClient(BaseModel):
     """A backend allowed to submit goals, and the shoppers it may submit them for."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9\-]{0,40}$")
     principals: list[str] = Field(min_length=1)
@@ -65,7 +65,7 @@ class ApiClient(BaseModel):
 class StaffMember(BaseModel):
     """A member of the brand's staff who decides staff-only approvals."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9\-]{0,40}$")
     principals: list[str] = Field(min_length=1)

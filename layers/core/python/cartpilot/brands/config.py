@@ -23,7 +23,7 @@ class BrandConfigError(ValueError):
 
 
 class Limits(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     perOrder: Money
     perDay: Money
@@ -39,7 +39,7 @@ class Limits(BaseModel):
 class ModelPrice(BaseModel):
     """What a model costs per million tokens, in minor units of the provider's billing currency."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     inputPerMillion: Money
     outputPerMillion: Money
@@ -54,7 +54,7 @@ class ModelPrice(BaseModel):
 class PlannerConfig(BaseModel):
     """Which planner a brand runs; the rules planner is the offline default and every model's fallback."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     provider: Literal["rules", "openai", "bedrock"] = "rules"
     model: str | None = None
@@ -87,7 +87,7 @@ class PlannerConfig(BaseModel):
 class MerchantCredentials(BaseModel):
     """How to present the brand's credential to a merchant; the value itself lives in Secrets Manager."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     secretId: str = Field(min_length=1, description="Secrets Manager id whose value is the credential")
     header: str = Field(default="Authorization", pattern=r"^[A-Za-z0-9\-]{1,64}$")
@@ -99,7 +99,7 @@ class MerchantCredentials(BaseModel):
 class MerchantConfig(BaseModel):
     """One merchant a brand buys from: where it is, and what the brand holds for it."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9\-]{1,60}$")
     url: str = Field(
@@ -119,7 +119,7 @@ class MerchantConfig(BaseModel):
 
 
 class BrandConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9\-]{1,40}$")
     displayName: str

@@ -56,7 +56,7 @@ NEW_RECIPIENT = Recipient(
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 class CaseItem(_Strict):

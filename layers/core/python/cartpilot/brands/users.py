@@ -19,7 +19,7 @@ from cartpilot.commerce.ports import Address, Recipient
 
 
 class PaymentMethod(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     id: str
     label: str
@@ -27,7 +27,7 @@ class PaymentMethod(BaseModel):
 
 
 class SavedRecipient(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     id: str
     relation: str = Field(description="self, friend, family, colleague ...")
@@ -37,7 +37,7 @@ class SavedRecipient(BaseModel):
 class Verification(BaseModel):
     """How the shopper proves it is them when an approval needs a one-time code (step-up)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     # E.164, verified by the brand when the shopper enrolled it; codes go there by SMS.
     verifiedPhone: str | None = Field(default=None, pattern=r"^\+[1-9][0-9]{6,14}$")
@@ -46,7 +46,7 @@ class Verification(BaseModel):
 
 
 class UserProfile(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     userId: str
     name: str

@@ -16,7 +16,7 @@ from cartpilot.kernel.money import Money
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 class Address(_Model):

@@ -11,7 +11,7 @@ from cartpilot.goals.model import GoalStatus, PriceCheck
 
 
 class _Event(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", defer_build=True)
 
 
 class GoalRef(_Event):
@@ -31,7 +31,7 @@ class ValidationEvent(PlanRef):
 
 
 class StepRef(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     id: str
     action: str
@@ -83,6 +83,8 @@ class CompensationEvent(_Event):
 class PlanReference(BaseModel):
     """PlanOrder's answer: a small reference; the plan itself stays on the goal."""
 
+    model_config = ConfigDict(defer_build=True)
+
     planId: str
     planHash: str
     steps: list[StepRef]
@@ -91,10 +93,14 @@ class PlanReference(BaseModel):
 
 
 class ApprovalRequested(BaseModel):
+    model_config = ConfigDict(defer_build=True)
+
     approvalId: str
 
 
 class CompensationResult(BaseModel):
+    model_config = ConfigDict(defer_build=True)
+
     status: GoalStatus
     undone: list[str]
     left: list[str] = Field(default_factory=list)
@@ -104,18 +110,26 @@ class ReceiptSent(BaseModel):
     """SendReceipt's answer; the flow skips the undo window when ``undoUntil`` is null (the merchant
     offers no way to cancel an order)."""
 
+    model_config = ConfigDict(defer_build=True)
+
     orderId: str
     undoUntil: str | None
 
 
 class OutcomeRecorded(BaseModel):
+    model_config = ConfigDict(defer_build=True)
+
     status: GoalStatus
 
 
 class UndoWindowOpened(BaseModel):
+    model_config = ConfigDict(defer_build=True)
+
     undoUntil: str | None
 
 
 class UndoWindowClosed(BaseModel):
+    model_config = ConfigDict(defer_build=True)
+
     status: GoalStatus
     final: bool

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from cartpilot.goals.model import GoalStatus
 from cartpilot.goals.ports import Notifier
@@ -35,6 +35,8 @@ class HandOffNotRecorded(RuntimeError):
 
 class HandOffAnnounced(BaseModel):
     """What the flow's hand-off state answers."""
+
+    model_config = ConfigDict(defer_build=True)
 
     status: GoalStatus
     continueUrl: str

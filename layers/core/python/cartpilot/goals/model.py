@@ -60,7 +60,7 @@ MAX_BUDGET_MINOR = 10**14
 class GoalContext(BaseModel):
     """Optional hints from the client; anything missing comes from the user's saved profile."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     recipient: Recipient | None = None
     paymentMethodId: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_\-]{1,64}$")
@@ -85,7 +85,7 @@ class GoalContext(BaseModel):
 class GoalRequest(BaseModel):
     """The body of ``POST /goals``."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     userId: str = Field(pattern=r"^[A-Za-z0-9_\-]{1,64}$")
     goal: str = Field(min_length=3, max_length=2000)
@@ -112,7 +112,7 @@ def submission_key(brand: str, client_id: str, idempotency_key: str) -> str:
 class StepResult(BaseModel):
     """What one executed step did, as shown in ``GET /goals/{id}``."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     stepId: str
     action: str
@@ -122,7 +122,7 @@ class StepResult(BaseModel):
 
 
 class ReceiptLine(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     title: str
     quantity: int
@@ -130,7 +130,7 @@ class ReceiptLine(BaseModel):
 
 
 class Receipt(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     orderId: str
     checkoutId: str
@@ -154,6 +154,8 @@ def delivery_estimate(shipping: ShippingChoice) -> str | None:
 class GoalAccepted(BaseModel):
     """What ``POST /goals`` answers."""
 
+    model_config = ConfigDict(defer_build=True)
+
     goalId: str
     status: str
     links: dict[str, str]
@@ -169,7 +171,7 @@ class PriceCheck(BaseModel):
     ``refusal`` holds the merchant's words when the checkout would not take the plan's lines.
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     planId: str
     checkedAt: str
@@ -183,7 +185,7 @@ class PriceCheck(BaseModel):
 class ApprovalSummary(BaseModel):
     """The goal's view of its pending or decided approval (the approval itself lives apart)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     approvalId: str
     status: str
@@ -196,6 +198,8 @@ class ApprovalSummary(BaseModel):
 class MalformedPlan(BaseModel):
     """A stored plan document that no longer fits the plan schema (edited in storage, or written
     by another release). Kept as it is, so validation can deny it by name and nothing can run it."""
+
+    model_config = ConfigDict(defer_build=True)
 
     document: dict[str, Any]
 
@@ -214,7 +218,7 @@ class MalformedPlan(BaseModel):
 class GoalRecord(BaseModel):
     """A goal as stored: read and validated once, where storage hands it over."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", defer_build=True)
 
     goalId: str
     userId: str

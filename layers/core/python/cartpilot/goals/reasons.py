@@ -104,7 +104,7 @@ _BY_ERROR_NAME: dict[str, ReasonCode] = {
 class ShopperReason(BaseModel):
     """What the goal view and notifications say about a goal that did not complete."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     code: ReasonCode
     message: str

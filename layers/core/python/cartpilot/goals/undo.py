@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from cartpilot.goals.events import UndoWindowClosed, UndoWindowOpened
 from cartpilot.goals.ledger import GoalLedger
@@ -47,6 +47,8 @@ class UndoRefused(Refusal):
 
 class UndoAccepted(BaseModel):
     """What ``POST /goals/{id}/undo`` answers: asked for (the flow undoes it), or already done."""
+
+    model_config = ConfigDict(defer_build=True)
 
     goalId: str
     status: GoalStatus

@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from cartpilot.audit.chain import AuditAnchor, AuditRecord, ChainVerification, verify_chain
 from cartpilot.goals.ledger import GoalLedger
@@ -33,6 +33,8 @@ if TYPE_CHECKING:
 
 class GoalView(BaseModel):
     """``GET /goals/{id}``: the goal without what only the backend may hold (task tokens, audit head)."""
+
+    model_config = ConfigDict(defer_build=True)
 
     goalId: str
     userId: str
@@ -74,6 +76,8 @@ class GoalView(BaseModel):
 
 
 class AuditView(BaseModel):
+    model_config = ConfigDict(defer_build=True)
+
     goalId: str
     records: list[AuditRecord]
     anchors: list[AuditAnchor] | None = Field(

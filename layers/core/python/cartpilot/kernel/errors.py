@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 
 class Refusal(Exception):
@@ -20,11 +20,15 @@ class MissingSetting(RuntimeError):
 
 
 class ErrorDetail(BaseModel):
+    model_config = ConfigDict(defer_build=True)
+
     code: str
     message: str
 
 
 class ErrorBody(BaseModel):
     """What every refusal looks like on the wire."""
+
+    model_config = ConfigDict(defer_build=True)
 
     error: ErrorDetail

@@ -28,7 +28,7 @@ class CurrencyMismatch(ValueError):
 class Money(BaseModel):
     """An amount in the currency's minor units (fen, cents), with its currency."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     amount_minor: int = Field(description="Amount in minor units of the currency, e.g. 24999 for 249.99")
     currency: str = Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 currency code")

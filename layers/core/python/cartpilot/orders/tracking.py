@@ -29,7 +29,7 @@ _LEFT_THE_MERCHANT: Final = frozenset({"shipped", "in_transit", "failed_attempt"
 
 
 class TrackingEvent(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     at: str
     status: str
@@ -39,7 +39,7 @@ class TrackingEvent(BaseModel):
 class Tracking(BaseModel):
     """``GET /goals/{id}`` ``tracking``: the latest status and the shipment's events, oldest first."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     status: str
     carrier: str | None = None

@@ -19,7 +19,7 @@ NOT_PRICED = "not priced"
 class PlanCostSummary(BaseModel):
     """``GET /goals/{id}`` ``planSummary``: the order's total and what planning it cost."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     total: Money = Field(description="The order's total, as the plan's summary says")
     plannerCost: Money | None = Field(

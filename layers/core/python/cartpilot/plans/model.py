@@ -47,7 +47,7 @@ ACTION_ORDER: tuple[Action, ...] = (
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 class LineRef(_Strict):

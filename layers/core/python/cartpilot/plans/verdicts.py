@@ -25,7 +25,7 @@ def stricter(a: RiskTier, b: RiskTier) -> RiskTier:
 class Finding(BaseModel):
     """One reason behind a verdict: which rule spoke, what it decided, and why in plain words."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     policyId: str
     tier: RiskTier
@@ -37,7 +37,7 @@ Route = Literal["deny", "approve", "auto", "planned-only"]
 
 
 class Verdict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     planId: str
     planHash: str

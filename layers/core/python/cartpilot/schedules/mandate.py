@@ -72,7 +72,7 @@ class MandateNotAllowed(ValueError):
 class ExecutionWindow(BaseModel):
     """When occurrences may execute (AP2 ``payment.execution_date``); either end may be open."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     notBefore: AwareDatetime | None = None
     notAfter: AwareDatetime | None = None
@@ -94,7 +94,7 @@ class ExecutionWindow(BaseModel):
 class Mandate(BaseModel):
     """The body's ``mandate``: at most ``maxPerOccurrence`` an occurrence, ``maxTotal`` over the schedule."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     maxPerOccurrence: Money
     maxTotal: Money
@@ -181,7 +181,7 @@ _USER_ID = r"^[A-Za-z0-9_\-]{1,64}$"
 class MandateSignature(BaseModel):
     """An ECDSA signature by a plan-signing key, named by its id (``GET /audit/keys`` publishes it)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     alg: str = PLAN_SIGNATURE_ALGORITHM
     kid: str
@@ -191,7 +191,7 @@ class MandateSignature(BaseModel):
 class SignedMandate(BaseModel):
     """A mandate as the schedule keeps it: bound to its schedule, user and client, and signed."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     mandate: Mandate
     scheduleId: str = Field(pattern=_SCHEDULE_ID)

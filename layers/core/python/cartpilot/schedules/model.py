@@ -30,7 +30,7 @@ class ScheduleSpec(BaseModel):
     Times need an explicit UTC offset and are kept to whole seconds (the stored form).
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     at: AwareDatetime | None = Field(
         default=None, description="One-off: when the goal runs (ISO 8601 with offset)"
@@ -108,7 +108,7 @@ class OccurrenceStatus(StrEnum):
 
 
 class Occurrence(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     at: str
     goalId: str | None = None
@@ -119,7 +119,7 @@ class Occurrence(BaseModel):
 class ScheduleRecord(BaseModel):
     """A schedule as stored."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", defer_build=True)
 
     scheduleId: str
     brand: str
@@ -152,12 +152,16 @@ class ScheduleRecord(BaseModel):
 class ScheduleAccepted(BaseModel):
     """What ``POST /goals`` answers for a scheduled goal."""
 
+    model_config = ConfigDict(defer_build=True)
+
     scheduleId: str
     status: str
     links: dict[str, str]
 
 
 class MandateSummary(BaseModel):
+    model_config = ConfigDict(defer_build=True)
+
     maxPerOccurrence: dict[str, Any]
     maxTotal: dict[str, Any]
     merchants: list[str] | None = None
@@ -168,6 +172,8 @@ class MandateSummary(BaseModel):
 
 class ScheduleView(BaseModel):
     """What ``GET /schedules/{id}`` shows."""
+
+    model_config = ConfigDict(defer_build=True)
 
     scheduleId: str
     status: str

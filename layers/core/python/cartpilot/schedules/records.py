@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from cartpilot.audit.chain import AuditAnchor, AuditRecord, ChainVerification, verify_chain
 from cartpilot.schedules.model import ScheduleView
@@ -26,6 +26,8 @@ USER_SCHEDULES_LIMIT = 100
 
 class ScheduleAuditView(BaseModel):
     """``GET /schedules/{id}/audit``: the records in order, their anchors, and the server's verification."""
+
+    model_config = ConfigDict(defer_build=True)
 
     scheduleId: str
     records: list[AuditRecord]
@@ -43,6 +45,8 @@ class MandateExport(BaseModel):
     publishes.
     """
 
+    model_config = ConfigDict(defer_build=True)
+
     scheduleId: str
     format: Literal["sd-jwt"] = "sd-jwt"
     mediaType: Literal["application/sd-jwt"] = "application/sd-jwt"
@@ -51,6 +55,8 @@ class MandateExport(BaseModel):
 
 class ScheduleList(BaseModel):
     """``GET /schedules?userId=``: the user's schedules made through this client, newest first."""
+
+    model_config = ConfigDict(defer_build=True)
 
     userId: str
     schedules: list[ScheduleView]
