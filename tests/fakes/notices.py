@@ -16,7 +16,15 @@ class InMemoryNoticeOutbox:
     leases_by_goal: dict[str, dict[str, int]] = field(default_factory=dict)
     _lock: threading.RLock = field(default_factory=threading.RLock)
 
+    def shares_items_with(self, goals: object) -> bool:
+        """True for the in-memory goal store this outbox belongs to (``InMemoryGoalStore.notices``)."""
+        return getattr(goals, "notices", None) is self
+
     def mark_due(self, goal_id: str, status: str, *, at: str) -> bool:
+        return self.queue(goal_id, status)
+
+    def queue(self, goal_id: str, status: str) -> bool:
+        """What ``mark_due`` writes, and the goal store's status write given a notice writes with it."""
         with self._lock:
             if status in self.sent_by_goal.get(goal_id, set()):
                 return False

@@ -46,6 +46,7 @@ from cartpilot.goals.ports import (
     SubmissionClaim,
 )
 from cartpilot.kernel.money import Money
+from tests.fakes.notices import InMemoryNoticeOutbox
 
 
 def _stored(value: Any) -> Any:
@@ -60,9 +61,13 @@ def _stored(value: Any) -> Any:
 
 
 class InMemoryGoalStore:
-    """Goals as the table keeps them: a small head per goal and write-once parts (``goals.parts``)."""
+    """Goals as the table keeps them: a small head per goal and write-once parts (``goals.parts``).
+
+    ``notices`` is the outbox kept on these goals, as the DynamoDB outbox is on the goals table: a
+    status update given a ``notice`` queues it there under the same lock."""
 
     def __init__(self) -> None:
+        self.notices = InMemoryNoticeOutbox()
         self._items: dict[str, dict[str, Any]] = {}
         self._parts: dict[str, dict[str, Any]] = {}
         self._claims: dict[str, SubmissionClaim] = {}
@@ -151,6 +156,7 @@ class InMemoryGoalStore:
         updated_at: str,
         condition_plan_hash: str | None = None,
         audit: AuditHead | None = None,
+        notice: str | None = None,
         **fields: Any,
     ) -> None:
         with self._lock:
@@ -171,6 +177,8 @@ class InMemoryGoalStore:
                 item["status"] = status.value
             if audit is not None:
                 self.advance_audit_head(goal_id, seq=audit.seq, head=audit.hash)
+            if notice is not None:
+                self.notices.queue(goal_id, notice)  # told already: stays told
 
     def append_step(
         self, goal_id: str, result: StepResult, updated_at: str, *, audit: AuditHead | None = None

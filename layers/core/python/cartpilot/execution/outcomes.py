@@ -15,7 +15,7 @@ from cartpilot.brands.config import BrandConfig
 from cartpilot.commerce.errors import PlanIntegrityError
 from cartpilot.commerce.ports import Merchant
 from cartpilot.goals.events import OutcomeRecorded, ReceiptSent
-from cartpilot.goals.ledger import GoalLedger
+from cartpilot.goals.ledger import DeferredHead, GoalLedger
 from cartpilot.goals.model import GoalStatus, Receipt, ReceiptLine, delivery_estimate
 from cartpilot.goals.ports import Notifier
 from cartpilot.goals.reasons import ReasonCode, reason_for_error, shopper_reason
@@ -75,12 +75,16 @@ def confirm_order(
         "status": order.status,
         "total": order.total.model_dump(mode="json"),
     }
+    # The flow's next step writes the goal in every case (the receipt's move to COMPLETED, or the
+    # undo of the steps when it fails), pointing the chain head past this record: no head write here.
+    # Until then the record follows the head, anchored as every record is.
     ledger.note(
         goal_id,
         actor="connector:orders",
         event="order.confirmed",
         plan_hash=goal.planHash,
         detail=confirmation,
+        move_head=False,
     )
     return {**outputs, "confirm": confirmation}
 
@@ -102,11 +106,12 @@ def send_receipt(
         # keeping the receipt and the undo window the first attempt recorded.
         if goal.receiptSentAt is None:
             _record_completion_once(ledger, goal.goalId, goal.receipt, goal.planHash)
-            _tell_shopper(
-                notifier, goal.goalId, goal.userId, goal.receipt, goal.undoUntil, goal.current_plan(),
-                view_links,
-            )  # fmt: skip
-            ledger.store.update(goal_id, updated_at=utc_now_iso(), receiptSentAt=utc_now_iso())
+            with ledger.head_deferred(goal_id) as delivered:
+                _tell_shopper(
+                    notifier, goal.goalId, goal.userId, goal.receipt, goal.undoUntil, goal.current_plan(),
+                    view_links,
+                )  # fmt: skip
+            _mark_receipt_sent(ledger, goal_id, delivered)
         return ReceiptSent(orderId=goal.receipt.orderId, undoUntil=goal.undoUntil)
     plan = goal.current_plan()
     order = outputs.get("confirm") or _order_output(outputs)
@@ -139,9 +144,17 @@ def send_receipt(
         receipt=receipt,
         undoUntil=undo_until,
     )
-    _tell_shopper(notifier, goal_id, goal.userId, receipt, undo_until, plan, view_links)
-    ledger.store.update(goal_id, updated_at=utc_now_iso(), receiptSentAt=utc_now_iso())
+    with ledger.head_deferred(goal_id) as delivered:
+        _tell_shopper(notifier, goal_id, goal.userId, receipt, undo_until, plan, view_links)
+    _mark_receipt_sent(ledger, goal_id, delivered)
     return ReceiptSent(orderId=receipt.orderId, undoUntil=undo_until)
+
+
+def _mark_receipt_sent(ledger: GoalLedger, goal_id: str, delivered: DeferredHead) -> None:
+    """The receipt's sent mark, pointing the chain head past what its delivery recorded (the email's
+    ``notification.delivered``) in the same write, instead of a head write of its own."""
+    now = utc_now_iso()
+    ledger.store.update(goal_id, updated_at=now, receiptSentAt=now, **delivered.fields())
 
 
 def _record_completion_once(

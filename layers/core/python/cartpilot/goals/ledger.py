@@ -8,6 +8,10 @@ record as the chain's newest and points at it instead of writing it again.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any
 
 from cartpilot.audit.chain import AuditRecord
@@ -21,6 +25,25 @@ from cartpilot.goals.reasons import ReasonCode, shopper_reason
 from cartpilot.kernel.clock import utc_now_iso
 from cartpilot.notifications.ports import NoticeOutbox
 from cartpilot.notifications.status_notices import TOLD_STATUSES, notice_token, relay_tells_shopper
+
+
+@dataclass
+class DeferredHead:
+    """The newest record noted for one goal while its head moves were held back
+    (``GoalLedger.head_deferred``); ``fields()`` points the caller's own goal write at it."""
+
+    goal_id: str
+    record: AuditRecord | None = None
+
+    def fields(self) -> dict[str, Any]:
+        """``audit=...`` for ``GoalStore.update`` when a record waits for the head, else nothing."""
+        if self.record is None:
+            return {}
+        return {"audit": AuditHead(seq=self.record.seq, hash=self.record.hash)}
+
+
+# Per thread and task, so concurrent invocations in one process never share a held-back head.
+_DEFERRED: ContextVar[DeferredHead | None] = ContextVar("deferred_audit_head", default=None)
 
 
 class GoalLedger:
@@ -65,12 +88,22 @@ class GoalLedger:
             detail=detail,
             reuse_after=position.auditSeq or 0,
         )
+        # An ending is queued to be told with the move itself where the outbox lives on the goal's
+        # item, so no path that ends a goal goes untold and the notice costs no write of its own.
+        token = None
+        if self.notices is not None and status in TOLD_STATUSES:
+            token = notice_token(status, shopper=relay_tells_shopper(status, event))
+        with_move = (
+            token is not None and self.notices is not None and self.notices.shares_items_with(self.store)
+        )
+        queued: dict[str, Any] = {"notice": token} if with_move else {}
         try:
             self.store.update(
                 goal_id,
                 status=status,
                 updated_at=utc_now_iso(),
                 audit=AuditHead(seq=record.seq, hash=record.hash),
+                **queued,
                 **fields,
             )
         except InvalidTransition:
@@ -84,10 +117,9 @@ class GoalLedger:
                 detail={"seq": record.seq, "event": event, "status": status.value},
             )
             raise
-        if self.notices is not None and status in TOLD_STATUSES:
-            # Queued right after the status, so no path that ends a goal goes untold; a retried
-            # transition finds the notice queued or told and adds nothing.
-            token = notice_token(status, shopper=relay_tells_shopper(status, event))
+        if token is not None and self.notices is not None and not with_move:
+            # Elsewhere queued right after the status; a retried transition finds the notice queued
+            # or told and adds nothing.
             self.notices.mark_due(goal_id, token, at=utc_now_iso())
         return record
 
@@ -108,8 +140,9 @@ class GoalLedger:
         write that points its chain head at the record (``updated_at``: when, now by default).
 
         ``move_head=False`` leaves the chain head where it is, for a caller whose next write of the
-        goal, in the same invocation, points it past this record: one goal write fewer. Stopped in
-        between, the record follows the head, as after a stop between any record and its head."""
+        goal (in the same invocation, or the flow's next step, which writes the goal whatever it
+        meets) points it past this record: one goal write fewer. Stopped in between, the record
+        follows the head, as after a stop between any record and its head."""
         record = self.audit.append(
             goal_id,
             actor=actor,
@@ -126,8 +159,30 @@ class GoalLedger:
                 **fields,
             )
         elif move_head:
-            self.store.advance_audit_head(goal_id, seq=record.seq, head=record.hash)
+            deferred = _DEFERRED.get()
+            if deferred is not None and deferred.goal_id == goal_id:
+                deferred.record = record
+            else:
+                self.store.advance_audit_head(goal_id, seq=record.seq, head=record.hash)
         return record
+
+    @contextmanager
+    def head_deferred(self, goal_id: str) -> Iterator[DeferredHead]:
+        """Holds back the head moves of records noted for ``goal_id`` inside the block (by this
+        caller or code it calls, such as a notifier auditing a delivery), for a caller that writes
+        the goal right after and points its head there with ``DeferredHead.fields()``: one goal write
+        fewer per such record. Should the block fail, the head is moved before the error goes on,
+        as it would have been."""
+        deferred = DeferredHead(goal_id)
+        token = _DEFERRED.set(deferred)
+        try:
+            yield deferred
+        except BaseException:
+            _DEFERRED.reset(token)
+            if deferred.record is not None:
+                self.store.advance_audit_head(goal_id, seq=deferred.record.seq, head=deferred.record.hash)
+            raise
+        _DEFERRED.reset(token)
 
     def record_step(
         self,

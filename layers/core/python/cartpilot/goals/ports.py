@@ -85,12 +85,16 @@ class GoalStore(Protocol):
         updated_at: str,
         condition_plan_hash: str | None = None,
         audit: AuditHead | None = None,
+        notice: str | None = None,
         **fields: Any,
     ) -> None:
         """Sets fields (models or plain values; ``None`` clears). With ``condition_plan_hash``, only
         while the stored plan hash is that one (``InvalidTransition`` otherwise). With ``audit``, the
         same write moves the audit chain head there, unless it already points at a later record
-        (then only the fields are written): one write for a change and the record of it."""
+        (then only the fields are written): one write for a change and the record of it. With
+        ``notice`` (a ``status_notices.notice_token``), the same write queues that status notice in
+        the outbox kept on the goal (``NoticeOutbox.shares_items_with``), unless it was told already
+        (a retried move: then it stays told and the rest is written)."""
         ...
 
     def append_step(

@@ -29,11 +29,18 @@ class EmailSender(Protocol):
 class NoticeOutbox(Protocol):
     """Status changes waiting to be told, kept on the goal's own item.
 
-    ``mark_due`` is written right after the status. A relay ``claim``s one notice at a time with a
-    lease (a conditional write: no other relay takes it while the lease runs), sends it, and only
-    then ``mark_sent``s it. A relay that dies between claim and mark leaves the notice due under an
+    A notice is queued with the status change that makes it due: in the same write where the outbox
+    lives on the goal store's items, else by ``mark_due`` right after it. A relay ``claim``s one
+    notice at a time with a lease (a conditional write: no other relay takes it while the lease
+    runs), sends it, and only then ``mark_sent``s it. A relay that dies between claim and mark leaves the notice due under an
     expiring lease, so a later sweep sends it: delivery is at least once, and a send whose mark
     failed repeats (the message's ``noticeId`` is stable, so consumers can drop the repeat)."""
+
+    def shares_items_with(self, goals: object) -> bool:
+        """True when this outbox keeps its notices on ``goals``' own items: that goal store's status
+        write then queues the notice in the same write (``GoalStore.update(notice=...)``) instead
+        of a ``mark_due`` after it."""
+        ...
 
     def mark_due(self, goal_id: str, status: str, *, at: str) -> bool:
         """False when this status was already told (a retried transition)."""

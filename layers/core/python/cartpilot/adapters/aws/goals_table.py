@@ -22,6 +22,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 from pydantic import BaseModel
 
+from cartpilot.adapters.aws.notices_table import due_notice_clauses, notice_told
 from cartpilot.goals.lifecycle import ALLOWED_FROM, InvalidTransition
 from cartpilot.goals.model import GoalRecord, GoalStatus, StepResult
 from cartpilot.goals.parts import (
@@ -91,6 +92,10 @@ def _conditional_failed(exc: ClientError) -> bool:
 class DynamoDBGoalStore:
     def __init__(self, table: Any) -> None:
         self._table = table
+
+    @property
+    def table_name(self) -> str:
+        return str(self._table.name)
 
     # -- parts ---------------------------------------------------------------------------------
 
@@ -233,10 +238,12 @@ class DynamoDBGoalStore:
         updated_at: str,
         condition_plan_hash: str | None = None,
         audit: AuditHead | None = None,
+        notice: str | None = None,
         **fields: Any,
     ) -> None:
         """Sets fields; with ``status``, only from a status that may lead there; with ``audit``, moves
-        the chain head in the same write.
+        the chain head in the same write; with ``notice``, queues it in the notice outbox's fields of
+        this item (``notices_table``) in the same write too.
 
         Large fields become new parts, written before the one head update that refers to them."""
         if status is not None and status not in ALLOWED_FROM:
@@ -281,6 +288,7 @@ class DynamoDBGoalStore:
             updated_at=updated_at,
             condition_plan_hash=condition_plan_hash,
             audit=audit,
+            notice=notice,
         )
 
     def _update_head(
@@ -293,6 +301,7 @@ class DynamoDBGoalStore:
         updated_at: str,
         condition_plan_hash: str | None,
         audit: AuditHead | None = None,
+        notice: str | None = None,
     ) -> None:
         names: dict[str, str] = {}
         attr_values: dict[str, Any] = {}
@@ -326,9 +335,18 @@ class DynamoDBGoalStore:
             assignments.append("auditHead = :auditHead, auditSeq = :auditSeq")
             attr_values[":auditHead"], attr_values[":auditSeq"] = audit.hash, audit.seq
             conditions.append("(attribute_not_exists(auditSeq) OR auditSeq < :auditSeq)")
+        additions = []
+        if notice is not None:
+            queued = due_notice_clauses(notice, at=updated_at)
+            assignments.extend(queued.sets)
+            additions.append(queued.add)
+            attr_values.update(queued.values)
+            conditions.append(queued.condition)
         expression = "SET " + ", ".join(assignments)
         if removals:
             expression += " REMOVE " + ", ".join(removals)
+        if additions:
+            expression += " ADD " + ", ".join(additions)
         try:
             self._table.update_item(
                 Key=_goal_key(goal_id),
@@ -342,8 +360,11 @@ class DynamoDBGoalStore:
                 current = self._head(goal_id)
                 if current is None:
                     raise GoalNotFound(goal_id) from exc
-                if audit is not None and int(current.get("auditSeq") or 0) >= audit.seq:
-                    # Only the chain head was behind a concurrent record: the change is written alone.
+                behind = audit is not None and int(current.get("auditSeq") or 0) >= audit.seq
+                told = notice is not None and notice_told(current, notice)
+                if behind or told:
+                    # The chain head was behind a concurrent record, or the notice was told already
+                    # (a retried move): the change is written without them, under the same rules.
                     self._update_head(
                         goal_id,
                         sets=sets,
@@ -351,6 +372,8 @@ class DynamoDBGoalStore:
                         status=status,
                         updated_at=updated_at,
                         condition_plan_hash=condition_plan_hash,
+                        audit=None if behind else audit,
+                        notice=None if told else notice,
                     )
                     return
                 raise InvalidTransition(

@@ -1,8 +1,9 @@
 """Due status notices and approval reminders on the goals table, each behind a sparse index.
 
 A goal with notices to tell carries ``noticesDue`` (a string set) and the index keys ``noticeQueue``
-and ``noticeSince``; told notices move to ``noticesSent``, so a retried transition cannot queue a
-told one again. A relay sending a notice holds a lease on it (``noticeLease:<token>``, epoch seconds it
+and ``noticeSince``, set by the goal store's status write that makes the notice due
+(``due_notice_clauses``); told notices move to ``noticesSent``, so a retried transition cannot queue
+a told one again. A relay sending a notice holds a lease on it (``noticeLease:<token>``, epoch seconds it
 runs until); the notice stays due until it is marked sent, so a relay that dies mid-send leaves a lease
 that expires and the next sweep takes the notice again. A pending approval carries ``reminderQueue`` and ``reminderAt`` (its link's expiry, epoch seconds;
 written when the approval is created, ``approvals_table.py``) until it is reminded, decided or expired.
@@ -10,6 +11,7 @@ written when the approval is created, ``approvals_table.py``) until it is remind
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from boto3.dynamodb.conditions import Key
@@ -58,20 +60,53 @@ def _query_ids(table: Any, query: dict[str, Any], prefix: str) -> list[str]:
         query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
+@dataclass(frozen=True)
+class DueNoticeClauses:
+    """The parts of an UpdateItem that queue one notice on a goal's item, for the outbox's own write
+    and for the goal store's status write that carries it (``GoalStore.update(notice=...)``)."""
+
+    sets: tuple[str, ...]
+    add: str
+    # Holds unless the notice was told already: a retried transition must not queue it again.
+    condition: str
+    values: dict[str, Any]
+
+
+def due_notice_clauses(token: str, *, at: str) -> DueNoticeClauses:
+    return DueNoticeClauses(
+        sets=(
+            f"{NOTICE_QUEUE_KEY} = :noticeDue",
+            f"{NOTICE_SINCE_KEY} = if_not_exists({NOTICE_SINCE_KEY}, :noticeAt)",
+        ),
+        add="noticesDue :noticeTokens",
+        condition="NOT contains(noticesSent, :noticeToken)",
+        values={":noticeDue": _DUE, ":noticeAt": at, ":noticeTokens": {token}, ":noticeToken": token},
+    )
+
+
+def notice_told(item: dict[str, Any], token: str) -> bool:
+    """Whether the goal's item (as read) holds ``token`` among its told notices."""
+    return token in (item.get("noticesSent") or set())
+
+
 class DynamoDBNoticeOutbox:
     def __init__(self, table: Any) -> None:
         self._table = table
 
+    def shares_items_with(self, goals: object) -> bool:
+        """True for the goal store over this same table: its status writes queue notices here."""
+        from cartpilot.adapters.aws.goals_table import DynamoDBGoalStore
+
+        return isinstance(goals, DynamoDBGoalStore) and goals.table_name == self._table.name
+
     def mark_due(self, goal_id: str, status: str, *, at: str) -> bool:
+        clauses = due_notice_clauses(status, at=at)
         return _conditional(
             self._table.update_item,
             Key=_goal_key(goal_id),
-            UpdateExpression=(
-                f"SET {NOTICE_QUEUE_KEY} = :due, {NOTICE_SINCE_KEY} = if_not_exists({NOTICE_SINCE_KEY}, :at) "
-                "ADD noticesDue :token"
-            ),
-            ConditionExpression="attribute_exists(pk) AND NOT contains(noticesSent, :status)",
-            ExpressionAttributeValues={":due": _DUE, ":at": at, ":token": {status}, ":status": status},
+            UpdateExpression=f"SET {', '.join(clauses.sets)} ADD {clauses.add}",
+            ConditionExpression=f"attribute_exists(pk) AND {clauses.condition}",
+            ExpressionAttributeValues=clauses.values,
         )
 
     def due_goals(self) -> list[str]:
