@@ -451,39 +451,26 @@ class DynamoDBGoalStore:
 
     def claim_undo(self, goal_id: str, requested_at: str) -> bool:
         """Records the first undo request; False when one was already recorded."""
-        try:
-            self._table.update_item(
-                Key=_goal_key(goal_id),
-                UpdateExpression="SET undoRequestedAt = :at",
-                ConditionExpression="attribute_exists(pk) AND attribute_not_exists(undoRequestedAt)",
-                ExpressionAttributeValues={":at": requested_at},
-            )
-        except ClientError as exc:
-            if _conditional_failed(exc):
-                return False
-            raise
-        return True
+        return self._claim(goal_id, "undoRequestedAt", requested_at)
 
     def release_undo_claim(self, goal_id: str) -> None:
-        try:
-            self._table.update_item(
-                Key=_goal_key(goal_id),
-                UpdateExpression="REMOVE undoRequestedAt",
-                # An unconditional update would create a stub item for an unknown goal.
-                ConditionExpression="attribute_exists(pk)",
-            )
-        except ClientError as exc:
-            if not _conditional_failed(exc):
-                raise
+        self._release(goal_id, "undoRequestedAt")
 
     def claim_return_settlement(self, goal_id: str, settled_at: str) -> bool:
         """Records that the goal's return refund is being settled; False when it already was."""
+        return self._claim(goal_id, "returnSettledAt", settled_at)
+
+    def release_return_settlement(self, goal_id: str) -> None:
+        self._release(goal_id, "returnSettledAt")
+
+    def _claim(self, goal_id: str, attribute: str, at: str) -> bool:
+        """Sets the claim attribute on the goal's head unless it is set; False when it already was."""
         try:
             self._table.update_item(
                 Key=_goal_key(goal_id),
-                UpdateExpression="SET returnSettledAt = :at",
-                ConditionExpression="attribute_exists(pk) AND attribute_not_exists(returnSettledAt)",
-                ExpressionAttributeValues={":at": settled_at},
+                UpdateExpression=f"SET {attribute} = :at",
+                ConditionExpression=f"attribute_exists(pk) AND attribute_not_exists({attribute})",
+                ExpressionAttributeValues={":at": at},
             )
         except ClientError as exc:
             if _conditional_failed(exc):
@@ -491,11 +478,12 @@ class DynamoDBGoalStore:
             raise
         return True
 
-    def release_return_settlement(self, goal_id: str) -> None:
+    def _release(self, goal_id: str, attribute: str) -> None:
         try:
             self._table.update_item(
                 Key=_goal_key(goal_id),
-                UpdateExpression="REMOVE returnSettledAt",
+                UpdateExpression=f"REMOVE {attribute}",
+                # An unconditional update would create a stub item for an unknown goal.
                 ConditionExpression="attribute_exists(pk)",
             )
         except ClientError as exc:
