@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from cartpilot.plans.model import Plan
+from cartpilot_local.iam import calling_function
 from cartpilot_local.lambda_runtime import load_handler
 from cartpilot_local.stack import FUNCTIONS_DIR
 from tests.e2e.conftest import LOW_RISK_GOAL, Stack
@@ -66,7 +67,14 @@ def _misled_planner(stack: Stack, change: Callable[[dict[str, Any]], None]) -> C
 
         def misled(event: dict[str, Any], context: Any) -> Any:
             reference: dict[str, Any] = handler(event, context)
-            return {**reference, "planHash": _tamper(stack, event["goalId"], change)}
+            # The rewrite stands for what the model's output made the planner store; it is written
+            # as the test, not under the planner's role (a plan is a write-once part the planner puts
+            # only through its own code).
+            outside = calling_function.set(None)
+            try:
+                return {**reference, "planHash": _tamper(stack, event["goalId"], change)}
+            finally:
+                calling_function.reset(outside)
 
         return misled
 
