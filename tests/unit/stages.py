@@ -384,3 +384,26 @@ def socks_plan(
             "summary": drafted.summary.model_copy(update={"items": items}),
         }
     )
+
+
+class FixedPlanner:
+    """A planner that answers one given plan, to drive the planning stage around it."""
+
+    kind = "rules"
+
+    def __init__(self, plan: Plan) -> None:
+        self._plan = plan
+
+    def plan(self, request: Any) -> Plan:
+        return self._plan
+
+
+def received_goal_ledger(plan: Plan, brand: BrandConfig) -> GoalLedger:
+    """A fresh ledger holding the plan's goal as just received, ready to be planned."""
+    ledger = fake_ledger()
+    ledger.store.create(
+        GoalRecord(goalId=plan.goalId, userId=plan.userId, brand=brand.name, goal=plan.goal,
+                   context=GoalContext(), status=GoalStatus.RECEIVED, requestHash="r",
+                   createdAt="2027-01-20T12:00:00Z", updatedAt="2027-01-20T12:00:00Z")
+    )  # fmt: skip
+    return ledger

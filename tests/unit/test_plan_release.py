@@ -14,12 +14,11 @@ from cartpilot.brands.users import UserDirectory
 from cartpilot.goals.model import GoalContext, GoalRecord, GoalStatus
 from cartpilot.goals.views import goal_view
 from cartpilot.kernel.money import Money
-from cartpilot.planning.rules import PlanningRequest
 from cartpilot.planning.service import plan_goal, with_release
 from cartpilot.plans.costs import plan_cost_summary
 from cartpilot.plans.model import Plan, TokenUsage, hash_plan_document
 from tests.fakes.plan_signing import LocalPlanSigner
-from tests.unit.stages import fake_ledger
+from tests.unit.stages import FixedPlanner, received_goal_ledger
 
 RELEASE = "rel-0123456789ab"
 SCHEMA_FILE = Path(__file__).resolve().parents[2] / "schemas" / "plan.schema.json"
@@ -55,27 +54,12 @@ def test_the_exported_schema_documents_the_release():
     assert "release" not in schema["required"]
 
 
-class _Planner:
-    kind = "rules"
-
-    def __init__(self, plan: Plan) -> None:
-        self._plan = plan
-
-    def plan(self, request: PlanningRequest) -> Plan:
-        return self._plan
-
-
 def test_planning_stamps_the_release_on_the_plan_and_its_record(
     seed_plan: Plan, brand: BrandConfig, users: UserDirectory
 ):
-    ledger = fake_ledger()
-    ledger.store.create(
-        GoalRecord(goalId=seed_plan.goalId, userId=seed_plan.userId, brand=brand.name, goal=seed_plan.goal,
-                   context=GoalContext(), status=GoalStatus.RECEIVED, requestHash="r",
-                   createdAt="2027-01-20T12:00:00Z", updatedAt="2027-01-20T12:00:00Z")
-    )  # fmt: skip
+    ledger = received_goal_ledger(seed_plan, brand)
     reference = plan_goal(
-        seed_plan.goalId, ledger=ledger, planner=_Planner(seed_plan), users=users, brand=brand,
+        seed_plan.goalId, ledger=ledger, planner=FixedPlanner(seed_plan), users=users, brand=brand,
         signer=LocalPlanSigner(), release=RELEASE,
     )  # fmt: skip
     goal = ledger.store.require(seed_plan.goalId)

@@ -12,12 +12,10 @@ from cartpilot.brands.users import UserDirectory
 from cartpilot.commerce.errors import PlanIntegrityError
 from cartpilot.execution.cursor import CONFIRM_STEP, first_step, step_after
 from cartpilot.goals.events import StepRef
-from cartpilot.goals.model import GoalContext, GoalRecord, GoalStatus
-from cartpilot.planning.rules import PlanningRequest
 from cartpilot.planning.service import plan_goal
 from cartpilot.plans.model import Plan
 from tests.fakes.plan_signing import LocalPlanSigner
-from tests.unit.stages import OrderFlow, fake_ledger
+from tests.unit.stages import FixedPlanner, OrderFlow, received_goal_ledger
 
 
 def test_the_cursor_walks_the_mutating_steps_then_confirms(seed_plan: Plan):
@@ -81,27 +79,12 @@ def test_run_keeps_answering_the_outputs_alone(flow: OrderFlow):
     assert set(outputs) == {"s1"} and outputs["s1"]["checkoutId"]
 
 
-class _Planner:
-    kind = "rules"
-
-    def __init__(self, plan: Plan) -> None:
-        self._plan = plan
-
-    def plan(self, request: PlanningRequest) -> Plan:
-        return self._plan
-
-
 def test_the_planners_answer_opens_the_loop_at_the_first_step(
     seed_plan: Plan, brand: BrandConfig, users: UserDirectory
 ):
-    ledger = fake_ledger()
-    ledger.store.create(
-        GoalRecord(goalId=seed_plan.goalId, userId=seed_plan.userId, brand=brand.name, goal=seed_plan.goal,
-                   context=GoalContext(), status=GoalStatus.RECEIVED, requestHash="r",
-                   createdAt="2027-01-20T12:00:00Z", updatedAt="2027-01-20T12:00:00Z")
-    )  # fmt: skip
+    ledger = received_goal_ledger(seed_plan, brand)
     reference = plan_goal(
-        seed_plan.goalId, ledger=ledger, planner=_Planner(seed_plan), users=users, brand=brand,
+        seed_plan.goalId, ledger=ledger, planner=FixedPlanner(seed_plan), users=users, brand=brand,
         signer=LocalPlanSigner(),
     )  # fmt: skip
     assert reference.next == StepRef.model_validate(first_step(seed_plan))
