@@ -3,7 +3,9 @@
 A Lambda cold start pays for every import at init; this prints, per function, the
 median wall time of importing its handler module in a new process (several runs),
 beside the same measure for `import boto3` alone. Target: every handler under 1.5x
-that baseline.
+that baseline. The runs go round by round (boto3, then every handler, then again), so
+load from other processes on the machine falls on the baseline and the handlers alike
+rather than on whichever was measured while it lasted.
 
     .venv/bin/python bench/cold_start.py [--runs 7]
 """
@@ -20,6 +22,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET_RATIO = 1.5
+_BASELINE = "(baseline) boto3"
 
 # Time only the import; interpreter start-up is the same for every row and is left out.
 _PROBE = """
@@ -50,9 +53,15 @@ def _time_once(body: str) -> float:
     return float(out.stdout.strip().splitlines()[-1])
 
 
-def median_seconds(body: str, runs: int) -> float:
-    _time_once(body)  # warm the bytecode cache so every measured run starts alike
-    return statistics.median(_time_once(body) for _ in range(runs))
+def median_seconds(bodies: dict[str, str], runs: int) -> dict[str, float]:
+    """The median of ``runs`` timings of each body, taken round by round."""
+    for body in bodies.values():
+        _time_once(body)  # warm the bytecode cache so every measured run starts alike
+    samples: dict[str, list[float]] = {name: [] for name in bodies}
+    for _ in range(runs):
+        for name, body in bodies.items():
+            samples[name].append(_time_once(body))
+    return {name: statistics.median(times) for name, times in samples.items()}
 
 
 def handler_paths() -> dict[str, Path]:
@@ -68,13 +77,15 @@ def main() -> int:
     parser.add_argument("--json", action="store_true", help="print the figures as JSON too")
     args = parser.parse_args()
 
-    baseline = median_seconds("import boto3", args.runs)
+    bodies = {_BASELINE: "import boto3"}
+    bodies.update({name: _IMPORT_HANDLER.format(path=str(path)) for name, path in handler_paths().items()})
+    medians = median_seconds(bodies, args.runs)
+    baseline = medians.pop(_BASELINE)
     print(f"{'function':<24} {'import ms':>10} {'x boto3':>8}")
     print(f"{'(baseline) boto3':<24} {baseline * 1000:>10.1f} {1.0:>8.2f}")
     figures: dict[str, float] = {}
     worst = 0.0
-    for name, path in handler_paths().items():
-        seconds = median_seconds(_IMPORT_HANDLER.format(path=str(path)), args.runs)
+    for name, seconds in medians.items():
         figures[name] = seconds
         ratio = seconds / baseline
         worst = max(worst, ratio)

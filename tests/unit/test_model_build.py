@@ -84,16 +84,17 @@ print(json.dumps({
 
 
 @pytest.mark.parametrize(
-    ("function", "built_at_import"),
+    ("function", "built_at_import", "loaded_at_import"),
     [
         # The default context of a goal request is an instance, made when the module loads.
-        ("api", ["GoalContext"]),
-        # The validator reads the brand at import, so a bad brand file stops it at start-up.
-        ("validator", ["BrandConfig", "GoalContext", "PlannerConfig"]),
+        ("api", ["GoalContext"], 20),
+        # The validator loads the brand, its policies and the plan models before the snapshot
+        # (or its first goal), not at import: only the error bodies of the kernel are loaded.
+        ("validator", [], 0),
     ],
 )
 def test_a_snapstart_handler_imports_its_models_unbuilt_and_snapshots_them_built(
-    function: str, built_at_import: list[str]
+    function: str, built_at_import: list[str], loaded_at_import: int
 ) -> None:
     env = {
         **os.environ,
@@ -113,8 +114,8 @@ def test_a_snapstart_handler_imports_its_models_unbuilt_and_snapshots_them_built
     )
     report = json.loads(out.stdout.strip().splitlines()[-1])
     at_import = report["at_import"]
-    assert at_import["loaded"] > 20
+    assert at_import["loaded"] > loaded_at_import
     assert at_import["not_deferred"] == []
     assert at_import["built"] == built_at_import
-    assert report["after_snapshot_hooks"]["loaded"] >= at_import["loaded"]
+    assert report["after_snapshot_hooks"]["loaded"] > 20
     assert report["after_snapshot_hooks"]["unbuilt"] == 0

@@ -11,7 +11,6 @@ from datetime import date
 from pathlib import Path
 from typing import Protocol
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from cartpilot.brands.config import BrandConfig
@@ -121,6 +120,8 @@ class BrandUserDirectory:
     """Profiles shipped with the brand (``users.yaml``) plus its generated shoppers."""
 
     def __init__(self, brand: BrandConfig, users_file: Path | None = None) -> None:
+        import yaml  # loaded with the first directory, not by every handler that imports the models
+
         self._brand = brand
         path = users_file or brand.directory / "users.yaml"
         raw = yaml.safe_load(path.read_text(encoding="utf-8")) if path.exists() else {"users": []}

@@ -33,9 +33,8 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import ParseError, fromstring
 
@@ -45,13 +44,17 @@ from cartpilot.planning.ranking import ProductIndex
 from cartpilot.planning.variants import same_colour, same_size
 from cartpilot.planning.words import term_groups, words
 
+if TYPE_CHECKING:
+    import httpx
+
 log = logging.getLogger("cartpilot.commerce.feed")
 
 GOOGLE_NAMESPACE = "http://base.google.com/ns/1.0"
 ATOM_NAMESPACE = "http://www.w3.org/2005/Atom"
 REQUIRED_ATTRIBUTES = ("id", "title", "price", "availability")
 MAX_FEED_BYTES = 20 * 1024 * 1024
-FETCH_TIMEOUT = httpx.Timeout(15.0, connect=5.0)
+FETCH_TIMEOUT_SECONDS = 15.0
+FETCH_CONNECT_TIMEOUT_SECONDS = 5.0
 IN_STOCK_WITHOUT_COUNT = 99
 MAX_ID_LENGTH = 80  # a plan's line item id (plans.model.LineRef)
 MAX_TITLE_LENGTH = 200  # a plan item's title
@@ -204,6 +207,8 @@ def _category_path(*paths: str) -> tuple[str, ...]:
 def _web_url(text: str | None) -> str | None:
     if not text:
         return None
+    import httpx  # loaded with the first feed read, not with the planner's modules
+
     url = text.strip()
     try:
         parsed = httpx.URL(url)
@@ -440,11 +445,14 @@ def read_feed(
 
 
 def _download(url: str, *, max_bytes: int, transport: httpx.BaseTransport | None) -> bytes:
+    import httpx
+
     chunks: list[bytes] = []
     size = 0
+    timeout = httpx.Timeout(FETCH_TIMEOUT_SECONDS, connect=FETCH_CONNECT_TIMEOUT_SECONDS)
     try:
         with (
-            httpx.Client(timeout=FETCH_TIMEOUT, transport=transport, follow_redirects=True) as client,
+            httpx.Client(timeout=timeout, transport=transport, follow_redirects=True) as client,
             client.stream("GET", url) as response,
         ):
             if response.status_code != 200:

@@ -16,11 +16,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-
-from rank_bm25 import BM25L
+from typing import TYPE_CHECKING
 
 from cartpilot.commerce.ports import Product
 from cartpilot.planning.words import Group, document_terms, term_groups, words
+
+if TYPE_CHECKING:
+    from rank_bm25 import BM25L
 
 # Within a coverage tier, a product scoring below this share of the best is a passing mention.
 RELATIVE_SCORE_FLOOR = 0.3
@@ -63,7 +65,12 @@ class ProductIndex:
         self.products = list(products)
         corpus = [document_terms(product_text(product)) for product in self.products]
         self._terms = [frozenset(terms) for terms in corpus]
-        self._bm25 = BM25L(corpus) if any(corpus) else None
+        self._bm25: BM25L | None = None
+        if any(corpus):
+            # rank-bm25 loads numpy; imported with the first index, not by every module that ranks.
+            from rank_bm25 import BM25L
+
+            self._bm25 = BM25L(corpus)
 
     def rank(self, text: str, *, boost: Sequence[str] = (), require_last: bool = False) -> list[Ranked]:
         """The products ``text``'s words name, best first; ``boost`` words (a colour) only reorder.

@@ -16,8 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 LEXICON_FILE = Path(__file__).with_name("lexicon.yaml")
 
 _LATIN_WORD = re.compile(r"[a-z0-9]+(?:['’\-][a-z0-9]+)*")
@@ -110,6 +108,8 @@ def _phrase(text: str) -> tuple[str, ...]:
 
 @functools.cache
 def lexicon(path: Path = LEXICON_FILE) -> Lexicon:
+    import yaml  # read once, with the first goal's words, not when the planner's modules load
+
     document: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
     entries = []
     for entry in document["entries"]:

@@ -5,13 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from cartpilot.execution.executor import StepExecutor, require_connector
-from cartpilot.goals.events import ConnectorEvent
-
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer, IdempotencyConfig
     from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
 
+    from cartpilot.execution.executor import StepExecutor
     from cartpilot.rollout.gate import RolloutGate
 
 
@@ -38,6 +36,10 @@ def run_connector_step(
     the merchant again; the same key with a different plan hash is an error, not a replay.
     """
     from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
+
+    # The executor and the models it runs load with the first step, not with the connector's module.
+    from cartpilot.execution.executor import require_connector
+    from cartpilot.goals.events import ConnectorEvent
 
     require_connector(ConnectorEvent.model_validate(event), connector)
     config = IdempotencyConfig(
