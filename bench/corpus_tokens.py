@@ -10,6 +10,43 @@ tokens of a call are the ``usage`` the provider reported for that recorded answe
     .venv/bin/python bench/corpus_tokens.py [--json] [GOAL ...]
 
 ``corpus_usage()`` is the library entry point (``bench/cost.py`` prices the planner with it).
+
+Context cache. DashScope caches prompt prefixes on its own (the implicit cache: no request change,
+cannot be turned off, at least 256 tokens, hits billed at 20% of the input price, no guaranteed
+hit or lifetime), and reports the hits in ``usage.prompt_tokens_details.cached_tokens``. Each
+case carries three counts of cache-hit prompt tokens:
+
+- ``recorded_cached_prompt_tokens``: what the provider reported when the answers were recorded;
+- ``cached_prompt_tokens``: the documented rule simulated over the corpus in order, the cache warm
+  after the first plan: a call hits the longest prefix it shares with an earlier request, if that
+  is at least 256 tokens. Within a plan, a call whose request is the previous request plus the
+  model's answer and the tool results (checked on the wire: same model, tools, schema and options,
+  the earlier messages unchanged) shares the previous call's recorded ``prompt_tokens``; across plans
+  every call shares the system prompt and the tool definitions, which every plan sends first;
+- ``cached_prompt_tokens_cold``: the same rule with nothing cached between plans.
+
+The explicit cache (the brand's ``contextCache: explicit``: ``cache_control`` on the system message
+and on the last message) is priced by its documented rule, deterministically: the prefix up to a
+marker is written to the cache (125% of the input price) unless a cached prefix matches, and a
+match is a hit (10%) for 5 minutes, reset by each hit; at least 1,024 tokens; the lookup searches
+back at most 20 content blocks from a marker. Within a plan (calls seconds apart) a call whose
+request extends the previous one hits the previous call's whole prompt (its last message was
+marked) if it appended at most 20 messages, else the system prompt and tools (the system marker);
+its new tokens are creation. Each token is billed once, as a hit, a creation or plain input.
+Across plans:
+
+- ``explicit_*_cold``: no plan's cache survives to the next (the headline: at low volume more than
+  5 minutes pass between plans), so each plan's first call writes its whole prompt;
+- ``explicit_*_warm``: planning traffic keeps the system prompt and tools cached, so each first
+  call (after the corpus's first) hits them and writes the rest.
+
+The replay sends what the brand's planner sends, markers included; markers are taken off before
+requests are compared, so a marked message and the same message unmarked are one prefix.
+
+The token count of the shared system prompt and tool definitions is not in the usage of any call:
+it is the first call's ``prompt_tokens`` times their share of the characters the request sends
+(system prompt, tools, the draft schema and the messages), the smallest such figure over the corpus.
+Counting the schema, which the provider may place after the messages, keeps the estimate low.
 """
 
 from __future__ import annotations
@@ -19,8 +56,8 @@ import json
 import logging
 import statistics
 import sys
-from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -34,6 +71,31 @@ MERCHANT_NOW = datetime(2026, 11, 25, 1, 0, tzinfo=UTC)
 MODEL = "qwen-plus"
 DASHSCOPE = "https://dashscope.aliyuncs.com/compatible-mode/v1"
 TARGET_MEDIAN_PROMPT_TOKENS = 3_000
+# DashScope's implicit cache: "content under 256 tokens is not cached"; no block size is documented.
+IMPLICIT_CACHE_MIN_TOKENS = 256
+CACHE_BLOCK_TOKENS = 1
+# DashScope's explicit cache: "a cache block must contain at least 1024 tokens"; the lookup "searches
+# backward up to 20 content blocks from each cache_control marker".
+EXPLICIT_CACHE_MIN_TOKENS = 1_024
+EXPLICIT_CACHE_LOOKBACK_BLOCKS = 20
+
+
+@dataclass(frozen=True)
+class CallTokens:
+    """One model call of a plan, as recorded and as sent."""
+
+    prompt_tokens: int
+    recorded_cached_tokens: int
+    extends_previous: bool
+    """The request is the previous call's request with messages appended, all else equal."""
+    fixed_prefix_chars: int
+    """Characters of the system prompt and tool definitions, which every plan sends first."""
+    request_chars: int
+    """Characters of everything the request asks the model to read (prompt, tools, schema, messages)."""
+    appended_messages: int = 0
+    """Messages this request added to the previous one (the answer, tool results, notes)."""
+    cache_markers: int = 0
+    """``cache_control`` markers the request carried (the explicit cache)."""
 
 
 @dataclass(frozen=True)
@@ -49,6 +111,21 @@ class CaseUsage:
     completion_tokens: int
     outcome: str = "plan"
     """``plan`` or ``refused``."""
+    cached_prompt_tokens: int = 0
+    """Prompt tokens the implicit cache serves by its documented rule, the cache warm between plans."""
+    cached_prompt_tokens_cold: int = 0
+    """The same with nothing cached between plans (each plan's first call a miss)."""
+    recorded_cached_prompt_tokens: int = 0
+    """Prompt tokens the provider reported as cache hits when the answers were recorded."""
+    explicit_cached_prompt_tokens_cold: int = 0
+    """Explicit cache, nothing cached between plans: prompt tokens read from the cache."""
+    explicit_cache_creation_tokens_cold: int = 0
+    """Explicit cache, nothing cached between plans: prompt tokens written to the cache."""
+    explicit_cached_prompt_tokens_warm: int = 0
+    """Explicit cache, the system prompt and tools cached between plans: tokens read."""
+    explicit_cache_creation_tokens_warm: int = 0
+    """Explicit cache, the system prompt and tools cached between plans: tokens written."""
+    calls: tuple[CallTokens, ...] = ()
 
 
 class RecordedAnswers:
@@ -57,12 +134,39 @@ class RecordedAnswers:
     def __init__(self, responses: list[dict[str, Any]]) -> None:
         self.responses = responses
         self.served = 0
+        self.requests: list[dict[str, Any]] = []
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         if self.served >= len(self.responses):
             return httpx.Response(500, json={"error": {"code": "replay_exhausted"}})
+        self.requests.append(json.loads(request.content))
         self.served += 1
         return httpx.Response(200, json=self.responses[self.served - 1])
+
+    def calls(self) -> tuple[CallTokens, ...]:
+        """Each answered call's recorded usage beside what its request sent."""
+        calls: list[CallTokens] = []
+        previous: dict[str, Any] | None = None
+        for sent, answer in zip(self.requests, self.responses, strict=False):
+            body = unmarked(sent)
+            usage = answer["usage"]
+            fixed = len(body["messages"][0]["content"]) + len(_compact(body.get("tools", [])))
+            calls.append(
+                CallTokens(
+                    prompt_tokens=usage["prompt_tokens"],
+                    recorded_cached_tokens=(usage.get("prompt_tokens_details") or {}).get("cached_tokens")
+                    or 0,
+                    extends_previous=previous is not None and extends(body, previous),
+                    fixed_prefix_chars=fixed,
+                    request_chars=fixed
+                    + len(_compact(body.get("response_format", {})))
+                    + sum(len(_compact(message)) for message in body["messages"][1:]),
+                    appended_messages=len(body["messages"]) - len(previous["messages"]) if previous else 0,
+                    cache_markers=cache_markers(sent),
+                )
+            )
+            previous = body
+        return tuple(calls)
 
     def usage(self) -> tuple[int, int]:
         answered = self.responses[: self.served]
@@ -70,6 +174,126 @@ class RecordedAnswers:
             sum(answer["usage"]["prompt_tokens"] for answer in answered),
             sum(answer["usage"]["completion_tokens"] for answer in answered),
         )
+
+
+def _compact(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def unmarked(body: dict[str, Any]) -> dict[str, Any]:
+    """A request with its cache markers taken off: a message whose content is one marked text part
+    becomes the plain-text message the planner would send without markers (the same prompt)."""
+    messages = []
+    for message in body["messages"]:
+        content = message.get("content")
+        if isinstance(content, list) and len(content) == 1 and content[0].get("type") == "text":
+            message = {**message, "content": content[0]["text"]}
+        messages.append(message)
+    return {**body, "messages": messages}
+
+
+def cache_markers(body: dict[str, Any]) -> int:
+    """How many ``cache_control`` markers a request carries."""
+    return sum(
+        1
+        for message in body["messages"]
+        if isinstance(message.get("content"), list)
+        for part in message["content"]
+        if isinstance(part, dict) and "cache_control" in part
+    )
+
+
+def extends(body: dict[str, Any], previous: dict[str, Any]) -> bool:
+    """Whether a request is an earlier one with messages appended: the earlier messages unchanged and
+    every other field (model, tools, schema, options) equal, so its prompt starts with the earlier one."""
+    messages, before = body["messages"], previous["messages"]
+    rest = {key: value for key, value in body.items() if key != "messages"}
+    earlier = {key: value for key, value in previous.items() if key != "messages"}
+    return rest == earlier and len(messages) > len(before) and messages[: len(before)] == before
+
+
+def fixed_prefix_tokens(cases: Iterable[CaseUsage]) -> int:
+    """Tokens of the system prompt and tool definitions every plan sends first: each plan's first
+    prompt_tokens times their share of the request's characters, the smallest over the cases."""
+    estimates = [
+        case.calls[0].prompt_tokens * case.calls[0].fixed_prefix_chars // case.calls[0].request_chars
+        for case in cases
+        if case.calls
+    ]
+    return min(estimates) if estimates else 0
+
+
+def cache_hits(
+    calls: Sequence[CallTokens],
+    *,
+    warm: bool,
+    fixed_prefix: int,
+    min_tokens: int = IMPLICIT_CACHE_MIN_TOKENS,
+    block: int = CACHE_BLOCK_TOKENS,
+) -> list[int]:
+    """Cache-hit prompt tokens of each call of one plan, by the implicit cache's documented rule: the
+    longest prefix shared with an earlier request, counted in whole blocks, if at least ``min_tokens``.
+
+    An earlier plan leaves the fixed prefix cached (``warm``); an earlier call of this plan leaves the
+    fixed prefix too, and its whole prompt when this request extends it."""
+    hits: list[int] = []
+    for index, call in enumerate(calls):
+        shared = fixed_prefix if warm or index > 0 else 0
+        if index > 0 and call.extends_previous:
+            shared = max(shared, calls[index - 1].prompt_tokens)
+        shared = min(shared, call.prompt_tokens)
+        shared -= shared % block
+        hits.append(shared if shared >= min_tokens else 0)
+    return hits
+
+
+def explicit_cache(
+    calls: Sequence[CallTokens],
+    *,
+    warm: bool,
+    fixed_prefix: int,
+    min_tokens: int = EXPLICIT_CACHE_MIN_TOKENS,
+    lookback: int = EXPLICIT_CACHE_LOOKBACK_BLOCKS,
+) -> list[tuple[int, int]]:
+    """Each call's (hit, creation) prompt tokens under the explicit cache, the system message and the
+    last message marked: a call reads the longest cached prefix its markers find and writes the
+    rest of its prompt. ``warm``: an earlier plan left the system prompt and tools cached."""
+    result: list[tuple[int, int]] = []
+    for index, call in enumerate(calls):
+        # The system marker's block: written by this plan's first call, or by an earlier plan.
+        hit = fixed_prefix if (warm or index > 0) and fixed_prefix >= min_tokens else 0
+        previous = calls[index - 1].prompt_tokens if index > 0 else 0
+        if call.extends_previous and call.appended_messages <= lookback and previous >= min_tokens:
+            hit = max(hit, previous)
+        hit = min(hit, call.prompt_tokens)
+        result.append((hit, call.prompt_tokens - hit))
+    return result
+
+
+def with_cache_hits(cases: list[CaseUsage]) -> list[CaseUsage]:
+    """The cases in run order with their simulated cache hits: the first plan that calls the model
+    finds the cache cold, every later one finds the fixed prefix there (warm), or none does (cold)."""
+    fixed = fixed_prefix_tokens(cases)
+    result: list[CaseUsage] = []
+    warm = False
+    for case in cases:
+        hits = cache_hits(case.calls, warm=warm, fixed_prefix=fixed)
+        cold = cache_hits(case.calls, warm=False, fixed_prefix=fixed)
+        explicit_cold = explicit_cache(case.calls, warm=False, fixed_prefix=fixed)
+        explicit_warm = explicit_cache(case.calls, warm=warm, fixed_prefix=fixed)
+        result.append(
+            replace(
+                case,
+                cached_prompt_tokens=sum(hits),
+                cached_prompt_tokens_cold=sum(cold),
+                explicit_cached_prompt_tokens_cold=sum(hit for hit, _ in explicit_cold),
+                explicit_cache_creation_tokens_cold=sum(created for _, created in explicit_cold),
+                explicit_cached_prompt_tokens_warm=sum(hit for hit, _ in explicit_warm),
+                explicit_cache_creation_tokens_warm=sum(created for _, created in explicit_warm),
+            )
+        )
+        warm = warm or bool(case.calls)
+    return result
 
 
 def corpus_names() -> list[str]:
@@ -86,7 +310,11 @@ def replay_case(name: str, merchant: Any, brand: Any, users: Any) -> CaseUsage:
     fixture = json.loads((CORPUS / f"{name}.json").read_text(encoding="utf-8"))
     answers = RecordedAnswers(fixture["responses"])
     provider = OpenAiCompatibleChat(
-        base_url=DASHSCOPE, model=MODEL, api_key=lambda: "sk-replay", transport=httpx.MockTransport(answers)
+        base_url=DASHSCOPE,
+        model=MODEL,
+        api_key=lambda: "sk-replay",
+        context_cache=brand.planner.contextCache,
+        transport=httpx.MockTransport(answers),
     )
     planner = configured_planner(
         brand,
@@ -113,7 +341,17 @@ def replay_case(name: str, merchant: Any, brand: Any, users: Any) -> CaseUsage:
     finally:
         provider.close()
     prompt, completion = answers.usage()
-    return CaseUsage(name, kind, answers.served, prompt, completion, outcome)
+    calls = answers.calls()
+    return CaseUsage(
+        name,
+        kind,
+        answers.served,
+        prompt,
+        completion,
+        outcome,
+        recorded_cached_prompt_tokens=sum(call.recorded_cached_tokens for call in calls),
+        calls=calls,
+    )
 
 
 def corpus_usage(names: Iterable[str] | None = None) -> list[CaseUsage]:
@@ -136,7 +374,9 @@ def corpus_usage(names: Iterable[str] | None = None) -> list[CaseUsage]:
     server = serve_in_thread(create_app(clock=lambda: MERCHANT_NOW, profile_fetcher=platform.fetch))
     merchant = UcpMerchant.for_url(server.url, identity=platform.identity())
     try:
-        return [replay_case(name, merchant, brand, users) for name in (names or corpus_names())]
+        return with_cache_hits(
+            [replay_case(name, merchant, brand, users) for name in (names or corpus_names())]
+        )
     finally:
         merchant.close()
         server.stop()
@@ -155,6 +395,34 @@ def summary(cases: list[CaseUsage]) -> dict[str, Any]:
         "medianModelCalls": statistics.median(case.model_calls for case in cases) if cases else 0,
         "medianPromptTokensReachingModel": statistics.median(modelled) if modelled else 0,
         "targetMedianPromptTokens": TARGET_MEDIAN_PROMPT_TOKENS,
+        "fixedPrefixTokens": fixed_prefix_tokens(cases),
+        "everyCallExtendsThePrevious": all(
+            call.extends_previous for case in cases for call in case.calls[1:]
+        ),
+        "meanCachedPromptTokens": round(statistics.mean(c.cached_prompt_tokens for c in cases))
+        if cases
+        else 0,
+        "meanCachedPromptTokensCold": round(statistics.mean(c.cached_prompt_tokens_cold for c in cases))
+        if cases
+        else 0,
+        "meanRecordedCachedPromptTokens": round(
+            statistics.mean(c.recorded_cached_prompt_tokens for c in cases)
+        )
+        if cases
+        else 0,
+        "cacheMarkersPerRequest": sorted({call.cache_markers for case in cases for call in case.calls}),
+        "mostMessagesAppendedByACall": max(
+            (call.appended_messages for case in cases for call in case.calls), default=0
+        ),
+        **{
+            key: round(statistics.mean(getattr(c, field) for c in cases)) if cases else 0
+            for key, field in (
+                ("meanExplicitCachedPromptTokensCold", "explicit_cached_prompt_tokens_cold"),
+                ("meanExplicitCacheCreationTokensCold", "explicit_cache_creation_tokens_cold"),
+                ("meanExplicitCachedPromptTokensWarm", "explicit_cached_prompt_tokens_warm"),
+                ("meanExplicitCacheCreationTokensWarm", "explicit_cache_creation_tokens_warm"),
+            )
+        },
     }
 
 
@@ -167,21 +435,40 @@ def main() -> int:
     cases = corpus_usage(args.goals or None)
     totals = summary(cases)
     if args.json:
-        print(json.dumps({"cases": [asdict(case) for case in cases], "summary": totals}, indent=2))
+        shown = [{key: value for key, value in asdict(case).items() if key != "calls"} for case in cases]
+        print(json.dumps({"cases": shown, "summary": totals}, indent=2))
     else:
-        header = f"{'recording':34} {'planner':14} {'outcome':8} {'calls':>5} {'prompt':>7} {'compl.':>6}"
+        header = (
+            f"{'recording':34} {'planner':14} {'outcome':8} {'calls':>5} {'prompt':>7} {'compl.':>6} "
+            f"{'hits':>6} {'cold':>6} {'rec.':>6}"
+        )
         print(header)
         print("-" * len(header))
         for case in cases:
             print(
                 f"{case.name:34} {case.planner_kind:14} {case.outcome:8} {case.model_calls:5d} "
-                f"{case.prompt_tokens:7d} {case.completion_tokens:6d}"
+                f"{case.prompt_tokens:7d} {case.completion_tokens:6d} {case.cached_prompt_tokens:6d} "
+                f"{case.cached_prompt_tokens_cold:6d} {case.recorded_cached_prompt_tokens:6d}"
             )
         print("-" * len(header))
         print(
             f"{totals['cases']} goals, {totals['servedByRulesFirst']} served without a model call; prompt tokens "
             f"per plan: median {totals['medianPromptTokens']:g}, mean {totals['meanPromptTokens']}; median "
             f"over the goals that reach the model {totals['medianPromptTokensReachingModel']:g}"
+        )
+        print(
+            f"cache hits per plan (mean; implicit cache, >= {IMPLICIT_CACHE_MIN_TOKENS} tokens, fixed prefix "
+            f"~{totals['fixedPrefixTokens']} tokens; every call extends the previous: "
+            f"{totals['everyCallExtendsThePrevious']}): {totals['meanCachedPromptTokens']} warm between "
+            f"plans, {totals['meanCachedPromptTokensCold']} cold, {totals['meanRecordedCachedPromptTokens']} "
+            f"as the provider reported when recorded"
+        )
+        print(
+            f"explicit cache per plan (mean; markers per request {totals['cacheMarkersPerRequest']}): "
+            f"cold between plans {totals['meanExplicitCachedPromptTokensCold']} read, "
+            f"{totals['meanExplicitCacheCreationTokensCold']} written; warm "
+            f"{totals['meanExplicitCachedPromptTokensWarm']} read, "
+            f"{totals['meanExplicitCacheCreationTokensWarm']} written"
         )
     met = totals["medianPromptTokens"] <= TARGET_MEDIAN_PROMPT_TOKENS
     if not args.json:

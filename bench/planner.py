@@ -185,6 +185,7 @@ def replay_once(name: str, merchant: Any, brand: Any, users: Any) -> dict[str, A
         base_url="https://dashscope.aliyuncs.com/compatible-mode/v1",
         model="qwen-plus",
         api_key=lambda: None,
+        context_cache=brand.planner.contextCache,
         transport=httpx.MockTransport(model),
     )
     try:
@@ -221,7 +222,11 @@ def live_provider(args: argparse.Namespace, brand: Any) -> tuple[Any, Any]:
     api_key = os.environ.get(args.api_key_env) if args.api_key_env else None
     recorder = Recorder()
     chat = OpenAiCompatibleChat(
-        base_url=args.llm_url, model=args.model, api_key=lambda: api_key, transport=recorder
+        base_url=args.llm_url,
+        model=args.model,
+        api_key=lambda: api_key,
+        context_cache=brand.planner.contextCache,
+        transport=recorder,
     )
     return chat, recorder
 

@@ -18,6 +18,7 @@ the model and ends as its recording does.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import re
@@ -226,7 +227,11 @@ def replay(name: str, sandbox: UcpMerchant, brand: BrandConfig, users: UserDirec
     assert_recorded_with_shipped_prompts(FIXTURES / f"{name}.json", fixture, brand)
     recorded = Replay(fixture["responses"])
     provider = OpenAiCompatibleChat(
-        base_url=DASHSCOPE, model=MODEL, api_key=lambda: "sk-replay", transport=httpx.MockTransport(recorded)
+        base_url=DASHSCOPE,
+        model=MODEL,
+        api_key=lambda: "sk-replay",
+        context_cache=brand.planner.contextCache,
+        transport=httpx.MockTransport(recorded),
     )
     planner = LlmPlanner(
         provider,
@@ -250,6 +255,12 @@ def replay(name: str, sandbox: UcpMerchant, brand: BrandConfig, users: UserDirec
         outcome.refusal = refused
     assert_conversation_is_well_formed(recorded)
     return outcome
+
+
+def message_text(message: dict[str, Any]) -> str:
+    """A request message's text, whether sent as a string or as content parts (a cache marker)."""
+    content = message.get("content") or ""
+    return content if isinstance(content, str) else "".join(part["text"] for part in content)
 
 
 def assert_conversation_is_well_formed(recorded: Replay) -> None:
@@ -351,10 +362,15 @@ def test_plan_carries_prompt_version_hash_model_usage_and_cost(sandbox, brand, u
     assert info.promptVersion == "v1" and info.promptHash.startswith("sha256:")
     assert info.usage is not None
     assert (info.usage.promptTokens, info.usage.completionTokens) == (prompt_tokens, completion_tokens)
+    # The provider's cache hits are part of the prompt tokens, priced at the brand's cached rate.
+    cached_tokens = sum(usage["prompt_tokens_details"]["cached_tokens"] for usage in usages)
+    assert cached_tokens > 0
     price = brand.planner.prices[MODEL]
+    assert price.cachedInputPerMillion is not None
     expected_fen = math.ceil(
         (
-            prompt_tokens * price.inputPerMillion.amount_minor
+            (prompt_tokens - cached_tokens) * price.inputPerMillion.amount_minor
+            + cached_tokens * price.cachedInputPerMillion.amount_minor
             + completion_tokens * price.outputPerMillion.amount_minor
         )
         / 1_000_000
@@ -377,6 +393,30 @@ def test_requests_offer_the_tools_and_the_draft_schema_and_carry_the_key(sandbox
     assert all(headers["authorization"] == "Bearer sk-replay" for headers in outcome.replay.headers)
 
 
+def test_requests_mark_the_system_and_the_last_message_for_the_explicit_cache(sandbox, brand, users):
+    # The sandbox brand ships contextCache: explicit; the replay sends what it sends.
+    assert brand.planner.contextCache == "explicit"
+    outcome = replay("injection_in_goal_en", sandbox, brand, users)
+    for request in outcome.replay.requests:
+        marked = [
+            index
+            for index, message in enumerate(request["messages"])
+            for part in (message["content"] if isinstance(message["content"], list) else [])
+            if part.get("cache_control") == {"type": "ephemeral"}
+        ]
+        assert marked == [0, len(request["messages"]) - 1]
+
+    # Each later request starts with the one before it, markers aside: the prefix the cache serves.
+    def unmarked(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [{**m, "content": message_text(m)} for m in messages]
+
+    for before, after in itertools.pairwise(outcome.replay.requests):
+        assert unmarked(after["messages"][: len(before["messages"])]) == unmarked(before["messages"])
+        assert {k: v for k, v in after.items() if k != "messages"} == {
+            k: v for k, v in before.items() if k != "messages"
+        }
+
+
 def test_the_model_never_sees_names_phones_or_streets(sandbox, brand, users):
     outcome = replay("seed_en", sandbox, brand, users)
     sent = json.dumps(outcome.replay.requests, ensure_ascii=False)
@@ -389,7 +429,7 @@ def test_injected_payment_method_is_refused_and_repaired(sandbox, brand, users):
     outcome = replay("injection_in_goal_en", sandbox, brand, users)
     repair_request = outcome.replay.requests[3]["messages"][-1]
     assert repair_request["role"] == "user"
-    assert "'pm_admin_free' is not one of the shopper's: pm_user1_visa" in repair_request["content"]
+    assert "'pm_admin_free' is not one of the shopper's: pm_user1_visa" in message_text(repair_request)
     assert outcome.plan is not None and outcome.plan.steps[-1].args.paymentMethodId == "pm_user1_visa"
 
 
@@ -399,7 +439,11 @@ def shipped(name: str, sandbox: UcpMerchant, brand: BrandConfig, users: UserDire
     fixture = load_fixture(name)
     recorded = Replay(fixture["responses"])
     provider = OpenAiCompatibleChat(
-        base_url=DASHSCOPE, model=MODEL, api_key=lambda: "sk-replay", transport=httpx.MockTransport(recorded)
+        base_url=DASHSCOPE,
+        model=MODEL,
+        api_key=lambda: "sk-replay",
+        context_cache=brand.planner.contextCache,
+        transport=httpx.MockTransport(recorded),
     )
     planner = configured_planner(
         brand,

@@ -7,7 +7,6 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 from cartpilot.brands.access import ApiClient, StaffMember
@@ -43,12 +42,35 @@ class ModelPrice(BaseModel):
 
     inputPerMillion: Money
     outputPerMillion: Money
+    cachedInputPerMillion: Money | None = Field(
+        default=None,
+        description="Prompt tokens the provider served from its context cache; unset: the input price",
+    )
+    cacheCreationPerMillion: Money | None = Field(
+        default=None,
+        description="Prompt tokens the provider wrote to an explicit context cache; unset: the input price",
+    )
 
     @model_validator(mode="after")
     def _one_currency(self) -> ModelPrice:
-        if self.inputPerMillion.currency != self.outputPerMillion.currency:
-            raise ValueError("input and output prices must be in one currency")
+        currencies = {self.inputPerMillion.currency, self.outputPerMillion.currency}
+        for optional in (self.cachedInputPerMillion, self.cacheCreationPerMillion):
+            if optional is not None:
+                currencies.add(optional.currency)
+        if len(currencies) > 1:
+            raise ValueError("input, cached input, cache creation and output prices must be in one currency")
         return self
+
+    @property
+    def cachedInput(self) -> Money:
+        """What a million cache-hit prompt tokens cost: the cached price, else the input price."""
+        return self.cachedInputPerMillion or self.inputPerMillion
+
+    @property
+    def cacheCreation(self) -> Money:
+        """What a million prompt tokens written to an explicit cache cost: the creation price, else
+        the input price."""
+        return self.cacheCreationPerMillion or self.inputPerMillion
 
 
 class PlannerConfig(BaseModel):
@@ -82,6 +104,11 @@ class PlannerConfig(BaseModel):
         description="Provider-specific request fields, e.g. {enable_thinking: false} for Qwen3 on DashScope",
     )
     prices: dict[str, ModelPrice] = Field(default_factory=dict, description="Per model name")
+    contextCache: Literal["implicit", "explicit"] = Field(
+        default="implicit",
+        description="openai provider: explicit marks the system and the last message with cache_control "
+        "(DashScope's explicit cache); implicit sends requests unmarked",
+    )
 
 
 class MerchantCredentials(BaseModel):
@@ -141,7 +168,8 @@ class BrandConfig(BaseModel):
     # and at most one rotation period of its key (the ring keeps the previous key for one period).
     shopperViewTtlSeconds: int = Field(default=30 * 86400, ge=10, le=30 * 86400)
     priceTolerancePercent: int = Field(default=0, ge=0, le=20)
-    planner: PlannerConfig = PlannerConfig()
+    # A factory, not an instance: an instance would build the planner's models when the module loads.
+    planner: PlannerConfig = Field(default_factory=PlannerConfig)
     generatedShoppers: int = Field(default=0, ge=0, le=100000)
     merchants: list[MerchantConfig] = Field(min_length=1, description="The first is the default")
     paymentHandlers: dict[str, str] = Field(
@@ -255,6 +283,8 @@ ModelT = TypeVar("ModelT", bound=BaseModel)
 
 def load_yaml_model(path: Path, model: type[ModelT], label: str = "") -> ModelT:
     """Reads a brand's YAML file into its model; every problem is a BrandConfigError naming the file."""
+    import yaml  # loaded with the first brand file, not by every handler that imports the models
+
     prefix = f"{label}: " if label else ""
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))

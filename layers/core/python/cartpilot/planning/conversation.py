@@ -23,10 +23,19 @@ class ModelUnavailable(Exception):
 class Usage:
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    cached_prompt_tokens: int = 0
+    """The part of ``prompt_tokens`` the provider served from its context cache (billed at its cached
+    rate); 0 when the provider does not say."""
+    cache_creation_prompt_tokens: int = 0
+    """The part of ``prompt_tokens`` the provider wrote to an explicit cache (billed at its
+    cache-creation rate); 0 when the provider does not say."""
 
     def __add__(self, other: Usage) -> Usage:
         return Usage(
-            self.prompt_tokens + other.prompt_tokens, self.completion_tokens + other.completion_tokens
+            self.prompt_tokens + other.prompt_tokens,
+            self.completion_tokens + other.completion_tokens,
+            self.cached_prompt_tokens + other.cached_prompt_tokens,
+            self.cache_creation_prompt_tokens + other.cache_creation_prompt_tokens,
         )
 
 

@@ -84,11 +84,19 @@ class PlanningTrace:
 
 
 def estimate_cost(usage: Usage, price: ModelPrice | None) -> Money | None:
-    """Tokens times the per-million price, rounded up: an estimate should not read as free."""
+    """Tokens times the per-million price, rounded up: an estimate should not read as free.
+
+    Prompt tokens the provider served from its context cache are priced at the cached rate, those it
+    wrote to an explicit cache at the cache-creation rate (each the input rate when the table has
+    none), the rest at the input rate."""
     if price is None:
         return None
+    cached = min(usage.cached_prompt_tokens, usage.prompt_tokens)
+    created = min(usage.cache_creation_prompt_tokens, usage.prompt_tokens - cached)
     micro = (
-        usage.prompt_tokens * price.inputPerMillion.amount_minor
+        (usage.prompt_tokens - cached - created) * price.inputPerMillion.amount_minor
+        + cached * price.cachedInput.amount_minor
+        + created * price.cacheCreation.amount_minor
         + usage.completion_tokens * price.outputPerMillion.amount_minor
     )
     return Money(amount_minor=math.ceil(micro / 1_000_000), currency=price.inputPerMillion.currency)
@@ -254,6 +262,8 @@ class LlmPlanner:
                 "toolCalls": len(reply.tool_calls),
                 "finishReason": reply.finish_reason,
                 "promptTokens": reply.usage.prompt_tokens,
+                "cachedPromptTokens": reply.usage.cached_prompt_tokens,
+                "cacheCreationPromptTokens": reply.usage.cache_creation_prompt_tokens,
                 "completionTokens": reply.usage.completion_tokens,
                 "ms": round(elapsed * 1000),
             },

@@ -12,6 +12,8 @@ provider, endpoint and model, and hand over a key directly:
 ``CARTPILOT_LLM_API_KEY``          the key itself (local use only; deployments use the secret)
 ``CARTPILOT_LLM_STRUCTURED_OUTPUT`` ``json_schema`` | ``json_object`` | ``none``
 ``CARTPILOT_RULES_FIRST``          ``true`` | ``false``: the brand's ``rulesFirst``
+``CARTPILOT_LLM_CONTEXT_CACHE``    ``implicit`` | ``explicit``: the brand's ``contextCache``
+                                   (``implicit`` for a local vLLM or Ollama)
 =================================  ==========================================================
 
 A model planner always has the rules planner behind it unless the brand says ``fallback: none``, and
@@ -48,6 +50,7 @@ ENV_LLM_MODEL = "CARTPILOT_LLM_MODEL"
 ENV_LLM_API_KEY = "CARTPILOT_LLM_API_KEY"
 ENV_STRUCTURED_OUTPUT = "CARTPILOT_LLM_STRUCTURED_OUTPUT"
 ENV_RULES_FIRST = "CARTPILOT_RULES_FIRST"
+ENV_CONTEXT_CACHE = "CARTPILOT_LLM_CONTEXT_CACHE"
 ENV_API_KEY_SECRET_ID = "LLM_API_KEY_SECRET_ID"  # noqa: S105 - a variable name, not a secret
 SECRET_MAX_AGE_SECONDS = 300
 
@@ -63,6 +66,7 @@ class PlannerOverrides:
     """The name of an environment variable that holds the API key."""
     structured_output: str | None = None
     rules_first: str | None = None
+    context_cache: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> PlannerOverrides:
@@ -73,6 +77,7 @@ class PlannerOverrides:
             api_key_env=ENV_LLM_API_KEY if environ.get(ENV_LLM_API_KEY) else None,
             structured_output=environ.get(ENV_STRUCTURED_OUTPUT) or None,
             rules_first=environ.get(ENV_RULES_FIRST) or None,
+            context_cache=environ.get(ENV_CONTEXT_CACHE) or None,
         )
 
 
@@ -85,6 +90,7 @@ def effective_config(brand: BrandConfig, overrides: PlannerOverrides) -> Planner
             ("model", overrides.model),
             ("structuredOutput", overrides.structured_output),
             ("rulesFirst", overrides.rules_first),
+            ("contextCache", overrides.context_cache),
         )
         if value is not None
     }
@@ -239,6 +245,7 @@ def provider_for(config: PlannerConfig, *, api_key: _KeySource) -> ChatProvider:
         config.connectTimeoutSeconds,
         config.timeoutSeconds,
         json.dumps(config.extraBody, sort_keys=True),
+        config.contextCache,
         api_key.fingerprint,
     )
     with _providers_lock:
@@ -263,6 +270,7 @@ def _build_provider(config: PlannerConfig, api_key: _KeySource) -> ChatProvider:
             temperature=config.temperature,
             extra_body=config.extraBody,
             connect_timeout=config.connectTimeoutSeconds,
+            context_cache=config.contextCache,
         )
     # Bedrock is an AWS service: its provider lives with the other AWS adapters.
     from cartpilot.adapters.aws.bedrock import bedrock_converse

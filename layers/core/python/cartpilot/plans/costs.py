@@ -1,7 +1,8 @@
 """What a plan costs to buy and what it cost to make: the order's total beside the planner's model cost.
 
-The model cost is the plan's own ``planner.estimatedCost`` (tokens priced from the brand's table),
-shown so nobody is surprised by the bill. A plan the rules planner made alone called no model: its
+The model cost is the plan's own ``planner.estimatedCost`` (tokens priced from the brand's table,
+prompt tokens the provider served from its context cache at the table's cached-input price), shown
+so nobody is surprised by the bill. A plan the rules planner made alone called no model: its
 cost is zero. A model the brand's table has no price for is shown as not priced, never as free.
 """
 

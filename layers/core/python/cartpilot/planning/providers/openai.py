@@ -10,6 +10,15 @@ Compatible servers differ in small ways this adapter absorbs: Ollama may send ar
 and omit call ids; Qwen3 may prefix its answer with a ``<think>`` block (the draft parser strips it).
 The API key travels only in the Authorization header: it is never logged, and an error message
 names the HTTP status and the provider's error code, never a body that might echo the key.
+
+Context cache (``context_cache``, the brand's ``planner.contextCache``). ``implicit`` sends requests
+unmarked: DashScope's implicit cache may serve a prefix on its own, at a fifth of the input price,
+with no promise of a hit. ``explicit`` marks the system message and the last message with
+``cache_control``: DashScope then writes the prefix up to each marker to a cache (at 125% of the
+input price) and serves it to the next call of the plan (at 10%), which re-sends that prefix plus
+the model's answer and the tool results. Usage carries both counts
+(``usage.prompt_tokens_details.cached_tokens`` and ``.cache_creation_input_tokens``). Leave
+``implicit`` for servers that do not know the markers (vLLM, Ollama).
 """
 
 from __future__ import annotations
@@ -34,7 +43,17 @@ from cartpilot.planning.conversation import (
 from cartpilot.planning.tools import tool_result_text
 
 StructuredOutput = Literal["json_schema", "json_object", "none"]
+ContextCache = Literal["implicit", "explicit"]
 COMPLETIONS_PATH = "chat/completions"
+
+# DashScope's explicit cache (https://www.alibabacloud.com/help/en/model-studio/context-cache): the
+# marker goes on a content part, the message's content turned into a list of parts:
+#   {"role": "system", "content": [{"type": "text", "text": "You are ...",
+#                                   "cache_control": {"type": "ephemeral"}}]}
+# At most four markers a request; system, user, assistant and tool messages may carry one.
+CACHE_CONTROL: Mapping[str, str] = {"type": "ephemeral"}
+MAX_CACHE_MARKERS = 4
+MARKABLE_ROLES = frozenset({"system", "user", "assistant", "tool"})
 
 
 def _no_key() -> str | None:
@@ -55,9 +74,11 @@ class OpenAiCompatibleChat:
         temperature: float = 0.0,
         extra_body: Mapping[str, Any] | None = None,
         connect_timeout: float = 3.0,
+        context_cache: ContextCache = "implicit",
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.model = model
+        self.context_cache = context_cache
         self.base_url = base_url.rstrip("/")
         self._api_key = api_key
         self._structured_output = structured_output
@@ -85,10 +106,11 @@ class OpenAiCompatibleChat:
             # One turn for independent lookups: the seed goal fits in two tool rounds this way.
             body["parallel_tool_calls"] = True
         body.update(self._extra_body)
+        messages = self._messages(request)
         body.update(
             {
                 "model": self.model,
-                "messages": self._messages(request),
+                "messages": mark_for_cache(messages) if self.context_cache == "explicit" else messages,
                 "tools": [
                     {
                         "type": "function",
@@ -179,15 +201,65 @@ class OpenAiCompatibleChat:
                 _tool_call(raw, fallback_id=f"call_{turn}_{index}")
                 for index, raw in enumerate(message.get("tool_calls") or [])
             )
-            usage = data.get("usage") or {}
             return ModelReply(
                 text=text,
                 tool_calls=calls,
-                usage=Usage(int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)),
+                usage=_usage(data.get("usage") or {}),
                 finish_reason=choice.get("finish_reason"),
             )
         except (ValueError, KeyError, IndexError, TypeError, AttributeError):
             raise ModelUnavailable("the answer is not a chat completion") from None
+
+
+def mark_for_cache(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The messages with the system message and the last message that can carry a marker marked
+    for the explicit cache, the other messages as they were.
+
+    The last message is usually the one to mark (the goal, a tool result, a repair note); an
+    assistant turn that only calls tools has no text to mark, so the last message with text is
+    marked instead. Marking the system message keeps the system prompt and tools cached even when
+    the conversation's marker does not match."""
+    markable = [
+        index
+        for index, message in enumerate(messages)
+        if message.get("role") in MARKABLE_ROLES
+        and isinstance(message.get("content"), str)
+        and message["content"]
+    ]
+    if not markable:
+        return messages
+    chosen = {markable[-1]}
+    if messages[markable[0]]["role"] == "system":
+        chosen.add(markable[0])
+    chosen = set(sorted(chosen)[-MAX_CACHE_MARKERS:])
+    return [_marked(message) if index in chosen else message for index, message in enumerate(messages)]
+
+
+def _marked(message: dict[str, Any]) -> dict[str, Any]:
+    part = {"type": "text", "text": message["content"], "cache_control": dict(CACHE_CONTROL)}
+    return {**message, "content": [part]}
+
+
+def _count(value: Any) -> int:
+    """A token count as the provider sent it: anything but a non-negative integer is 0."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+def _usage(usage: Mapping[str, Any]) -> Usage:
+    """Tokens as the provider counted them. Cache hits come in ``prompt_tokens_details.cached_tokens``
+    (DashScope and OpenAI alike), tokens written to DashScope's explicit cache in
+    ``prompt_tokens_details.cache_creation_input_tokens`` (or broken down by lifetime in
+    ``cache_creation``); both are part of ``prompt_tokens``. A missing or odd value counts 0."""
+    prompt = int(usage.get("prompt_tokens") or 0)
+    details = usage.get("prompt_tokens_details")
+    if not isinstance(details, Mapping):
+        details = {}
+    hits = min(_count(details.get("cached_tokens")), prompt)
+    created = _count(details.get("cache_creation_input_tokens"))
+    by_lifetime = details.get("cache_creation")
+    if not created and isinstance(by_lifetime, Mapping):
+        created = sum(_count(value) for value in by_lifetime.values())
+    return Usage(prompt, int(usage.get("completion_tokens") or 0), hits, min(created, prompt - hits))
 
 
 def _text(content: Any) -> str | None:
