@@ -8,7 +8,10 @@ Runs goals of each path on the local stack (the one the end-to-end tests use) on
   executed steps are compensated.
 - ``undone``: a low-risk goal completed, then undone by the shopper.
 
-Per goal it counts state transitions (and task retries, billed as transitions), Lambda invocations
+A goal's executions are its own (named ``<goalId>``) and those named after it on any of the stack's
+state machines (the step loop's ``<goalId>-steps-<uuid>``, the undo flow's ``<goalId>-undo``).
+Per goal it counts the Standard executions' state transitions (and task retries, billed as
+transitions), the Express executions' requests and billed duration (64 MB chunks, 100 ms), Lambda invocations
 with each function's configured memory and measured duration, DynamoDB read and write request units
 from item sizes, notifications, API requests, KMS/S3/Secrets Manager calls, state-machine log bytes
 (the execution's history as Step Functions logs it at the configured level) and the functions' log
@@ -37,7 +40,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 sys.path.append(str(Path(__file__).resolve().parents[1]))  # after PYTHONPATH: a checkout under test wins
 
@@ -45,11 +48,14 @@ from bench.cost_units import (
     PLATFORM_LOG_BYTES_PER_INVOCATION,
     Bound,
     DynamoUnits,
+    ExpressRun,
     GoalUsage,
     LambdaRun,
     PriceTable,
     binding,
     concurrency_bound,
+    express_billed_memory_mb,
+    express_gb_seconds,
     goals_per_second,
     load_prices,
     logging_settings,
@@ -70,6 +76,8 @@ APPROVAL_GOAL = "Buy me 2 pairs of running shoes, size 42, and gift-wrap them"
 SHOPPER = "user-1"
 PAYMENT_STEP = "POST /checkout-sessions/{id}/complete"
 WAIT_SECONDS = 120.0
+# What the wait for a completed goal's undo window finds when the flow ends at the receipt instead.
+ENDED_AT_RECEIPT = "ended at the receipt"
 
 
 def _poll(what: str, check: Callable[[], Any], timeout: float = WAIT_SECONDS) -> Any:
@@ -92,6 +100,66 @@ class Measured:
     status: str
     usage: GoalUsage
     usd: dict[str, float]
+    # How long the goal kept a Standard execution open, and whether it stayed open for the undo window.
+    open_seconds: float = 0.0
+    undo_window_open: bool = False
+
+
+@dataclass(frozen=True)
+class GoalExecution:
+    """One execution of the goal: its own flow (named ``<goalId>``) or one it started (``<goalId>-...``)."""
+
+    arn: str
+    name: str
+    express: bool
+    definition_bytes: int
+
+
+def goal_execution_names(goal_id: str, names: Iterable[str]) -> list[str]:
+    """The goal's own execution and those named after it: the step loop's ``<goalId>-steps-<uuid>``,
+    the undo flow's ``<goalId>-undo``."""
+    return [name for name in names if name == goal_id or name.startswith(f"{goal_id}-")]
+
+
+def execution_seconds(history: Iterable[dict[str, Any]]) -> float:
+    """From an execution's first history event to its last."""
+    times = [event["timestamp"] for event in history if event.get("timestamp") is not None]
+    return (max(times) - min(times)).total_seconds() if times else 0.0
+
+
+def task_retries(history: Iterable[dict[str, Any]]) -> int:
+    """Task attempts beyond the first of each entered Task state (billed as transitions)."""
+    events = list(history)
+    entered = sum(1 for event in events if event["type"] == "TaskStateEntered")
+    scheduled = sum(1 for event in events if event["type"] in ("TaskScheduled", "LambdaFunctionScheduled"))
+    return max(0, scheduled - entered)
+
+
+_DATA_FIELDS = ("input", "output")
+
+
+def largest_payload_bytes(history: Iterable[dict[str, Any]]) -> int:
+    """The largest input or output an execution's states carried (its execution data size)."""
+    largest = 0
+    for event in history:
+        for name, details in event.items():
+            if name.endswith("EventDetails") and isinstance(details, dict):
+                for field_name in _DATA_FIELDS:
+                    value = details.get(field_name)
+                    if isinstance(value, str):
+                        largest = max(largest, len(value.encode()))
+    return largest
+
+
+def express_run(history: list[dict[str, Any]], definition_bytes: int) -> ExpressRun:
+    """An Express execution as billed: its duration (first to last history event), memory from its
+    definition and data (no Map or Parallel state: the smallest 64 MB chunk), and, for comparison,
+    the transitions a Standard execution would have billed."""
+    return ExpressRun(
+        duration_ms=execution_seconds(history) * 1000,
+        memory_mb=express_billed_memory_mb(definition_bytes, largest_payload_bytes(history)),
+        transitions=sum(1 for event in history if str(event["type"]).endswith("StateEntered")),
+    )
 
 
 class CostBench:
@@ -144,26 +212,42 @@ class CostBench:
             )
             self.client.open_link(link).raise_for_status()
             self.client.decide(link, "approve").raise_for_status()
+        window_open = False
         if path in ("auto", "approved", "undone"):
+            # A flow that parks in its undo window (a task token), or one that ends at the receipt
+            # and starts an undo flow only when the shopper asks.
             token = _poll(
-                f"the undo window of {goal_id}",
+                f"the undo window or the completion of {goal_id}",
                 lambda: (
-                    self._undo_token(goal_id, first_invocation) or self._ended_early(goal_id, execution_arn)
+                    self._undo_token(goal_id, first_invocation)
+                    or self._ended_at_receipt(goal_id, execution_arn)
                 ),
             )
+            window_open = token != ENDED_AT_RECEIPT
             if path == "undone":
                 undo = self.client.undo(goal_id)
                 if undo.status_code >= 400:
                     raise RuntimeError(f"undo of {goal_id} refused: {undo.text}")
-            else:
+            elif window_open:
                 from cartpilot_local.task_timeouts import time_out_waiting_task
 
                 # The window's end, now: the flow takes the same path as when the timeout passes.
                 time_out_waiting_task(token, "us-east-1")
-        _poll(f"the end of {goal_id}'s execution", lambda: self._finished(execution_arn))
-        usage = self._usage(execution_arn, first_invocation, mark)
+        _poll(f"the end of {goal_id}'s executions", lambda: self._all_finished(goal_id))
+        executions = self._goal_executions(goal_id)
+        usage = self._usage(executions, first_invocation, mark)
         status = self.client.goal(goal_id)["status"]  # after metering: the bench's own read is no cost
-        return Measured(path, goal_id, status, usage, price_goal(usage, self.prices))
+        return Measured(
+            path,
+            goal_id,
+            status,
+            usage,
+            price_goal(usage, self.prices),
+            open_seconds=sum(
+                self._open_seconds(execution) for execution in executions if not execution.express
+            ),
+            undo_window_open=window_open,
+        )
 
     # --- what the stack did -----------------------------------------------------------------
 
@@ -193,6 +277,51 @@ class CostBench:
 
     def _finished(self, execution_arn: str) -> bool:
         return self.sfn.describe_execution(executionArn=execution_arn)["status"] != "RUNNING"
+
+    def _goal_executions(self, goal_id: str) -> list[GoalExecution]:
+        """The goal's executions across the stack's state machines (the order flow, its step loop,
+        the undo flow), found by name."""
+        found: list[GoalExecution] = []
+        for machine in (
+            self.sfn.get_paginator("list_state_machines").paginate().build_full_result()["stateMachines"]
+        ):
+            arn = machine["stateMachineArn"]
+            executions = (
+                self.sfn.get_paginator("list_executions").paginate(stateMachineArn=arn).build_full_result()
+            )["executions"]
+            names = set(goal_execution_names(goal_id, (execution["name"] for execution in executions)))
+            if not names:
+                continue
+            described = self.sfn.describe_state_machine(stateMachineArn=arn)
+            for execution in executions:
+                if execution["name"] in names:
+                    found.append(
+                        GoalExecution(
+                            arn=str(execution["executionArn"]),
+                            name=str(execution["name"]),
+                            express=described.get("type") == "EXPRESS",
+                            definition_bytes=len(str(described.get("definition", "")).encode()),
+                        )
+                    )
+        return found
+
+    def _all_finished(self, goal_id: str) -> bool:
+        executions = self._goal_executions(goal_id)
+        return bool(executions) and all(self._finished(execution.arn) for execution in executions)
+
+    def _open_seconds(self, execution: GoalExecution) -> float:
+        description = self.sfn.describe_execution(executionArn=execution.arn)
+        stop = description.get("stopDate")
+        return (stop - description["startDate"]).total_seconds() if stop else 0.0
+
+    def _ended_at_receipt(self, goal_id: str, execution_arn: str) -> str | bool:
+        """``ENDED_AT_RECEIPT`` when the flow succeeded with no undo window open (the undo flow starts
+        on request); fails the run when it ended otherwise (else False). Reads the execution, not the
+        goal: a read through the API would be metered as the goal's."""
+        status = self.sfn.describe_execution(executionArn=execution_arn)["status"]
+        if status == "SUCCEEDED":
+            return ENDED_AT_RECEIPT
+        return self._ended_early(goal_id, execution_arn)
 
     def _ended_early(self, goal_id: str, execution_arn: str) -> bool:
         """Fails the run when the flow ended before the step the path waits for (else False)."""
@@ -233,18 +362,20 @@ class CostBench:
                 return events
             arguments["nextToken"] = page["nextToken"]
 
-    def _usage(self, execution_arn: str, first_invocation: int, mark: Any) -> GoalUsage:
-        history = self._history(execution_arn)
+    def _usage(self, executions: list[GoalExecution], first_invocation: int, mark: Any) -> GoalUsage:
         usage = GoalUsage()
-        usage.transitions = _transitions(self.sfn, execution_arn, history)
-        entered_tasks = sum(1 for event in history if event["type"] == "TaskStateEntered")
-        scheduled = sum(
-            1 for event in history if event["type"] in ("TaskScheduled", "LambdaFunctionScheduled")
-        )
-        usage.retries = max(0, scheduled - entered_tasks)
-        usage.state_machine_log_bytes = state_machine_log_bytes(
-            history, execution_arn, level=self.log_level, include_data=self.include_data
-        )
+        for execution in executions:
+            # Express histories are not an AWS API (CloudWatch Logs has them); moto's serves them here.
+            history = self._history(execution.arn)
+            # The step loop's log group logs at the order flow's level.
+            usage.state_machine_log_bytes += state_machine_log_bytes(
+                history, execution.arn, level=self.log_level, include_data=self.include_data
+            )
+            if execution.express:
+                usage.express_runs.append(express_run(history, execution.definition_bytes))
+                continue
+            usage.transitions += _transitions(self.sfn, execution.arn, history)
+            usage.retries += task_retries(history)
         ours = self.per_goal_functions
         for invocation in self.local.runtime.invocations[first_invocation:]:
             if invocation.function_name in ours:
@@ -341,6 +472,16 @@ def summarise(runs: list[Measured]) -> dict[str, Any]:
     return {
         "transitions": med(u.transitions for u in usages),
         "retries": med(u.retries for u in usages),
+        # The step loop's Express executions: requests and duration billed, transitions not.
+        "express_requests": med(u.express_requests for u in usages),
+        "express_transitions": med(u.express_transitions for u in usages),
+        "express_gb_seconds": round(
+            med(sum(express_gb_seconds(r) for r in u.express_runs) for u in usages), 4
+        ),
+        # How long a goal keeps a Standard execution open (its flow, its undo flow), and whether
+        # it stays open through the undo window.
+        "standard_open_seconds": round(med(run.open_seconds for run in runs), 3),
+        "undo_window_open": any(run.undo_window_open for run in runs),
         "invocations": med(len(u.invocations) for u in usages),
         "ddb_requests": med(u.dynamo.requests for u in usages),
         "ddb_read_units": med(u.dynamo.read_units for u in usages),
@@ -378,21 +519,73 @@ def summarise(runs: list[Measured]) -> dict[str, Any]:
     }
 
 
-def planner_figures(prices: PriceTable) -> dict[str, Any]:
+CACHE_RULE = "explicit cache, cold between plans"
+CACHE_ASSUMPTION = (
+    "DashScope explicit cache (cache_control on the system and the last message), cold between plans: "
+    "within a plan each call reads the previous call's prompt from the cache at 10% of the input price "
+    "and writes its new tokens at 125%; each plan's first call writes its whole prompt"
+)
+
+
+def planner_figures(prices: PriceTable, cases: list[Any] | None = None) -> dict[str, Any]:
     """Tokens per plan over the recorded corpus, with the planner as shipped, and their price.
 
     Token counts are medians per plan, as the target is set; the price is the mean per plan (what
-    1,000 plans cost, since a plan the rules planner serves costs nothing and a long one a lot)."""
+    1,000 plans cost, since a plan the rules planner serves costs nothing and a long one a lot).
+    The headline prices the explicit cache the sandbox brand ships with (``contextCache: explicit``)
+    by its documented rule, cold between plans (``bench/corpus_tokens.py`` simulates it); beside it:
+    the same with the system prompt and tools warm between plans, no cache at all, the implicit
+    cache's hits as the provider reported them when the answers were recorded, and the implicit
+    cache's documented rule simulated (hits it may give, not hits it promises)."""
     from bench.corpus_tokens import corpus_usage
 
-    cases = corpus_usage()
+    cases = corpus_usage() if cases is None else cases
     with_model = [case for case in cases if case.model_calls]
+
+    def per_thousand_plans(
+        cached: Callable[[Any], int],
+        created: Callable[[Any], int] = lambda case: 0,
+        cache: Literal["implicit", "explicit"] = "implicit",
+    ) -> float:
+        return per_thousand(
+            statistics.fmean(
+                model_cost(
+                    c.prompt_tokens,
+                    c.completion_tokens,
+                    prices,
+                    cached_prompt_tokens=cached(c),
+                    cache_creation_tokens=created(c),
+                    cache=cache,
+                )
+                for c in cases
+            )
+        )
+
     return {
         "prompt_tokens_median": statistics.median(case.prompt_tokens for case in cases),
         "completion_tokens_median": statistics.median(case.completion_tokens for case in cases),
-        "usd_per_1000_plans": per_thousand(
-            statistics.fmean(model_cost(c.prompt_tokens, c.completion_tokens, prices) for c in cases)
+        "cache_assumption": CACHE_ASSUMPTION,
+        "cache_rule": CACHE_RULE,
+        "cached_prompt_tokens_mean": round(
+            statistics.fmean(case.explicit_cached_prompt_tokens_cold for case in cases), 1
         ),
+        "cache_creation_tokens_mean": round(
+            statistics.fmean(case.explicit_cache_creation_tokens_cold for case in cases), 1
+        ),
+        "usd_per_1000_plans": per_thousand_plans(
+            lambda case: case.explicit_cached_prompt_tokens_cold,
+            lambda case: case.explicit_cache_creation_tokens_cold,
+            "explicit",
+        ),
+        "usd_per_1000_plans_explicit_warm": per_thousand_plans(
+            lambda case: case.explicit_cached_prompt_tokens_warm,
+            lambda case: case.explicit_cache_creation_tokens_warm,
+            "explicit",
+        ),
+        "usd_per_1000_plans_uncached": per_thousand_plans(lambda case: 0),
+        "usd_per_1000_plans_as_recorded": per_thousand_plans(lambda case: case.recorded_cached_prompt_tokens),
+        "usd_per_1000_plans_implicit_warm": per_thousand_plans(lambda case: case.cached_prompt_tokens),
+        "usd_per_1000_plans_implicit_cold": per_thousand_plans(lambda case: case.cached_prompt_tokens_cold),
         "prompt_tokens_mean": round(statistics.fmean(case.prompt_tokens for case in cases), 1),
         "completion_tokens_mean": round(statistics.fmean(case.completion_tokens for case in cases), 1),
         "model_calls_mean": round(statistics.fmean(case.model_calls for case in cases), 2),
@@ -446,15 +639,37 @@ def capacity(
         goals_per_second(refill, transitions),
         "fewer transitions per goal; quota increase (StateTransition)",
     )
-    # A completed goal's execution stays open through the undo window, waiting for an undo.
-    lifetime = load_brand("sandbox").undoWindowSeconds + 60
-    add(
-        "Step Functions open executions",
-        f"{quotas['stepfunctions_open_executions']:,} open",
-        f"open {lifetime / 3600:.0f} h (undo window)",
-        open_executions_bound(quotas["stepfunctions_open_executions"], lifetime),
-        "end the execution at completion and start undo on request, or a shorter undo window",
-    )
+    express_starts = auto.get("express_requests", 0)
+    if express_starts:
+        express_refill = quotas["stepfunctions_express_start_execution_refill_per_second"]
+        add(
+            "Step Functions StartExecution (Express)",
+            f"{express_refill}/s, bucket {quotas['stepfunctions_express_start_execution_bucket']}",
+            f"{express_starts:g} start(s)",
+            goals_per_second(express_refill, express_starts),
+            "quota increase (StartExecution for Express)",
+        )
+    open_executions = quotas["stepfunctions_open_executions"]
+    if auto.get("undo_window_open", True):
+        # A completed goal's execution stays open through the undo window, waiting for an undo.
+        lifetime: float = load_brand("sandbox").undoWindowSeconds + 60
+        add(
+            "Step Functions open executions",
+            f"{open_executions:,} open",
+            f"open {lifetime / 3600:.0f} h (undo window)",
+            open_executions_bound(open_executions, lifetime),
+            "end the execution at completion and start undo on request, or a shorter undo window",
+        )
+    else:
+        # The execution ends at the receipt: only goals in flight hold one (Express ones do not count).
+        lifetime = float(auto["standard_open_seconds"])
+        add(
+            "Step Functions open executions",
+            f"{open_executions:,} open",
+            f"open {lifetime:.2f} s (measured)",
+            open_executions_bound(open_executions, lifetime),
+            "quota increase (open executions)",
+        )
 
     busy = sum(info["invocations"] * info["median_ms"] / 1000 for info in functions.values())
     mutating = [spec.name for spec in FUNCTIONS if spec.mutates_merchant and spec.name in functions]
@@ -580,6 +795,8 @@ def print_table(result: dict[str, Any]) -> None:
     rows = [
         ("status", lambda p: ",".join(p["statuses"])),
         ("state transitions", lambda p: f"{p['transitions']:g} (+{p['retries']:g} retries)"),
+        ("Express requests", lambda p: f"{p.get('express_requests', 0):g}"),
+        ("Express transitions", lambda p: f"{p.get('express_transitions', 0):g}"),
         ("Lambda invocations", lambda p: f"{p['invocations']:g}"),
         ("Lambda GB-s", lambda p: f"{p['lambda_gb_seconds']:.3f}"),
         ("DynamoDB requests", lambda p: f"{p['ddb_requests']:g}"),
@@ -614,9 +831,22 @@ def print_table(result: dict[str, Any]) -> None:
             f"{planner['completion_tokens_mean']:,.0f}, {planner['model_calls_mean']:g} calls): "
             f"USD {planner['usd_per_1000_plans']:.4f} per 1,000 plans"
         )
+        print(
+            f"  cache: {planner['cache_assumption']}; mean {planner['cached_prompt_tokens_mean']:,.0f} prompt "
+            f"tokens read from the cache and {planner['cache_creation_tokens_mean']:,.0f} written per plan"
+        )
+        print(
+            f"  beside it: explicit, system prompt and tools warm between plans USD "
+            f"{planner['usd_per_1000_plans_explicit_warm']:.4f}; no cache USD "
+            f"{planner['usd_per_1000_plans_uncached']:.4f}; implicit with the hits the provider reported "
+            f"when recorded USD {planner['usd_per_1000_plans_as_recorded']:.4f}; implicit by its documented "
+            f"rule (hits not guaranteed) warm USD {planner['usd_per_1000_plans_implicit_warm']:.4f}, cold USD "
+            f"{planner['usd_per_1000_plans_implicit_cold']:.4f}"
+        )
     if "auto" in paths and "usd_per_1000_goals_with_planner" in result:
         print(
-            f"auto path with the model planner: USD {result['usd_per_1000_goals_with_planner']:.4f} per 1,000 goals"
+            f"auto path with the model planner: USD {result['usd_per_1000_goals_with_planner']:.4f} per 1,000 goals "
+            f"(planner: {planner['cache_rule'] if planner else 'no cache'})"
         )
 
 
@@ -679,6 +909,7 @@ def main() -> int:
         result["usd_per_1000_goals_with_planner"] = round(
             result["paths"]["auto"]["usd_per_1000_goals"] + planner["usd_per_1000_plans"], 4
         )
+        result["cache_assumption"] = planner["cache_assumption"]
     result["prices"] = {"date": prices.date, "region": prices.region}
     if args.capacity:
         bounds = capacity(result["paths"]["auto"], result["paths"].get("approved"), planner, prices)

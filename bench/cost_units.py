@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
@@ -189,12 +189,45 @@ class LambdaRun:
     duration_ms: float
 
 
+@dataclass(frozen=True)
+class ExpressRun:
+    """One Express execution a goal started (its step loop): billed per request and by duration."""
+
+    duration_ms: float
+    memory_mb: int = 64
+    # Not billed (Express bills requests and duration); reported to compare with Standard's.
+    transitions: int = 0
+
+
+# Express memory: 50 MB plus the definition and the execution data (times each Map or Parallel
+# step), billed in 64 MB chunks; duration from start to end, rounded up to 100 ms.
+EXPRESS_BASE_MEMORY_BYTES = 50 * 1024 * 1024
+EXPRESS_MEMORY_CHUNK_MB = 64
+EXPRESS_DURATION_GRANULARITY_MS = 100
+
+
+def express_billed_memory_mb(definition_bytes: int, data_bytes: int, map_or_parallel_steps: int = 0) -> int:
+    """Billed memory of an Express execution, as the pricing page estimates it. Execution data counts
+    once even with no Map or Parallel step (an upper bound: the page counts it per such step)."""
+    used = EXPRESS_BASE_MEMORY_BYTES + definition_bytes + data_bytes * max(1, map_or_parallel_steps)
+    chunk = EXPRESS_MEMORY_CHUNK_MB * 1024 * 1024
+    return math.ceil(used / chunk) * EXPRESS_MEMORY_CHUNK_MB
+
+
+def express_gb_seconds(run: ExpressRun) -> float:
+    billed_ms = math.ceil(run.duration_ms / EXPRESS_DURATION_GRANULARITY_MS) * EXPRESS_DURATION_GRANULARITY_MS
+    return run.memory_mb / 1024 * max(billed_ms, EXPRESS_DURATION_GRANULARITY_MS) / 1000
+
+
 @dataclass
 class GoalUsage:
     """What one goal used, as measured."""
 
+    # Standard executions' transitions (the goal's flow, its undo flow): the billed ones.
     transitions: int = 0
     retries: int = 0
+    # Its Express executions (the step loop), billed per request and GB-second.
+    express_runs: list[ExpressRun] = field(default_factory=list)
     invocations: list[LambdaRun] = field(default_factory=list)
     dynamo: DynamoUnits = DynamoUnits()
     # DynamoDB units by table name, for the hot-key bounds.
@@ -213,6 +246,14 @@ class GoalUsage:
     lambda_log_bytes: int = 0
 
     @property
+    def express_requests(self) -> int:
+        return len(self.express_runs)
+
+    @property
+    def express_transitions(self) -> int:
+        return sum(run.transitions for run in self.express_runs)
+
+    @property
     def notifications(self) -> int:
         return self.sns_publishes + self.sms + self.emails
 
@@ -226,11 +267,23 @@ def billed_gb_seconds(run: LambdaRun, granularity_ms: float = 1) -> float:
     return run.memory_mb / 1024 * billed_ms / 1000
 
 
+def express_cost(runs: Sequence[ExpressRun], table: PriceTable) -> float:
+    """USD of Express executions: requests plus GB-seconds at the first duration tier's price (the
+    highest; later tiers apply past 1,000 GB-hours a month)."""
+    if not runs:
+        return 0.0
+    return (
+        len(runs) * table["stepfunctions_express_per_request"]
+        + sum(express_gb_seconds(run) for run in runs) * table["stepfunctions_express_per_gb_second"]
+    )
+
+
 def price_goal(usage: GoalUsage, table: PriceTable) -> dict[str, float]:
     """USD per goal by service."""
     granularity = table["lambda_billing_granularity_ms"]
     return {
-        "stepfunctions": (usage.transitions + usage.retries) * table["stepfunctions_per_transition"],
+        "stepfunctions": (usage.transitions + usage.retries) * table["stepfunctions_per_transition"]
+        + express_cost(usage.express_runs, table),
         "lambda": sum(billed_gb_seconds(run, granularity) for run in usage.invocations)
         * table["lambda_per_gb_second_arm64"]
         + len(usage.invocations) * table["lambda_per_request"],
@@ -248,10 +301,35 @@ def price_goal(usage: GoalUsage, table: PriceTable) -> dict[str, float]:
     }
 
 
-def model_cost(prompt_tokens: float, completion_tokens: float, table: PriceTable) -> float:
-    """USD of one plan's model calls at the table's model price."""
+# The price of a cache hit by cache mode (DashScope bills implicit and explicit hits differently).
+CACHED_INPUT_PRICE = {
+    "implicit": "model_per_million_cached_input_tokens",
+    "explicit": "model_per_million_explicit_cached_input_tokens",
+}
+
+
+def model_cost(
+    prompt_tokens: float,
+    completion_tokens: float,
+    table: PriceTable,
+    *,
+    cached_prompt_tokens: float = 0,
+    cache_creation_tokens: float = 0,
+    cache: Literal["implicit", "explicit"] = "implicit",
+) -> float:
+    """USD of one plan's model calls at the table's model price. Of ``prompt_tokens``,
+    ``cached_prompt_tokens`` cost the ``cache`` mode's cached-input price and ``cache_creation_tokens``
+    (the explicit cache's writes) the cache-creation price; either is the input price where the
+    table has none."""
+    input_price = table["model_per_million_input_tokens"]
+    cached = min(cached_prompt_tokens, prompt_tokens)
+    created = min(cache_creation_tokens, prompt_tokens - cached)
+    cached_price = float(table.prices.get(CACHED_INPUT_PRICE[cache], input_price))
+    creation_price = float(table.prices.get("model_per_million_cache_creation_input_tokens", input_price))
     return (
-        prompt_tokens * table["model_per_million_input_tokens"]
+        (prompt_tokens - cached - created) * input_price
+        + cached * cached_price
+        + created * creation_price
         + completion_tokens * table["model_per_million_output_tokens"]
     ) / 1_000_000
 
