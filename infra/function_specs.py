@@ -79,6 +79,8 @@ class FunctionSpec:
     reads_user_schedules: bool = False
     # Starts order-flow executions only (no task tokens, no reads): the occurrence sweep.
     starts_order_flow: bool = False
+    # Starts the undo flow's executions (the shopper's undo request): nothing else on it.
+    starts_undo_flow: bool = False
     # Invoked by EventBridge Scheduler every N minutes (a schedule group, an invoke-only role, a DLQ).
     scheduler_minutes: int | None = None
     # Published versions start from a SnapStart snapshot of their initialised environment (Python
@@ -129,6 +131,8 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         ucp_signing_keys=True,
         approval_links=True,
         drives_order_flow=True,
+        # POST /goals/{id}/undo starts the goal's undo execution.
+        starts_undo_flow=True,
         # An approval re-checks the goal's hold on the daily limits; a rejection gives it back.
         counters=True,
         # The approval page sends the one-time code a step-up approval needs.

@@ -221,21 +221,26 @@ class Functions(Construct):
         """The ``live`` alias of each function the order flow invokes, by its ASL variable."""
         return {spec.asl_variable: self.live[spec.name] for spec in FUNCTIONS if spec.asl_variable}
 
-    def connect_state_machine(self, state_machine: sfn.StateMachine) -> None:
+    def connect_state_machine(self, state_machine: sfn.StateMachine, undo_flow: sfn.StateMachine) -> None:
         """The API starts executions and answers task tokens; the redelivery sweep answers them too, and
-        the occurrence sweep starts them."""
+        the occurrence sweep starts them. The API also starts undo executions."""
         self.api.add_environment("STATE_MACHINE_ARN", state_machine.state_machine_arn)
         for spec in FUNCTIONS:
             if spec.answers_task_tokens or spec.starts_order_flow:
                 self.by_name[spec.name].add_environment("STATE_MACHINE_ARN", state_machine.state_machine_arn)
         for spec in FUNCTIONS:
             for statement in statements_for(spec):
-                if statement.resource is Resource.ORDER_FLOW:
+                target = {Resource.ORDER_FLOW: state_machine, Resource.UNDO_FLOW: undo_flow}.get(
+                    statement.resource
+                )
+                if target is not None:
                     self.by_name[spec.name].add_to_role_policy(
                         iam.PolicyStatement(
-                            actions=sorted(statement.actions), resources=[state_machine.state_machine_arn]
+                            actions=sorted(statement.actions), resources=[target.state_machine_arn]
                         )
                     )
+            if spec.starts_undo_flow:
+                self.by_name[spec.name].add_environment("UNDO_STATE_MACHINE_ARN", undo_flow.state_machine_arn)
 
     def _function(
         self,

@@ -1,6 +1,7 @@
 """Alarms and a dashboard: what tells the brand's on-call that orders are going wrong.
 
-Alarms fire on any failed or timed-out order flow, any compensation, any goal left NEEDS_ATTENTION
+Alarms fire on any failed or timed-out order flow, any step loop (the order flow's Express child) that
+ran out of time, any compensation, any goal left NEEDS_ATTENTION
 (the two business metrics the functions emit with Powertools Metrics, dimension ``service``), any
 function error or throttle, server errors at the API, and any message in a dead-letter queue (an
 invocation EventBridge Scheduler gave up on: scheduled goals may not be firing). They all notify one
@@ -41,6 +42,7 @@ class Monitoring(Construct):
         service_name: str,
         state_machine: sfn.StateMachine,
         functions: Mapping[str, lambda_.IFunction],
+        order_steps: sfn.StateMachine | None = None,
         rest_api: apigw.RestApi,
         alarm_email: str | None,
         dead_letter_queues: Mapping[str, sqs.IQueue] | None = None,
@@ -79,6 +81,16 @@ class Monitoring(Construct):
         flow_timed_out = state_machine.metric_timed_out(period=PERIOD, statistic="Sum")
         self._alarm("OrderFlowFailed", flow_failed, "An order-flow execution failed")
         self._alarm("OrderFlowTimedOut", flow_timed_out, "An order-flow execution timed out")
+        if order_steps is not None:
+            # Only its timeouts: the step loop ends FAILED by design for every recorded outcome other
+            # than a receipt (compensated, needs attention, a replan), which the order flow and the
+            # business metrics already report. A timeout is the loop running out of its five minutes
+            # mid-order; the order flow then undoes what ran, and someone should ask why it stalled.
+            self._alarm(
+                "OrderStepsTimedOut",
+                order_steps.metric_timed_out(period=PERIOD, statistic="Sum"),
+                "A step loop (the order flow's Express child) timed out; the order flow undid what ran",
+            )
 
         business = {
             name: cloudwatch.Metric(

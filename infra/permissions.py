@@ -57,6 +57,8 @@ class Resource(StrEnum):
     # The brand's verified SES sender, where brand.yaml names one.
     SES_IDENTITY = "ses-identity"
     ORDER_FLOW = "order-flow"
+    # The short state machine a shopper's undo request starts once the order flow has ended.
+    UNDO_FLOW = "undo-flow"
     # The asymmetric KMS key that signs plan snapshots (by its alias: a rotation moves the alias).
     PLAN_SIGNING_KEY = "plan-signing-key"
     # The S3 Object Lock bucket: the audit anchors (objects under anchors/) ...
@@ -219,6 +221,8 @@ def statements_for(spec: FunctionSpec, *, ses_identity: bool = False) -> tuple[S
         statements.append(Statement(QUERY_INDEX, Resource.USER_SCHEDULES_INDEX))
     if spec.starts_order_flow:
         statements.append(Statement(START_ORDER_FLOW, Resource.ORDER_FLOW))
+    if spec.starts_undo_flow:
+        statements.append(Statement(START_ORDER_FLOW, Resource.UNDO_FLOW))
     if spec.reads_rollout or spec.writes_rollout:
         statements.append(Statement(READ_ROLLOUT, Resource.ROLLOUT_LIVE))
         statements.append(Statement(READ_ROLLOUT, Resource.ROLLOUT_FLOOR))
@@ -262,6 +266,7 @@ ENVIRONMENT: dict[str, Resource] = {
     "STAFF_TOPIC_ARN": Resource.STAFF_TOPIC,
     "SES_IDENTITY": Resource.SES_IDENTITY,
     "STATE_MACHINE_ARN": Resource.ORDER_FLOW,
+    "UNDO_STATE_MACHINE_ARN": Resource.UNDO_FLOW,
     "PLAN_SIGNING_KEY_ID": Resource.PLAN_SIGNING_KEY,
     "AUDIT_BUCKET": Resource.AUDIT_BUCKET,
     "ROLLOUT_APPCONFIG_ENVIRONMENT": Resource.ROLLOUT_LIVE,

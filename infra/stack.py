@@ -14,7 +14,7 @@ from infra.encryption import BrandKey
 from infra.functions import Functions
 from infra.monitoring import Monitoring
 from infra.notifications import Notifications
-from infra.orchestration import OrderFlow
+from infra.orchestration import ORDER_STEPS_FILE, ORDER_STEPS_VARIABLE, UNDO_FLOW_FILE, OrderFlow
 from infra.releases import Releases
 from infra.rollout import Rollout
 from infra.secrets import BrandSecrets
@@ -56,6 +56,19 @@ class CartPilotStack(cdk.Stack):
             notifications=self.notifications,
             approval_base_url=self.api.base_url,
         )
+        # The step loop runs as an Express child of the order flow (billed per request and duration, not
+        # per transition); undo is a short flow of its own, started only when a shopper undoes.
+        machines_dir = settings.paths.state_machine_file.parent
+        self.order_steps = OrderFlow(
+            self,
+            "OrderSteps",
+            brand=brand.name,
+            name="OrderSteps",
+            express=True,
+            definition_file=machines_dir / ORDER_STEPS_FILE,
+            functions=self.functions.by_asl_variable,
+            key=key,
+        )
         self.order_flow = OrderFlow(
             self,
             "OrderFlow",
@@ -63,8 +76,18 @@ class CartPilotStack(cdk.Stack):
             definition_file=settings.paths.state_machine_file,
             functions=self.functions.by_asl_variable,
             key=key,
+            nested={ORDER_STEPS_VARIABLE: self.order_steps},
         )
-        self.functions.connect_state_machine(self.order_flow.state_machine)
+        self.undo_flow = OrderFlow(
+            self,
+            "UndoFlow",
+            brand=brand.name,
+            name="UndoFlow",
+            definition_file=machines_dir / UNDO_FLOW_FILE,
+            functions=self.functions.by_asl_variable,
+            key=key,
+        )
+        self.functions.connect_state_machine(self.order_flow.state_machine, self.undo_flow.state_machine)
         self.api.add_routes(self.functions.api_alias)
         self.monitoring = Monitoring(
             self,
@@ -74,6 +97,7 @@ class CartPilotStack(cdk.Stack):
             metrics_namespace=brand.metrics_namespace,
             service_name=brand.service_name,
             state_machine=self.order_flow.state_machine,
+            order_steps=self.order_steps.state_machine,
             functions=self.functions.everything,
             rest_api=self.api.rest_api,
             alarm_email=settings.alarm_email,
@@ -107,6 +131,7 @@ class CartPilotStack(cdk.Stack):
         cdk.CfnOutput(self, "ApiUrl", value=self.api.rest_api.url, description="Base URL of the REST API")
         cdk.CfnOutput(self, "ApprovalBaseUrl", value=self.api.base_url)
         cdk.CfnOutput(self, "StateMachineArn", value=self.order_flow.state_machine.state_machine_arn)
+        cdk.CfnOutput(self, "UndoStateMachineArn", value=self.undo_flow.state_machine.state_machine_arn)
         cdk.CfnOutput(self, "NotificationTopicArn", value=self.notifications.topic.topic_arn)
         cdk.CfnOutput(self, "StaffTopicArn", value=self.notifications.staff_topic.topic_arn)
         cdk.CfnOutput(self, "AlarmTopicArn", value=self.monitoring.alarm_topic.topic_arn)

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 from unittest import mock
 
 import boto3
@@ -30,6 +30,7 @@ from cartpilot.rollout.model import RolloutSettings
 from cartpilot.wiring.schedules import use_schedule_clock
 from cartpilot_local.iam import PolicyEnforcement, local_enforcement
 from cartpilot_local.lambda_runtime import InProcessLambdaRuntime, load_handler
+from cartpilot_local.nested_executions import nested_executions
 from cartpilot_local.notifications import TopicOutage, sent_emails, verify_sender
 from cartpilot_local.resources import (
     audit_bucket_name,
@@ -51,6 +52,9 @@ if TYPE_CHECKING:
 REPO_ROOT = Path(__file__).resolve().parents[1]
 FUNCTIONS_DIR = REPO_ROOT / "functions"
 ASL_PATH = REPO_ROOT / "statemachines" / "order_flow.asl.json"
+# The step loop the order flow nests (Express on AWS and here) and the undo flow an undo request starts.
+STEPS_ASL_PATH = REPO_ROOT / "statemachines" / "order_steps.asl.json"
+UNDO_ASL_PATH = REPO_ROOT / "statemachines" / "undo_flow.asl.json"
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
 
@@ -155,6 +159,8 @@ class LocalStack:
         self.merchant_url = ""
         self.merchant_state: MerchantState | None = None
         self.state_machine_arn = ""
+        self.steps_state_machine_arn = ""
+        self.undo_state_machine_arn = ""
         self.topic_arn = ""
         self.staff_topic_arn = ""
         # The brand's SES sender (brand.yaml notifications.sesIdentity), verified in the emulator.
@@ -194,6 +200,8 @@ class LocalStack:
             self._set_environment_for_aws()
             self._exit.enter_context(mock_aws(config={"stepfunctions": {"execute_state_machine": True}}))
             self._exit.enter_context(self.runtime.installed())
+            # startExecution(.sync:2) tasks start and await child executions as on AWS.
+            self._exit.enter_context(nested_executions())
             self._exit.enter_context(atomic_dynamodb())
             self._exit.enter_context(atomic_s3_writes())
             if self._external_merchant_url is not None:
@@ -272,6 +280,7 @@ class LocalStack:
             **({"SES_IDENTITY": self.ses_identity} if self.ses_identity else {}),
             "STAFF_TOPIC_ARN": self.staff_topic_arn,
             "STATE_MACHINE_ARN": self.state_machine_arn,
+            "UNDO_STATE_MACHINE_ARN": self.undo_state_machine_arn,
             "APPROVAL_BASE_URL": self.api_url,
             "ROLLOUT_FLAGS_FILE": str(self.rollout.path) if self.rollout is not None else "",
             "POWERTOOLS_SERVICE_NAME": f"cartpilot-{self.brand}",
@@ -340,13 +349,25 @@ class LocalStack:
             )["FunctionArn"]
             if spec.asl_variable:
                 substitutions[spec.asl_variable] = arn
-        definition = substitute_definition(ASL_PATH.read_text(encoding="utf-8"), substitutions)
-        self.state_machine_arn = boto3.client("stepfunctions", region_name=REGION).create_state_machine(
-            name=f"cartpilot-{self.brand}-order-flow",
-            definition=definition,
-            roleArn=role_arn,
-            type="STANDARD",
-        )["stateMachineArn"]
+        stepfunctions = boto3.client("stepfunctions", region_name=REGION)
+
+        def create(name: str, path: Path, machine_type: Literal["EXPRESS", "STANDARD"]) -> str:
+            definition = substitute_definition(path.read_text(encoding="utf-8"), substitutions)
+            return str(
+                stepfunctions.create_state_machine(
+                    name=f"cartpilot-{self.brand}-{name}",
+                    definition=definition,
+                    roleArn=role_arn,
+                    type=machine_type,
+                )["stateMachineArn"]
+            )
+
+        # As the CDK stack builds them (infra/stack.py): the nested step loop first, its ARN then goes
+        # into the order flow's definition.
+        self.steps_state_machine_arn = create("order-steps", STEPS_ASL_PATH, "EXPRESS")
+        substitutions["OrderStepsStateMachineArn"] = self.steps_state_machine_arn
+        self.state_machine_arn = create("order-flow", ASL_PATH, "STANDARD")
+        self.undo_state_machine_arn = create("undo-flow", UNDO_ASL_PATH, "STANDARD")
 
     def _register_functions(self) -> None:
         for spec in FUNCTIONS:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -72,16 +73,52 @@ class Stack:
         ]
         return [execution for execution in executions if execution["name"] == name]
 
-    def task_errors(self, goal_id: str) -> list[str]:
-        """The errors the goal's tasks failed with, in order, retried ones included."""
+    def wait_until_flow_ended(self, goal_id: str, timeout: float = 30.0) -> str:
+        """Waits until the goal's order flow has ended (after the receipt, nothing the flow runs writes
+        to the goal) and returns its status."""
         import boto3
 
+        sfn = boto3.client("stepfunctions")
         (execution,) = self.executions_named(goal_id)
-        history = boto3.client("stepfunctions").get_execution_history(
-            executionArn=execution["executionArn"], maxResults=1000
-        )["events"]
+        deadline = time.monotonic() + timeout
+        while (
+            status := sfn.describe_execution(executionArn=execution["executionArn"])["status"]
+        ) == "RUNNING":
+            assert time.monotonic() < deadline, f"the order flow of {goal_id} is still running"
+            time.sleep(0.05)
+        return str(status)
+
+    def step_executions(self, goal_id: str) -> list[dict[str, Any]]:
+        """The goal's step loops (Express executions the order flow started), oldest first."""
+        import boto3
+
+        sfn = boto3.client("stepfunctions")
+        executions: list[dict[str, Any]] = sfn.list_executions(
+            stateMachineArn=self.local.steps_state_machine_arn, maxResults=1000
+        )["executions"]
+        mine = [execution for execution in executions if execution["name"].startswith(f"{goal_id}-steps-")]
+        return sorted(mine, key=lambda execution: execution["startDate"])
+
+    def task_errors(self, goal_id: str) -> list[str]:
+        """The errors the goal's Lambda tasks failed with, in order, retried ones included, across the
+        order flow and its step loops (a step loop's own failure, as the order flow sees it, is left
+        out: its cause is one of these)."""
+        import boto3
+
+        sfn = boto3.client("stepfunctions")
+        (execution,) = self.executions_named(goal_id)
+        failed = []
+        for arn in [execution["executionArn"], *(e["executionArn"] for e in self.step_executions(goal_id))]:
+            history = sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]
+            failed += [
+                (event["timestamp"], event["id"], event["taskFailedEventDetails"])
+                for event in history
+                if event["type"] == "TaskFailed"
+            ]
         return [
-            event["taskFailedEventDetails"]["error"] for event in history if event["type"] == "TaskFailed"
+            details["error"]
+            for _when, _id, details in sorted(failed, key=lambda item: (item[0], item[1]))
+            if details.get("resourceType") != "states"
         ]
 
 

@@ -65,7 +65,8 @@ def test_plans_and_records_name_the_release_and_staff_see_the_model_cost(stack: 
     )
     assert decided.status_code == 200
     assert stack.api.wait_for(goal_id)["status"] == "COMPLETED"
-    records = wait_until_quiet(stack, goal_id, "undo.window-opened")
+    stack.wait_until_flow_ended(goal_id)
+    records = stack.api.audit(goal_id)["records"]
     assert {record["release"] for record in records} == {release}
     created = next(record for record in records if record["event"] == "plan.created")
     assert created["detail"]["release"] == release
@@ -106,7 +107,8 @@ def test_a_goal_planned_before_releases_were_named_is_approved_and_verified_afte
     assert done["status"] == "COMPLETED" and done["plan"]["release"] is None
     assert done["planHash"] == requested["planHash"]
     assert len(stack.ledger()["charges"]) == 1
-    records = wait_until_quiet(stack, goal_id, "undo.window-opened")
+    stack.wait_until_flow_ended(goal_id)
+    records = stack.api.audit(goal_id)["records"]
     approved = next(record for record in records if record["event"] == "approval.approved")
     assert approved["release"] == release and records[-1]["release"] == release
     assert records[: len(before)] == before

@@ -71,19 +71,12 @@ def receipt_of(stack: Stack, goal_id: str) -> dict[str, Any]:
     return receipt
 
 
-def wait_for_event(stack: Stack, goal_id: str, event: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while event not in stack.events(goal_id):
-        assert time.monotonic() < deadline, f"no {event} for {goal_id}"
-        time.sleep(0.1)
-
-
 @pytest.fixture
 def completed(stack: Stack) -> tuple[str, str]:
     """A completed low-risk order whose undo window is open: (goal id, the receipt's view link)."""
     goal_id = stack.api.submit(f"shopper-{next(_shoppers):04d}", LOW_RISK_GOAL).json()["goalId"]
     assert stack.api.wait_for(goal_id)["status"] == "COMPLETED"
-    wait_for_event(stack, goal_id, "undo.window-opened")
+    stack.wait_until_flow_ended(goal_id)
     return goal_id, receipt_of(stack, goal_id)["viewUrl"]
 
 

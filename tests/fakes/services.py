@@ -25,6 +25,7 @@ class FakeWorkflow:
 
     def __init__(self, arn_prefix: str = "arn:aws:states:us-east-1:123456789012:execution:flow") -> None:
         self.started: dict[str, dict[str, Any]] = {}
+        self.undo_started: dict[str, dict[str, Any]] = {}
         self.waiting: set[str] = set()
         self.calls: list[tuple[str, dict[str, Any]]] = []
         self._arn_prefix = arn_prefix
@@ -35,6 +36,12 @@ class FakeWorkflow:
         with self._lock:
             self.started.setdefault(name, sent)
             return f"{self._arn_prefix}:{name}"
+
+    def start_undo(self, name: str, flow_input: dict[str, Any]) -> str:
+        sent = _as_sent(flow_input)
+        with self._lock:
+            self.undo_started.setdefault(name, sent)
+            return f"{self._arn_prefix}-undo:{name}"
 
     def wait_for(self, task_token: str) -> str:
         """A task of a running flow starts waiting on this token."""

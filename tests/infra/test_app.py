@@ -24,7 +24,14 @@ from infra.layer import (
     pip_install_command,
     runtime_requirements,
 )
-from infra.orchestration import DefinitionError, check_definition, task_resources
+from infra.orchestration import (
+    ORDER_STEPS_FILE,
+    ORDER_STEPS_VARIABLE,
+    UNDO_FLOW_FILE,
+    DefinitionError,
+    check_definition,
+    task_resources,
+)
 from infra.settings import PROJECT_ROOT, DeploySettings, LayerMode, SettingsError
 from tests.infra.conftest import FIXTURE_BRANDS_DIR
 
@@ -226,8 +233,16 @@ def test_definition_tasks_must_be_lambda_invocations_the_role_can_make() -> None
         check_definition(json.dumps(nested), {}, Path("flow.asl.json"))
 
 
-def test_the_order_flow_definition_fits_the_stack() -> None:
-    definition = (PROJECT_ROOT / "statemachines" / "order_flow.asl.json").read_text(encoding="utf-8")
+@pytest.mark.parametrize(
+    ("file", "nested"),
+    [
+        ("order_flow.asl.json", {ORDER_STEPS_VARIABLE}),
+        (ORDER_STEPS_FILE, set()),
+        (UNDO_FLOW_FILE, set()),
+    ],
+)
+def test_each_state_machine_definition_fits_the_stack(file: str, nested: set[str]) -> None:
+    definition = (PROJECT_ROOT / "statemachines" / file).read_text(encoding="utf-8")
     variables = {spec.asl_variable: spec for spec in FUNCTIONS if spec.asl_variable}
-    used = check_definition(definition, variables, Path("order_flow.asl.json"))
-    assert set(used) <= set(variables)
+    used = check_definition(definition, variables, Path(file), nested=dict.fromkeys(nested, object()))
+    assert used and set(used) <= set(variables)

@@ -161,6 +161,7 @@ def test_the_template_grants_what_the_declaration_says_and_nothing_else(
         Resource.LLM_API_KEY: stack.secrets.llm_api_key,
         Resource.NOTIFY_TOPIC: stack.notifications.topic,
         Resource.ORDER_FLOW: stack.order_flow.state_machine,
+        Resource.UNDO_FLOW: stack.undo_flow.state_machine,
         Resource.STAFF_TOPIC: stack.notifications.staff_topic,
         # Objects under a prefix each (anchors; published keys), and the bucket itself (listing versions).
         Resource.AUDIT_BUCKET: stack.data.anchors.bucket,

@@ -24,7 +24,10 @@ pytestmark = pytest.mark.xdist_group("infra")
 
 def test_the_order_flow_logs_no_execution_data(synthesis: Synthesis, brand_name: str) -> None:
     resources: dict[str, dict[str, Any]] = synthesis.template_json(brand_name)["Resources"]
-    for machine in of_type(resources, "AWS::StepFunctions::StateMachine").values():
+    machines = of_type(resources, "AWS::StepFunctions::StateMachine").values()
+    # The order flow, its nested step loop and the undo flow: each logs without execution data.
+    assert len(machines) == 3
+    for machine in machines:
         logging = machine["Properties"]["LoggingConfiguration"]
         assert logging["IncludeExecutionData"] is False
         assert logging["Level"] in {"ALL", "ERROR", "FATAL"}
@@ -45,16 +48,25 @@ def test_the_functions_handed_a_token_are_the_ones_that_never_log_their_event() 
     the approval and notify handlers do (``log_event=False``, ``parse_task_event``)."""
     from infra.function_specs import FUNCTIONS
 
-    text = (PROJECT_ROOT / "statemachines" / "order_flow.asl.json").read_text(encoding="utf-8")
-    # Retry timings are unquoted placeholders (numbers at deploy time); function names are quoted.
-    definition = json.loads(re.sub(r'(?<!")\$\{\w+\}', "1", text))
     by_variable = {spec.asl_variable: spec.name for spec in FUNCTIONS if spec.asl_variable}
-    holders = {
-        by_variable[state["Parameters"]["FunctionName"].removeprefix("${").removesuffix("}")]
-        for state in _states(definition)
-        if str(state.get("Resource", "")).endswith(".waitForTaskToken")
-    }
-    assert holders == {"approval", "notify"}
+    holders = set()
+    files = sorted((PROJECT_ROOT / "statemachines").glob("*.asl.json"))
+    assert [file.name for file in files] == [
+        "order_flow.asl.json",
+        "order_steps.asl.json",
+        "undo_flow.asl.json",
+    ]
+    for file in files:
+        text = file.read_text(encoding="utf-8")
+        # Retry timings are unquoted placeholders (numbers at deploy time); function names are quoted.
+        definition = json.loads(re.sub(r'(?<!")\$\{\w+\}', "1", text))
+        holders |= {
+            by_variable[state["Parameters"]["FunctionName"].removeprefix("${").removesuffix("}")]
+            for state in _states(definition)
+            if str(state.get("Resource", "")).endswith(".waitForTaskToken")
+        }
+    # The approval parks its token; since the undo window stopped holding the flow open, nothing else does.
+    assert holders == {"approval"}
     for name in holders:
         source = (
             PROJECT_ROOT / "functions" / next(s.source for s in FUNCTIONS if s.name == name) / "app.py"

@@ -348,6 +348,28 @@ def test_only_the_api_drives_the_order_flow(synthesis: Synthesis, brand_name: st
         assert {a for s in statements for a in s["Action"]} == on_machine
 
 
+def test_only_the_api_starts_the_undo_flow_and_nothing_touches_the_step_loop(
+    synthesis: Synthesis, brand_name: str
+) -> None:
+    """A shopper's undo request (POST /goals/{id}/undo) starts the undo flow; the step loop is started
+    by the order flow alone (tests/infra/test_orchestration.py)."""
+    resources = synthesis.template_json(brand_name)["Resources"]
+    stack = synthesis.stacks[brand_name]
+    undo = synthesis.logical_id(brand_name, stack.undo_flow.state_machine)
+    steps = synthesis.logical_id(brand_name, stack.order_steps.state_machine)
+    for name, function_id in _function_ids(synthesis, brand_name).items():
+        statements = statements_of_role(resources, _role_of(resources, function_id))
+        on_undo = {a for s in statements if {"Ref": undo} in resource_refs(s) for a in s["Action"]}
+        assert on_undo == ({"states:StartExecution"} if name == "api" else set()), name
+        assert not any(steps in set(iter_refs(resource_refs(s))) for s in statements), name
+        assert not any("OrderSteps" in str(resource_refs(s)) for s in statements), name
+        variables = resources[function_id]["Properties"]["Environment"]["Variables"]
+        if name == "api":
+            assert variables["UNDO_STATE_MACHINE_ARN"] == {"Ref": undo}
+        else:
+            assert "UNDO_STATE_MACHINE_ARN" not in variables, name
+
+
 def test_wildcard_resources_are_only_the_actions_aws_cannot_scope(
     resources: dict[str, dict[str, Any]],
 ) -> None:

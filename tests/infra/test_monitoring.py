@@ -34,6 +34,33 @@ def test_order_flow_failures_and_timeouts_alarm(synthesis: Synthesis, brand_name
         assert alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
 
 
+def test_a_step_loop_that_times_out_alarms(synthesis: Synthesis, brand_name: str) -> None:
+    """The Express child's timeouts (its own ExecutionsTimedOut); its failures are the outcomes it
+    records, reported by the order flow and the business metrics, so they raise no alarm of their own."""
+    resources = synthesis.template_json(brand_name)["Resources"]
+    alarms = _alarms(resources)
+    stack = synthesis.stacks[brand_name]
+    steps = synthesis.logical_id(brand_name, stack.order_steps.state_machine)
+    alarm = alarms[f"CartPilot-{brand_name}-OrderStepsTimedOut"]
+    assert (alarm["Namespace"], alarm["MetricName"], alarm["Statistic"]) == (
+        "AWS/States",
+        "ExecutionsTimedOut",
+        "Sum",
+    )
+    assert alarm["Dimensions"] == [{"Name": "StateMachineArn", "Value": {"Ref": steps}}]
+    assert alarm["Threshold"] == 1
+    assert alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+    assert alarm["TreatMissingData"] == "notBreaching"
+    topic = synthesis.logical_id(brand_name, stack.monitoring.alarm_topic)
+    assert alarm["AlarmActions"] == [{"Ref": topic}]
+    on_steps = {
+        a["MetricName"]
+        for a in alarms.values()
+        if a.get("Dimensions") == [{"Name": "StateMachineArn", "Value": {"Ref": steps}}]
+    }
+    assert on_steps == {"ExecutionsTimedOut"}
+
+
 def test_business_metrics_alarm_where_the_functions_emit_them(synthesis: Synthesis, brand_name: str) -> None:
     resources = synthesis.template_json(brand_name)["Resources"]
     alarms = _alarms(resources)

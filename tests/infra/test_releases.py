@@ -58,14 +58,22 @@ def test_the_order_flow_invokes_the_aliases_and_may_invoke_nothing_else(
     synthesis: Synthesis, brand_name: str, resources: dict[str, dict[str, Any]]
 ) -> None:
     ids = _ids(synthesis, brand_name)
-    machine = resources[
-        synthesis.logical_id(brand_name, synthesis.stacks[brand_name].order_flow.state_machine)
+    stack = synthesis.stacks[brand_name]
+    # The order flow, the step loop it nests and the undo flow: each function of the flow is named by one
+    # of them at least, always by its live alias.
+    machines = [
+        resources[synthesis.logical_id(brand_name, flow.state_machine)]
+        for flow in (stack.order_flow, stack.order_steps, stack.undo_flow)
     ]
-    substitutions = machine["Properties"]["DefinitionSubstitutions"]
-    for spec in FUNCTIONS:
-        if spec.asl_variable:
-            assert substitutions[spec.asl_variable] == {"Ref": ids[spec.name][1]}, spec.name
-    invoked = json.dumps(machine["Properties"]) + json.dumps(
+    named = set()
+    for machine in machines:
+        for variable, value in machine["Properties"]["DefinitionSubstitutions"].items():
+            spec = next((spec for spec in FUNCTIONS if spec.asl_variable == variable), None)
+            if spec is not None:
+                assert value == {"Ref": ids[spec.name][1]}, spec.name
+                named.add(spec.name)
+    assert named == {spec.name for spec in FUNCTIONS if spec.asl_variable}
+    invoked = json.dumps([machine["Properties"] for machine in machines]) + json.dumps(
         [
             p
             for p in of_type(resources, "AWS::IAM::Policy").values()

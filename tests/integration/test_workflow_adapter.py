@@ -63,3 +63,32 @@ def test_other_errors_are_not_mistaken_for_a_gone_token(code: str):
         workflow.succeed("token-1", {})
     with pytest.raises(ClientError):
         workflow.fail("token-1", error="PlanChanged", cause="changed")
+
+
+def test_the_undo_flow_starts_once_per_name_on_its_own_state_machine():
+    import boto3
+    from moto import mock_aws
+
+    with mock_aws():
+        sfn = boto3.client("stepfunctions", region_name="us-east-1")
+        role = "arn:aws:iam::123456789012:role/flow"
+        definition = '{"StartAt": "S", "States": {"S": {"Type": "Succeed"}}}'
+        flow = sfn.create_state_machine(name="flow", definition=definition, roleArn=role)["stateMachineArn"]
+        undo = sfn.create_state_machine(name="undo", definition=definition, roleArn=role)["stateMachineArn"]
+        workflow = StepFunctionsWorkflow(sfn, flow, undo)
+
+        first = workflow.start_undo("g-1-undo", {"goalId": "g-1", "planId": "p-1"})
+        again = workflow.start_undo("g-1-undo", {"goalId": "g-1", "planId": "p-1"})
+
+        assert first == again == undo.replace(":stateMachine:", ":execution:") + ":g-1-undo"
+        assert [e["name"] for e in sfn.list_executions(stateMachineArn=undo)["executions"]] == ["g-1-undo"]
+        assert sfn.list_executions(stateMachineArn=flow)["executions"] == []
+
+
+def test_without_the_undo_flow_configured_an_undo_start_says_so():
+    from cartpilot.adapters.aws.workflow import UndoFlowNotConfigured
+
+    client = AnsweringClient("AccessDeniedException")
+    with pytest.raises(UndoFlowNotConfigured, match="UNDO_STATE_MACHINE_ARN"):
+        StepFunctionsWorkflow(client, ARN).start_undo("g-1-undo", {"goalId": "g-1"})
+    assert client.calls == []

@@ -154,18 +154,61 @@ def test_after_the_window_the_undo_is_refused_and_nothing_is_resumed(completed: 
     assert completed.workflow.calls == [] and completed.events() == events
 
 
-def test_before_the_token_is_parked_the_undo_is_not_ready_and_claims_nothing(flow: OrderFlow):
-    flow.completed()
-    flow.workflow.wait_for(UNDO_TOKEN)
+# --- the undo flow: an order flow that ended at its receipt -------------------------------------------------
 
-    error = refused(flow)
 
-    assert (error.status, error.code) == (409, "UNDO_NOT_READY")
-    assert "try again" in error.message
+class FlakyUndoStart(FakeWorkflow):
+    """Step Functions refusing ``StartExecution`` (throttled, a network blip) first."""
+
+    def __init__(self, *failures: Exception) -> None:
+        super().__init__()
+        self.failures = list(failures)
+
+    def start_undo(self, name: str, flow_input: dict[str, Any]) -> str:
+        if self.failures:
+            raise self.failures.pop(0)
+        return super().start_undo(name, flow_input)
+
+
+def test_inside_the_window_the_undo_flow_is_started_once_by_name(flow: OrderFlow):
+    flow.completed()  # the order flow ended with the receipt: nothing waits on a token
+
+    answer = ask(flow)
+
+    assert answer == {"goalId": flow.goal_id, "status": "COMPLETED", "undo": "requested"}
+    assert flow.workflow.undo_started == {
+        f"{flow.goal_id}-undo": {"goalId": flow.goal_id, "planId": flow.goal().plan.planId}
+    }
     assert flow.workflow.calls == []
-    # Once the window opens, the same shopper's retry goes through.
-    open_undo_window(flow.goal_id, UNDO_TOKEN, ledger=flow.ledger)
-    assert ask(flow)["undo"] == "requested" and flow.workflow.calls == [RESUMED]
+    record = flow.records()[-1]
+    assert (record.event, record.actor, record.status) == ("undo.requested", SHOPPER, "COMPLETED")
+    assert flow.goal().status is GoalStatus.COMPLETED
+    # A second request, by anyone, starts nothing more and records nothing more.
+    events = flow.events()
+    assert ask(flow, actor="user:someone-else") == answer
+    assert len(flow.workflow.undo_started) == 1 and flow.events() == events
+
+
+def test_after_the_window_no_undo_flow_starts(flow: OrderFlow):
+    flow.completed()
+    set_undo_until(flow, utc_now() - timedelta(seconds=1))
+    events = flow.events()
+
+    assert refused(flow).code == "UNDO_WINDOW_CLOSED"
+    assert flow.workflow.undo_started == {} and flow.events() == events
+
+
+def test_a_failed_start_releases_the_claim_so_a_later_request_can_retry(flow: OrderFlow):
+    flow.completed()
+    flow.workflow = FlakyUndoStart(RuntimeError("ThrottlingException"))
+
+    with pytest.raises(RuntimeError, match="ThrottlingException"):
+        ask(flow)
+    assert flow.workflow.undo_started == {} and "undo.requested" not in flow.events()
+
+    assert ask(flow)["undo"] == "requested"
+    assert list(flow.workflow.undo_started) == [f"{flow.goal_id}-undo"]
+    assert flow.events().count("undo.requested") == 1
 
 
 def test_a_token_the_workflow_no_longer_waits_for_means_the_window_closed(completed: OrderFlow):

@@ -107,8 +107,8 @@ class CompensationResult(BaseModel):
 
 
 class ReceiptSent(BaseModel):
-    """SendReceipt's answer; the flow skips the undo window when ``undoUntil`` is null (the merchant
-    offers no way to cancel an order)."""
+    """SendReceipt's answer, the step loop's last; ``undoUntil`` is null where the merchant offers no
+    way to cancel an order (no undo window)."""
 
     model_config = ConfigDict(defer_build=True)
 

@@ -145,6 +145,11 @@ class Workflow(Protocol):
         the same id and starts nothing."""
         ...
 
+    def start_undo(self, name: str, flow_input: dict[str, Any]) -> str:
+        """Starts the undo flow (a completed order's cancel or return) named ``name``, as ``start``
+        does: the same name again starts nothing."""
+        ...
+
     def succeed(self, task_token: str, output: dict[str, Any]) -> None:
         """Resumes a waiting task. Raises ``TaskTokenGone`` when nothing waits for the token, and
         ``WorkflowUnavailable`` when the engine could not be reached (the call may be repeated)."""

@@ -5,6 +5,9 @@ return route. Undo cancels an order that has not shipped (the plan's ``merchant.
 ``cancel``) and files a return for one that has (``merchant.returns``; orders/undo_action.py picks
 by the order's state at undo time). The approval page and the receipt say which the merchant
 offers before anyone relies on it; where it offers neither, no window opens and undo is refused.
+
+The window is a deadline on the goal, not a waiting execution: the order flow ends with the receipt,
+and an undo request inside the window starts the short undo flow (statemachines/undo_flow.asl.json).
 """
 
 from __future__ import annotations
@@ -84,6 +87,8 @@ def undo_notice(plan: Plan) -> str | None:
     return None if offers_undo(plan) else NO_UNDO_NOTICE
 
 
+# The two below serve order flows started before the undo flow existed, which still wait in their
+# undo window on a parked task token; new flows never call them.
 def open_undo_window(goal_id: str, task_token: str, *, ledger: GoalLedger) -> UndoWindowOpened:
     """Parks the flow's task token on the goal (server side only) until undo or the window's end."""
     goal = ledger.store.require(goal_id)
@@ -102,7 +107,11 @@ def close_undo_window(goal_id: str, *, ledger: GoalLedger) -> UndoWindowClosed:
 
 
 def request_undo(goal_id: str, *, ledger: GoalLedger, workflow: Workflow, actor: str) -> UndoAccepted:
-    """Asks the waiting flow to undo the order. Idempotent: a second request changes nothing."""
+    """Starts the goal's undo flow (execution ``<goalId>-undo``) while its window is open. Idempotent:
+    one claim per goal, and the execution's name would start nothing a second time anyway.
+
+    An order flow started before undo had a flow of its own still waits in its undo window with a
+    task token parked on the goal: that flow is resumed instead, so it ends as it would have."""
     goal = ledger.store.get(goal_id)
     if goal is None:
         raise UndoRefused(404, "GOAL_NOT_FOUND", f"no goal {goal_id}")
@@ -117,13 +126,15 @@ def request_undo(goal_id: str, *, ledger: GoalLedger, workflow: Workflow, actor:
         raise UndoRefused(409, "NOT_UNDOABLE", f"a goal that is {goal.status.value} cannot be undone")
     if goal.undoUntil is None or utc_now() >= datetime.fromisoformat(goal.undoUntil):
         raise UndoRefused(409, "UNDO_WINDOW_CLOSED", "the undo window has closed; the order is final")
-    token = ledger.store.undo_token(goal_id)
-    if token is None:
-        raise UndoRefused(409, "UNDO_NOT_READY", "the order is still being finalised; try again in a moment")
     if not ledger.store.claim_undo(goal_id, utc_now_iso()):
         return UndoAccepted(goalId=goal_id, status=goal.status, undo="requested")
+    token = ledger.store.undo_token(goal_id)
     try:
-        workflow.succeed(token, {"undo": "requested"})
+        if token is None:
+            plan_id = goal.plan.planId if isinstance(goal.plan, Plan) else None
+            workflow.start_undo(f"{goal_id}-undo", {"goalId": goal_id, "planId": plan_id})
+        else:
+            workflow.succeed(token, {"undo": "requested"})
     except TaskTokenGone as exc:
         # Nothing was resumed: the claim goes, so a repeated request is refused the same way.
         ledger.store.release_undo_claim(goal_id)
@@ -131,7 +142,7 @@ def request_undo(goal_id: str, *, ledger: GoalLedger, workflow: Workflow, actor:
             409, "UNDO_WINDOW_CLOSED", "the undo window has closed; the order is final"
         ) from exc
     except Exception:
-        # Nothing was resumed: a later request may try again.
+        # Nothing was started or resumed: a later request may try again.
         ledger.store.release_undo_claim(goal_id)
         raise
     ledger.note(goal_id, actor=actor, event="undo.requested", status=GoalStatus.COMPLETED)

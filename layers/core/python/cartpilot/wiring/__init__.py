@@ -196,7 +196,7 @@ def workflow() -> Workflow:
     arn = config.settings().state_machine_arn
     if arn is None:
         raise MissingSetting("environment variable STATE_MACHINE_ARN is not set")
-    return StepFunctionsWorkflow(clients.stepfunctions(), arn)
+    return StepFunctionsWorkflow(clients.stepfunctions(), arn, config.settings().undo_state_machine_arn)
 
 
 def approval_base_url() -> str:

@@ -49,6 +49,8 @@ class Settings:
     # The brand's staff channel: staff-only approval links go there and nowhere else.
     staff_topic_arn: str | None
     state_machine_arn: str | None
+    # The undo flow a shopper's undo request starts (the api only).
+    undo_state_machine_arn: str | None
     approval_base_url: str | None
     # The brand's verified SES identity (address or domain): email receipts and the email fallback.
     ses_identity: str | None = None
@@ -72,6 +74,7 @@ def settings() -> Settings:
         notify_topic_arn=os.environ.get("NOTIFY_TOPIC_ARN") or None,
         staff_topic_arn=os.environ.get("STAFF_TOPIC_ARN") or None,
         state_machine_arn=os.environ.get("STATE_MACHINE_ARN") or None,
+        undo_state_machine_arn=os.environ.get("UNDO_STATE_MACHINE_ARN") or None,
         approval_base_url=os.environ.get("APPROVAL_BASE_URL") or None,
         ses_identity=os.environ.get("SES_IDENTITY") or None,
         view_link_secret_id=os.environ.get("VIEW_LINK_SECRET_ID", ""),

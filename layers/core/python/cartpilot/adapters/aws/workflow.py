@@ -15,22 +15,37 @@ from cartpilot.goals.ports import TaskTokenGone, WorkflowUnavailable
 TASK_TOKEN_GONE = frozenset({"TaskTimedOut", "InvalidToken", "TaskDoesNotExist"})
 
 
+class UndoFlowNotConfigured(RuntimeError):
+    """This function was deployed without the undo flow's ARN."""
+
+
 class StepFunctionsWorkflow:
-    def __init__(self, client: Any, state_machine_arn: str) -> None:
+    def __init__(
+        self, client: Any, state_machine_arn: str, undo_state_machine_arn: str | None = None
+    ) -> None:
         self._client = client
         self._state_machine_arn = state_machine_arn
+        self._undo_state_machine_arn = undo_state_machine_arn
 
     def start(self, name: str, flow_input: dict[str, Any]) -> str:
         """Execution names are unique per state machine, so a second start of the same goal starts nothing."""
+        return self._start(self._state_machine_arn, name, flow_input)
+
+    def start_undo(self, name: str, flow_input: dict[str, Any]) -> str:
+        if self._undo_state_machine_arn is None:
+            raise UndoFlowNotConfigured("environment variable UNDO_STATE_MACHINE_ARN is not set")
+        return self._start(self._undo_state_machine_arn, name, flow_input)
+
+    def _start(self, state_machine_arn: str, name: str, flow_input: dict[str, Any]) -> str:
         try:
             response = self._client.start_execution(
-                stateMachineArn=self._state_machine_arn, name=name, input=json.dumps(flow_input)
+                stateMachineArn=state_machine_arn, name=name, input=json.dumps(flow_input)
             )
             return str(response["executionArn"])
         except ClientError as exc:
             if exc.response["Error"]["Code"] != "ExecutionAlreadyExists":
                 raise
-            arn = self._state_machine_arn.replace(":stateMachine:", ":execution:")
+            arn = state_machine_arn.replace(":stateMachine:", ":execution:")
             return f"{arn}:{name}"
 
     def succeed(self, task_token: str, output: dict[str, Any]) -> None:
