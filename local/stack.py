@@ -45,6 +45,7 @@ from cartpilot_local.resources import (
 from cartpilot_local.rollout import LocalRollout, rollout_routes
 from cartpilot_local.schedule_clock import AdjustableClock
 from cartpilot_local.schedules import running_on_schedule
+from cartpilot_local.starting_executions import starting_executions
 
 if TYPE_CHECKING:
     from cartpilot_local.merchant.state import MerchantState
@@ -202,6 +203,8 @@ class LocalStack:
             self._exit.enter_context(self.runtime.installed())
             # startExecution(.sync:2) tasks start and await child executions as on AWS.
             self._exit.enter_context(nested_executions())
+            # Task-token calls made while another execution starts find the waiting task.
+            self._exit.enter_context(starting_executions())
             self._exit.enter_context(atomic_dynamodb())
             self._exit.enter_context(atomic_s3_writes())
             if self._external_merchant_url is not None:
