@@ -3,16 +3,13 @@ build every loaded model before the snapshot, so restored environments start wit
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from pydantic import BaseModel, ConfigDict, PydanticUndefinedAnnotation, ValidationError
 
 from cartpilot.kernel import models
+from tests.unit.handler_probe import run_probe
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -96,23 +93,7 @@ print(json.dumps({
 def test_a_snapstart_handler_imports_its_models_unbuilt_and_snapshots_them_built(
     function: str, built_at_import: list[str], loaded_at_import: int
 ) -> None:
-    env = {
-        **os.environ,
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "CARTPILOT_BRAND": "sandbox",
-        "CARTPILOT_BRANDS_DIR": str(REPO / "brands"),
-        "POWERTOOLS_TRACE_DISABLED": "true",
-        "PYTHONPATH": str(REPO / "layers" / "core" / "python"),
-    }
-    out = subprocess.run(
-        [sys.executable, "-c", _PROBE, str(REPO / "functions" / function / "app.py")],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=True,
-        cwd=REPO,
-    )
-    report = json.loads(out.stdout.strip().splitlines()[-1])
+    report = run_probe(_PROBE, str(REPO / "functions" / function / "app.py"))
     at_import = report["at_import"]
     assert at_import["loaded"] > loaded_at_import
     assert at_import["not_deferred"] == []

@@ -6,10 +6,7 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 import shutil
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -28,6 +25,7 @@ from cartpilot.plans.verdicts import Finding, RiskTier, Verdict
 from cartpilot.wiring import validator
 from cartpilot_local.lambda_runtime import LambdaContext, load_handler
 from tests.fakes import InMemoryAuditRecords, InMemoryGoalStore
+from tests.unit.handler_probe import run_probe
 
 REPO = Path(__file__).resolve().parents[2]
 HANDLER = REPO / "functions" / "validator" / "app.py"
@@ -105,23 +103,7 @@ def ledger_with_a_goal(records: InMemoryAuditRecords) -> GoalLedger:
 
 
 def test_the_handler_imports_none_of_the_judging_and_the_snapshot_hook_loads_it_all() -> None:
-    env = {
-        **os.environ,
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "CARTPILOT_BRAND": "sandbox",
-        "CARTPILOT_BRANDS_DIR": str(REPO / "brands"),
-        "POWERTOOLS_TRACE_DISABLED": "true",
-        "PYTHONPATH": str(REPO / "layers" / "core" / "python"),
-    }
-    out = subprocess.run(
-        [sys.executable, "-c", _PROBE, str(HANDLER), json.dumps(HEAVY)],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=True,
-        cwd=REPO,
-    )
-    report = json.loads(out.stdout.strip().splitlines()[-1])
+    report = run_probe(_PROBE, str(HANDLER), json.dumps(HEAVY))
     assert report["at_import"] == []
     assert report["hooks"] == ["cartpilot.wiring.validator.prepare"]
     assert report["after_hooks"] == sorted(HEAVY)
