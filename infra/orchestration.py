@@ -35,7 +35,7 @@ STATE_MACHINE_LOG_RETENTION = logs.RetentionDays.THREE_MONTHS
 # Failures only (failed, timed-out, aborted tasks and executions), with names, types and times: the
 # audit trail records every step of a goal and the execution history keeps each transition for 90 days,
 # so logging every event (~63 per auto-approved goal, ~19 KB) would pay to store a third copy; at ERROR
-# an auto-approved goal logs one event (its undo window's timeout), ~0.3 KB. Never execution data: a
+# an auto-approved goal logs nothing (its executions succeed). Never execution data: a
 # waitForTaskToken task's input holds its task token, which anyone reading the log could use to approve
 # the order.
 EXECUTION_LOG_LEVEL = sfn.LogLevel.ERROR
@@ -81,6 +81,10 @@ RETRY_TIMINGS: Mapping[str, int] = MappingProxyType(
         # Compensation left steps undone: 1, 2 s, full jitter.
         "CompensationRetryIntervalSeconds": 1,
         "CompensationRetryBackoffRate": 2,
+        # Not a retry: before undoing a step loop that stopped unfinished, the order flow waits out
+        # the longest timeout of the functions the loop invokes (the compensator's 100 s; the
+        # mutating connectors' 50 s), so nothing it started is still running at the merchant.
+        "StepsSettleSeconds": 120,
     }
 )
 _RETRY_NUMBERS = ("IntervalSeconds", "MaxAttempts", "BackoffRate", "MaxDelaySeconds")

@@ -110,6 +110,8 @@ LOCAL_RETRY_TIMINGS: dict[str, int] = {
     "NotifyRetryBackoffRate": 1,
     "CompensationRetryIntervalSeconds": 1,
     "CompensationRetryBackoffRate": 1,
+    # In-process functions end with their step; a second is plenty.
+    "StepsSettleSeconds": 1,
 }
 
 

@@ -125,6 +125,9 @@ def _without_waits(definition: dict[str, Any]) -> dict[str, Any]:
     stripped = copy.deepcopy(definition)
     for retrier in retriers(stripped):
         del retrier["IntervalSeconds"], retrier["BackoffRate"]
+    for state in stripped["States"].values():
+        if state["Type"] == "Wait":
+            del state["Seconds"]
     return stripped
 
 
@@ -293,6 +296,18 @@ def test_the_local_stack_runs_the_same_flows_with_short_retry_waits() -> None:
                 assert retrier["IntervalSeconds"] == 1
     assert count > 20
     assert RETRY_TIMINGS["CircuitOpenRetryIntervalSeconds"] > BreakerPolicy().reset_timeout
+
+
+def test_an_unfinished_step_loop_is_undone_only_after_its_steps_functions_have_timed_out() -> None:
+    """A stopped Express child's Lambda invocations run on to their own timeout: the order flow waits
+    longer than the longest connector's before it reads the merchant to undo."""
+    steps = MACHINES["order_steps"]
+    timeouts = {spec.name: spec.timeout_seconds for spec in FUNCTIONS if spec.name in steps.invokes}
+    flow = json.loads(_substitute(MACHINES["order_flow"].file.read_text(), _production(FAKE_VALUES)))
+    settle = flow["States"]["LetStepsSettle"]
+    assert settle["Type"] == "Wait" and settle["Next"] == "UndoExecutedSteps"
+    assert settle["Seconds"] == RETRY_TIMINGS["StepsSettleSeconds"] > max(timeouts.values())
+    assert set(timeouts) == steps.invokes
 
 
 @pytest.mark.parametrize("key", MACHINES)

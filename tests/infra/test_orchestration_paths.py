@@ -584,10 +584,12 @@ def test_a_step_loop_that_times_out_is_undone_by_the_order_flow(flows: FlowFacto
         *AUTO_PATH,
         "ReadStepsFailure",
         "RouteStepsFailure",
+        "LetStepsSettle",
         "UndoExecutedSteps",
         "OrderCompensated",
     ]
-    # The parent undoes from the goal's recorded steps (the child's outputs died with it).
+    # The parent undoes from the goal's recorded steps (the child's outputs died with it), once a
+    # step still in flight has had its function's timeout to end.
     (compensation,) = flow.functions.called("compensator")
     assert compensation["finalStatus"] == "COMPENSATED" and compensation["outputs"] == {}
     assert compensation["error"]["Error"] == "States.TaskFailed"
@@ -629,24 +631,21 @@ def test_a_step_loop_that_is_stopped_is_undone_by_the_order_flow(flow: Flow, sto
     assert json.loads(compensation["error"]["Cause"])["Status"] == "ABORTED"
 
 
-def test_a_step_loop_whose_own_outcome_could_not_be_recorded_is_undone_by_the_order_flow(flow: Flow) -> None:
-    """The child fails with an error it did not record (its RecordNeedsAttention ran out of retries):
-    the parent's default route undoes from the goal's recorded steps and records the outcome itself."""
+def test_a_step_loop_whose_outcome_could_not_be_recorded_ends_needing_attention_undoing_nothing_twice(
+    flow: Flow,
+) -> None:
+    """The child's undo fails and so does recording NEEDS_ATTENTION: the child still ends at its
+    NeedsAttention state, and the parent ends there too, without a second undo."""
     happy_path(flow.functions, undo_until=None)
 
     def halted(event: dict[str, Any]) -> Any:
         raise RolloutHalted("the brand's kill switch is on")
 
-    def broken(event: dict[str, Any]) -> Any:
-        raise RuntimeError("the merchant refused the cancellation")
-
     undone: list[dict[str, Any]] = []
 
     def compensator(event: dict[str, Any]) -> Any:
         undone.append(event)
-        if len(undone) == 1:
-            return broken(event)  # the child's own undo fails ...
-        return {"status": "COMPENSATED"}  # ... the parent's succeeds
+        raise RuntimeError("the merchant refused the cancellation")
 
     def notify(event: dict[str, Any]) -> Any:
         raise RuntimeError("the status could not be recorded")
@@ -658,15 +657,29 @@ def test_a_step_loop_whose_own_outcome_could_not_be_recorded_is_undone_by_the_or
     run = flow.run()
 
     ((status, steps),) = run.children
-    assert status == "FAILED" and steps[-1] == "RecordNeedsAttention"
-    assert run.entered[-4:] == [
-        "ReadStepsFailure",
-        "RouteStepsFailure",
-        "UndoExecutedSteps",
-        "OrderCompensated",
-    ]
+    assert status == "FAILED" and steps[-2:] == ["RecordNeedsAttention", "NeedsAttention"]
+    assert run.entered[-3:] == ["ReadStepsFailure", "RouteStepsFailure", "NeedsAttention"]
     assert run.status == "FAILED"
-    assert [event["finalStatus"] for event in undone] == ["COMPENSATED", "COMPENSATED"]
+    assert [event["finalStatus"] for event in undone] == ["COMPENSATED"]
+
+
+def test_a_receipt_that_cannot_be_sent_keeps_the_confirmed_order(flow: Flow) -> None:
+    """The order is placed and confirmed; only the notify function fails (the receipt, then the
+    NEEDS_ATTENTION record): nobody undoes the order."""
+    happy_path(flow.functions, undo_until=None)
+
+    def notify(event: dict[str, Any]) -> Any:
+        raise RuntimeError("SES throttled")
+
+    flow.functions.answers["notify"] = notify
+    flow.functions.answers["compensator"] = lambda event: {"status": "COMPENSATED"}
+
+    run = flow.run()
+
+    ((status, steps),) = run.children
+    assert status == "FAILED" and steps[-3:] == ["SendReceipt", "RecordNeedsAttention", "NeedsAttention"]
+    assert run.entered[-1] == "NeedsAttention"
+    assert flow.functions.called("orders") and flow.functions.called("compensator") == []
 
 
 # --- undo: its own short execution ----------------------------------------------------------------

@@ -11,6 +11,7 @@ from cartpilot.commerce.errors import CompensationIncomplete, MerchantRejected, 
 from cartpilot.commerce.ports import Buyer, CartLine
 from cartpilot.execution.compensation import undo_executed_steps
 from cartpilot.execution.keys import step_idempotency_key
+from cartpilot.execution.outcomes import confirm_order
 from cartpilot.goals.model import GoalStatus
 from cartpilot.goals.reasons import REASON_MESSAGES, ReasonCode
 from cartpilot.kernel.clock import utc_now
@@ -291,6 +292,49 @@ def test_a_shoppers_undo_ends_the_completed_goal_undone(flow: OrderFlow):
     assert undo_calls(flow) == [
         ("orders.cancel", order_id, step_idempotency_key(flow.goal_id, order_id, "undo"))
     ]
+
+
+# --- after the order was confirmed: a failure keeps it ----------------------------------------------------
+
+
+def test_an_order_confirmed_as_planned_is_kept_when_its_receipt_fails(flow: OrderFlow):
+    """The step loop stopped between the confirmation and the receipt (a receipt outage past the
+    loop's limit): the order flow's undo must not cancel the order the plan bought."""
+    outputs = confirm_order(flow.goal_id, flow.run_steps(), ledger=flow.ledger, merchants=flow.merchants)
+    order_id = outputs["confirm"]["orderId"]
+
+    result = undo(flow, outputs, reason="States.Timeout")
+
+    assert result["status"] == "NEEDS_ATTENTION" and result["undone"] == []
+    assert "its receipt was not sent" in result["left"][0]
+    assert undo_calls(flow) == [] and flow.shop.refunds == []
+    assert flow.shop.orders[order_id].status != "canceled"
+    assert flow.goal().status is GoalStatus.NEEDS_ATTENTION
+    assert flow.records()[-1].event == "compensation.incomplete"
+
+
+def test_a_completed_goal_is_left_completed_by_a_late_compensation(flow: OrderFlow):
+    outputs = flow.completed()
+    order_id = outputs["confirm"]["orderId"]
+
+    result = undo(flow, outputs, reason="States.Timeout")
+
+    assert result == {"status": "COMPLETED", "undone": [], "left": []}
+    assert undo_calls(flow) == [] and flow.shop.refunds == []
+    assert flow.shop.orders[order_id].status != "canceled"
+    assert flow.goal().status is GoalStatus.COMPLETED
+    assert flow.records()[-1].event == "compensation.skipped"
+
+
+def test_an_order_that_failed_its_confirmation_is_still_undone(flow: OrderFlow):
+    """Only a confirmed order is kept: one that does not match the plan is cancelled as before."""
+    outputs = flow.run_steps()
+    order_id = outputs["s4"]["orderId"]
+
+    result = undo(flow, outputs, reason="the order could not be confirmed")
+
+    assert result["status"] == "COMPENSATED"
+    assert flow.shop.refunds == [(order_id, flow.plan.summary.total)]
 
 
 def test_every_undo_call_is_recorded_by_the_fake_as_a_write(flow: OrderFlow):

@@ -61,6 +61,41 @@ def _undo_session(goal_id: str, session_id: str, merchant: Merchant) -> str | No
     return None
 
 
+# Statuses past the order's confirmation: the receipt was sent (or the shopper has since undone it).
+_PAST_CONFIRMATION = frozenset(
+    {GoalStatus.COMPLETED, GoalStatus.UNDONE, GoalStatus.RETURN_REQUESTED, GoalStatus.RETURNED}
+)
+
+
+def _keep_confirmed_order(
+    goal_id: str, status: GoalStatus, *, ledger: GoalLedger, reason: str | None
+) -> CompensationResult | None:
+    """A failure after the order was confirmed as planned (the receipt failed, or the step loop
+    stopped after the confirmation) undoes nothing: the order is the one the plan bought, and only
+    the shopper's undo takes it back. A completed goal stays as it is; one whose receipt was not
+    sent goes to a person. None when nothing was confirmed: compensation goes ahead."""
+    if status in _PAST_CONFIRMATION:
+        ledger.note(
+            goal_id, actor="compensator", event="compensation.skipped",
+            detail={"why": f"the goal is {status.value}: its order stands", "reason": reason},
+        )  # fmt: skip
+        return CompensationResult(status=status, undone=[])
+    if not any(record.event == "order.confirmed" for record in ledger.audit.records(goal_id)):
+        return None
+    left = ["the order was confirmed as planned and stands; its receipt was not sent"]
+    ledger.transition(
+        goal_id,
+        GoalStatus.NEEDS_ATTENTION,
+        actor="compensator",
+        event="compensation.incomplete",
+        detail={"undone": [], "leftToFixByHand": left, "reason": reason},
+        failure=REASON_MESSAGES[ReasonCode.NEEDS_ATTENTION],
+        reasonCode=ReasonCode.NEEDS_ATTENTION.value,
+    )
+    metrics.add_metric(name="NeedsAttention", unit="Count", value=1)
+    return CompensationResult(status=GoalStatus.NEEDS_ATTENTION, undone=[], left=left)
+
+
 def undo_executed_steps(
     goal_id: str,
     outputs: dict[str, Any],
@@ -87,6 +122,10 @@ def undo_executed_steps(
     tells the shopper); the goal is RETURN_REQUESTED then.
     """
     goal = ledger.store.require(goal_id)
+    if final_status is GoalStatus.COMPENSATED:
+        kept = _keep_confirmed_order(goal_id, goal.status, ledger=ledger, reason=reason)
+        if kept is not None:
+            return kept
     # ``reason`` is the error's own words (audit only); the shopper sees a reason from the set.
     shown = reason_code or (ReasonCode.ORDER_UNDONE if final_status is GoalStatus.COMPENSATED else None)
     merchant = merchants(goal.current_plan().merchant.id)
