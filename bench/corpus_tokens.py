@@ -26,14 +26,15 @@ case carries three counts of cache-hit prompt tokens:
 - ``cached_prompt_tokens_cold``: the same rule with nothing cached between plans.
 
 The explicit cache (the brand's ``contextCache: explicit``: ``cache_control`` on the system message
-and on the last message) is priced by its documented rule, deterministically: the prefix up to a
-marker is written to the cache (125% of the input price) unless a cached prefix matches, and a
-match is a hit (10%) for 5 minutes, reset by each hit; at least 1,024 tokens; the lookup searches
-back at most 20 content blocks from a marker. Within a plan (calls seconds apart) a call whose
-request extends the previous one hits the previous call's whole prompt (its last message was
-marked) if it appended at most 20 messages, else the system prompt and tools (the system marker);
-its new tokens are creation. Each token is billed once, as a hit, a creation or plain input.
-Across plans:
+and on the last user message, where the replayed requests carry them) is priced by its documented
+rule, deterministically: the prefix up to a marker is written to the cache (125% of the input
+price) unless a cached prefix matches, and a match is a hit (10%) for 5 minutes, reset by each hit;
+at least 1,024 tokens; the lookup searches back at most 20 content blocks from a marker. A call's
+cached prefix is the longest one ending at a marker of an earlier call of the plan whose request
+this one extends (the system message, or that call's last user message, at most 20 messages back):
+tokens before it are hits, tokens from there to this call's last marker are written, and the
+assistant's tool calls and the tool results after the last user message are plain input (nothing
+marks them). Each token is billed once, as a hit, a creation or plain input. Across plans:
 
 - ``explicit_*_cold``: no plan's cache survives to the next (the headline: at low volume more than
   5 minutes pass between plans), so each plan's first call writes its whole prompt;
@@ -47,6 +48,8 @@ The token count of the shared system prompt and tool definitions is not in the u
 it is the first call's ``prompt_tokens`` times their share of the characters the request sends
 (system prompt, tools, the draft schema and the messages), the smallest such figure over the corpus.
 Counting the schema, which the provider may place after the messages, keeps the estimate low.
+Per-message token counts are not recorded either: the prefix up to a call's last marked message is
+estimated the same way, the call's ``prompt_tokens`` times the prefix's share of its characters.
 """
 
 from __future__ import annotations
@@ -96,6 +99,10 @@ class CallTokens:
     """Messages this request added to the previous one (the answer, tool results, notes)."""
     cache_markers: int = 0
     """``cache_control`` markers the request carried (the explicit cache)."""
+    marked_index: int = 0
+    """Index in ``messages`` of the last message carrying a marker (0: the system message alone)."""
+    marked_prefix_chars: int = 0
+    """Characters of the system prompt, tools and messages up to and including that message."""
 
 
 @dataclass(frozen=True)
@@ -151,6 +158,8 @@ class RecordedAnswers:
             body = unmarked(sent)
             usage = answer["usage"]
             fixed = len(body["messages"][0]["content"]) + len(_compact(body.get("tools", [])))
+            sizes = [len(_compact(message)) for message in body["messages"][1:]]
+            marked = last_marked_index(sent)
             calls.append(
                 CallTokens(
                     prompt_tokens=usage["prompt_tokens"],
@@ -158,11 +167,11 @@ class RecordedAnswers:
                     or 0,
                     extends_previous=previous is not None and extends(body, previous),
                     fixed_prefix_chars=fixed,
-                    request_chars=fixed
-                    + len(_compact(body.get("response_format", {})))
-                    + sum(len(_compact(message)) for message in body["messages"][1:]),
+                    request_chars=fixed + len(_compact(body.get("response_format", {}))) + sum(sizes),
                     appended_messages=len(body["messages"]) - len(previous["messages"]) if previous else 0,
                     cache_markers=cache_markers(sent),
+                    marked_index=marked,
+                    marked_prefix_chars=fixed + sum(sizes[:marked]),
                 )
             )
             previous = body
@@ -201,6 +210,17 @@ def cache_markers(body: dict[str, Any]) -> int:
         for part in message["content"]
         if isinstance(part, dict) and "cache_control" in part
     )
+
+
+def last_marked_index(body: dict[str, Any]) -> int:
+    """Index of the last message carrying a ``cache_control`` marker, 0 when none does."""
+    marked = [
+        index
+        for index, message in enumerate(body["messages"])
+        if isinstance(message.get("content"), list)
+        and any(isinstance(part, dict) and "cache_control" in part for part in message["content"])
+    ]
+    return marked[-1] if marked else 0
 
 
 def extends(body: dict[str, Any], previous: dict[str, Any]) -> bool:
@@ -247,6 +267,15 @@ def cache_hits(
     return hits
 
 
+def marked_prefix_tokens(call: CallTokens, fixed_prefix: int) -> int:
+    """Estimated tokens up to and including the call's last marked message: its ``prompt_tokens``
+    times the prefix's share of the request's characters, never less than the system prompt and tools."""
+    if not call.marked_index or not call.request_chars:
+        return min(fixed_prefix, call.prompt_tokens)
+    estimate = call.prompt_tokens * call.marked_prefix_chars // call.request_chars
+    return min(call.prompt_tokens, max(fixed_prefix, estimate))
+
+
 def explicit_cache(
     calls: Sequence[CallTokens],
     *,
@@ -255,18 +284,42 @@ def explicit_cache(
     min_tokens: int = EXPLICIT_CACHE_MIN_TOKENS,
     lookback: int = EXPLICIT_CACHE_LOOKBACK_BLOCKS,
 ) -> list[tuple[int, int]]:
-    """Each call's (hit, creation) prompt tokens under the explicit cache, the system message and the
-    last message marked: a call reads the longest cached prefix its markers find and writes the
-    rest of its prompt. ``warm``: an earlier plan left the system prompt and tools cached."""
+    """Each call's (hit, creation) prompt tokens under the explicit cache, the markers where the
+    requests carry them (the system message and the last user message).
+
+    A call hits the longest cached prefix ending at one of its markers: the system prompt and tools
+    (cached by an earlier call of the plan, or by an earlier plan when ``warm``), or an earlier call's
+    last marked message, if every request since extends the one before and that message is at most
+    ``lookback`` messages before this call's. It writes the rest of its prompt up to its last marker
+    that ends a block of at least ``min_tokens``; tokens after its last marker are plain input.
+
+    A marked prefix keeps the estimate of the first call that sent it: later calls send the same
+    characters, and re-estimating them at another call's tokens per character would move the hit."""
     result: list[tuple[int, int]] = []
-    for index, call in enumerate(calls):
-        # The system marker's block: written by this plan's first call, or by an earlier plan.
-        hit = fixed_prefix if (warm or index > 0) and fixed_prefix >= min_tokens else 0
-        previous = calls[index - 1].prompt_tokens if index > 0 else 0
-        if call.extends_previous and call.appended_messages <= lookback and previous >= min_tokens:
-            hit = max(hit, previous)
-        hit = min(hit, call.prompt_tokens)
-        result.append((hit, call.prompt_tokens - hit))
+    system_cached = warm
+    # Marked message index -> estimated prefix tokens, for the chain of requests extending each other.
+    marked: dict[int, int] = {}
+    for call in calls:
+        if not call.extends_previous:
+            marked = {}
+        system = min(fixed_prefix, call.prompt_tokens)
+        last = system
+        if call.marked_index:
+            last = marked.get(call.marked_index) or min(
+                call.prompt_tokens, max([marked_prefix_tokens(call, fixed_prefix), *marked.values()])
+            )
+        found = [system] if system_cached else []
+        found += [
+            tokens
+            for index, tokens in marked.items()
+            if call.marked_index - index <= lookback and tokens <= last
+        ]
+        hit = max((tokens for tokens in found if tokens >= min_tokens), default=0)
+        written_to = max((tokens for tokens in (system, last) if tokens >= min_tokens), default=0)
+        result.append((hit, max(0, written_to - hit)))
+        system_cached = system_cached or system >= min_tokens
+        if call.marked_index and last >= min_tokens:
+            marked[call.marked_index] = last
     return result
 
 

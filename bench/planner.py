@@ -289,10 +289,19 @@ def main() -> int:
     from cartpilot_local.merchant.app import create_app
     from cartpilot_local.servers import serve_in_thread
 
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    # The platform's profile served in memory, as the regression tests serve it to the sandbox: the
+    # merchant verifies the platform's signed requests against it.
+    from tests.fakes.platform import LocalPlatform
+
     brand = load_brand("sandbox")
     users = directory_for(brand)
-    server = serve_in_thread(create_app(clock=lambda: datetime(2026, 11, 25, 1, 0, tzinfo=UTC)))
-    merchant = UcpMerchant.for_url(server.url)
+    platform = LocalPlatform()
+    server = serve_in_thread(
+        create_app(clock=lambda: datetime(2026, 11, 25, 1, 0, tzinfo=UTC), profile_fetcher=platform.fetch)
+    )
+    merchant = UcpMerchant.for_url(server.url, identity=platform.identity())
     corpus = RECORDINGS / args.provider if args.record else CORPUS
     names = args.goals or sorted(path.stem for path in corpus.glob("*.json"))
     if args.record:

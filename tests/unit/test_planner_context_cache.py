@@ -265,20 +265,27 @@ def test_the_headline_is_the_explicit_cache_cold_between_plans_between_warm_and_
         for c in corpus
     ) / len(corpus)
     assert figures["usd_per_1000_plans"] == pytest.approx(headline * 1000, abs=1e-4)
-    # Cold: every plan that calls the model writes its whole first prompt, so nothing is left plain.
+    # The tool calls and results after the last user message are never marked: they stay plain input.
     for case in corpus:
-        assert (
-            case.explicit_cached_prompt_tokens_cold + case.explicit_cache_creation_tokens_cold
-            == case.prompt_tokens
-        )
+        cached = case.explicit_cached_prompt_tokens_cold + case.explicit_cache_creation_tokens_cold
+        assert cached < case.prompt_tokens or case.model_calls == 0
         assert case.explicit_cached_prompt_tokens_cold <= case.explicit_cached_prompt_tokens_warm
-    # The model planner's share of the USD 1.50 per 1,000 goals target leaves room for the order flow.
-    assert figures["usd_per_1000_plans"] < 1.0
+    # A plan that reaches the model costs more than the corpus mean, which counts rules plans at zero.
+    planned = [c for c in corpus if c.model_calls]
+    assert figures["usd_per_1000_model_plans"] == pytest.approx(
+        figures["usd_per_1000_plans"] * len(corpus) / len(planned), abs=1e-3
+    )
+    # The model planner's share of the USD 1.50 per 1,000 goals target: what the auto path leaves it
+    # (``bench/cost.py`` measures the auto path at about USD 0.38 per 1,000 goals).
+    assert figures["usd_per_1000_plans"] < 1.50 - 0.38
 
 
 def test_the_corpus_replays_with_two_cache_markers_on_every_request(corpus):
     totals = summary(corpus)
     assert totals["cacheMarkersPerRequest"] == [2]
+    # The second marker is on the goal (index 1) or on a later repair note, never on a tool turn.
+    assert {call.marked_index for case in corpus for call in case.calls} >= {1}
+    assert all(call.marked_prefix_chars < call.request_chars for case in corpus for call in case.calls)
     # Within the explicit cache's 20-block lookback: every call finds the previous call's marker.
     assert totals["mostMessagesAppendedByACall"] <= 20
 
@@ -368,12 +375,13 @@ def test_implicit_requests_are_the_unmarked_wire_format_byte_for_byte():
     assert _sent(None).content == wire  # implicit is the default
 
 
-def test_explicit_requests_mark_the_system_and_the_last_message_with_the_text_unchanged():
+def test_explicit_requests_mark_the_system_and_the_last_user_message_with_the_text_unchanged():
     implicit = json.loads(_sent("implicit").content)
     explicit = json.loads(_sent("explicit").content)
-    # The last message is a tool result: tool messages may carry a marker.
-    assert _marked_parts(explicit) == [(0, "system"), (3, "tool")]
-    for index in (0, 3):
+    # The last message is a tool result: only system and user messages carry markers, as documented.
+    assert _marked_parts(explicit) == [(0, "system"), (1, "user")]
+    assert explicit["messages"][3]["content"] == implicit["messages"][3]["content"]
+    for index in (0, 1):
         assert explicit["messages"][index]["content"] == [
             {
                 "type": "text",
@@ -390,6 +398,31 @@ def test_a_goal_alone_marks_the_system_and_the_goal():
     explicit = json.loads(_sent("explicit", _request(UserText("Buy socks"))).content)
     assert _marked_parts(explicit) == [(0, "system"), (1, "user")]
     assert explicit["messages"][1]["content"][0]["text"] == "Buy socks"
+
+
+def test_a_repair_note_is_the_last_user_message_and_carries_the_marker():
+    repaired = _request(
+        *CONVERSATION.messages[:2],
+        ToolResults((ToolResult("call_1", "search_products", {"items": []}),), note="Fix the draft: qty"),
+    )
+    explicit = json.loads(_sent("explicit", repaired).content)
+    assert [m["role"] for m in explicit["messages"]] == ["system", "user", "assistant", "tool", "user"]
+    assert _marked_parts(explicit) == [(0, "system"), (4, "user")]
+    assert explicit["messages"][4]["content"][0]["text"] == "Fix the draft: qty"
+
+
+def test_tool_and_assistant_messages_are_never_marked_even_when_last_with_text():
+    messages = [
+        {"role": "system", "content": "S"},
+        {"role": "user", "content": "G"},
+        {"role": "assistant", "content": "Let me look", "tool_calls": [{"id": "call_1"}]},
+        {"role": "tool", "tool_call_id": "call_1", "content": '{"items":[]}'},
+    ]
+    assert [isinstance(m["content"], list) for m in mark_for_cache(messages)] == [True, True, False, False]
+    assert [isinstance(m["content"], list) for m in mark_for_cache(messages[2:])] == [False, False]
+    # Without a user message only the system message is marked.
+    only_tools = [messages[0], *messages[2:]]
+    assert [isinstance(m["content"], list) for m in mark_for_cache(only_tools)] == [True, False, False]
 
 
 def test_an_assistant_turn_without_text_is_skipped_for_the_last_message_with_text():
@@ -520,33 +553,79 @@ def test_bench_prices_explicit_hits_at_10_and_creation_at_125_percent():
 # --- the explicit cache simulation -------------------------------------------------------------
 
 
-def _turn(prompt: int, *, extends_previous: bool = True, appended: int = 2) -> CallTokens:
-    return CallTokens(prompt, 0, extends_previous, 0, 1, appended_messages=appended)
+def _turn(
+    prompt: int,
+    marked_chars: int,
+    *,
+    marked_index: int = 1,
+    extends_previous: bool = True,
+    request_chars: int | None = None,
+) -> CallTokens:
+    """A hand-built call; one character a token unless ``request_chars`` says otherwise."""
+    return CallTokens(
+        prompt,
+        0,
+        extends_previous,
+        fixed_prefix_chars=0,
+        request_chars=prompt if request_chars is None else request_chars,
+        marked_index=marked_index,
+        marked_prefix_chars=marked_chars,
+    )
 
 
-def test_cold_first_call_writes_its_prompt_and_each_later_call_reads_the_previous_one():
-    calls = [_turn(2929, extends_previous=False, appended=0), _turn(3299), _turn(3527)]
-    assert explicit_cache(calls, warm=False, fixed_prefix=2200) == [(0, 2929), (2929, 370), (3299, 228)]
+# A goal (marked, ending at 2,350 tokens) and two tool rounds appended after it, then a repair note.
+GOAL_THEN_TOOLS = [
+    _turn(2929, 2350, extends_previous=False),
+    _turn(3299, 2350),
+    _turn(3527, 2350),
+]
 
 
-def test_warm_first_call_reads_the_system_prompt_and_tools():
-    calls = [_turn(2929, extends_previous=False, appended=0), _turn(3299)]
-    assert explicit_cache(calls, warm=True, fixed_prefix=2200) == [(2200, 729), (2929, 370)]
+def test_cold_first_call_writes_up_to_the_goal_and_tool_turns_stay_plain():
+    assert explicit_cache(GOAL_THEN_TOOLS, warm=False, fixed_prefix=2200) == [(0, 2350), (2350, 0), (2350, 0)]
+    # The tool turns after the marked goal are neither read nor written: plain input.
+    plain = [
+        call.prompt_tokens - hit - written
+        for call, (hit, written) in zip(
+            GOAL_THEN_TOOLS, explicit_cache(GOAL_THEN_TOOLS, warm=False, fixed_prefix=2200), strict=True
+        )
+    ]
+    assert plain == [579, 949, 1177]
+
+
+def test_warm_first_call_reads_the_system_prompt_and_tools_and_writes_the_goal():
+    assert explicit_cache(GOAL_THEN_TOOLS[:2], warm=True, fixed_prefix=2200) == [(2200, 150), (2350, 0)]
+
+
+def test_a_repair_note_moves_the_marker_and_writes_from_the_goal_to_the_note():
+    calls = [*GOAL_THEN_TOOLS, _turn(3800, 3200, marked_index=8)]
+    assert explicit_cache(calls, warm=False, fixed_prefix=2200)[3] == (2350, 850)
+
+
+def test_a_marked_prefix_keeps_the_estimate_of_the_call_that_wrote_it():
+    # The same goal prefix at another tokens-per-character ratio would estimate 2,584 tokens.
+    calls = [GOAL_THEN_TOOLS[0], _turn(3299, 2350, request_chars=3000)]
+    assert explicit_cache(calls, warm=False, fixed_prefix=2200) == [(0, 2350), (2350, 0)]
 
 
 def test_a_call_that_does_not_extend_the_previous_reads_only_the_system_marker():
-    calls = [_turn(2929, extends_previous=False, appended=0), _turn(3100, extends_previous=False)]
-    assert explicit_cache(calls, warm=False, fixed_prefix=2200) == [(0, 2929), (2200, 900)]
+    calls = [GOAL_THEN_TOOLS[0], _turn(3100, 2400, extends_previous=False)]
+    assert explicit_cache(calls, warm=False, fixed_prefix=2200) == [(0, 2350), (2200, 200)]
 
 
-def test_more_than_20_appended_blocks_lose_the_previous_marker():
-    calls = [_turn(2929, extends_previous=False, appended=0), _turn(6000, appended=21)]
-    assert explicit_cache(calls, warm=False, fixed_prefix=2200) == [(0, 2929), (2200, 3800)]
+def test_a_marker_more_than_20_blocks_back_is_not_found():
+    calls = [GOAL_THEN_TOOLS[0], _turn(6000, 5000, marked_index=22)]
+    assert explicit_cache(calls, warm=False, fixed_prefix=2200) == [(0, 2350), (2200, 2800)]
 
 
 def test_blocks_under_1024_tokens_are_not_cached():
-    calls = [_turn(1000, extends_previous=False, appended=0), _turn(1500)]
-    assert explicit_cache(calls, warm=True, fixed_prefix=900) == [(0, 1000), (0, 1500)]
+    calls = [_turn(1000, 950, extends_previous=False), _turn(1500, 1100, marked_index=3)]
+    assert explicit_cache(calls, warm=True, fixed_prefix=900) == [(0, 0), (0, 1100)]
+
+
+def test_without_a_user_marker_only_the_system_prompt_is_cached():
+    calls = [_turn(2929, 0, marked_index=0, extends_previous=False), _turn(3299, 0, marked_index=0)]
+    assert explicit_cache(calls, warm=False, fixed_prefix=2200) == [(0, 2200), (2200, 0)]
 
 
 # --- configuration ------------------------------------------------------------------------------

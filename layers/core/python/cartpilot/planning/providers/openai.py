@@ -13,11 +13,13 @@ names the HTTP status and the provider's error code, never a body that might ech
 
 Context cache (``context_cache``, the brand's ``planner.contextCache``). ``implicit`` sends requests
 unmarked: DashScope's implicit cache may serve a prefix on its own, at a fifth of the input price,
-with no promise of a hit. ``explicit`` marks the system message and the last message with
-``cache_control``: DashScope then writes the prefix up to each marker to a cache (at 125% of the
-input price) and serves it to the next call of the plan (at 10%), which re-sends that prefix plus
-the model's answer and the tool results. Usage carries both counts
-(``usage.prompt_tokens_details.cached_tokens`` and ``.cache_creation_input_tokens``). Leave
+with no promise of a hit. ``explicit`` marks the system message and the last user message with
+``cache_control``, the roles DashScope's documentation shows markers on: DashScope then writes the
+prefix up to each marker to a cache (at 125% of the input price) and serves it to the next call of
+the plan (at 10%). The model's tool calls and the tool results appended after the last user message
+are not marked (nothing documents markers on assistant or tool messages), so they are billed as
+plain input; a repair note is a user message, so it moves the marker forward. Usage carries both
+counts (``usage.prompt_tokens_details.cached_tokens`` and ``.cache_creation_input_tokens``). Leave
 ``implicit`` for servers that do not know the markers (vLLM, Ollama).
 """
 
@@ -50,10 +52,12 @@ COMPLETIONS_PATH = "chat/completions"
 # marker goes on a content part, the message's content turned into a list of parts:
 #   {"role": "system", "content": [{"type": "text", "text": "You are ...",
 #                                   "cache_control": {"type": "ephemeral"}}]}
-# At most four markers a request; system, user, assistant and tool messages may carry one.
+# At most four markers a request. The documentation's examples (context-cache and the explicit cache
+# best practices) put markers on system and user messages only; an unsupported role could make the
+# request fail, so tool and assistant messages are never marked.
 CACHE_CONTROL: Mapping[str, str] = {"type": "ephemeral"}
 MAX_CACHE_MARKERS = 4
-MARKABLE_ROLES = frozenset({"system", "user", "assistant", "tool"})
+MARKABLE_ROLES = frozenset({"system", "user"})
 
 
 def _no_key() -> str | None:
@@ -212,13 +216,13 @@ class OpenAiCompatibleChat:
 
 
 def mark_for_cache(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The messages with the system message and the last message that can carry a marker marked
-    for the explicit cache, the other messages as they were.
+    """The messages with the system message and the last user message marked for the explicit cache,
+    the other messages as they were (the input is not changed).
 
-    The last message is usually the one to mark (the goal, a tool result, a repair note); an
-    assistant turn that only calls tools has no text to mark, so the last message with text is
-    marked instead. Marking the system message keeps the system prompt and tools cached even when
-    the conversation's marker does not match."""
+    The last user message is the goal, or the repair note of a later turn; the assistant's tool calls
+    and the tool results after it stay unmarked, as the provider documents markers on system and
+    user messages only. Marking the system message keeps the system prompt and tools cached even
+    when the conversation's marker does not match."""
     markable = [
         index
         for index, message in enumerate(messages)
@@ -226,11 +230,13 @@ def mark_for_cache(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
         and isinstance(message.get("content"), str)
         and message["content"]
     ]
-    if not markable:
-        return messages
-    chosen = {markable[-1]}
-    if messages[markable[0]]["role"] == "system":
-        chosen.add(markable[0])
+    chosen: set[int] = set()
+    users = [index for index in markable if messages[index]["role"] == "user"]
+    if users:
+        chosen.add(users[-1])
+    systems = [index for index in markable if messages[index]["role"] == "system"]
+    if systems:
+        chosen.add(systems[0])
     chosen = set(sorted(chosen)[-MAX_CACHE_MARKERS:])
     return [_marked(message) if index in chosen else message for index, message in enumerate(messages)]
 
