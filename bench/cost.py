@@ -7,6 +7,10 @@ Runs goals of each path on the local stack (the one the end-to-end tests use) on
 - ``compensated``: the merchant declines the payment (checkout completion answers 400) and the
   executed steps are compensated.
 - ``undone``: a low-risk goal completed, then undone by the shopper.
+- ``delivered``: the ``auto`` goal's whole life: completed, then its order shipped and delivered
+  through the sandbox merchant's test routes (the order webhooks through API Gateway and the api
+  function), metered until the tracking sweep has sent the delivered notice and nothing is due
+  (``bench/lifecycle.py``).
 
 A goal's executions are its own (named ``<goalId>``) and those named after it on any of the stack's
 state machines (the step loop's ``<goalId>-steps-<uuid>``, the undo flow's ``<goalId>-undo``).
@@ -18,7 +22,7 @@ from item sizes, notifications, API requests, KMS/S3/Secrets Manager calls, stat
 bytes; it prices them with ``bench/prices.yaml``. The planner's tokens come from the recorded corpus
 (``bench/corpus_tokens.py``): the local stack plans with the rules planner.
 
-    .venv/bin/python bench/cost.py [--goals 3] [--paths auto,approved,compensated,undone] [--json]
+    .venv/bin/python bench/cost.py [--goals 3] [--paths auto,approved,compensated,undone,delivered] [--json]
     .venv/bin/python bench/cost.py --capacity
 
 Figures are medians over ``--goals`` goals per path. Durations are in-process on loopback (no
@@ -56,6 +60,8 @@ from bench.cost_units import (
     concurrency_bound,
     express_billed_memory_mb,
     express_gb_seconds,
+    goal_api_call,
+    goal_dynamo_request,
     goals_per_second,
     load_prices,
     logging_settings,
@@ -68,8 +74,9 @@ from bench.cost_units import (
     request_units,
     state_machine_log_bytes,
 )
+from bench.lifecycle import SHIPMENT_STEPS, GoalsTable
 
-PATHS = ("auto", "approved", "compensated", "undone")
+PATHS = ("auto", "approved", "compensated", "undone", "delivered")
 LOW_RISK_GOAL = "Buy me a pair of running socks and ship them to my home address"
 APPROVAL_GOAL = "Buy me 2 pairs of running shoes, size 42, and gift-wrap them"
 # A sandbox shopper (goals are taken only for the brand's known users).
@@ -183,6 +190,7 @@ class CostBench:
         self.sweep_functions = {spec.name for spec in FUNCTIONS if spec.scheduled}
         self.memory = _configured_memory()
         self.log_level, self.include_data = logging_settings(_infra_dir() / "orchestration.py")
+        self.goals_table = GoalsTable(local.brand)
 
     def close(self) -> None:
         self.client.close()
@@ -193,6 +201,8 @@ class CostBench:
         # A fresh connection per goal: the gateway drops connections idle between goals.
         self.client.close()
         self.client = CartPilotClient(self.local.api_url, timeout=60)
+        # The window then holds the sweeps' work for this goal alone (not an earlier goal's notice).
+        _poll("the sweeps to finish earlier goals' work", lambda: not self.goals_table.sweeps_busy())
         runtime = self.local.runtime
         first_invocation = len(runtime.invocations)
         mark = self.meter.snapshot()
@@ -213,7 +223,7 @@ class CostBench:
             self.client.open_link(link).raise_for_status()
             self.client.decide(link, "approve").raise_for_status()
         window_open = False
-        if path in ("auto", "approved", "undone"):
+        if path in ("auto", "approved", "undone", "delivered"):
             # A flow that parks in its undo window (a task token), or one that ends at the receipt
             # and starts an undo flow only when the shopper asks.
             token = _poll(
@@ -234,9 +244,18 @@ class CostBench:
                 # The window's end, now: the flow takes the same path as when the timeout passes.
                 time_out_waiting_task(token, "us-east-1")
         _poll(f"the end of {goal_id}'s executions", lambda: self._all_finished(goal_id))
+        if path == "delivered":
+            self._ship_and_deliver(goal_id)
+        else:
+            # The status notices the goal's moves queued (sent by the notices sweep) are its cost too.
+            _poll(f"the notices of {goal_id}", lambda: not self.goals_table.sweeps_busy())
+            self._await_sweep_runs()
         executions = self._goal_executions(goal_id)
         usage = self._usage(executions, first_invocation, mark)
-        status = self.client.goal(goal_id)["status"]  # after metering: the bench's own read is no cost
+        view = self.client.goal(goal_id)  # after metering: the bench's own read is no cost
+        status = view["status"]
+        if path == "delivered":
+            status = f"{status} ({(view.get('tracking') or {}).get('status')})"
         return Measured(
             path,
             goal_id,
@@ -248,6 +267,55 @@ class CostBench:
             ),
             undo_window_open=window_open,
         )
+
+    def _ship_and_deliver(self, goal_id: str) -> None:
+        """The completed goal's order ships, then is delivered, each through the sandbox merchant's
+        test route (its order webhook goes through API Gateway and the api function); each waits until
+        the tracking sweep has sent the shopper's notice. The last waits too until the goal has nothing
+        due (the completed goal's status notices) and the sweeps that did the work have returned."""
+        import httpx
+
+        order_id = _poll(f"the order of {goal_id}", lambda: self.goals_table.order_id(goal_id))
+        kinds: tuple[str, ...] = ()
+        for number, (step, kind) in enumerate(SHIPMENT_STEPS, start=1):
+            response = httpx.post(f"{self.local.merchant_url}/_sandbox/orders/{order_id}/{step}", timeout=30)
+            response.raise_for_status()
+            webhook = response.json().get("webhook") or {}
+            if not 200 <= int(webhook.get("status") or 0) < 300:
+                raise RuntimeError(f"the {step} webhook of {goal_id} was not taken: {webhook}")
+            kinds += (kind,)
+            final = number == len(SHIPMENT_STEPS)
+            self._await_settled(goal_id, kinds, final=final)
+
+        self._await_sweep_runs()
+
+    def _await_sweep_runs(self) -> None:
+        """The sweeps' invocations are recorded when they return: waits for one more run of each."""
+
+        def sweep_runs() -> Counter[str]:
+            return Counter(
+                invocation.function_name
+                for invocation in self.local.runtime.invocations
+                if invocation.function_name in self.sweep_functions
+            )
+
+        before = sweep_runs()
+        _poll(
+            "the sweeps' runs to return",
+            lambda: all(sweep_runs()[name] > before[name] for name in self.sweep_functions),
+        )
+
+    def _await_settled(self, goal_id: str, kinds: tuple[str, ...], *, final: bool) -> None:
+        waiting: list[str] = []
+
+        def settled() -> bool:
+            waiting[:] = self.goals_table.awaited(goal_id, kinds, final=final)
+            return not waiting
+
+        try:
+            _poll(f"the {kinds[-1]} notice of {goal_id}", settled)
+        except TimeoutError as exc:
+            raise TimeoutError(f"{exc}; still waiting for {', '.join(waiting)}") from exc
 
     # --- what the stack did -----------------------------------------------------------------
 
@@ -394,20 +462,17 @@ class CostBench:
         ]
         by_table: dict[str, DynamoUnits] = {}
         for request in self.meter.dynamodb[mark.dynamodb :]:
-            if request.function in ours or (request.function in self.sweep_functions and request.write_sizes):
+            if goal_dynamo_request(request, ours, self.sweep_functions):
                 units = request_units(request)
                 usage.dynamo = usage.dynamo + units
                 for table in request.table.split(","):
                     by_table[table] = by_table.get(table, DynamoUnits()) + units
         usage.dynamo_by_table = by_table
         # A sweep's sends and the audit anchors of the records it writes for the goal.
-        sends = {("sns", "Publish"), ("sns", "PublishBatch"), ("sesv2", "SendEmail"), ("ses", "SendEmail"),
-                 ("s3", "PutObject")}  # fmt: skip
         calls = Counter(
             (call.service, call.operation)
             for call in self.meter.calls[mark.calls :]
-            if call.function in ours
-            or (call.function in self.sweep_functions and (call.service, call.operation) in sends)
+            if goal_api_call(call, ours, self.sweep_functions)
         )
         usage.sns_publishes = calls[("sns", "Publish")] + calls[("sns", "PublishBatch")]
         usage.emails = sum(count for (service, _op), count in calls.items() if service in ("ses", "sesv2"))
@@ -521,9 +586,10 @@ def summarise(runs: list[Measured]) -> dict[str, Any]:
 
 CACHE_RULE = "explicit cache, cold between plans"
 CACHE_ASSUMPTION = (
-    "DashScope explicit cache (cache_control on the system and the last message), cold between plans: "
-    "within a plan each call reads the previous call's prompt from the cache at 10% of the input price "
-    "and writes its new tokens at 125%; each plan's first call writes its whole prompt"
+    "DashScope explicit cache (cache_control on the system and the last user message), cold between "
+    "plans: each plan's first call writes its prompt up to the goal at 125% of the input price, later "
+    "calls read the longest prefix ending at an earlier call's marker at 10% and write up to their own "
+    "last marker at 125%; the tool calls and results after the last user message are plain input"
 )
 
 
@@ -546,6 +612,7 @@ def planner_figures(prices: PriceTable, cases: list[Any] | None = None) -> dict[
         cached: Callable[[Any], int],
         created: Callable[[Any], int] = lambda case: 0,
         cache: Literal["implicit", "explicit"] = "implicit",
+        over: list[Any] = cases,
     ) -> float:
         return per_thousand(
             statistics.fmean(
@@ -557,8 +624,10 @@ def planner_figures(prices: PriceTable, cases: list[Any] | None = None) -> dict[
                     cache_creation_tokens=created(c),
                     cache=cache,
                 )
-                for c in cases
+                for c in over
             )
+            if over
+            else 0.0
         )
 
     return {
@@ -576,6 +645,14 @@ def planner_figures(prices: PriceTable, cases: list[Any] | None = None) -> dict[
             lambda case: case.explicit_cached_prompt_tokens_cold,
             lambda case: case.explicit_cache_creation_tokens_cold,
             "explicit",
+        ),
+        # The headline rule over the plans the rules planner does not serve first: what a plan that
+        # reaches the model costs (the corpus mean above counts the rules planner's plans at zero).
+        "usd_per_1000_model_plans": per_thousand_plans(
+            lambda case: case.explicit_cached_prompt_tokens_cold,
+            lambda case: case.explicit_cache_creation_tokens_cold,
+            "explicit",
+            with_model,
         ),
         "usd_per_1000_plans_explicit_warm": per_thousand_plans(
             lambda case: case.explicit_cached_prompt_tokens_warm,
@@ -813,9 +890,10 @@ def print_table(result: dict[str, Any]) -> None:
         f"prices of {result['prices']['date']} ({result['prices']['region']}); medians of "
         f"{max(p['goals'] for p in paths.values())} goal(s) per path"
     )
-    print(f"{'':24}" + "".join(f"{name:>18}" for name in names))
+    width = max(18, 2 + max(len(cell(paths[name])) for _label, cell in rows for name in names))
+    print(f"{'':24}" + "".join(f"{name:>{width}}" for name in names))
     for label, cell in rows:
-        print(f"{label:24}" + "".join(f"{cell(paths[name]):>18}" for name in names))
+        print(f"{label:24}" + "".join(f"{cell(paths[name]):>{width}}" for name in names))
     print()
     for name in names:
         parts = ", ".join(f"{service} {usd:.4f}" for service, usd in paths[name]["breakdown"].items() if usd)
@@ -829,7 +907,8 @@ def print_table(result: dict[str, Any]) -> None:
             f"{planner['prompt_tokens_median']:,.0f} prompt + {planner['completion_tokens_median']:,.0f} "
             f"completion tokens per plan (mean {planner['prompt_tokens_mean']:,.0f} + "
             f"{planner['completion_tokens_mean']:,.0f}, {planner['model_calls_mean']:g} calls): "
-            f"USD {planner['usd_per_1000_plans']:.4f} per 1,000 plans"
+            f"USD {planner['usd_per_1000_plans']:.4f} per 1,000 plans (corpus mean), USD "
+            f"{planner['usd_per_1000_model_plans']:.4f} per 1,000 plans that reach the model"
         )
         print(
             f"  cache: {planner['cache_assumption']}; mean {planner['cached_prompt_tokens_mean']:,.0f} prompt "

@@ -12,7 +12,7 @@ import ast
 import json
 import math
 import statistics
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -70,6 +70,35 @@ def request_units(request: Any) -> DynamoUnits:
     )
     writes = sum(write_units(size, transactional=request.transactional) for size in request.write_sizes)
     return DynamoUnits(1, reads, writes)
+
+
+# --- what of a sweep's work is the goal's ------------------------------------------------------
+
+# Calls by which a sweep tells someone, or anchors an audit record it wrote, for the goal it serves.
+SWEEP_SENDS = frozenset(
+    {
+        ("sns", "Publish"),
+        ("sns", "PublishBatch"),
+        ("sesv2", "SendEmail"),
+        ("ses", "SendEmail"),
+        ("s3", "PutObject"),
+    }
+)
+
+
+def goal_dynamo_request(request: Any, per_goal: Collection[str], sweeps: Collection[str]) -> bool:
+    """Whether a metered DynamoDB request in a goal's window is the goal's: every request of a
+    function the goal invokes; of a sweep on a timer, only its writes (its notices, tracking, claims
+    and audit records for the goal). A sweep's reads and its runs are a cost per minute, not per goal."""
+    return request.function in per_goal or (request.function in sweeps and bool(request.write_sizes))
+
+
+def goal_api_call(call: Any, per_goal: Collection[str], sweeps: Collection[str]) -> bool:
+    """Whether a metered AWS call in a goal's window is the goal's: every call of a function the goal
+    invokes; of a sweep, its sends and audit anchors (``SWEEP_SENDS``)."""
+    return call.function in per_goal or (
+        call.function in sweeps and (call.service, call.operation) in SWEEP_SENDS
+    )
 
 
 # --- Step Functions logs ------------------------------------------------------------------------
