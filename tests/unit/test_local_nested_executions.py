@@ -231,11 +231,21 @@ def test_a_stopped_child_fails_the_task_too(sfn: Any):
         "executionArn"
     ]
     deadline = time.monotonic() + DEADLINE_SECONDS
-    while not (children := sfn.list_executions(stateMachineArn=child)["executions"]):
+
+    def waiting_child() -> str | None:
+        """The child once it waits in its Wait state (a child that is still starting cannot be stopped
+        in moto: its worker has no environment yet)."""
+        for execution in sfn.list_executions(stateMachineArn=child)["executions"]:
+            events = sfn.get_execution_history(executionArn=execution["executionArn"])["events"]
+            if any(event["type"] == "WaitStateEntered" for event in events):
+                return str(execution["executionArn"])
+        return None
+
+    while (waiting := waiting_child()) is None:
         assert time.monotonic() < deadline
         time.sleep(0.02)
 
-    sfn.stop_execution(executionArn=children[0]["executionArn"], error="Stopped", cause="by the test")
+    sfn.stop_execution(executionArn=waiting, error="Stopped", cause="by the test")
 
     result = output(finished(sfn, arn))
     assert result["error"]["Error"] == "States.TaskFailed"
