@@ -631,11 +631,12 @@ def test_a_step_loop_that_is_stopped_is_undone_by_the_order_flow(flow: Flow, sto
     assert json.loads(compensation["error"]["Cause"])["Status"] == "ABORTED"
 
 
-def test_a_step_loop_whose_outcome_could_not_be_recorded_ends_needing_attention_undoing_nothing_twice(
+def test_a_step_loop_whose_outcome_could_not_be_recorded_leaves_it_to_the_order_flows_compensator(
     flow: Flow,
 ) -> None:
-    """The child's undo fails and so does recording NEEDS_ATTENTION: the child still ends at its
-    NeedsAttention state, and the parent ends there too, without a second undo."""
+    """The child's undo fails and so does recording NEEDS_ATTENTION: the order flow's compensator
+    (which writes the goal's status itself) takes over; when it fails too, the order flow records
+    NEEDS_ATTENTION, and ends there even if that record fails."""
     happy_path(flow.functions, undo_until=None)
 
     def halted(event: dict[str, Any]) -> Any:
@@ -657,29 +658,35 @@ def test_a_step_loop_whose_outcome_could_not_be_recorded_ends_needing_attention_
     run = flow.run()
 
     ((status, steps),) = run.children
-    assert status == "FAILED" and steps[-2:] == ["RecordNeedsAttention", "NeedsAttention"]
-    assert run.entered[-3:] == ["ReadStepsFailure", "RouteStepsFailure", "NeedsAttention"]
+    assert status == "FAILED" and steps[-2:] == ["RecordNeedsAttention", "NeedsAttentionNotRecorded"]
+    assert run.entered[-5:] == [
+        "RouteStepsFailure", "LetStepsSettle", "UndoExecutedSteps", "RecordNeedsAttention", "NeedsAttention",
+    ]  # fmt: skip
     assert run.status == "FAILED"
-    assert [event["finalStatus"] for event in undone] == ["COMPENSATED"]
+    assert [event["finalStatus"] for event in undone] == ["COMPENSATED", "COMPENSATED"]
 
 
-def test_a_receipt_that_cannot_be_sent_keeps_the_confirmed_order(flow: Flow) -> None:
+def test_a_receipt_that_cannot_be_sent_is_left_to_the_compensator_not_undone_by_the_flow(flow: Flow) -> None:
     """The order is placed and confirmed; only the notify function fails (the receipt, then the
-    NEEDS_ATTENTION record): nobody undoes the order."""
+    NEEDS_ATTENTION record). The order flow hands the goal to the compensator, which keeps a confirmed
+    order and records NEEDS_ATTENTION (tests/unit/test_compensation.py)."""
     happy_path(flow.functions, undo_until=None)
 
     def notify(event: dict[str, Any]) -> Any:
         raise RuntimeError("SES throttled")
 
     flow.functions.answers["notify"] = notify
-    flow.functions.answers["compensator"] = lambda event: {"status": "COMPENSATED"}
+    flow.functions.answers["compensator"] = lambda event: {"status": "NEEDS_ATTENTION"}
 
     run = flow.run()
 
     ((status, steps),) = run.children
-    assert status == "FAILED" and steps[-3:] == ["SendReceipt", "RecordNeedsAttention", "NeedsAttention"]
-    assert run.entered[-1] == "NeedsAttention"
-    assert flow.functions.called("orders") and flow.functions.called("compensator") == []
+    assert status == "FAILED"
+    assert steps[-3:] == ["SendReceipt", "RecordNeedsAttention", "NeedsAttentionNotRecorded"]
+    assert run.entered[-3:] == ["LetStepsSettle", "UndoExecutedSteps", "OrderCompensated"]
+    assert flow.functions.called("orders")
+    (compensation,) = flow.functions.called("compensator")
+    assert compensation["finalStatus"] == "COMPENSATED"
 
 
 # --- undo: its own short execution ----------------------------------------------------------------

@@ -326,6 +326,19 @@ def test_a_completed_goal_is_left_completed_by_a_late_compensation(flow: OrderFl
     assert flow.records()[-1].event == "compensation.skipped"
 
 
+def test_a_completed_goal_whose_receipt_was_not_sent_goes_to_a_person_keeping_its_order(flow: OrderFlow):
+    """The step loop stopped inside SendReceipt, after the COMPLETED write and before the email."""
+    outputs = flow.completed()
+    flow.ledger.store.overwrite(flow.goal_id, receiptSentAt=None)
+    order_id = outputs["confirm"]["orderId"]
+
+    result = undo(flow, outputs, reason="States.Timeout")
+
+    assert result["status"] == "NEEDS_ATTENTION" and result["undone"] == []
+    assert undo_calls(flow) == [] and flow.shop.orders[order_id].status != "canceled"
+    assert flow.goal().status is GoalStatus.NEEDS_ATTENTION
+
+
 def test_an_order_that_failed_its_confirmation_is_still_undone(flow: OrderFlow):
     """Only a confirmed order is kept: one that does not match the plan is cancelled as before."""
     outputs = flow.run_steps()

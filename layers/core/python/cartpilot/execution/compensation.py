@@ -22,7 +22,7 @@ from cartpilot.commerce.ports import Merchant
 from cartpilot.execution.keys import step_idempotency_key
 from cartpilot.goals.events import CompensationResult
 from cartpilot.goals.ledger import GoalLedger
-from cartpilot.goals.model import GoalStatus
+from cartpilot.goals.model import GoalRecord, GoalStatus
 from cartpilot.goals.ports import Notifier
 from cartpilot.goals.reasons import REASON_MESSAGES, ReasonCode
 from cartpilot.kernel.clock import utc_now, utc_now_iso
@@ -68,23 +68,27 @@ _PAST_CONFIRMATION = frozenset(
 
 
 def _keep_confirmed_order(
-    goal_id: str, status: GoalStatus, *, ledger: GoalLedger, reason: str | None
+    goal: GoalRecord, *, ledger: GoalLedger, reason: str | None
 ) -> CompensationResult | None:
     """A failure after the order was confirmed as planned (the receipt failed, or the step loop
     stopped after the confirmation) undoes nothing: the order is the one the plan bought, and only
-    the shopper's undo takes it back. A completed goal stays as it is; one whose receipt was not
-    sent goes to a person. None when nothing was confirmed: compensation goes ahead."""
-    if status in _PAST_CONFIRMATION:
+    the shopper's undo takes it back. A goal whose receipt went out stays as it is; one whose receipt
+    was not sent goes to a person. None when nothing was confirmed: compensation goes ahead."""
+    receipt_sent = goal.status is not GoalStatus.COMPLETED or goal.receiptSentAt is not None
+    if goal.status in _PAST_CONFIRMATION and receipt_sent:
         ledger.note(
-            goal_id, actor="compensator", event="compensation.skipped",
-            detail={"why": f"the goal is {status.value}: its order stands", "reason": reason},
+            goal.goalId, actor="compensator", event="compensation.skipped",
+            detail={"why": f"the goal is {goal.status.value}: its order stands", "reason": reason},
         )  # fmt: skip
-        return CompensationResult(status=status, undone=[])
-    if not any(record.event == "order.confirmed" for record in ledger.audit.records(goal_id)):
+        return CompensationResult(status=goal.status, undone=[])
+    confirmed = goal.status is GoalStatus.COMPLETED or any(
+        record.event == "order.confirmed" for record in ledger.audit.records(goal.goalId)
+    )
+    if not confirmed:
         return None
     left = ["the order was confirmed as planned and stands; its receipt was not sent"]
     ledger.transition(
-        goal_id,
+        goal.goalId,
         GoalStatus.NEEDS_ATTENTION,
         actor="compensator",
         event="compensation.incomplete",
@@ -123,7 +127,7 @@ def undo_executed_steps(
     """
     goal = ledger.store.require(goal_id)
     if final_status is GoalStatus.COMPENSATED:
-        kept = _keep_confirmed_order(goal_id, goal.status, ledger=ledger, reason=reason)
+        kept = _keep_confirmed_order(goal, ledger=ledger, reason=reason)
         if kept is not None:
             return kept
     # ``reason`` is the error's own words (audit only); the shopper sees a reason from the set.
