@@ -34,6 +34,7 @@ from bench.cost_units import (
     write_units,
 )
 from cartpilot_local.metering import DynamoRequest, Meter, item_size, metering_dynamodb, number_size
+from tests.unit.cost_prices import AWS_PRICES, MODEL_PRICES
 
 # --- item sizes ---------------------------------------------------------------------------------
 
@@ -134,32 +135,7 @@ def test_the_seam_bills_a_write_by_the_larger_of_the_item_before_and_after():
 
 # --- prices -------------------------------------------------------------------------------------
 
-TABLE = PriceTable(
-    date="2026-01-01",
-    region="us-east-1",
-    prices={
-        "stepfunctions_per_transition": 0.000025,
-        "lambda_per_gb_second_arm64": 0.0000133334,
-        "lambda_per_request": 0.0000002,
-        "lambda_billing_granularity_ms": 1,
-        "dynamodb_per_write_request_unit": 0.000000625,
-        "dynamodb_per_read_request_unit": 0.000000125,
-        "sns_per_publish": 0.0000005,
-        "sns_per_sms": 0.00645,
-        "ses_per_email": 0.0001,
-        "logs_per_gb_ingested": 0.5,
-        "apigateway_rest_per_request": 0.0000035,
-        "waf_per_request": 0.0000006,
-        "kms_per_asymmetric_request": 0.000015,
-        "kms_per_symmetric_request": 0.000003,
-        "s3_per_put": 0.000005,
-        "s3_per_get": 0.0000004,
-        "secretsmanager_per_call": 0.000005,
-        "model_per_million_input_tokens": 0.4,
-        "model_per_million_output_tokens": 1.2,
-    },
-    quotas={},
-)
+TABLE = PriceTable(date="2026-01-01", region="us-east-1", prices={**AWS_PRICES, **MODEL_PRICES}, quotas={})
 
 
 def test_a_goal_is_priced_service_by_service_from_the_table():

@@ -9,9 +9,10 @@ from typing import Any
 import pytest
 
 from bench.cost import PATHS, Measured, summarise
-from bench.cost_units import GoalUsage, LambdaRun, PriceTable, goal_api_call, goal_dynamo_request, price_goal
+from bench.cost_units import GoalUsage, LambdaRun, goal_api_call, goal_dynamo_request, price_goal
 from bench.lifecycle import SHIPMENT_STEPS, awaited
 from cartpilot_local.metering import ApiCall, DynamoRequest
+from tests.unit.cost_prices import TABLE
 
 PER_GOAL = {"api", "planner", "notify"}
 SWEEPS = {"notices", "tracking", "redelivery", "occurrences"}
@@ -112,29 +113,6 @@ def test_a_sweep_counts_its_sends_and_audit_anchors(call: ApiCall, counted: bool
 
 
 # --- the row ------------------------------------------------------------------------------------
-
-PRICES = {
-    "stepfunctions_per_transition": 0.000025,
-    "stepfunctions_express_per_request": 0.000001,
-    "stepfunctions_express_per_gb_second": 0.00001667,
-    "lambda_per_gb_second_arm64": 0.0000133334,
-    "lambda_per_request": 0.0000002,
-    "lambda_billing_granularity_ms": 1,
-    "dynamodb_per_write_request_unit": 0.000000625,
-    "dynamodb_per_read_request_unit": 0.000000125,
-    "sns_per_publish": 0.0000005,
-    "sns_per_sms": 0.00645,
-    "ses_per_email": 0.0001,
-    "logs_per_gb_ingested": 0.5,
-    "apigateway_rest_per_request": 0.0000035,
-    "waf_per_request": 0.0000006,
-    "kms_per_asymmetric_request": 0.000015,
-    "kms_per_symmetric_request": 0.000003,
-    "s3_per_put": 0.000005,
-    "s3_per_get": 0.0000004,
-    "secretsmanager_per_call": 0.000005,
-}
-TABLE = PriceTable("2026-11-30", "us-east-1", PRICES, quotas={})
 
 
 def test_the_shipment_notices_and_webhooks_are_priced_as_the_goals() -> None:
