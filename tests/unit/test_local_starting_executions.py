@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
+from types import SimpleNamespace
 from typing import Any
 
 import boto3
 import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
+from moto.stepfunctions.parser.api import ExecutionStatus
 from moto.stepfunctions.parser.models import StepFunctionsParserBackend, stepfunctions_parser_backends
 
 from cartpilot_local.starting_executions import (
@@ -31,18 +32,16 @@ def sfn() -> Iterator[Any]:
 
 
 def _running_execution_still_starting(sfn: Any) -> Any:
-    """A RUNNING execution as moto holds it between its creation and its worker's first step."""
+    """A RUNNING execution as moto holds it between its creation and its worker's first step: a
+    worker without an environment (a stand-in, so no live worker thread is disturbed)."""
     arn = sfn.create_state_machine(
         name="waits", definition=json.dumps(WAITING), roleArn=f"arn:aws:iam::{ACCOUNT}:role/r"
     )["stateMachineArn"]
-    execution_arn = sfn.start_execution(stateMachineArn=arn)["executionArn"]
     backend = stepfunctions_parser_backends[ACCOUNT][REGION]
-    deadline = time.monotonic() + 5
-    while (execution := backend.describe_execution(execution_arn)).exec_worker is None:
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
-    execution.exec_worker.env = None  # the moment before the worker builds its environment
-    return execution
+    (machine,) = [machine for machine in backend.state_machines if machine.arn == arn]
+    starting = SimpleNamespace(status=ExecutionStatus.RUNNING, exec_worker=SimpleNamespace(env=None))
+    machine.executions.append(starting)
+    return starting
 
 
 def test_without_the_seam_moto_fails_on_an_execution_still_starting(sfn: Any):
